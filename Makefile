@@ -1,0 +1,38 @@
+# Two commands set everything up on a fresh machine:
+#   make demo   creates .venv, installs isospike, runs the main job on the embedded default data
+#   make test   same set-up, then the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+PIP     = $(VENV)/bin/pip
+STAMP   = $(VENV)/.isospike-installed
+
+.PHONY: demo test bench-setup bench clean
+
+# torch==2.13.0 first: pip then takes the CPU build that lies on this machine's disk
+# instead of resolving `torch>=2.2` to a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/isospike demo
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 -q
+
+# Peer libraries for side-by-side benchmarks only (never runtime dependencies).
+# SpikingJelly and NeuroBench declare torchvision/torchaudio, which would pull another torch:
+# install them without dependencies, then the few they really need.
+bench-setup: $(STAMP)
+	$(PIP) install -e '.[bench]'
+	$(PIP) install --no-deps spikingjelly
+	$(PIP) install loguru h5py scipy requests
+
+bench: bench-setup
+	$(PY) benchmarks/neuron_sim.py
+
+clean:
+	rm -rf $(VENV) runs build src/*.egg-info

@@ -1,0 +1,71 @@
+"""The ``isospike`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from isospike import __version__
+from isospike.errors import IsospikeError
+
+
+def _positive_ints(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="isospike",
+        description="Convert neural networks to spiking networks, verify them and estimate their cost.",
+    )
+    parser.add_argument("--version", action="version", version=f"isospike {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo",
+        help="train a small CNN on the embedded digits data, convert it to a rate-coded SNN, report",
+        description="Train a small CNN on scikit-learn's digits (shipped with the package), convert it "
+        "to a rate-coded SNN, measure accuracy and spikes for several numbers of time steps, and "
+        "write a Markdown report with a plot.",
+    )
+    demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    demo.add_argument("--timesteps", type=_positive_ints, default=[1, 2, 4, 8, 16, 32],
+                      help="comma-separated numbers of time steps (default: 1,2,4,8,16,32)")
+    demo.add_argument("--epochs", type=int, default=30, help="ANN training epochs (default: 30)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        if args.command == "demo":
+            if args.epochs < 1:
+                parser.error("--epochs must be >= 1")
+            from isospike.report.demo import run_demo
+
+            run_demo(args.out, timesteps=args.timesteps, epochs=args.epochs, seed=args.seed,
+                     progress=not args.no_progress)
+        return 0
+    except KeyboardInterrupt:
+        print("isospike: interrupted; files already written are complete, nothing half-written was kept",
+              file=sys.stderr)
+        return 130
+    except (IsospikeError, ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"isospike: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

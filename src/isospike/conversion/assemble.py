@@ -1,0 +1,85 @@
+"""Turn a checked ANN graph into a time-folded spiking graph: activations become neuron
+populations, synaptic layers get counters, constant tensors are broadcast over time where
+they meet time-varying ones. Coding-independent; each coding supplies its neurons."""
+
+from __future__ import annotations
+
+from torch import fx, nn
+
+from isospike.conversion.graph import input_nodes, is_tensor_node, module_of, time_varying_nodes
+from isospike.conversion.timefold import CountingSynapse, TimeBroadcast, TimeFoldedNeuron
+from isospike.neurons import IFNeuron
+
+SYNAPSE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+POOL_TYPES = (
+    nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
+)
+# Per-sample linear maps kept as they are (no synaptic work of their own counted).
+PASSTHROUGH_TYPES = (
+    nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
+    nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
+)
+_SHAPE_ONLY_TYPES = (nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
+_SHAPE_ONLY_METHODS = {"view", "reshape", "flatten", "contiguous"}
+
+
+def _set_module(gm: fx.GraphModule, path: str, module: nn.Module) -> None:
+    parent_path, _, name = path.rpartition(".")
+    parent = gm.get_submodule(parent_path) if parent_path else gm
+    setattr(parent, name, module)
+
+
+def _carries_spikes(gm: fx.GraphModule, node: fx.Node, neuron_nodes: set[fx.Node]) -> bool:
+    """True when ``node``'s value is a neuron output, reshaped at most (still binary events)."""
+    while True:
+        if node in neuron_nodes:
+            return True
+        m = module_of(gm, node)
+        shape_only = isinstance(m, _SHAPE_ONLY_TYPES) or (
+            node.op == "call_method" and node.target in _SHAPE_ONLY_METHODS
+        ) or (node.op == "call_function" and getattr(node.target, "__name__", "") in ("flatten", "reshape"))
+        if not shape_only or not node.args or not isinstance(node.args[0], fx.Node):
+            return False
+        node = node.args[0]
+
+
+def assemble_time_folded(gm: fx.GraphModule, neurons: dict[str, IFNeuron]) -> None:
+    """Replace each activation module whose path is in ``neurons`` by that neuron population
+    (in place), wrap synaptic and pooling layers in counters, and broadcast constant tensors
+    over time where they are combined with time-varying ones."""
+    neuron_nodes = {n for n in gm.graph.nodes if n.op == "call_module" and str(n.target) in neurons}
+    varying = time_varying_nodes(gm, neuron_nodes)
+
+    for node in neuron_nodes:
+        src = node.args[0]
+        static = not (isinstance(src, fx.Node) and src in varying)
+        _set_module(gm, str(node.target), TimeFoldedNeuron(neurons[str(node.target)], static_input=static))
+
+    for node in list(gm.graph.nodes):
+        if node.op != "call_module" or node in neuron_nodes:
+            continue
+        m = module_of(gm, node)
+        if isinstance(m, SYNAPSE_TYPES + POOL_TYPES):
+            src = node.args[0]
+            static = not (isinstance(src, fx.Node) and src in varying)
+            spikes = isinstance(src, fx.Node) and _carries_spikes(gm, src, neuron_nodes)
+            _set_module(gm, str(node.target), CountingSynapse(m, spike_input=spikes, static_input=static))
+
+    counter = 0
+    for node in list(gm.graph.nodes):
+        if node in neuron_nodes or node not in varying or node.op == "output":
+            continue
+        for src in input_nodes(node):
+            if src in varying or not (is_tensor_node(src) or src.op == "placeholder"):
+                continue
+            if "tensor_meta" in src.meta and len(getattr(src.meta["tensor_meta"], "shape", ())) == 0:
+                continue  # a scalar tensor broadcasts by itself
+            name = f"time_broadcast_{counter}"
+            counter += 1
+            gm.add_submodule(name, TimeBroadcast())
+            with gm.graph.inserting_before(node):
+                b = gm.graph.call_module(name, args=(src,))
+            node.replace_input_with(src, b)
+    gm.graph.lint()
+    gm.recompile()

@@ -1,0 +1,107 @@
+"""Calibration data handling and activation statistics (thresholds, ranges)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+CalibrationData = Any  # Tensor | (x, y) pair | LabelledData | DataLoader | iterable of batches
+
+
+def calibration_batches(calibration: CalibrationData, batch_size: int = 256) -> Iterator[Tensor]:
+    """Yield input batches from ``calibration``: a tensor (split into ``batch_size`` chunks), an
+    ``(inputs, targets)`` pair or :class:`~isospike.data.LabelledData` (inputs only), or an
+    iterable of batches (tensors or tuples whose first element is the input)."""
+    if calibration is None:
+        raise ValueError("calibration data is required here: pass calibration=<input tensor or batches>")
+    if isinstance(calibration, Tensor):
+        if calibration.dim() == 0 or len(calibration) == 0:
+            raise ValueError("calibration tensor is empty: pass at least one input sample")
+        yield from calibration.split(batch_size)
+        return
+    x = getattr(calibration, "x", None)
+    if isinstance(x, Tensor):  # LabelledData
+        yield from calibration_batches(x, batch_size)
+        return
+    if isinstance(calibration, (tuple, list)) and len(calibration) == 2 and all(isinstance(c, Tensor) for c in calibration) \
+            and len(calibration[0]) == len(calibration[1]) and calibration[1].dim() == 1:
+        yield from calibration_batches(calibration[0], batch_size)
+        return
+    if not isinstance(calibration, Iterable):
+        raise TypeError(
+            f"calibration must be a tensor, an (inputs, targets) pair or an iterable of batches, "
+            f"got {type(calibration).__name__}"
+        )
+    n = 0
+    for batch in calibration:
+        if isinstance(batch, (tuple, list)):
+            batch = batch[0]
+        if not isinstance(batch, Tensor):
+            raise TypeError(f"calibration batches must be tensors or tuples of tensors, got {type(batch).__name__}")
+        n += 1
+        yield batch
+    if n == 0:
+        raise ValueError("calibration iterable yielded no batches")
+
+
+def first_batch(calibration: CalibrationData) -> Tensor:
+    return next(iter(calibration_batches(calibration, batch_size=64)))
+
+
+class ActivationSampler:
+    """Keeps a bounded, seeded random sample of the values a set of modules output.
+
+    ``max_samples`` values per module are kept (all of them while fewer were seen), enough for a
+    percentile estimate whose error is far below one quantization level.
+    """
+
+    def __init__(self, modules: dict[str, nn.Module], max_samples: int = 1 << 21, seed: int = 0) -> None:
+        self.samples: dict[str, list[Tensor]] = {name: [] for name in modules}
+        self.maxima: dict[str, float] = {name: float("-inf") for name in modules}
+        self.max_samples = max_samples
+        self.generator = torch.Generator().manual_seed(seed)
+        self._handles = [m.register_forward_hook(self._hook(name)) for name, m in modules.items()]
+
+    def _hook(self, name: str):
+        def hook(_module: nn.Module, _inputs: Any, output: Tensor) -> None:
+            values = output.detach().reshape(-1).to(torch.float32)
+            if values.numel() == 0:
+                return
+            self.maxima[name] = max(self.maxima[name], float(values.max()))
+            budget = self.max_samples // 8  # per batch, so later batches are represented too
+            if values.numel() > budget:
+                idx = torch.randint(values.numel(), (budget,), generator=self.generator)
+                values = values[idx]
+            self.samples[name].append(values.clone())
+
+        return hook
+
+    def remove(self) -> None:
+        for h in self._handles:
+            h.remove()
+
+    def percentile(self, name: str, q: float) -> float:
+        """The ``q``-th percentile (0-100) of the sampled values of module ``name``."""
+        values = torch.cat(self.samples[name]) if self.samples[name] else torch.zeros(1)
+        if len(values) > self.max_samples:
+            idx = torch.randint(len(values), (self.max_samples,), generator=self.generator)
+            values = values[idx]
+        return float(np.percentile(values.numpy(), q))
+
+
+def sample_activations(
+    model: nn.Module, modules: dict[str, nn.Module], calibration: CalibrationData, batch_size: int = 256, seed: int = 0
+) -> ActivationSampler:
+    """Run ``calibration`` through ``model`` (eval, no grad) and sample each module's outputs."""
+    sampler = ActivationSampler(modules, seed=seed)
+    try:
+        with torch.no_grad():
+            for batch in calibration_batches(calibration, batch_size):
+                model(batch)
+    finally:
+        sampler.remove()
+    return sampler

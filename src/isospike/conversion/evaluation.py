@@ -1,0 +1,59 @@
+"""Accuracy and activity of a spiking network as a function of the number of time steps."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from isospike.conversion.network import SpikingNetwork
+
+
+@dataclass(frozen=True)
+class TimestepEvaluation:
+    """Results after ``timesteps`` steps: top-1 ``accuracy`` in [0, 1], and the mean number of
+    spikes and effective synaptic operations per sample."""
+
+    timesteps: int
+    accuracy: float
+    spikes_per_sample: float
+    synaptic_ops_per_sample: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evaluate_over_time(
+    snn: SpikingNetwork, data: Any, timesteps: Sequence[int], batch_size: int = 500, progress: bool = False
+) -> list[TimestepEvaluation]:
+    """Evaluate ``snn`` on labelled ``data`` ((x, y) or LabelledData) after each T in
+    ``timesteps`` from a single simulation of max(timesteps) steps.
+
+    The dynamics are causal and their parameters do not depend on T, so the first T steps of a
+    long run are exactly a run of T steps; the decoded output after T steps is the mean of the
+    first T per-step outputs."""
+    ts = sorted({int(t) for t in timesteps})
+    if not ts or ts[0] < 1:
+        raise ValueError(f"timesteps must be positive integers, got {list(timesteps)}")
+    x, y = data
+    t_max = ts[-1]
+    correct = {t: 0 for t in ts}
+    snn.reset_counts()
+    chunks = range(0, len(x), batch_size)
+    for i in tqdm(chunks, desc=f"simulating T={t_max}", disable=not progress, leave=False):
+        steps = snn.forward_steps(x[i:i + batch_size], timesteps=t_max)
+        if not isinstance(steps, torch.Tensor):
+            raise TypeError("evaluate_over_time needs a network with a single tensor output")
+        running = steps.cumsum(0)
+        for t in ts:
+            correct[t] += int((running[t - 1].argmax(-1) == y[i:i + batch_size]).sum())
+    stats = snn.layer_stats()
+    n = max(len(x), 1)
+    results = []
+    for t in ts:
+        spikes = sum(sum(s.by_step[:t]) for s in stats.values() if s.kind == "neuron")
+        ops = sum(sum(s.by_step[:t]) for s in stats.values() if s.kind != "neuron")
+        results.append(TimestepEvaluation(t, correct[t] / n, spikes / n, ops / n))
+    return results

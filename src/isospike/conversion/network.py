@@ -1,0 +1,142 @@
+"""The converted spiking network: an fx graph with neurons, run over T time steps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import torch
+from torch import Tensor, fx, nn
+from torch.utils._pytree import tree_map
+
+from isospike.conversion.timefold import CountingSynapse, TimeFolded, TimeFoldedNeuron
+
+
+@dataclass
+class LayerStats:
+    """What one layer did during the runs since counters were last reset.
+
+    name: dotted path of the layer in the converted model.
+    kind: "neuron" (spiking population), "ac" (synapses driven by spikes) or "mac" (synapses
+        driven by analog values: the input layer).
+    neurons: neurons in the population per sample (0 for synapse layers).
+    neuron_updates: neuron x step updates simulated, over all samples.
+    spikes: spikes emitted (neuron layers), over all samples and steps.
+    synaptic_ops: effective synaptic operations (nonzero input x nonzero weight) for synapse
+        layers; spikes x fan-out is what the next synapse layer reports.
+    dense_ops: the same layer's operations if every input were nonzero (MACs of the ANN).
+    timesteps: time steps per sample.
+    samples: samples simulated.
+    by_step: spikes (neurons) or synaptic ops (synapses) at each step, summed over samples.
+    """
+
+    name: str
+    kind: str
+    neurons: int = 0
+    neuron_updates: int = 0
+    spikes: int = 0
+    synaptic_ops: int = 0
+    dense_ops: int = 0
+    timesteps: int = 0
+    samples: int = 0
+    by_step: list[int] = field(default_factory=list)
+
+    @property
+    def spikes_per_neuron_step(self) -> float:
+        """Firing rate in spikes per neuron per step (0 for synapse layers)."""
+        return self.spikes / self.neuron_updates if self.neuron_updates else 0.0
+
+
+class SpikingNetwork(nn.Module):
+    """A spiking network produced by :func:`isospike.convert`.
+
+    ``snn(x)`` runs a full simulation of ``timesteps`` steps from the reset state and returns the
+    decoded output, shaped like the ANN's output: time-varying outputs are averaged over the
+    steps (rate decoding of the output layer's currents or spikes).
+
+    Attributes: ``graph_module`` (the fx graph with spiking modules), ``timesteps``, ``coding``
+    (name of the coding), ``info`` (conversion details: thresholds, folded layers, ...).
+    """
+
+    def __init__(self, graph_module: fx.GraphModule, timesteps: int, coding: str, info: dict[str, Any]) -> None:
+        super().__init__()
+        if timesteps < 1:
+            raise ValueError(f"timesteps must be >= 1, got {timesteps}")
+        self.graph_module = graph_module
+        self.timesteps = int(timesteps)
+        self.coding = coding
+        self.info = info
+
+    # ------------------------------------------------------------------ structure
+    def neurons(self) -> Iterator[tuple[str, TimeFoldedNeuron]]:
+        for name, m in self.graph_module.named_modules():
+            if isinstance(m, TimeFoldedNeuron):
+                yield name, m
+
+    def synapses(self) -> Iterator[tuple[str, CountingSynapse]]:
+        for name, m in self.graph_module.named_modules():
+            if isinstance(m, CountingSynapse):
+                yield name, m
+
+    def reset(self) -> None:
+        """Reset every neuron's membrane to its initial value."""
+        for _, m in self.neurons():
+            m.reset()
+
+    def reset_counts(self) -> None:
+        for _, m in self.neurons():
+            m.reset_counts()
+        for _, m in self.synapses():
+            m.reset_counts()
+
+    # ------------------------------------------------------------------ simulation
+    def forward_steps(self, x: Tensor, timesteps: int | None = None) -> Any:
+        """Simulate and return the raw output at every step, ``[T, batch, ...]`` per output
+        tensor (an output that does not depend on time is repeated)."""
+        T = self.timesteps if timesteps is None else int(timesteps)
+        if T < 1:
+            raise ValueError(f"timesteps must be >= 1, got {T}")
+        if not isinstance(x, Tensor):
+            raise TypeError(f"input must be a tensor, got {type(x).__name__}")
+        batch = x.shape[0] if x.dim() else 1
+        for m in self.graph_module.modules():
+            if isinstance(m, TimeFolded):
+                m.timesteps = T
+        self.reset()
+        with torch.no_grad():
+            out = self.graph_module(x)
+
+        def unfold(y: Any) -> Any:
+            if not isinstance(y, Tensor):
+                return y
+            if T > 1 and y.dim() and y.shape[0] == T * batch:
+                return y.reshape(T, batch, *y.shape[1:])
+            return y.unsqueeze(0).expand(T, *y.shape)  # constant over time (or T == 1)
+
+        return tree_map(unfold, out)
+
+    def forward(self, x: Tensor, timesteps: int | None = None) -> Any:
+        """Simulate ``timesteps`` steps (default: the converted ``timesteps``) and return the
+        output averaged over time, shaped like the ANN output."""
+        steps = self.forward_steps(x, timesteps)
+        return tree_map(lambda y: y.mean(0) if isinstance(y, Tensor) else y, steps)
+
+    # ------------------------------------------------------------------ statistics
+    def layer_stats(self) -> dict[str, LayerStats]:
+        """Per-layer counts since :meth:`reset_counts`, in graph order."""
+        stats: dict[str, LayerStats] = {}
+        for name, m in self.graph_module.named_modules():
+            if isinstance(m, TimeFoldedNeuron):
+                stats[name] = LayerStats(
+                    name=name, kind="neuron", neurons=m.neurons_per_sample,
+                    neuron_updates=m.neuron.neuron_updates, spikes=m.neuron.spikes,
+                    timesteps=self.timesteps, samples=m.samples, by_step=list(m.neuron.spikes_by_step),
+                )
+            elif isinstance(m, CountingSynapse):
+                stats[name] = LayerStats(
+                    name=name, kind=m.kind, synaptic_ops=m.synaptic_ops, dense_ops=m.dense_ops,
+                    timesteps=1 if m.static_input else self.timesteps, samples=m.samples,
+                    by_step=list(m.ops_by_step),
+                )
+        return stats
+

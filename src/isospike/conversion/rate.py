@@ -1,0 +1,123 @@
+"""Rate coding: ReLU -> integrate-and-fire neurons with reset by subtraction.
+
+Each ReLU becomes an IF population whose threshold theta is a robust maximum of that ReLU's
+activations on calibration data (a high percentile, Rueckauer et al. 2017), whose membrane
+starts at ``v_init * theta`` (0.5: the half-step shift that makes spike counts round instead of
+floor), and whose spikes carry the value theta, so the next layer keeps the ANN's weights.
+Linear, convolution, average pooling, flatten, dropout and BatchNorm (folded into the preceding
+synapse where possible) are kept. The analog input is applied at every step (direct coding);
+the output is the time average of the last layer's currents.
+
+Over T steps the firing rate of a neuron approximates clip(z, 0, theta) of its ANN activation
+z with an error of at most theta / T per layer for constant inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from isospike.conversion.assemble import PASSTHROUGH_TYPES, POOL_TYPES, SYNAPSE_TYPES, assemble_time_folded
+from isospike.conversion.calibration import first_batch, sample_activations
+from isospike.conversion.graph import (
+    check_linear_glue,
+    fold_batchnorm,
+    module_of,
+    propagate_shapes,
+    relu_functions_to_modules,
+    trace,
+)
+from isospike.conversion.network import SpikingNetwork
+from isospike.errors import UnsupportedLayerError
+from isospike.neurons import IFNeuron
+
+CODING = "rate"
+
+_HINTS = {
+    "MaxPool1d": "the max of spike trains is not the max of their rates; use average pooling "
+    "(e.g. isospike.models with pool='avg') and retrain",
+    "MaxPool2d": "the max of spike trains is not the max of their rates; use average pooling "
+    "(e.g. isospike.models with pool='avg') and retrain",
+    "Sigmoid": "rate-coded IF neurons represent ReLU-like activations only; use ReLU",
+    "Tanh": "rate-coded IF neurons represent ReLU-like activations only; use ReLU",
+    "GELU": "rate-coded IF neurons represent ReLU-like activations only; use ReLU, "
+    "or isospike.exact.convert for a bit-exact spiking version",
+}
+
+
+def check_rate_graph(gm, activation_types: tuple[type, ...]) -> list[str]:
+    """Check that every node is supported; return the paths of the activation modules."""
+    activations = []
+    for node in gm.graph.nodes:
+        if node.op == "call_module":
+            m = module_of(gm, node)
+            if isinstance(m, activation_types):
+                activations.append(str(node.target))
+            elif not isinstance(m, SYNAPSE_TYPES + POOL_TYPES + PASSTHROUGH_TYPES):
+                name = type(m).__name__
+                raise UnsupportedLayerError(name, str(node.target), CODING, _HINTS.get(name, "no spiking equivalent in this coding"))
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)) and m.training:
+                m.eval()
+        elif node.op in ("call_function", "call_method"):
+            check_linear_glue(node, CODING)
+    return activations
+
+
+def convert_rate(
+    model: nn.Module,
+    *,
+    timesteps: int,
+    calibration: Any = None,
+    percentile: float = 99.9,
+    v_init: float = 0.5,
+    reset: str = "subtract",
+    fold_bn: bool = True,
+    calibration_batch_size: int = 256,
+) -> SpikingNetwork:
+    """Convert a ReLU network to a rate-coded IF network (see the module docstring).
+
+    Args:
+        model: the ANN (not modified; a copy is converted).
+        timesteps: default simulation length T.
+        calibration: input data for the thresholds (tensor, (x, y) pair or iterable of batches).
+        percentile: percentile (0-100] of each ReLU's activations used as its threshold; 100 = max.
+        v_init: initial membrane as a fraction of the threshold.
+        reset: "subtract" (default) or "zero".
+        fold_bn: fold BatchNorm into the preceding Conv/Linear.
+    """
+    if not 0.0 < percentile <= 100.0:
+        raise ValueError(f"percentile must be in (0, 100], got {percentile}")
+    if calibration is None:
+        raise ValueError(
+            "rate conversion sets each neuron's threshold from activation statistics: pass "
+            "calibration=<a few hundred training inputs> (tensor, (x, y) pair or DataLoader)"
+        )
+    gm = trace(model, CODING)
+    relu_functions_to_modules(gm)
+    folded = fold_batchnorm(gm) if fold_bn else []
+    propagate_shapes(gm, first_batch(calibration))
+    relus = check_rate_graph(gm, (nn.ReLU,))
+    sampler = sample_activations(gm, {p: gm.get_submodule(p) for p in relus}, calibration, calibration_batch_size)
+    thresholds: dict[str, float] = {}
+    dead: list[str] = []
+    for path in relus:
+        theta = sampler.percentile(path, percentile) if percentile < 100 else sampler.maxima[path]
+        if not theta > 0.0:
+            theta = 1.0  # never active on the calibration data: any positive threshold is exact
+            dead.append(path)
+        thresholds[path] = float(theta)
+    neurons = {
+        path: IFNeuron(threshold=th, reset=reset, v_init=v_init * th, spike_value=th)
+        for path, th in thresholds.items()
+    }
+    assemble_time_folded(gm, neurons)
+    info = {
+        "thresholds": thresholds,
+        "percentile": percentile,
+        "v_init": v_init,
+        "reset": reset,
+        "folded_batchnorm": folded,
+        "never_active_on_calibration": dead,
+    }
+    return SpikingNetwork(gm, timesteps, CODING, info)

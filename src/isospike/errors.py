@@ -1,0 +1,34 @@
+"""Exceptions raised by isospike.
+
+Every error names what is wrong and how to fix it, so that a user never has to read
+isospike's source to understand a failure.
+"""
+
+from __future__ import annotations
+
+
+class IsospikeError(Exception):
+    """Base class of isospike's own errors."""
+
+
+class UnsupportedLayerError(IsospikeError, TypeError):
+    """A model contains a layer or operation that the chosen coding cannot convert.
+
+    Attributes:
+        layer_type: the module class name or function name, e.g. ``"Sigmoid"``.
+        path: the dotted path of the layer inside the model, e.g. ``"features.3"``.
+        coding: the coding that was requested.
+    """
+
+    def __init__(self, layer_type: str, path: str, coding: str, hint: str = "") -> None:
+        self.layer_type = layer_type
+        self.path = path
+        self.coding = coding
+        message = f"{layer_type} at '{path}' is not supported by the '{coding}' coding"
+        if hint:
+            message += f": {hint}"
+        super().__init__(message)
+
+
+class DatasetNotFoundError(IsospikeError, FileNotFoundError):
+    """A dataset's files are not where isospike looked; the message says how to get them."""

@@ -1,0 +1,16 @@
+"""Spiking neuron models: IF (reset by subtraction / to zero) and LIF.
+
+Each model is a pure step function (``if_step``) plus a stateful module that loops over time,
+keeps its membrane explicit (``.v``, ``.reset()``) and counts its spikes and updates.
+"""
+
+from isospike.neurons.integrate_fire import (
+    IFNeuron,
+    IFParameters,
+    IFState,
+    LIFNeuron,
+    if_step,
+    initial_state,
+)
+
+__all__ = ["IFNeuron", "IFParameters", "IFState", "LIFNeuron", "if_step", "initial_state"]

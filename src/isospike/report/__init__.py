@@ -1,0 +1,1 @@
+"""Reports: tables, plots and the end-to-end jobs behind the command line."""

@@ -1,0 +1,101 @@
+"""Plain supervised training and evaluation of classifiers (the ANNs that get converted)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+
+def _as_pair(data: Any) -> tuple[Tensor, Tensor]:
+    x, y = data  # LabelledData or (x, y)
+    if not isinstance(x, Tensor) or not isinstance(y, Tensor):
+        raise TypeError("data must be an (inputs, targets) pair of tensors or a LabelledData")
+    if len(x) != len(y):
+        raise ValueError(f"inputs have {len(x)} samples but targets have {len(y)}")
+    return x, y
+
+
+@dataclass
+class TrainingHistory:
+    """Loss and accuracy per epoch (training set; validation when given)."""
+
+    train_loss: list[float] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+
+
+def accuracy(model: Callable[[Tensor], Tensor], data: Any, batch_size: int = 500) -> float:
+    """Top-1 accuracy (fraction in [0, 1]) of ``model`` on ``data`` ((x, y) or LabelledData).
+
+    nn.Modules are put in eval mode; the mode is restored afterwards."""
+    x, y = _as_pair(data)
+    was_training = isinstance(model, nn.Module) and model.training
+    if isinstance(model, nn.Module):
+        model.eval()
+    correct = 0
+    try:
+        with torch.no_grad():
+            for i in range(0, len(x), batch_size):
+                correct += int((model(x[i:i + batch_size]).argmax(-1) == y[i:i + batch_size]).sum())
+    finally:
+        if was_training:
+            model.train()
+    return correct / max(len(x), 1)
+
+
+def fit_classifier(
+    model: nn.Module,
+    train: Any,
+    *,
+    epochs: int = 10,
+    lr: float = 3e-3,
+    weight_decay: float = 1e-4,
+    batch_size: int = 64,
+    seed: int = 0,
+    validation: Any = None,
+    progress: bool = True,
+    augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
+) -> TrainingHistory:
+    """Train ``model`` in place with AdamW + cosine learning-rate decay on cross-entropy.
+
+    ``train`` and ``validation`` are (x, y) pairs or LabelledData. Deterministic for a given
+    ``seed`` (shuffling and, when given, ``augment(x, generator)``)."""
+    x, y = _as_pair(train)
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps_per_epoch = (len(x) + batch_size - 1) // batch_size
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
+    history = TrainingHistory()
+    bar = tqdm(range(epochs), desc="training", disable=not progress, leave=False)
+    for _ in bar:
+        model.train()
+        perm = torch.randperm(len(x), generator=g)
+        total, correct, seen = 0.0, 0, 0
+        for i in range(0, len(x), batch_size):
+            idx = perm[i:i + batch_size]
+            xb, yb = x[idx], y[idx]
+            if augment is not None:
+                xb = augment(xb, g)
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+            correct += int((logits.argmax(-1) == yb).sum())
+            seen += len(idx)
+        history.train_loss.append(total / seen)
+        history.train_accuracy.append(correct / seen)
+        if validation is not None:
+            history.val_accuracy.append(accuracy(model, validation))
+        bar.set_postfix(loss=f"{history.train_loss[-1]:.3f}", acc=f"{history.train_accuracy[-1]:.3f}")
+    model.eval()
+    return history

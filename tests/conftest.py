@@ -1,0 +1,33 @@
+import os
+
+import pytest
+import torch
+from hypothesis import settings
+
+settings.register_profile("ci", max_examples=60, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from isospike.data import load_digits
+
+    return load_digits(seed=0)
+
+
+@pytest.fixture(scope="session")
+def trained_digits_cnn(digits):
+    """A SmallCNN trained on digits (a few seconds), shared by the conversion tests."""
+    from isospike.models import SmallCNN
+    from isospike.train import fit_classifier
+
+    torch.manual_seed(0)
+    model = SmallCNN(input_size=8)
+    fit_classifier(model, digits.train, epochs=20, seed=0, progress=False)
+    return model

@@ -1,0 +1,39 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from isospike.cli import main
+
+
+def test_demo_writes_report_plot_and_json(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--epochs", "3", "--timesteps", "1,4", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "SNN acc (%)" in printed and "spikes / sample" in printed
+    report = (out / "report.md").read_text()
+    assert "| T | ANN acc (%) | SNN acc (%)" in report and "accuracy_vs_timesteps.png" in report
+    assert (out / "accuracy_vs_timesteps.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    results = json.loads((out / "results.json").read_text())
+    assert [r["timesteps"] for r in results["rows"]] == [1, 4]
+    assert 0.5 < results["ann_accuracy"] <= 1.0
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+@pytest.mark.parametrize("args", [["demo", "--timesteps", "0,4"], ["demo", "--timesteps", "a"], ["nosuch"]])
+def test_bad_arguments_exit_2_with_a_message(args, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 2
+    assert "demo" in capsys.readouterr().out
+
+
+def test_console_script_version():
+    out = subprocess.run([sys.executable, "-m", "isospike.cli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("isospike ")
