@@ -165,3 +165,14 @@ def test_empty_batch_is_fine():
     n = IFNeuron(step_mode="multi")
     out = n(torch.zeros(5, 0, 3))
     assert out.shape == (5, 0, 3) and n.spikes == 0
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_binary_output_is_bool_events(grad):
+    x = torch.rand(6, 3, 4, requires_grad=grad)
+    a = IFNeuron(threshold=0.5, spike_value=0.5, step_mode="multi")
+    b = IFNeuron(threshold=0.5, spike_value=0.5, step_mode="multi")
+    events = a.multi_step(x, binary=True)
+    assert events.dtype == torch.bool
+    assert torch.equal(events.float() * 0.5, b(x).detach())
+    assert a.spikes == int(events.sum())

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from isospike.neurons._kernels import integrate_fire_multistep
+from isospike.neurons._kernels import integrate_fire_multistep, n_blocks
 
 ResetMode = Literal["subtract", "zero"]
 StepMode = Literal["single", "multi"]
@@ -169,8 +169,12 @@ class IFNeuron(nn.Module):
         self.t += 1
         return s * self.spike_value.to(x.dtype)
 
-    def multi_step(self, x_seq: Tensor, constant_input: bool = False, timesteps: int | None = None) -> Tensor:
-        """Run T steps. ``x_seq``: ``[T, batch, ...]`` currents; returns ``[T, batch, ...]`` spikes.
+    def multi_step(
+        self, x_seq: Tensor, constant_input: bool = False, timesteps: int | None = None, binary: bool = False
+    ) -> Tensor:
+        """Run T steps. ``x_seq``: ``[T, batch, ...]`` currents; returns ``[T, batch, ...]`` spikes
+        (``spike_value`` per spike, input dtype), or 0/1 ``torch.bool`` events with ``binary=True``
+        (one byte per neuron and step: the cheapest form to store or transmit).
 
         With ``constant_input=True``, ``x_seq`` is a single ``[batch, ...]`` current applied at
         each of ``timesteps`` steps (the input is not copied T times).
@@ -191,11 +195,15 @@ class IFNeuron(nn.Module):
             and x_seq.device.type == "cpu"
             and not (torch.is_grad_enabled() and x_seq.requires_grad)
         )
-        spikes = self._run_kernel(x_steps, constant_input, T) if use_kernel else self._run_torch(x_steps, constant_input, T, p)
-        per_step = spikes.reshape(T, -1).sum(1, dtype=torch.int64).tolist()
+        if use_kernel:
+            out, per_step = self._run_kernel(x_steps, constant_input, T, binary)
+        else:
+            spikes = self._run_torch(x_steps, constant_input, T, p)
+            per_step = spikes.reshape(T, -1).sum(1).to(torch.int64).tolist()
+            out = spikes.bool() if binary else spikes * self.spike_value.to(x_seq.dtype)
         self._record(self.t, per_step, int(np.prod(neuron_shape)))
         self.t += T
-        return spikes.to(x_seq.dtype) * self.spike_value.to(x_seq.dtype)
+        return out
 
     def _params_for(self, x: Tensor) -> IFParameters:
         return IFParameters(
@@ -211,18 +219,27 @@ class IFNeuron(nn.Module):
         self.v = state.v
         return torch.stack(out)
 
-    def _run_kernel(self, x_steps: Tensor, constant: bool, T: int) -> Tensor:
+    def _run_kernel(self, x_steps: Tensor, constant: bool, T: int, binary: bool) -> tuple[Tensor, list[int]]:
         neuron_shape = self.v.shape
         m = self.v.numel()
         x2 = x_steps.detach().reshape(x_steps.shape[0], m).contiguous().numpy()
         v = self.v.detach().to(torch.float32).reshape(m).contiguous().clone().numpy()
-        th = torch.broadcast_to(self.threshold, neuron_shape).reshape(m).contiguous().numpy()
-        out = np.empty((T, m), dtype=np.uint8)
+        th = _per_neuron(self.threshold, neuron_shape, m)
+        val = _per_neuron(self.spike_value, neuron_shape, m)
+        # numpy allocates large arrays with transparent huge pages: far fewer page faults
+        out = np.empty((T, m), dtype=np.uint8 if binary else np.float32)
+        counts = np.empty((n_blocks(m), T), dtype=np.int64)
         integrate_fire_multistep(
-            x2, constant, T, v, th, np.float32(self.leak), self.reset_mode == "zero", out
+            x2, constant, T, v, th, val, np.float32(self.leak), self.reset_mode == "zero", binary, out, counts
         )
         self.v = torch.from_numpy(v).reshape(neuron_shape)
-        return torch.from_numpy(out).reshape((T, *neuron_shape))
+        spikes = torch.from_numpy(out).reshape((T, *neuron_shape))
+        return (spikes.view(torch.bool) if binary else spikes), counts.sum(0).tolist()
+
+
+def _per_neuron(p: Tensor, neuron_shape: torch.Size, m: int) -> np.ndarray:
+    """A parameter broadcast to one float32 value per neuron, as a contiguous [M] array."""
+    return torch.broadcast_to(p.to(torch.float32), neuron_shape).reshape(m).contiguous().numpy()
 
 
 class LIFNeuron(IFNeuron):

@@ -1,0 +1,53 @@
+"""Shared helpers for the benchmark scripts: timing, JSON results, tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+RESULTS = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+
+def time_call(fn: Callable[[], Any], repeats: int = 10, warmup: int = 2) -> dict[str, float]:
+    """Median and minimum wall time of ``fn()`` in seconds over ``repeats`` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return {"median_s": statistics.median(times), "min_s": min(times), "repeats": repeats}
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+    }
+
+
+def write_results(name: str, data: dict[str, Any]) -> Path:
+    from isospike._io import atomic_write_json
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    data = {"benchmark": name, "machine": machine(), **data}
+    return atomic_write_json(RESULTS / f"{name}.json", data)
+
+
+def print_table(headers: list[str], rows: list[list[Any]]) -> None:
+    from isospike.report.tables import text_table
+
+    print(text_table(headers, rows))
