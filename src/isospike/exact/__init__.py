@@ -1,0 +1,32 @@
+"""Bit-exact spiking arithmetic: IEEE-754 operations computed by integrate-and-fire neurons
+acting as threshold gates, on values carried as spatial bit spikes (one spike line per bit,
+one time step)."""
+
+from isospike.exact.cost import OpCost, cost
+from isospike.exact.counting import ExactCounts, OpCounts, counting
+from isospike.exact.ops import (
+    abs,
+    add,
+    div,
+    eq,
+    fma,
+    from_int,
+    le,
+    lt,
+    maximum,
+    minimum,
+    mul,
+    neg,
+    sqrt,
+    sub,
+    to_bfloat16,
+    to_float16,
+    to_float32,
+    to_int,
+)
+
+__all__ = [
+    "ExactCounts", "OpCost", "OpCounts", "abs", "add", "cost", "counting", "div", "eq", "fma", "from_int",
+    "le", "lt", "maximum", "minimum", "mul", "neg", "sqrt", "sub", "to_bfloat16", "to_float16",
+    "to_float32", "to_int",
+]

@@ -1,0 +1,70 @@
+"""Counting what the gate circuits do, for the energy model.
+
+    with isospike.exact.counting() as counts:
+        y = isospike.exact.mul(a, b)
+    counts.spikes, counts.gate_evaluations, counts.by_op["mul"]
+
+Counters are explicit and scoped: only code inside the ``with`` block is counted, and
+counting (a population count per gate) is off otherwise.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator
+
+
+@dataclass
+class OpCounts:
+    """Activity of one kind of operation.
+
+    calls: calls made; lanes: values computed (elements); gate_evaluations: neurons evaluated
+    (gates x lanes); spikes: gates that fired (1 bits produced); synaptic_events: spikes x
+    fan-out (input spikes included): the synaptic operations the spikes cause."""
+
+    calls: int = 0
+    lanes: int = 0
+    gate_evaluations: int = 0
+    spikes: int = 0
+    synaptic_events: int = 0
+
+    def add(self, other: "OpCounts") -> None:
+        self.calls += other.calls
+        self.lanes += other.lanes
+        self.gate_evaluations += other.gate_evaluations
+        self.spikes += other.spikes
+        self.synaptic_events += other.synaptic_events
+
+
+@dataclass
+class ExactCounts(OpCounts):
+    """Totals over all operations, plus ``by_op``: operation name -> :class:`OpCounts`."""
+
+    by_op: dict[str, OpCounts] = field(default_factory=dict)
+
+    def record(self, op: str, counts: OpCounts) -> None:
+        self.add(counts)
+        self.by_op.setdefault(op, OpCounts()).add(counts)
+
+
+_local = threading.local()
+
+
+def active_counters() -> list[ExactCounts]:
+    return getattr(_local, "stack", [])
+
+
+@contextmanager
+def counting() -> Iterator[ExactCounts]:
+    """Count the gate activity of every exact operation run inside the block (this thread)."""
+    counts = ExactCounts()
+    stack = getattr(_local, "stack", None)
+    if stack is None:
+        stack = _local.stack = []
+    stack.append(counts)
+    try:
+        yield counts
+    finally:
+        stack.remove(counts)

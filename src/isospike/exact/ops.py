@@ -1,0 +1,230 @@
+"""IEEE-754 operations on torch tensors, computed by threshold-gate circuits.
+
+Values enter the circuits by spatial bit coding (each bit of each value on its own spike
+line, one time step) and leave the same way; every result bit is produced by the gates.
+All operations broadcast like torch, return the input dtype (comparisons return bool), and
+support float32, bfloat16 and float16. ``backend="bitsliced"`` (default) evaluates the gates
+as packed bitwise words; ``backend="neuron"`` simulates every membrane, with optional leak
+and noise (see :mod:`isospike.exact.backends.neuron`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from isospike.exact.backends import bitsliced, neuron
+from isospike.exact.circuits_registry import COMPARISONS, FLOAT_OPS, conversion_netlist, float_op_netlist
+from isospike.exact.counting import OpCounts, active_counters
+from isospike.exact.formats import BFLOAT16, FLOAT16, FLOAT32, FloatFormat, format_of
+from isospike.exact.netlist import Netlist
+
+Backend = Literal["bitsliced", "neuron"]
+_INT_DTYPES = {torch.int8: 8, torch.int16: 16, torch.int32: 32, torch.uint8: 8}
+
+
+def _bits_of(x: Tensor, width: int) -> np.ndarray:
+    """Bit patterns of a tensor as uint64 [numel] (a reinterpretation; no arithmetic)."""
+    int_dtype = {8: torch.int8, 16: torch.int16, 32: torch.int32, 64: torch.int64}[width]
+    flat = x.detach().contiguous().reshape(-1)
+    if flat.dtype != int_dtype:
+        flat = flat.view(int_dtype)
+    raw = flat.cpu().numpy().view({8: np.uint8, 16: np.uint16, 32: np.uint32, 64: np.uint64}[width])
+    return raw.astype(np.uint64)
+
+
+def _tensor_of(bits: np.ndarray, dtype: torch.dtype, shape: torch.Size, width: int) -> Tensor:
+    np_uint = {8: np.uint8, 16: np.uint16, 32: np.uint32}[width]
+    np_int = {8: np.int8, 16: np.int16, 32: np.int32}[width]
+    ints = torch.from_numpy(bits.astype(np_uint).view(np_int).copy())
+    if dtype in (torch.int8, torch.int16, torch.int32):
+        return ints.reshape(shape)
+    return ints.view(dtype).reshape(shape)
+
+
+def _check_backend(backend: str, leak: float, noise: float) -> None:
+    if backend not in ("bitsliced", "neuron"):
+        raise ValueError(f"backend must be 'bitsliced' or 'neuron', got {backend!r}")
+    if backend == "bitsliced" and (noise != 0.0 or leak != 1.0):
+        raise ValueError("leak and noise act only in the membrane simulation: pass backend='neuron'")
+
+
+def run_netlist(netlist: Netlist, op: str, inputs: dict[str, np.ndarray], n: int, backend: Backend = "bitsliced",
+                leak: float = 1.0, noise: float = 0.0, noise_model: str = "synapse",
+                generator: torch.Generator | None = None) -> dict[str, np.ndarray]:
+    """Evaluate a netlist on N lanes with the chosen backend; record activity in active counters."""
+    counters = active_counters()
+    if n == 0:
+        return {name: np.zeros(0, dtype=np.uint64) for name in netlist.outputs}
+    if backend == "bitsliced":
+        out, (spikes, events) = bitsliced.evaluate(netlist, inputs, count=bool(counters))
+    else:
+        out, (spikes, events) = neuron.evaluate(netlist, inputs, leak=leak, noise=noise,
+                                                noise_model=noise_model, generator=generator)
+    if counters:
+        counts = OpCounts(1, n, netlist.n_gates * n, spikes, events)
+        for counter in counters:
+            counter.record(op, counts)
+    return out
+
+
+def _float_op(op: str, *operands: Tensor, backend: Backend = "bitsliced", leak: float = 1.0, noise: float = 0.0,
+              noise_model: str = "synapse", generator: torch.Generator | None = None) -> Tensor:
+    arity = FLOAT_OPS[op][0]
+    if len(operands) != arity:
+        raise TypeError(f"{op} takes {arity} tensors, got {len(operands)}")
+    for i, t in enumerate(operands):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}: operand {i} must be a torch.Tensor, got {type(t).__name__}")
+    dtypes = {t.dtype for t in operands}
+    if len(dtypes) != 1:
+        raise TypeError(f"{op}: operands must share one dtype, got {sorted(map(str, dtypes))}; cast them first")
+    fmt = format_of(operands[0].dtype)
+    _check_backend(backend, leak, noise)
+    try:
+        shape = torch.broadcast_shapes(*(t.shape for t in operands))
+    except RuntimeError:
+        raise ValueError(
+            f"{op}: shapes {[tuple(t.shape) for t in operands]} cannot be broadcast together"
+        ) from None
+    n = int(np.prod(shape)) if len(shape) else 1
+    netlist = float_op_netlist(op, fmt.name)
+    names = list(netlist.input_widths)
+    inputs = {name: _bits_of(t.expand(shape), fmt.width) for name, t in zip(names, operands)}
+    out = run_netlist(netlist, op, inputs, n, backend, leak, noise, noise_model, generator)["y"]
+    if op in COMPARISONS:
+        return torch.from_numpy(out.astype(np.bool_)).reshape(shape)
+    return _tensor_of(out, fmt.dtype, shape, fmt.width).to(operands[0].device)
+
+
+def _doc(text: str):
+    def wrap(fn):
+        fn.__doc__ = text + """
+
+    Args: tensors of one dtype (float32, bfloat16 or float16), broadcastable.
+        backend: "bitsliced" (default, exact and fast) or "neuron" (membrane simulation).
+        leak, noise, noise_model, generator: membrane leak beta in (0, 1], noise sigma and
+            model ("synapse", "input", "threshold"), random generator; neuron backend only.
+    Raises TypeError for unsupported or mixed dtypes, ValueError for shapes that do not broadcast.
+    """
+        return fn
+    return wrap
+
+
+@_doc("a + b, IEEE round to nearest even.")
+def add(a: Tensor, b: Tensor, **kw) -> Tensor:
+    return _float_op("add", a, b, **kw)
+
+
+@_doc("a - b, IEEE round to nearest even.")
+def sub(a: Tensor, b: Tensor, **kw) -> Tensor:
+    return _float_op("sub", a, b, **kw)
+
+
+@_doc("a * b, IEEE round to nearest even.")
+def mul(a: Tensor, b: Tensor, **kw) -> Tensor:
+    return _float_op("mul", a, b, **kw)
+
+
+@_doc("a / b, IEEE round to nearest even (x/0 = inf, 0/0 = NaN).")
+def div(a: Tensor, b: Tensor, **kw) -> Tensor:
+    return _float_op("div", a, b, **kw)
+
+
+@_doc("sqrt(a), correctly rounded; sqrt(-0) = -0, sqrt(x < 0) = NaN.")
+def sqrt(a: Tensor, **kw) -> Tensor:
+    return _float_op("sqrt", a, **kw)
+
+
+@_doc("a * b + c with a single rounding (fused multiply-add).")
+def fma(a: Tensor, b: Tensor, c: Tensor, **kw) -> Tensor:
+    return _float_op("fma", a, b, c, **kw)
+
+
+@_doc("-a (flips the sign line; NaN payloads kept, as IEEE negate).")
+def neg(a: Tensor, **kw) -> Tensor:
+    return _float_op("neg", a, **kw)
+
+
+@_doc("|a| (clears the sign line).")
+def abs(a: Tensor, **kw) -> Tensor:  # noqa: A001 - mirrors torch.abs
+    return _float_op("abs", a, **kw)
+
+
+@_doc("IEEE 754-2019 minimum: NaN if either is NaN, -0 < +0 (torch.minimum elsewhere).")
+def minimum(a: Tensor, b: Tensor, **kw) -> Tensor:
+    return _float_op("minimum", a, b, **kw)
+
+
+@_doc("IEEE 754-2019 maximum: NaN if either is NaN, -0 < +0 (torch.maximum elsewhere).")
+def maximum(a: Tensor, b: Tensor, **kw) -> Tensor:
+    return _float_op("maximum", a, b, **kw)
+
+
+@_doc("a == b as a bool tensor (NaN is unequal to everything; +0 == -0).")
+def eq(a: Tensor, b: Tensor, **kw) -> Tensor:
+    return _float_op("eq", a, b, **kw)
+
+
+@_doc("a < b as a bool tensor (false when either is NaN).")
+def lt(a: Tensor, b: Tensor, **kw) -> Tensor:
+    return _float_op("lt", a, b, **kw)
+
+
+@_doc("a <= b as a bool tensor (false when either is NaN).")
+def le(a: Tensor, b: Tensor, **kw) -> Tensor:
+    return _float_op("le", a, b, **kw)
+
+
+def _convert(x: Tensor, dst: FloatFormat, backend: Backend, kw) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"expected a torch.Tensor, got {type(x).__name__}")
+    src = format_of(x.dtype)
+    _check_backend(backend, kw.get("leak", 1.0), kw.get("noise", 0.0))
+    if src == dst:
+        return x.clone()
+    netlist = conversion_netlist("float", src.name, dst.name)
+    out = run_netlist(netlist, f"{src.name}_to_{dst.name}", {"a": _bits_of(x, src.width)}, x.numel(), backend, **kw)["y"]
+    return _tensor_of(out, dst.dtype, x.shape, dst.width).to(x.device)
+
+
+def to_float32(x: Tensor, backend: Backend = "bitsliced", **kw) -> Tensor:
+    """Convert a float16/bfloat16/float32 tensor to float32 (exact)."""
+    return _convert(x, FLOAT32, backend, kw)
+
+
+def to_bfloat16(x: Tensor, backend: Backend = "bitsliced", **kw) -> Tensor:
+    """Convert to bfloat16, round to nearest even."""
+    return _convert(x, BFLOAT16, backend, kw)
+
+
+def to_float16(x: Tensor, backend: Backend = "bitsliced", **kw) -> Tensor:
+    """Convert to float16, round to nearest even (overflow to inf, subnormals kept)."""
+    return _convert(x, FLOAT16, backend, kw)
+
+
+def from_int(x: Tensor, dtype: torch.dtype = torch.float32, backend: Backend = "bitsliced", **kw) -> Tensor:
+    """Integer tensor (int8/int16/int32/uint8) -> ``dtype``, round to nearest even."""
+    if not isinstance(x, Tensor) or x.dtype not in _INT_DTYPES:
+        raise TypeError(f"from_int expects an int8/int16/int32/uint8 tensor, got {getattr(x, 'dtype', type(x))}")
+    dst = format_of(dtype)
+    _check_backend(backend, kw.get("leak", 1.0), kw.get("noise", 0.0))
+    xi = x if x.dtype == torch.int32 else x.to(torch.int32)  # lossless widening of the bit pattern
+    netlist = conversion_netlist("from_int", "32", dst.name)
+    out = run_netlist(netlist, f"int32_to_{dst.name}", {"a": _bits_of(xi, 32)}, x.numel(), backend, **kw)["y"]
+    return _tensor_of(out, dst.dtype, x.shape, dst.width).to(x.device)
+
+
+def to_int(x: Tensor, backend: Backend = "bitsliced", **kw) -> Tensor:
+    """Float tensor -> int32, rounding toward zero; NaN, infinities and out-of-range values give
+    -2^31 (x86's "integer indefinite", which is what numpy and torch give on x86)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"expected a torch.Tensor, got {type(x).__name__}")
+    src = format_of(x.dtype)
+    _check_backend(backend, kw.get("leak", 1.0), kw.get("noise", 0.0))
+    netlist = conversion_netlist("to_int", src.name, "32")
+    out = run_netlist(netlist, f"{src.name}_to_int32", {"a": _bits_of(x, src.width)}, x.numel(), backend, **kw)["y"]
+    return _tensor_of(out, torch.int32, x.shape, 32).to(x.device)
