@@ -204,6 +204,14 @@ def test_int_conversions():
     with np.errstate(over="ignore"):
         ref16 = ints.astype(np.float16)  # correctly rounded (+-inf beyond 65504)
     assert torch.equal(ex.from_int(x, torch.float16), torch.from_numpy(ref16))
+    # bfloat16 against MPFR: torch and ml_dtypes double-round through float32 here
+    assert ex.from_int(torch.tensor([610271223, -610271223]), torch.bfloat16).tolist() == [608174080.0, -608174080.0]
+    ctx = gmpy2.context(precision=8, emin=-132, emax=128, subnormalize=True)
+    with gmpy2.context(ctx):
+        ref_bf = torch.tensor([float(gmpy2.mpfr(int(v))) for v in ints[:3000]]).bfloat16()
+    assert torch.equal(ex.from_int(x[:3000], torch.bfloat16).view(torch.int16), ref_bf.view(torch.int16))
+    big = torch.tensor([2**62 + 2**39 + 1, -(2**63), 2**53 + 1, 0])
+    assert torch.equal(ex.from_int(big), torch.from_numpy(big.numpy().astype(np.float32)))
     small = torch.tensor([-128, 0, 127], dtype=torch.int8)
     assert ex.from_int(small).tolist() == [-128.0, 0.0, 127.0]
     f = f32_from_bits(random_bits(20000, 32, 13).astype(np.uint32))

@@ -23,7 +23,7 @@ from isospike.exact.formats import BFLOAT16, FLOAT16, FLOAT32, FloatFormat, form
 from isospike.exact.netlist import Netlist
 
 Backend = Literal["bitsliced", "neuron"]
-_INT_DTYPES = {torch.int8: 8, torch.int16: 16, torch.int32: 32, torch.uint8: 8}
+_INT_DTYPES = {torch.int8: 8, torch.int16: 16, torch.int32: 32, torch.uint8: 8, torch.int64: 64}
 
 
 def _bits_of(x: Tensor, width: int) -> np.ndarray:
@@ -207,14 +207,15 @@ def to_float16(x: Tensor, backend: Backend = "bitsliced", **kw) -> Tensor:
 
 
 def from_int(x: Tensor, dtype: torch.dtype = torch.float32, backend: Backend = "bitsliced", **kw) -> Tensor:
-    """Integer tensor (int8/int16/int32/uint8) -> ``dtype``, round to nearest even."""
+    """Integer tensor (int8/int16/int32/int64/uint8) -> ``dtype``, round to nearest even."""
     if not isinstance(x, Tensor) or x.dtype not in _INT_DTYPES:
-        raise TypeError(f"from_int expects an int8/int16/int32/uint8 tensor, got {getattr(x, 'dtype', type(x))}")
+        raise TypeError(f"from_int expects an int8/int16/int32/int64/uint8 tensor, got {getattr(x, 'dtype', type(x))}")
     dst = format_of(dtype)
     _check_backend(backend, kw.get("leak", 1.0), kw.get("noise", 0.0))
-    xi = x if x.dtype == torch.int32 else x.to(torch.int32)  # lossless widening of the bit pattern
-    netlist = conversion_netlist("from_int", "32", dst.name)
-    out = run_netlist(netlist, f"int32_to_{dst.name}", {"a": _bits_of(xi, 32)}, x.numel(), backend, **kw)["y"]
+    width = 64 if x.dtype == torch.int64 else 32
+    xi = x if x.dtype in (torch.int32, torch.int64) else x.to(torch.int32)  # lossless widening
+    netlist = conversion_netlist("from_int", str(width), dst.name)
+    out = run_netlist(netlist, f"int{width}_to_{dst.name}", {"a": _bits_of(xi, width)}, x.numel(), backend, **kw)["y"]
     return _tensor_of(out, dst.dtype, x.shape, dst.width).to(x.device)
 
 
