@@ -103,12 +103,14 @@ def main() -> None:
             ax.set_yticks(range(len(LEAKS)), [str(v) for v in LEAKS], fontsize=7)
             ax.set_title(f"{unit} ({model} noise)", fontsize=9)
             for j in range(len(SIGMAS)):
-                ax.text(j, len(LEAKS) // 2, f"{acc[:, j].mean():.0f}", ha="center", va="center", color="w", fontsize=7)
+                mean = acc[:, j].mean()
+                ax.text(j, len(LEAKS) // 2, f"{mean:.0f}", ha="center", va="center",
+                        color="k" if mean > 60 else "w", fontsize=7)
             if r == len(MODELS) - 1:
                 ax.set_xlabel("noise sigma")
             if k == 0:
                 ax.set_ylabel("leak beta")
-    fig.colorbar(im, ax=axes, shrink=0.6, label="accuracy (%)")
+    fig.colorbar(im, ax=axes, shrink=0.6, fraction=0.03, label="accuracy (%)")
     fig.suptitle("Neuron-level gate circuits: accuracy vs leak and noise (gates: all inputs; add/mul: all 32 output bits)")
     atomic_savefig(fig, RESULTS / "exact_robustness.png", dpi=110)
     plt.close(fig)
