@@ -2,6 +2,8 @@
 acting as threshold gates, on values carried as spatial bit spikes (one spike line per bit,
 one time step)."""
 
+from isospike.exact import functions
+from isospike.exact.arith import GateArith, NativeArith, TorchArith
 from isospike.exact.cost import OpCost, cost
 from isospike.exact.counting import ExactCounts, OpCounts, counting
 from isospike.exact.ops import (
@@ -11,6 +13,7 @@ from isospike.exact.ops import (
     eq,
     fma,
     from_int,
+    ldexp,
     le,
     lt,
     maximum,
@@ -23,10 +26,12 @@ from isospike.exact.ops import (
     to_float16,
     to_float32,
     to_int,
+    where,
 )
+from isospike.exact.model_conversion import ExactNetwork, convert, reference
 
 __all__ = [
-    "ExactCounts", "OpCost", "OpCounts", "abs", "add", "cost", "counting", "div", "eq", "fma", "from_int",
-    "le", "lt", "maximum", "minimum", "mul", "neg", "sqrt", "sub", "to_bfloat16", "to_float16",
-    "to_float32", "to_int",
+    "ExactCounts", "ExactNetwork", "GateArith", "NativeArith", "TorchArith", "convert", "functions", "reference", "OpCost", "OpCounts", "abs", "add", "cost", "counting", "div", "eq", "fma", "from_int",
+    "ldexp", "le", "lt", "maximum", "minimum", "mul", "neg", "sqrt", "sub", "to_bfloat16", "to_float16",
+    "to_float32", "to_int", "where",
 ]

@@ -10,6 +10,7 @@ from isospike.exact.fp.compare import build_compare, build_minmax, build_sign_op
 from isospike.exact.fp.convert import build_float_to_float, build_float_to_int, build_int_to_float
 from isospike.exact.fp.divsqrt import build_div, build_sqrt
 from isospike.exact.fp.mul import build_fma, build_mul
+from isospike.exact.fp.scale import build_ldexp, build_select
 from isospike.exact.netlist import Netlist
 
 FORMATS_BY_NAME = {f.name: f for f in (FLOAT32, BFLOAT16, FLOAT16)}
@@ -31,6 +32,8 @@ FLOAT_OPS = {
     "le": (2, lambda f: build_compare("le", f)),
 }
 COMPARISONS = {"eq", "lt", "le"}
+# operations with non-float operands: name -> builder(fmt)
+MIXED_OPS = {"ldexp": build_ldexp, "where": build_select}
 
 
 @lru_cache(maxsize=None)
@@ -50,6 +53,11 @@ def conversion_netlist(kind: str, src: str, dst: str) -> Netlist:
     if kind == "to_int":
         return build_float_to_int(FORMATS_BY_NAME[src], int(dst)).build()
     raise ValueError(kind)
+
+
+@lru_cache(maxsize=None)
+def mixed_op_netlist(op: str, fmt_name: str) -> Netlist:
+    return MIXED_OPS[op](FORMATS_BY_NAME[fmt_name]).build()
 
 
 def netlist_for(op: str, fmt: FloatFormat) -> Netlist:

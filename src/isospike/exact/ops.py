@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from isospike.exact.backends import bitsliced, neuron
-from isospike.exact.circuits_registry import COMPARISONS, FLOAT_OPS, conversion_netlist, float_op_netlist
+from isospike.exact.circuits_registry import COMPARISONS, FLOAT_OPS, conversion_netlist, float_op_netlist, mixed_op_netlist
 from isospike.exact.counting import OpCounts, active_counters
 from isospike.exact.formats import BFLOAT16, FLOAT16, FLOAT32, FloatFormat, format_of
 from isospike.exact.netlist import Netlist
@@ -84,12 +84,7 @@ def _float_op(op: str, *operands: Tensor, backend: Backend = "bitsliced", leak: 
         raise TypeError(f"{op}: operands must share one dtype, got {sorted(map(str, dtypes))}; cast them first")
     fmt = format_of(operands[0].dtype)
     _check_backend(backend, leak, noise)
-    try:
-        shape = torch.broadcast_shapes(*(t.shape for t in operands))
-    except RuntimeError:
-        raise ValueError(
-            f"{op}: shapes {[tuple(t.shape) for t in operands]} cannot be broadcast together"
-        ) from None
+    shape = _broadcast((op, *operands))
     n = int(np.prod(shape)) if len(shape) else 1
     netlist = float_op_netlist(op, fmt.name)
     names = list(netlist.input_widths)
@@ -229,3 +224,88 @@ def to_int(x: Tensor, backend: Backend = "bitsliced", **kw) -> Tensor:
     netlist = conversion_netlist("to_int", src.name, "32")
     out = run_netlist(netlist, f"{src.name}_to_int32", {"a": _bits_of(x, src.width)}, x.numel(), backend, **kw)["y"]
     return _tensor_of(out, torch.int32, x.shape, 32).to(x.device)
+
+
+def ldexp(x: Tensor, k: Tensor, backend: Backend = "bitsliced", **kw) -> Tensor:
+    """``x * 2^k`` rounded once (IEEE scaleB): x float32/bfloat16/float16, k an int32 tensor
+    (broadcast). Overflow gives inf, underflow subnormals or zero."""
+    if not isinstance(x, Tensor) or not isinstance(k, Tensor):
+        raise TypeError("ldexp expects two tensors")
+    fmt = format_of(x.dtype)
+    if k.dtype != torch.int32:
+        raise TypeError(f"ldexp: k must be an int32 tensor, got {k.dtype}")
+    _check_backend(backend, kw.get("leak", 1.0), kw.get("noise", 0.0))
+    shape = _broadcast(("ldexp", x, k))
+    n = int(np.prod(shape)) if len(shape) else 1
+    inputs = {"a": _bits_of(x.expand(shape), fmt.width), "k": _bits_of(k.expand(shape), 32)}
+    out = run_netlist(mixed_op_netlist("ldexp", fmt.name), "ldexp", inputs, n, backend, **kw)["y"]
+    return _tensor_of(out, fmt.dtype, shape, fmt.width).to(x.device)
+
+
+def where(cond: Tensor, a: Tensor, b: Tensor, backend: Backend = "bitsliced", **kw) -> Tensor:
+    """``cond ? a : b`` computed by multiplexer neurons (a and b: one float dtype; cond: bool)."""
+    if not all(isinstance(t, Tensor) for t in (cond, a, b)):
+        raise TypeError("where expects three tensors")
+    if cond.dtype != torch.bool:
+        raise TypeError(f"where: cond must be a bool tensor, got {cond.dtype}")
+    if a.dtype != b.dtype:
+        raise TypeError(f"where: a and b must share one dtype, got {a.dtype} and {b.dtype}")
+    fmt = format_of(a.dtype)
+    _check_backend(backend, kw.get("leak", 1.0), kw.get("noise", 0.0))
+    shape = _broadcast(("where", cond, a, b))
+    n = int(np.prod(shape)) if len(shape) else 1
+    inputs = {"cond": cond.expand(shape).reshape(-1).cpu().numpy().astype(np.uint64),
+              "a": _bits_of(a.expand(shape), fmt.width), "b": _bits_of(b.expand(shape), fmt.width)}
+    out = run_netlist(mixed_op_netlist("where", fmt.name), "where", inputs, n, backend, **kw)["y"]
+    return _tensor_of(out, fmt.dtype, shape, fmt.width).to(a.device)
+
+
+def _broadcast(args: tuple) -> torch.Size:
+    op, *tensors = args
+    try:
+        return torch.broadcast_shapes(*(t.shape for t in tensors))
+    except RuntimeError:
+        raise ValueError(f"{op}: shapes {[tuple(t.shape) for t in tensors]} cannot be broadcast together") from None
+
+
+_LOGIC: dict[str, Netlist] = {}
+
+
+def _logic_netlist(op: str) -> Netlist:
+    if op not in _LOGIC:
+        from isospike.exact.netlist import Circuit
+
+        c = Circuit(f"logical_{op}")
+        a = c.input("a", 1)[0]
+        b = c.input("b", 1)[0] if op != "not" else None
+        y = {"and": lambda: c.and_(a, b), "or": lambda: c.or_(a, b), "not": lambda: c.not_(a)}[op]()
+        c.output("y", y)
+        _LOGIC[op] = c.build()
+    return _LOGIC[op]
+
+
+def _logical(op: str, *xs: Tensor, backend: Backend = "bitsliced", **kw) -> Tensor:
+    for x in xs:
+        if not isinstance(x, Tensor) or x.dtype != torch.bool:
+            raise TypeError(f"logical_{op} expects bool tensors")
+    _check_backend(backend, kw.get("leak", 1.0), kw.get("noise", 0.0))
+    shape = _broadcast((f"logical_{op}", *xs))
+    n = int(np.prod(shape)) if len(shape) else 1
+    inputs = {name: x.expand(shape).reshape(-1).cpu().numpy().astype(np.uint64) for name, x in zip("ab", xs)}
+    out = run_netlist(_logic_netlist(op), f"logical_{op}", inputs, n, backend, **kw)["y"]
+    return torch.from_numpy(out.astype(np.bool_)).reshape(shape)
+
+
+def logical_and(a: Tensor, b: Tensor, **kw) -> Tensor:
+    """a AND b on bool tensors: one AND neuron per element."""
+    return _logical("and", a, b, **kw)
+
+
+def logical_or(a: Tensor, b: Tensor, **kw) -> Tensor:
+    """a OR b on bool tensors: one OR neuron per element."""
+    return _logical("or", a, b, **kw)
+
+
+def logical_not(a: Tensor, **kw) -> Tensor:
+    """NOT a on a bool tensor: one NOT neuron per element."""
+    return _logical("not", a, **kw)

@@ -1,0 +1,311 @@
+"""Pinned float32 algorithms for the functions IEEE 754 does not fix (exp, erf, GELU, softmax,
+LayerNorm, ...) and for reductions and matrix products with a fixed accumulation order.
+
+Each function is written once as a sequence of elementwise IEEE operations on an ``A`` object
+(:class:`~isospike.exact.arith.TorchArith` or :class:`~isospike.exact.arith.GateArith`). With
+GateArith every operation is computed by threshold-gate circuits; with TorchArith the same
+sequence runs as plain float32 PyTorch and is the reference: both give identical bits. With
+:class:`~isospike.exact.arith.NativeArith` each function is torch's own (differentiable) kernel.
+
+Polynomial coefficients come from ``tools/fit_coefficients.py`` (near-minimax fits, rounded to
+float32). Orders are fixed: reductions are pairwise trees (neighbours first, an odd last
+element carried to the next level), matrix products multiply every pair then reduce the
+products with that tree, then add the bias.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+F32 = torch.float32
+
+
+def const(x: Tensor, value: float) -> Tensor:
+    """A constant spike pattern shaped like ``x`` (constants are wiring, not arithmetic)."""
+    return torch.full_like(x, value, dtype=x.dtype)
+
+
+def _c(value: float) -> Tensor:
+    return torch.tensor(value, dtype=F32)
+
+
+# ---------------------------------------------------------------- reductions
+def tree_reduce(A, op: str, x: Tensor, dim: int = -1) -> Tensor:
+    """Reduce ``dim`` with the binary operation ``op`` ("add", "maximum", ...) as a pairwise
+    tree: level by level, element 2i combines with 2i+1; an odd last element moves up
+    unchanged. ``dim`` is removed."""
+    x = x.movedim(dim, -1)
+    if x.shape[-1] == 0:
+        raise ValueError("cannot reduce an empty dimension")
+    fn = getattr(A, op)
+    while x.shape[-1] > 1:
+        n = x.shape[-1]
+        pairs = fn(x[..., 0:n - 1:2], x[..., 1:n:2])
+        x = torch.cat([pairs, x[..., n - 1:]], dim=-1) if n % 2 else pairs
+    return x[..., 0]
+
+
+def tree_sum(A, x: Tensor, dim: int = -1) -> Tensor:
+    if A.native:
+        return x.sum(dim)
+    return tree_reduce(A, "add", x, dim)
+
+
+def tree_max(A, x: Tensor, dim: int = -1) -> Tensor:
+    if A.native:
+        return x.amax(dim)
+    return tree_reduce(A, "maximum", x, dim)
+
+
+# ---------------------------------------------------------------- products
+MAX_PRODUCTS = 1 << 23  # products held at once (memory bound); chunking does not change results
+
+
+def matmul(A, a: Tensor, b: Tensor) -> Tensor:
+    """``a @ b`` for ``a [..., n, k]`` and ``b [..., k, m]`` (broadcast batch dims): every
+    product a_ik * b_kj, then a pairwise tree over k. Work is chunked to bound memory; the
+    chunking does not change any result."""
+    if A.native:
+        return torch.matmul(a, b)
+    bt = b.transpose(-1, -2)  # [..., m, k]
+    batch = torch.broadcast_shapes(a.shape[:-2], bt.shape[:-2])
+    n, k, m = a.shape[-2], a.shape[-1], bt.shape[-2]
+    af = a.expand(*batch, n, k).reshape(-1, n, k)
+    bf = bt.expand(*batch, m, k).reshape(-1, m, k)
+    per_batch = n * m * max(k, 1)
+    out = []
+    if per_batch <= MAX_PRODUCTS:
+        step = max(1, MAX_PRODUCTS // per_batch)
+        for i in range(0, af.shape[0], step):
+            prod = A.mul(af[i:i + step, :, None, :], bf[i:i + step, None, :, :])  # [s, n, m, k]
+            out.append(tree_sum(A, prod, -1))
+        y = torch.cat(out, 0) if out else a.new_zeros(0, n, m)
+    else:
+        rows = max(1, MAX_PRODUCTS // (m * max(k, 1)))
+        for i in range(af.shape[0]):
+            parts = [tree_sum(A, A.mul(af[i, r:r + rows, None, :], bf[i, None, :, :]), -1) for r in range(0, n, rows)]
+            out.append(torch.cat(parts, 0))
+        y = torch.stack(out, 0)
+    return y.reshape(*batch, n, m)
+
+
+def linear(A, x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``x @ weight.T + bias`` (weight ``[out, in]``), products reduced by the pairwise tree,
+    bias added last."""
+    if A.native:
+        return F.linear(x, weight, bias)
+    y = matmul(A, x.reshape(1, -1, x.shape[-1]), weight.t()[None])[0]
+    y = y.reshape(*x.shape[:-1], weight.shape[0])
+    return A.add(y, bias.expand_as(y)) if bias is not None else y
+
+
+# ---------------------------------------------------------------- elementary functions
+EXP_LO, EXP_HI = -110.0, 100.0  # exp(x) is 0 below, inf above, for every float32
+INV_LN2 = 1.4426950216293335  # float32(1/ln 2)
+ROUND_MAGIC = 12582912.0  # 1.5 * 2^23: adding it rounds to an integer
+LN2_HI = 0.6931471824645996  # float32(ln 2)
+LN2_LO = -1.904654290582768e-09  # float32(ln 2 - LN2_HI)
+EXP_P = (0.4999999403953552, 0.1666652113199234, 0.04166838899254799, 0.008368715643882751, 0.0013814599951729178)
+
+
+def exp(A, x: Tensor) -> Tensor:
+    """e^x: k = round(x / ln 2) by the 1.5 * 2^23 trick, r = x - k ln 2 (Cody-Waite, two fmas),
+    e^r = 1 + r + r^2 P(r) (degree-4 P, Horner with fma), then 2^k by scaleB (one rounding:
+    exact for normal results, correctly placed subnormals). NaN -> NaN, +-inf -> inf / 0."""
+    if A.native:
+        return torch.exp(x)
+    x = A.minimum(A.maximum(x, const(x, EXP_LO)), const(x, EXP_HI))
+    t = A.fma(x, const(x, INV_LN2), const(x, ROUND_MAGIC))
+    kf = A.sub(t, const(x, ROUND_MAGIC))
+    r = A.fma(kf, const(x, -LN2_HI), x)
+    r = A.fma(kf, const(x, -LN2_LO), r)
+    p = const(x, EXP_P[-1])
+    for c in reversed(EXP_P[:-1]):
+        p = A.fma(p, r, const(x, c))
+    q = A.fma(A.mul(r, r), p, r)
+    y = A.add(q, const(x, 1.0))
+    return A.ldexp(y, A.to_int(kf))
+
+
+def reciprocal(A, x: Tensor) -> Tensor:
+    """1 / x, correctly rounded (one division)."""
+    if A.native:
+        return torch.reciprocal(x)
+    return A.div(const(x, 1.0), x)
+
+
+def rsqrt(A, x: Tensor) -> Tensor:
+    """1 / sqrt(x): y0 = 1 / sqrt(x) (two correctly rounded operations), then one Newton
+    correction with fused operations, y = y0 + (y0 / 2) (1 - x y0^2); zeros, infinities,
+    negatives and NaN take y0 (inf, 0, NaN)."""
+    if A.native:
+        return torch.rsqrt(x)
+    y0 = A.div(const(x, 1.0), A.sqrt(x))
+    h = A.mul(x, y0)
+    e = A.fma(A.neg(h), y0, const(x, 1.0))
+    y = A.fma(A.mul(y0, const(x, 0.5)), e, y0)
+    finite_pos = A.logical_and(A.lt(const(x, 0.0), x), A.lt(x, const(x, math.inf)))
+    return A.where(finite_pos, y, y0)
+
+
+TANH_SMALL = 0.625
+TANH_P = (-0.3333328068256378, 0.13331441581249237, -0.05373971536755562, 0.02063908986747265, -0.005704990588128567)
+
+
+def tanh(A, x: Tensor) -> Tensor:
+    """tanh: |x| < 0.625: x + x^3 P(x^2); otherwise sign(x) (1 - 2 / (e^(2|x|) + 1))."""
+    if A.native:
+        return torch.tanh(x)
+    a = A.abs(x)
+    x2 = A.mul(x, x)
+    p = const(x, TANH_P[-1])
+    for c in reversed(TANH_P[:-1]):
+        p = A.fma(p, x2, const(x, c))
+    small = A.fma(A.mul(x, x2), p, x)
+    e = exp(A, A.add(a, a))
+    big = A.sub(const(x, 1.0), A.div(const(x, 2.0), A.add(e, const(x, 1.0))))
+    big = A.where(A.lt(x, const(x, 0.0)), A.neg(big), big)
+    return A.where(A.lt(a, const(x, TANH_SMALL)), small, big)
+
+
+# erf(x) = x (c0 + x^2 P(x^2)) for |x| < 1, c0 = 2/sqrt(pi) as hi + lo
+ERF_C0 = (1.128379225730896, -5.8635382771399236e-08)
+ERF_SMALL = (-0.376126229763031, 0.11283545196056366, -0.026852061972022057, 0.0051850201562047005,
+             -0.0007981635280884802, 7.761406595818698e-05)
+# erf(x) = erf(a) + t Q(t), t = |x| - a, on [a, a + 1) for a = 1, 2 and [3, 3.9); erf(a) as hi + lo
+ERF_PIECES = (
+    (1.0, (0.8427007794380188, 1.35116957622472e-08),
+     (0.41510751843452454, -0.41510844230651855, 0.13838545978069305, 0.06904605031013489, -0.06850721687078476,
+      0.0025633492041379213, 0.019110165536403656, -0.009627550840377808, 0.0016804470214992762,
+      -2.8295404263189994e-05)),
+    (2.0, (0.9953222870826721, -2.206371974011745e-08),
+     (0.02066698484122753, -0.04133392497897148, 0.048222072422504425, -0.03443662449717522, 0.013043568469583988,
+      0.0006157162715680897, -0.003732398385182023, 0.0021243675146251917, -0.0005813026218675077,
+      6.718204531352967e-05)),
+    (3.0, (0.9999778866767883, 2.282621380800265e-08),
+     (0.00013925305393058807, -0.0004177596711087972, 0.0007891123532317579, -0.0010445289080962539,
+      0.0010174027411267161, -0.0007415863801725209, 0.00040033593541011214, -0.00015305702982004732,
+      3.7248919397825375e-05, -4.3459485823404975e-06)),
+)
+ERF_ONE = 3.9
+
+
+def erf(A, x: Tensor) -> Tensor:
+    """erf: |x| < 1: |x| c0 + |x| (c0_lo + x^2 P(x^2)); 1 <= |x| < 3.9: erf(a) + t Q(t) with
+    t = |x| - a and the piece (a = 1, 2, 3) selected per element before one shared Horner
+    evaluation; |x| >= 3.9: 1; odd symmetry; NaN -> NaN."""
+    if A.native:
+        return torch.erf(x)
+    a = A.abs(x)
+    x2 = A.mul(x, x)
+    p = const(x, ERF_SMALL[-1])
+    for c in reversed(ERF_SMALL[:-1]):
+        p = A.fma(p, x2, const(x, c))
+    small = A.fma(a, const(x, ERF_C0[0]), A.mul(a, A.fma(p, x2, const(x, ERF_C0[1]))))
+    in2 = A.le(const(x, 2.0), a)
+    in3 = A.le(const(x, 3.0), a)
+
+    def pick(v1: float, v2: float, v3: float) -> Tensor:
+        return A.where(in3, const(x, v3), A.where(in2, const(x, v2), const(x, v1)))
+
+    t = A.sub(a, pick(*(piece[0] for piece in ERF_PIECES)))
+    coeffs = list(zip(*(piece[2] for piece in ERF_PIECES)))
+    q = pick(*coeffs[-1])
+    for cs in reversed(coeffs[:-1]):
+        q = A.fma(q, t, pick(*cs))
+    hi, lo = (pick(*v) for v in zip(*(piece[1] for piece in ERF_PIECES)))
+    big = A.add(hi, A.fma(q, t, lo))
+    y = A.where(A.lt(a, const(x, 1.0)), small, big)
+    y = A.where(A.le(const(x, ERF_ONE), a), const(x, 1.0), y)
+    y = A.where(A.lt(x, const(x, 0.0)), A.neg(y), y)
+    return A.where(A.logical_not(A.eq(x, x)), x, y)
+
+
+SQRT1_2 = 0.7071067690849304  # float32(1/sqrt(2))
+
+
+def gelu(A, x: Tensor, approximate: str = "none") -> Tensor:
+    """GELU as ``torch.nn.GELU``: 0.5 x (1 + erf(x / sqrt 2)) (the erf form, as x * 0.5 * (1 +
+    erf(x * 1/sqrt 2))), or with approximate="tanh" 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    if A.native:
+        return F.gelu(x, approximate=approximate)
+    half_x = A.mul(x, const(x, 0.5))
+    if approximate == "none":
+        return A.mul(half_x, A.add(erf(A, A.mul(x, const(x, SQRT1_2))), const(x, 1.0)))
+    if approximate == "tanh":
+        inner = A.mul(const(x, 0.7978845834732056), A.add(x, A.mul(const(x, 0.044715), A.mul(A.mul(x, x), x))))
+        return A.mul(half_x, A.add(tanh(A, inner), const(x, 1.0)))
+    raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def sigmoid(A, x: Tensor) -> Tensor:
+    """1 / (1 + e^-x)."""
+    if A.native:
+        return torch.sigmoid(x)
+    return A.div(const(x, 1.0), A.add(const(x, 1.0), exp(A, A.neg(x))))
+
+
+def silu(A, x: Tensor) -> Tensor:
+    """x / (1 + e^-x)."""
+    if A.native:
+        return F.silu(x)
+    return A.div(x, A.add(const(x, 1.0), exp(A, A.neg(x))))
+
+
+def relu(A, x: Tensor) -> Tensor:
+    """x < 0 ? +0 : x, as torch.relu (keeps -0 and NaN)."""
+    if A.native:
+        return torch.relu(x)
+    zero = const(x, 0.0)
+    return A.where(A.lt(x, zero), zero, x)
+
+
+def softmax(A, x: Tensor, dim: int = -1) -> Tensor:
+    """e^(x - max) / sum e^(x - max) along ``dim`` (max and sum by pairwise trees)."""
+    if A.native:
+        return torch.softmax(x, dim)
+    x = x.movedim(dim, -1)
+    m = tree_max(A, x, -1).unsqueeze(-1)
+    e = exp(A, A.sub(x, m.expand_as(x)))
+    s = tree_sum(A, e, -1).unsqueeze(-1)
+    return A.div(e, s.expand_as(e)).movedim(-1, dim)
+
+
+def _flat_last(x: Tensor, n_dims: int) -> Tensor:
+    return x.reshape(*x.shape[: x.dim() - n_dims], -1)
+
+
+def layer_norm(A, x: Tensor, normalized_shape, weight: Tensor | None, bias: Tensor | None, eps: float) -> Tensor:
+    """(x - mean) * rsqrt(var + eps) * weight + bias over the trailing ``normalized_shape``;
+    mean = sum / n and var = sum((x - mean)^2) / n with pairwise-tree sums."""
+    if A.native:
+        return F.layer_norm(x, tuple(normalized_shape), weight, bias, eps)
+    nd = len(normalized_shape)
+    xf = _flat_last(x, nd)
+    n = const(xf[..., :1], float(xf.shape[-1]))
+    mean = A.div(tree_sum(A, xf, -1).unsqueeze(-1), n)
+    d = A.sub(xf, mean.expand_as(xf))
+    var = A.div(tree_sum(A, A.mul(d, d), -1).unsqueeze(-1), n)
+    r = rsqrt(A, A.add(var, const(var, eps)))
+    y = A.mul(d, r.expand_as(d)).reshape(x.shape)
+    if weight is not None:
+        y = A.mul(y, weight.expand_as(y))
+    if bias is not None:
+        y = A.add(y, bias.expand_as(y))
+    return y
+
+
+def rms_norm(A, x: Tensor, normalized_shape, weight: Tensor | None, eps: float) -> Tensor:
+    """x * rsqrt(mean(x^2) + eps) * weight over the trailing ``normalized_shape``."""
+    if A.native:
+        return F.rms_norm(x, tuple(normalized_shape), weight, eps)
+    nd = len(normalized_shape)
+    xf = _flat_last(x, nd)
+    n = const(xf[..., :1], float(xf.shape[-1]))
+    ms = A.div(tree_sum(A, A.mul(xf, xf), -1).unsqueeze(-1), n)
+    y = A.mul(xf, rsqrt(A, A.add(ms, const(ms, eps))).expand_as(xf)).reshape(x.shape)
+    return A.mul(y, weight.expand_as(y)) if weight is not None else y

