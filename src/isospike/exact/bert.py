@@ -144,3 +144,12 @@ def is_bert_model(model: nn.Module) -> bool:
 
 def is_bert_layer(model: nn.Module) -> bool:
     return type(model).__name__ == "BertLayer" and hasattr(model, "attention") and hasattr(model, "intermediate")
+
+
+def mean_pooling(A, last_hidden_state: Tensor, attention_mask: Tensor) -> Tensor:
+    """sentence-transformers' mean pooling through ``A``: sum over attended tokens (pairwise
+    tree over the sequence) divided by their count. [batch, seq, hidden] -> [batch, hidden]."""
+    mask = attention_mask.to(last_hidden_state.dtype).unsqueeze(-1).expand_as(last_hidden_state)
+    total = fn.tree_sum(A, A.mul(last_hidden_state, mask), 1)
+    count = fn.tree_sum(A, attention_mask.to(last_hidden_state.dtype), 1).unsqueeze(-1)
+    return A.div(total, count.expand_as(total))
