@@ -19,7 +19,7 @@ from _common import print_table, write_results
 import isospike as isp
 from isospike.data import load_digits
 from isospike.models import SmallCNN
-from isospike.train import accuracy, fit_classifier
+from isospike.train import fit_classifier
 
 
 def main() -> None:
@@ -36,12 +36,11 @@ def main() -> None:
     logits_ref = ref(x)
     with torch.no_grad():
         logits_ann = ann(x)
-    acc_ann = float((logits_ann.argmax(1) == y).float().mean())
-    acc_snn = float((logits_snn.argmax(1) == y).float().mean())
+    acc_ann = int((logits_ann.argmax(1) == y).sum()) / len(y)
+    acc_snn = int((logits_snn.argmax(1) == y).sum()) / len(y)
     same_pred = int((logits_snn.argmax(1) == logits_ann.argmax(1)).sum())
     u = isp.metrics.ulp_distance(logits_snn, logits_ann).flatten().double()
     bit_equal = torch.equal(logits_snn.view(torch.int32), logits_ref.view(torch.int32))
-    assert abs(accuracy(ann, data.test) - acc_ann) < 1e-12
     print_table(["model", "test accuracy (%)", "predictions equal to ANN", "ULP vs ANN mean", "ULP max", "bit-identical to reference"],
                 [["ANN (native)", f"{100 * acc_ann:.2f}", f"{len(y)}/{len(y)}", "-", "-", "-"],
                  ["exact SNN (gates)", f"{100 * acc_snn:.2f}", f"{same_pred}/{len(y)}", f"{u.mean():.2f}", int(u.max()), bit_equal]])
