@@ -21,11 +21,18 @@ BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 RELU_FUNCTIONS = (F.relu, torch.relu, torch.relu_)
 
 
+class _Tracer(fx.Tracer):
+    """Keeps activations that carry a trained spiking threshold (``spike_threshold``) as leaves."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return hasattr(type(m), "spike_threshold") or super().is_leaf_module(m, qualname)
+
+
 def trace(model: nn.Module, coding: str) -> fx.GraphModule:
     """Symbolically trace ``model`` (a copy is traced; ``model`` is untouched)."""
     model = copy.deepcopy(model).eval()
     try:
-        return fx.symbolic_trace(model)
+        return fx.GraphModule(model, _Tracer().trace(model))
     except Exception as exc:  # fx raises many types; name the model and the fix
         raise UnsupportedLayerError(
             type(model).__name__, "<model>", coding,

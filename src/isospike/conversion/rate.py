@@ -10,6 +10,9 @@ the output is the time average of the last layer's currents.
 
 Over T steps the firing rate of a neuron approximates clip(z, 0, theta) of its ANN activation
 z with an error of at most theta / T per layer for constant inputs.
+
+Activations trained for conversion (any module with a ``spike_threshold`` attribute, such as
+isospike.train.NoisyQCFS) keep their trained threshold and need no calibration data.
 """
 
 from __future__ import annotations
@@ -46,13 +49,19 @@ _HINTS = {
 }
 
 
+def has_trained_threshold(m: nn.Module) -> bool:
+    """Activations that carry their own spiking threshold (e.g. the trained clip lambda of
+    isospike.train.NoisyQCFS) expose it as ``spike_threshold``."""
+    return hasattr(type(m), "spike_threshold") and not isinstance(m, nn.ReLU)
+
+
 def check_rate_graph(gm, activation_types: tuple[type, ...]) -> list[str]:
     """Check that every node is supported; return the paths of the activation modules."""
     activations = []
     for node in gm.graph.nodes:
         if node.op == "call_module":
             m = module_of(gm, node)
-            if isinstance(m, activation_types):
+            if isinstance(m, activation_types) or has_trained_threshold(m):
                 activations.append(str(node.target))
             elif not isinstance(m, SYNAPSE_TYPES + POOL_TYPES + PASSTHROUGH_TYPES):
                 name = type(m).__name__
@@ -88,25 +97,34 @@ def convert_rate(
     """
     if not 0.0 < percentile <= 100.0:
         raise ValueError(f"percentile must be in (0, 100], got {percentile}")
-    if calibration is None:
-        raise ValueError(
-            "rate conversion sets each neuron's threshold from activation statistics: pass "
-            "calibration=<a few hundred training inputs> (tensor, (x, y) pair or DataLoader)"
-        )
     gm = trace(model, CODING)
     relu_functions_to_modules(gm)
     folded = fold_batchnorm(gm) if fold_bn else []
-    propagate_shapes(gm, first_batch(calibration))
-    relus = check_rate_graph(gm, (nn.ReLU,))
-    sampler = sample_activations(gm, {p: gm.get_submodule(p) for p in relus}, calibration, calibration_batch_size)
+    if calibration is not None:
+        propagate_shapes(gm, first_batch(calibration))
+    activations = check_rate_graph(gm, (nn.ReLU,))
+    trained = {p: gm.get_submodule(p).spike_threshold for p in activations if has_trained_threshold(gm.get_submodule(p))}
+    relus = [p for p in activations if p not in trained]
+    if relus and calibration is None:
+        raise ValueError(
+            "rate conversion sets each ReLU neuron's threshold from activation statistics: pass "
+            "calibration=<a few hundred training inputs> (tensor, (x, y) pair or DataLoader)"
+        )
     thresholds: dict[str, float] = {}
     dead: list[str] = []
-    for path in relus:
-        theta = sampler.percentile(path, percentile) if percentile < 100 else sampler.maxima[path]
+    if relus:
+        sampler = sample_activations(gm, {p: gm.get_submodule(p) for p in relus}, calibration, calibration_batch_size)
+        for path in relus:
+            theta = sampler.percentile(path, percentile) if percentile < 100 else sampler.maxima[path]
+            if not theta > 0.0:
+                theta = 1.0  # never active on the calibration data: any positive threshold is exact
+                dead.append(path)
+            thresholds[path] = float(theta)
+    for path, theta in trained.items():
         if not theta > 0.0:
-            theta = 1.0  # never active on the calibration data: any positive threshold is exact
-            dead.append(path)
+            raise ValueError(f"activation at '{path}' has a non-positive trained threshold {theta}")
         thresholds[path] = float(theta)
+    thresholds = {p: thresholds[p] for p in activations}  # graph order
     neurons = {
         path: IFNeuron(threshold=th, reset=reset, v_init=v_init * th, spike_value=th)
         for path, th in thresholds.items()
@@ -114,6 +132,7 @@ def convert_rate(
     assemble_time_folded(gm, neurons)
     info = {
         "thresholds": thresholds,
+        "trained_thresholds": sorted(trained),
         "percentile": percentile,
         "v_init": v_init,
         "reset": reset,
