@@ -37,3 +37,33 @@ def test_no_command_prints_help(capsys):
 def test_console_script_version():
     out = subprocess.run([sys.executable, "-m", "isospike.cli", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("isospike ")
+
+
+def test_train_writes_model_report_and_resumes(tmp_path, capsys):
+    import torch
+
+    from isospike.train import load_trained
+
+    out = tmp_path / "nq"
+    args = ["train", "--dataset", "digits", "--ann-epochs", "2", "--epochs", "1", "--timesteps", "1,4",
+            "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "SNN acc (%)" in printed and "ReLU ANN test accuracy" in printed
+    for name in ("report.md", "results.json", "weights.safetensors", "model.json", "ann.safetensors",
+                 "checkpoints/checkpoint.safetensors"):
+        assert (out / name).is_file(), name
+    model = load_trained(out)
+    x = torch.rand(3, 1, 8, 8)
+    before = model(x)
+    assert main(args) == 0  # rerun: reuses the ANN and the finished checkpoint
+    assert "reusing the ReLU ANN" in capsys.readouterr().out
+    assert torch.equal(load_trained(out)(x), before)
+
+
+def test_train_reports_missing_data_and_bad_model(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ISOSPIKE_CIFAR", str(tmp_path))
+    assert main(["train", "--dataset", "cifar10", "--out", str(tmp_path / "x"), "--no-progress"]) == 1
+    assert "CIFAR-10 not found" in capsys.readouterr().err
+    assert main(["train", "--model", "transformer-xl", "--out", str(tmp_path / "y"), "--no-progress"]) == 1
+    assert "unknown model" in capsys.readouterr().err

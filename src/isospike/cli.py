@@ -40,6 +40,30 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=int, default=30, help="ANN training epochs (default: 30)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    train = sub.add_parser(
+        "train",
+        help="train a network for low-latency rate conversion (noise-aware QCFS, seed 001)",
+        description="Train a ReLU ANN (or load one), fine-tune it with noise-aware quantized activations "
+        "(lambda * clip(floor(z L / lambda + 1/2) / L, 0, 1) + residual noise), and report the converted "
+        "rate SNN's accuracy. Checkpoints are written after every epoch; rerunning the same command "
+        "resumes an interrupted run.",
+    )
+    train.add_argument("--dataset", default="digits", help="digits (default), fashion-mnist, cifar10, cifar100")
+    train.add_argument("--model", default="small-cnn", help="small-cnn (default), vgg-small, vgg11, vgg16, resnet20")
+    train.add_argument("--out", default=None, help="output folder (default: runs/train-<dataset>-<model>)")
+    train.add_argument("--ann-epochs", type=int, default=10, help="epochs of plain ReLU training first (0: start from --init or random)")
+    train.add_argument("--init", default=None, help="safetensors state dict of a trained ReLU model to fine-tune")
+    train.add_argument("--epochs", type=int, default=4, help="noise-aware epochs (default: 4)")
+    train.add_argument("--levels", type=int, default=4, help="quantization levels L (default: 4)")
+    train.add_argument("--noise", default="gaussian", choices=["gaussian", "uniform", "none"],
+                       help="residual-noise model (none: plain QCFS)")
+    train.add_argument("--timesteps", type=_positive_ints, default=[1, 2, 4, 8, 16, 32],
+                       help="time steps to evaluate the converted SNN at (default: 1,2,4,8,16,32)")
+    train.add_argument("--train-samples", type=int, default=None, help="use a random subset of the training split")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in --out")
+    train.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
 
 
@@ -57,10 +81,16 @@ def main(argv: list[str] | None = None) -> int:
 
             run_demo(args.out, timesteps=args.timesteps, epochs=args.epochs, seed=args.seed,
                      progress=not args.no_progress)
+        elif args.command == "train":
+            if args.epochs < 1 or args.ann_epochs < 0 or args.levels < 1:
+                parser.error("--epochs and --levels must be >= 1, --ann-epochs >= 0")
+            from isospike.report.train_job import run_train
+
+            run_train(args)
         return 0
     except KeyboardInterrupt:
-        print("isospike: interrupted; files already written are complete, nothing half-written was kept",
-              file=sys.stderr)
+        print("isospike: interrupted; files already written are complete (rerun the same command to resume"
+              " training from the last completed epoch)", file=sys.stderr)
         return 130
     except (IsospikeError, ValueError, TypeError, FileNotFoundError) as exc:
         print(f"isospike: error: {exc}", file=sys.stderr)

@@ -298,3 +298,29 @@ def noise_aware(
     model.nq_history = history
     return model
 
+
+
+def save_trained(directory: str | Path, model: nn.Module, config: dict[str, Any]) -> Path:
+    """Write ``model.json`` (how to rebuild: isospike.models.build name and kwargs, levels) and
+    ``weights.safetensors`` into ``directory`` (atomically)."""
+    directory = Path(directory)
+    tensors = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    atomic_write(directory / "weights.safetensors", lambda p: save_file(tensors, str(p)))
+    atomic_write_json(directory / "model.json", config)
+    return directory
+
+
+def load_trained(directory: str | Path) -> nn.Module:
+    """Rebuild a model written by :func:`save_trained` (e.g. by ``isospike train``)."""
+    from isospike.models import build
+
+    directory = Path(directory)
+    config_path = directory / "model.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{config_path} not found: pass the output folder of `isospike train`")
+    config = json.loads(config_path.read_text())
+    model = build(config["model"], **config.get("kwargs", {}))
+    if config.get("levels"):
+        model = quantize_relus(model, config["levels"], 1.0, config.get("noise", "gaussian"))
+    model.load_state_dict(load_file(str(directory / "weights.safetensors")))
+    return model.eval()
