@@ -27,6 +27,9 @@ class LayerStats:
     dense_ops: the same layer's operations if every input were nonzero (MACs of the ANN).
     timesteps: time steps per sample.
     samples: samples simulated.
+    input_events: nonzero inputs that reached a synapse layer (spikes arriving), all samples.
+    outputs: output values per sample and step (synapse layers).
+    parameters: weights stored by the layer.
     by_step: spikes (neurons) or synaptic ops (synapses) at each step, summed over samples.
     """
 
@@ -40,6 +43,9 @@ class LayerStats:
     timesteps: int = 0
     samples: int = 0
     by_step: list[int] = field(default_factory=list)
+    input_events: int = 0
+    outputs: int = 0
+    parameters: int = 0
 
     @property
     def spikes_per_neuron_step(self) -> float:
@@ -136,7 +142,8 @@ class SpikingNetwork(nn.Module):
                 stats[name] = LayerStats(
                     name=name, kind=m.kind, synaptic_ops=m.synaptic_ops, dense_ops=m.dense_ops,
                     timesteps=1 if m.static_input else self.timesteps, samples=m.samples,
-                    by_step=list(m.ops_by_step),
+                    by_step=list(m.ops_by_step), input_events=m.input_events, outputs=m.outputs_per_sample,
+                    parameters=m.parameters_stored,
                 )
         return stats
 

@@ -1,0 +1,118 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import isospike as isp
+import isospike.energy as E
+from isospike.energy.activity import ann_activity
+from isospike.energy.hardware import PRESETS, mesh_hops, placement, sram_pj_per_bit
+from isospike.models import SmallCNN
+from isospike.train import NoisyQCFS, quantize_relus
+
+
+def sparse_cnn(seed=0):
+    torch.manual_seed(seed)
+    m = SmallCNN(input_size=8).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            if p.dim() > 1:
+                p[p.abs() < 0.05] = 0  # some zero weights: effective < dense
+    return m
+
+
+def neurobench_synops(net, x):
+    pytest.importorskip("neurobench")
+    from neurobench.benchmarks import Benchmark
+    from neurobench.metrics.workload import SynapticOperations
+    from neurobench.models import TorchModel
+
+    loader = DataLoader(TensorDataset(x, torch.zeros(len(x), dtype=torch.long)), batch_size=len(x))
+    return Benchmark(TorchModel(net), loader, [], [], [[], [SynapticOperations]]).run()["SynapticOperations"]
+
+
+def test_ann_counts_equal_neurobench():
+    m = sparse_cnn()
+    x = torch.rand(16, 1, 8, 8) * (torch.rand(16, 1, 8, 8) > 0.3)
+    nb = neurobench_synops(m, x)
+    ours = ann_activity(m, x)
+    conn = [a for a in ours.layers if a.name in ("0", "3", "8", "10")]  # Linear/Conv: NeuroBench's connection layers
+    assert sum(a.macs for a in conn) == pytest.approx(nb["Effective_MACs"])
+    assert sum(a.dense_ops for a in conn) == pytest.approx(nb["Dense"])
+    assert nb["Effective_ACs"] == 0
+
+
+def test_spiking_counts_equal_neurobench():
+    # thresholds of 1 make the spikes 0/1 tensors, which NeuroBench recognises as spikes
+    m = quantize_relus(sparse_cnn(1), levels=4, init_lambda=1.0).eval()
+    x = torch.rand(8, 1, 8, 8)
+    snn = isp.convert(m, "rate", timesteps=4)
+    nb = neurobench_synops(snn, x)
+    act = E.collect(snn, x)
+    conn = {"0", "3", "8", "10"}
+    ours_ac = sum(a.acs for a in act.layers if a.name in conn)
+    ours_mac = sum(a.macs for a in act.layers if a.name in conn)
+    ours_dense = sum(a.dense_ops for a in act.layers if a.name in conn)
+    # layer 8 follows an average pool (non-binary input): a MAC layer for both NeuroBench and us
+    assert ours_ac == pytest.approx(nb["Effective_ACs"])
+    assert ours_mac == pytest.approx(nb["Effective_MACs"])
+    assert ours_dense == pytest.approx(nb["Dense"])
+
+
+def test_estimate_full_vs_ops_and_categories():
+    m = sparse_cnn()
+    x = torch.rand(32, 1, 8, 8)
+    snn = isp.convert(m, "rate", timesteps=6, calibration=x)
+    full = E.estimate(snn, x, hardware="horowitz45")
+    ops = E.estimate(snn, x, hardware="horowitz45", mode="ops")
+    c = full.by_category
+    assert math.isclose(sum(c.values()), full.total_j) and c["data_movement"] > 0
+    assert ops.total_j == pytest.approx(c["compute"] - sum(r.compute_j for r in full.layers if r.kind == "neuron"))
+    assert full.ratio_to_ann is not None and full.ann_total_j > 0
+    s = full.table()
+    assert "total" in s and "horowitz45" in s
+    d = full.as_dict()
+    assert d["total_j"] == full.total_j and len(d["layers"]) == len(full.layers) and d["sources"]
+
+
+def test_counts_scale_with_activity_and_hardware_presets_differ():
+    m = sparse_cnn()
+    x = torch.rand(16, 1, 8, 8)
+    snn = isp.convert(m, "rate", timesteps=4, calibration=x)
+    short = E.estimate(snn, x)
+    longer = E.estimate(isp.convert(m, "rate", timesteps=16, calibration=x), x)
+    assert longer.total_j > 2 * short.total_j  # 4x the steps, ~4x the events
+    totals = {name: E.estimate(snn, x, hardware=name).total_j for name in PRESETS}
+    assert len(set(totals.values())) == len(totals)
+    cim = E.estimate(snn, x, hardware="cim-memristor")
+    assert sum(r.data_movement_j for r in cim.layers if r.kind == "ac") == 0  # no weight movement in a crossbar
+
+
+def test_ann_and_exact_networks_are_estimated():
+    m = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)).eval()
+    x = torch.rand(5, 4)
+    rep = E.estimate(m, x)
+    assert rep.ann_total_j is None and rep.total_j > 0 and all(r.kind == "ann" for r in rep.layers)
+    ex = isp.exact.convert(m)
+    er = E.estimate(ex, x, hardware="loihi")
+    assert er.total_j > 0 and {r.kind for r in er.layers} == {"gates"}
+    assert any("spatial" in n for n in er.notes)
+
+
+def test_hardware_helpers_and_errors(tmp_path):
+    assert sram_pj_per_bit(8 * 1024) == pytest.approx(10 / 64)
+    assert sram_pj_per_bit(20 * 1024) == pytest.approx((10 + 10 * 12 / 24) / 64)
+    assert sram_pj_per_bit(4 * 1024 * 1024) == pytest.approx(1300 / 64)
+    cores, width = placement([100, 3000, 10], 1024)
+    assert [len(c) for c in cores] == [1, 3, 1] and width == 3
+    assert mesh_hops(cores[0], cores[1], width) > 0
+    assert all(p.sources for p in PRESETS.values())
+    with pytest.raises(ValueError, match="unknown hardware"):
+        E.estimate(nn.Linear(2, 2), torch.rand(1, 2), hardware="gpu9000")
+    with pytest.raises(ValueError, match="mode"):
+        E.estimate(nn.Linear(2, 2), torch.rand(1, 2), mode="vibes")
+    rep = E.estimate(nn.Sequential(nn.Linear(2, 2)), torch.rand(3, 2))
+    out = rep.plot(tmp_path / "e.png")
+    assert out.read_bytes()[:4] == b"\x89PNG"
