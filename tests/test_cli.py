@@ -67,3 +67,16 @@ def test_train_reports_missing_data_and_bad_model(tmp_path, capsys, monkeypatch)
     assert "CIFAR-10 not found" in capsys.readouterr().err
     assert main(["train", "--model", "transformer-xl", "--out", str(tmp_path / "y"), "--no-progress"]) == 1
     assert "unknown model" in capsys.readouterr().err
+
+
+def test_energy_command_writes_reports(tmp_path, capsys):
+    out = tmp_path / "e"
+    assert main(["energy", "--samples", "16", "--timesteps", "4", "--hardware", "horowitz45,loihi", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "horowitz45" in printed and "data movement" in printed and "ANN / SNN" in printed
+    data = json.loads((out / "energy.json").read_text())
+    assert set(data["results"]) == {"horowitz45", "loihi"}
+    assert data["results"]["loihi"]["full"]["total_j"] > 0
+    assert (out / "energy_loihi.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["energy", "--hardware", "quantum", "--out", str(out)]) == 1
+    assert "unknown hardware" in capsys.readouterr().err

@@ -64,6 +64,23 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in --out")
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    energy = sub.add_parser(
+        "energy",
+        help="estimate the energy per inference of a converted network on hardware models",
+        description="Convert a network (a folder written by `isospike train`, or the demo CNN trained on the spot) "
+        "with the chosen coding, run it on test images, and estimate its energy per inference -- compute, data "
+        "movement and communication -- on one or more hardware presets, next to the short E_MAC*MACs + E_AC*ACs "
+        "formula and the ANN on the same hardware. Writes energy.json and one stacked-bar PNG per preset.",
+    )
+    energy.add_argument("--model", default=None, help="output folder of `isospike train` (default: train the demo CNN)")
+    energy.add_argument("--dataset", default=None, help="dataset for inputs and calibration (default: the model's, else digits)")
+    energy.add_argument("--coding", default="rate", help="coding to convert with (default: rate; `exact` for gate circuits)")
+    energy.add_argument("--timesteps", type=int, default=8, help="time steps T (default: 8)")
+    energy.add_argument("--hardware", default="horowitz45,loihi,truenorth,cim-memristor",
+                        help="comma-separated presets (default: horowitz45,loihi,truenorth,cim-memristor)")
+    energy.add_argument("--samples", type=int, default=256, help="test images to run (default: 256)")
+    energy.add_argument("--out", default="runs/energy", help="output folder (default: runs/energy)")
     return parser
 
 
@@ -87,6 +104,12 @@ def main(argv: list[str] | None = None) -> int:
             from isospike.report.train_job import run_train
 
             run_train(args)
+        elif args.command == "energy":
+            if args.timesteps < 1 or args.samples < 1:
+                parser.error("--timesteps and --samples must be >= 1")
+            from isospike.report.energy_job import run_energy
+
+            run_energy(args)
         return 0
     except KeyboardInterrupt:
         print("isospike: interrupted; files already written are complete (rerun the same command to resume"

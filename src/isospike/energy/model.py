@@ -64,8 +64,11 @@ def layer_energy(layer: LayerActivity, hw: Hardware, hops: float = 0.0) -> Layer
     mem = hw.memory_pj_per_bit_for
     weight_bytes = layer.parameters * hw.weight_bits / 8
     if layer.kind == "ann":
-        compute += layer.dense_ops * hw.mac_pj
-        data += layer.dense_ops * hw.weight_bits * mem(weight_bytes)
+        if hw.compute_in_memory:  # the ANN on the same crossbars: analog MACs, one conversion per output
+            compute += layer.dense_ops * hw.crossbar_cell_pj + layer.outputs * hw.adc_pj
+        else:
+            compute += layer.dense_ops * hw.mac_pj
+            data += layer.dense_ops * hw.weight_bits * mem(weight_bytes)
         act_bytes = max(layer.outputs, 1) * hw.activation_bits / 8
         data += 2 * layer.outputs * hw.activation_bits * mem(act_bytes)
     elif layer.kind == "mac":
