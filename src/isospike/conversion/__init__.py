@@ -4,10 +4,12 @@ from isospike.conversion.network import LayerStats, SpikingNetwork
 from isospike.conversion.rate import convert_rate
 from isospike.conversion.registry import codings, convert, get_converter, register_coding
 from isospike.conversion.simulation import SimulationResult, simulate
+from isospike.conversion.ttfs import TTFSPopulation, convert_ttfs
 
 register_coding("rate", convert_rate)
+register_coding("ttfs", convert_ttfs)
 
 __all__ = [
-    "LayerStats", "SimulationResult", "SpikingNetwork", "codings", "convert", "convert_rate",
+    "LayerStats", "SimulationResult", "SpikingNetwork", "TTFSPopulation", "codings", "convert", "convert_rate", "convert_ttfs",
     "get_converter", "register_coding", "simulate",
 ]

@@ -4,6 +4,8 @@ they meet time-varying ones. Coding-independent; each coding supplies its neuron
 
 from __future__ import annotations
 
+from typing import Callable
+
 from torch import fx, nn
 
 from isospike.conversion.graph import input_nodes, is_tensor_node, module_of, time_varying_nodes
@@ -44,17 +46,23 @@ def _carries_spikes(gm: fx.GraphModule, node: fx.Node, neuron_nodes: set[fx.Node
         node = node.args[0]
 
 
-def assemble_time_folded(gm: fx.GraphModule, neurons: dict[str, IFNeuron]) -> None:
-    """Replace each activation module whose path is in ``neurons`` by that neuron population
+def assemble_time_folded(gm: fx.GraphModule, neurons: dict[str, IFNeuron] | dict[str, Callable[[bool], nn.Module]],
+                         reads_device: bool = False) -> None:
+    """Replace each activation module whose path is in ``neurons`` by its neuron population
     (in place), wrap synaptic and pooling layers in counters, and broadcast constant tensors
-    over time where they are combined with time-varying ones."""
+    over time where they are combined with time-varying ones.
+
+    ``neurons[path]`` is an IFNeuron (run time-folded) or a factory ``f(static_input) -> module``
+    for other populations. ``reads_device``: synaptic events read a synapse device (TTFS)."""
     neuron_nodes = {n for n in gm.graph.nodes if n.op == "call_module" and str(n.target) in neurons}
     varying = time_varying_nodes(gm, neuron_nodes)
 
     for node in neuron_nodes:
         src = node.args[0]
         static = not (isinstance(src, fx.Node) and src in varying)
-        _set_module(gm, str(node.target), TimeFoldedNeuron(neurons[str(node.target)], static_input=static))
+        spec = neurons[str(node.target)]
+        population = TimeFoldedNeuron(spec, static_input=static) if isinstance(spec, IFNeuron) else spec(static)
+        _set_module(gm, str(node.target), population)
 
     for node in list(gm.graph.nodes):
         if node.op != "call_module" or node in neuron_nodes:
@@ -64,7 +72,8 @@ def assemble_time_folded(gm: fx.GraphModule, neurons: dict[str, IFNeuron]) -> No
             src = node.args[0]
             static = not (isinstance(src, fx.Node) and src in varying)
             spikes = isinstance(src, fx.Node) and _carries_spikes(gm, src, neuron_nodes)
-            _set_module(gm, str(node.target), CountingSynapse(m, spike_input=spikes, static_input=static))
+            _set_module(gm, str(node.target), CountingSynapse(m, spike_input=spikes, static_input=static,
+                                                              reads_device=reads_device and spikes and isinstance(m, SYNAPSE_TYPES)))
 
     counter = 0
     for node in list(gm.graph.nodes):

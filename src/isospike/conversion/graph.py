@@ -25,7 +25,8 @@ class _Tracer(fx.Tracer):
     """Keeps activations that carry a trained spiking threshold (``spike_threshold``) as leaves."""
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return hasattr(type(m), "spike_threshold") or super().is_leaf_module(m, qualname)
+        trained = hasattr(type(m), "spike_threshold") or hasattr(type(m), "ttfs_timesteps")
+        return trained or super().is_leaf_module(m, qualname)
 
 
 def trace(model: nn.Module, coding: str) -> fx.GraphModule:

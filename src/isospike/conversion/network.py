@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, fx, nn
 from torch.utils._pytree import tree_map
 
-from isospike.conversion.timefold import CountingSynapse, TimeFolded, TimeFoldedNeuron
+from isospike.conversion.timefold import CountingSynapse, SpikingPopulation, TimeFolded
 
 
 @dataclass
@@ -30,6 +30,7 @@ class LayerStats:
     input_events: nonzero inputs that reached a synapse layer (spikes arriving), all samples.
     outputs: output values per sample and step (synapse layers).
     parameters: weights stored by the layer.
+    device_reads: synapse-device reads (TTFS with optoelectronic synapses: one per synaptic event).
     by_step: spikes (neurons) or synaptic ops (synapses) at each step, summed over samples.
     """
 
@@ -46,6 +47,7 @@ class LayerStats:
     input_events: int = 0
     outputs: int = 0
     parameters: int = 0
+    device_reads: int = 0
 
     @property
     def spikes_per_neuron_step(self) -> float:
@@ -64,7 +66,8 @@ class SpikingNetwork(nn.Module):
     (name of the coding), ``info`` (conversion details: thresholds, folded layers, ...).
     """
 
-    def __init__(self, graph_module: fx.GraphModule, timesteps: int, coding: str, info: dict[str, Any]) -> None:
+    def __init__(self, graph_module: fx.GraphModule, timesteps: int, coding: str, info: dict[str, Any],
+                 fold_time: bool = True) -> None:
         super().__init__()
         if timesteps < 1:
             raise ValueError(f"timesteps must be >= 1, got {timesteps}")
@@ -72,11 +75,14 @@ class SpikingNetwork(nn.Module):
         self.timesteps = int(timesteps)
         self.coding = coding
         self.info = info
+        # rate-like codings fold T steps into the batch; TTFS layers resolve their window inside
+        # each population (one pass through the graph)
+        self.fold_time = fold_time
 
     # ------------------------------------------------------------------ structure
-    def neurons(self) -> Iterator[tuple[str, TimeFoldedNeuron]]:
+    def neurons(self) -> Iterator[tuple[str, SpikingPopulation]]:
         for name, m in self.graph_module.named_modules():
-            if isinstance(m, TimeFoldedNeuron):
+            if isinstance(m, SpikingPopulation):
                 yield name, m
 
     def synapses(self) -> Iterator[tuple[str, CountingSynapse]]:
@@ -102,6 +108,10 @@ class SpikingNetwork(nn.Module):
         T = self.timesteps if timesteps is None else int(timesteps)
         if T < 1:
             raise ValueError(f"timesteps must be >= 1, got {T}")
+        if not self.fold_time:
+            if timesteps is not None and int(timesteps) != self.timesteps:
+                raise ValueError(f"this {self.coding} network has a fixed window of {self.timesteps} steps")
+            T = 1
         if not isinstance(x, Tensor):
             raise TypeError(f"input must be a tensor, got {type(x).__name__}")
         batch = x.shape[0] if x.dim() else 1
@@ -132,18 +142,18 @@ class SpikingNetwork(nn.Module):
         """Per-layer counts since :meth:`reset_counts`, in graph order."""
         stats: dict[str, LayerStats] = {}
         for name, m in self.graph_module.named_modules():
-            if isinstance(m, TimeFoldedNeuron):
+            if isinstance(m, SpikingPopulation):
                 stats[name] = LayerStats(
                     name=name, kind="neuron", neurons=m.neurons_per_sample,
-                    neuron_updates=m.neuron.neuron_updates, spikes=m.neuron.spikes,
-                    timesteps=self.timesteps, samples=m.samples, by_step=list(m.neuron.spikes_by_step),
+                    neuron_updates=m.neuron_updates, spikes=m.spikes,
+                    timesteps=self.timesteps, samples=m.samples, by_step=list(m.spikes_by_step),
                 )
             elif isinstance(m, CountingSynapse):
                 stats[name] = LayerStats(
                     name=name, kind=m.kind, synaptic_ops=m.synaptic_ops, dense_ops=m.dense_ops,
-                    timesteps=1 if m.static_input else self.timesteps, samples=m.samples,
+                    timesteps=1 if (m.static_input or not self.fold_time) else self.timesteps, samples=m.samples,
                     by_step=list(m.ops_by_step), input_events=m.input_events, outputs=m.outputs_per_sample,
-                    parameters=m.parameters_stored,
+                    parameters=m.parameters_stored, device_reads=m.synaptic_ops if m.reads_device else 0,
                 )
         return stats
 

@@ -55,13 +55,15 @@ def has_trained_threshold(m: nn.Module) -> bool:
     return hasattr(type(m), "spike_threshold") and not isinstance(m, nn.ReLU)
 
 
-def check_rate_graph(gm, activation_types: tuple[type, ...]) -> list[str]:
-    """Check that every node is supported; return the paths of the activation modules."""
+def check_rate_graph(gm, activation_types: tuple[type, ...], ttfs: bool = False) -> list[str]:
+    """Check that every node is supported; return the paths of the activation modules
+    (``ttfs``: accept TTFS-quantized activations instead of trained rate thresholds)."""
     activations = []
     for node in gm.graph.nodes:
         if node.op == "call_module":
             m = module_of(gm, node)
-            if isinstance(m, activation_types) or has_trained_threshold(m):
+            trained = hasattr(type(m), "ttfs_timesteps") if ttfs else has_trained_threshold(m)
+            if isinstance(m, activation_types) or trained:
                 activations.append(str(node.target))
             elif not isinstance(m, SYNAPSE_TYPES + POOL_TYPES + PASSTHROUGH_TYPES):
                 name = type(m).__name__

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from isospike.conversion.network import SpikingNetwork
-from isospike.conversion.timefold import TimeFoldedNeuron
+from isospike.conversion.timefold import TimeFoldedNeuron  # noqa: F401  (rate populations)
 
 
 @dataclass
@@ -36,7 +36,7 @@ def layer_gaps(ann: nn.Module, snn: SpikingNetwork, x: Tensor, timesteps: int | 
     """Run ``ann`` (eval) and ``snn`` on ``x`` and pair, by module path, each spiking layer
     with the ANN activation module at the same path."""
     T = snn.timesteps if timesteps is None else int(timesteps)
-    neurons = dict(snn.neurons())
+    neurons = {p: n for p, n in snn.neurons() if isinstance(n, TimeFoldedNeuron)}
     modules = dict(ann.named_modules())
     missing = [p for p in neurons if p not in modules]
     if missing:

@@ -24,7 +24,25 @@ class TimeFolded(nn.Module):
         return f"timesteps={self.timesteps}"
 
 
-class TimeFoldedNeuron(TimeFolded):
+class SpikingPopulation(TimeFolded):
+    """Base of the neuron populations placed in a converted graph. Counters (zeroed by
+    ``reset_counts``): ``spikes``, ``neuron_updates``, ``spikes_by_step`` (list), ``samples``,
+    ``neurons_per_sample``."""
+
+    spikes: int
+    neuron_updates: int
+    spikes_by_step: list[int]
+    samples: int
+    neurons_per_sample: int
+
+    def reset(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def reset_counts(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class TimeFoldedNeuron(SpikingPopulation):
     """Runs a spiking neuron population on a time-folded tensor.
 
     ``static_input`` marks an input that does not change over time (``[batch, ...]``): the
@@ -42,6 +60,18 @@ class TimeFoldedNeuron(TimeFolded):
         self.neuron.reset_counts()
         self.samples = 0
         self.neurons_per_sample = 0
+
+    @property
+    def spikes(self) -> int:  # type: ignore[override]
+        return self.neuron.spikes
+
+    @property
+    def neuron_updates(self) -> int:  # type: ignore[override]
+        return self.neuron.neuron_updates
+
+    @property
+    def spikes_by_step(self) -> list[int]:  # type: ignore[override]
+        return self.neuron.spikes_by_step
 
     def forward(self, x: Tensor) -> Tensor:
         T = self.timesteps
@@ -80,11 +110,12 @@ class CountingSynapse(TimeFolded):
     ``outputs_per_sample``: output values per sample and step; ``parameters``: weights stored.
     """
 
-    def __init__(self, layer: nn.Module, spike_input: bool, static_input: bool) -> None:
+    def __init__(self, layer: nn.Module, spike_input: bool, static_input: bool, reads_device: bool = False) -> None:
         super().__init__()
         self.layer = layer
         self.spike_input = spike_input
         self.static_input = static_input
+        self.reads_device = reads_device  # each synaptic event reads a synapse device (TTFS)
         self.reset_counts()
 
     @property

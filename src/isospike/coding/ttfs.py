@@ -1,0 +1,60 @@
+"""Time-to-first-spike (TTFS) coding: each neuron fires at most once in a window of T steps.
+
+A value quantized to level q in {0, ..., T} (step ``scale``) is sent as one spike at step
+k = T - q (early = large); level 0 sends nothing. The receiver reads the spike's slot back as
+a level; with a device (an optoelectronic synapse) it reads ``scale * T * O(t_k)`` instead,
+O being the device's decay -- exactly ``scale * (T - k)`` for the nominal curve and its slot
+times.
+
+    spikes = encode(x, timesteps=15, scale=a)    # [T, ...] float 0/1, at most one 1 per neuron
+    x_hat = decode(spikes, scale=a)               # levels * a, shaped like x
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+Rounding = Literal["round", "floor"]
+
+
+def levels(x: Tensor, timesteps: int, scale: float | Tensor, rounding: Rounding = "round") -> Tensor:
+    """Integer level q = clip(round(x / scale), 0, T) (or floor), as int64."""
+    if timesteps < 1:
+        raise ValueError(f"timesteps must be >= 1, got {timesteps}")
+    u = x / scale
+    q = torch.floor(u + 0.5) if rounding == "round" else torch.floor(u)
+    if rounding not in ("round", "floor"):
+        raise ValueError(f"rounding must be 'round' or 'floor', got {rounding!r}")
+    return q.clamp(0, timesteps).to(torch.int64)
+
+
+def encode(x: Tensor, timesteps: int = 15, scale: float | Tensor = 1.0, rounding: Rounding = "round") -> Tensor:
+    """Spike trains ``[T, *x.shape]`` (dtype of x): one spike at step T - q for level q >= 1."""
+    q = levels(x, timesteps, scale, rounding)
+    steps = torch.arange(timesteps, device=x.device).reshape(-1, *([1] * x.dim()))
+    return ((steps == timesteps - q) & (q > 0)).to(x.dtype if x.is_floating_point() else torch.float32)
+
+
+def first_spike_slot(spikes: Tensor) -> Tensor:
+    """Step index of each neuron's first spike, T where it stays silent (int64, shape [...])."""
+    T = spikes.shape[0]
+    fired = spikes != 0
+    idx = torch.where(fired, torch.arange(T, device=spikes.device).reshape(-1, *([1] * (spikes.dim() - 1))),
+                      torch.full_like(spikes, T, dtype=torch.int64))
+    return idx.min(0).values
+
+
+def decode(spikes: Tensor, scale: float | Tensor = 1.0, reads: Tensor | None = None) -> Tensor:
+    """Values from spike trains ``[T, ...]``: ``scale * T * reads[k]`` for a first spike at step k
+    (``reads`` defaults to the ideal (T - k) / T), 0 for silence."""
+    T = spikes.shape[0]
+    k = first_spike_slot(spikes)
+    if reads is None:
+        value = (T - k).to(torch.float32)
+    else:
+        table = torch.cat([reads.to(torch.float32)[:T], torch.zeros(1)])
+        value = T * table[k]
+    return value * scale

@@ -1,0 +1,153 @@
+"""TTFS coding with decaying synapse devices (Otters / Otters++).
+
+Each activation becomes a TTFS population: during its window of T steps a neuron compares its
+membrane V (the synaptic integration of the previous layer's device reads) with a staircase
+threshold and fires at the first step k where V >= theta_k, i.e. level q = T - k (silent: q = 0).
+Its spike is read by the next layer's synapses at the slot time t_k: the device returns O(t_k)
+(with its run-to-run variation, if any), scaled by scale * T -- exactly the QNN level for the
+nominal device. So each converted layer computes the QNN layer of
+:class:`isospike.train.ttfs.TTFSQuant`; tests check the outputs are identical.
+
+Trained QNN activations (``TTFSQuant``) keep their step, rounding and device; plain ReLUs are
+converted post hoc with step = percentile / T from calibration data. The first layer receives
+the analog input (a MAC layer); BatchNorm is folded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from isospike.coding.ttfs import Rounding
+from isospike.conversion.assemble import assemble_time_folded
+from isospike.conversion.calibration import first_batch, sample_activations
+from isospike.conversion.graph import fold_batchnorm, propagate_shapes, relu_functions_to_modules, trace
+from isospike.conversion.network import SpikingNetwork
+from isospike.conversion.rate import check_rate_graph
+from isospike.conversion.timefold import SpikingPopulation
+from isospike.devices import DeviceVariation, OptoelectronicSynapse
+
+CODING = "ttfs"
+
+
+class TTFSPopulation(SpikingPopulation):
+    """A TTFS neuron population (one pass: the window is resolved inside).
+
+    Input: membrane potentials V (any shape, float32). Output: what the next layer's synapses
+    read for each neuron -- ``scale * T * O(t_k)`` at its spike slot k (0 when silent), signed
+    for two-channel layers. Records spikes, neuron updates (neurons x T) and spikes per slot.
+    """
+
+    def __init__(self, timesteps: int, scale: float, rounding: Rounding = "round", signed: bool = False,
+                 device: OptoelectronicSynapse | None = None) -> None:
+        super().__init__()
+        self.window = int(timesteps)
+        self.scale = float(scale)
+        self.rounding: Rounding = rounding
+        self.signed = signed
+        self.device = device
+        reads = device.slot_reads(timesteps).float() if device is not None else \
+            (timesteps - torch.arange(timesteps + 1, dtype=torch.float32)) / timesteps
+        self.register_buffer("slot_reads", reads)
+        self.generator: torch.Generator | None = None
+        self.last_slots: Tensor | None = None
+        self.reset_counts()
+
+    def reset(self) -> None:
+        self.last_slots = None
+
+    def reset_counts(self) -> None:
+        self.spikes = 0
+        self.neuron_updates = 0
+        self.spikes_by_step = [0] * self.window
+        self.samples = 0
+        self.neurons_per_sample = 0
+
+    def thresholds(self) -> Tensor:
+        """theta_k for k = 0..T-1 (decreasing): the staircase the membrane is compared with."""
+        lv = self.scale * self.window * self.slot_reads  # level of slot k
+        if self.rounding == "round":
+            return (lv[:-1] + lv[1:]) / 2
+        return lv[:-1]
+
+    def forward(self, v: Tensor) -> Tensor:
+        T = self.window
+        mag = v.abs() if self.signed else v
+        th = self.thresholds()
+        # first crossing: the first k (earliest step) with V >= theta_k; T when it never fires
+        crossed = mag.unsqueeze(-1) >= th  # [..., T]
+        slot = torch.where(crossed.any(-1), crossed.to(torch.int8).argmax(-1), torch.full_like(mag, T, dtype=torch.int64))
+        reads = self.slot_reads
+        if self.device is not None and self.device.variation is not None:
+            var: DeviceVariation = self.device.variation
+            shape = slot.shape if var.granularity == "read" else slot.shape[1:] if var.granularity == "device" else ()
+            factors = var.factors(torch.Size(shape) if shape else torch.Size([1]), self.generator)
+            value = self.scale * T * reads[slot] * factors.to(reads.dtype)
+        else:
+            value = self.scale * T * reads[slot]
+        value = torch.where(slot < T, value, torch.zeros_like(value))
+        if self.signed:
+            value = torch.sign(v) * value
+        self.last_slots = slot
+        fired = slot < T
+        self.spikes += int(fired.sum())
+        self.neuron_updates += v.numel() * T
+        counts = torch.bincount(slot.flatten(), minlength=T + 1)[:T].tolist()
+        self.spikes_by_step = [a + int(b) for a, b in zip(self.spikes_by_step, counts)]
+        self.samples += v.shape[0] if v.dim() else 1
+        self.neurons_per_sample = v[0].numel() if v.dim() else 1
+        return value.to(v.dtype)
+
+    def extra_repr(self) -> str:
+        dev = self.device.name if self.device is not None else "ideal"
+        return f"T={self.window}, scale={self.scale:.4g}, rounding={self.rounding}, signed={self.signed}, device={dev}"
+
+
+def convert_ttfs(
+    model: nn.Module,
+    *,
+    timesteps: int = 15,
+    calibration: Any = None,
+    device: OptoelectronicSynapse | None = None,
+    percentile: float = 99.9,
+    rounding: Rounding = "round",
+    fold_bn: bool = True,
+    calibration_batch_size: int = 256,
+) -> SpikingNetwork:
+    """Convert a QNN (TTFSQuant activations) or a ReLU ANN to a TTFS SNN (see module docstring).
+
+    Args:
+        timesteps: window T for ReLUs converted post hoc (TTFSQuant layers keep their own).
+        device: synapse device for all layers (default: each TTFSQuant's own, else ideal reads).
+        percentile: post-hoc step = percentile of the ReLU's activations / T.
+        rounding: post-hoc rounding ("round" or "floor").
+    """
+    gm = trace(model, CODING)
+    relu_functions_to_modules(gm)
+    folded = fold_batchnorm(gm) if fold_bn else []
+    if calibration is not None:
+        propagate_shapes(gm, first_batch(calibration))
+    activations = check_rate_graph(gm, (nn.ReLU,), ttfs=True)
+    quantized = {p: gm.get_submodule(p) for p in activations if hasattr(type(gm.get_submodule(p)), "ttfs_timesteps")}
+    relus = [p for p in activations if p not in quantized]
+    if relus and calibration is None:
+        raise ValueError("post-hoc TTFS conversion of ReLUs needs calibration data for the steps: pass calibration=...")
+    specs: dict[str, dict] = {}
+    if relus:
+        sampler = sample_activations(gm, {p: gm.get_submodule(p) for p in relus}, calibration, calibration_batch_size)
+        for p in relus:
+            top = sampler.percentile(p, percentile)
+            specs[p] = dict(timesteps=timesteps, scale=(top if top > 0 else 1.0) / timesteps, rounding=rounding,
+                            signed=False, device=device)
+    for p, m in quantized.items():
+        specs[p] = dict(timesteps=m.timesteps, scale=float(m.scale.detach().abs()), rounding=m.rounding,
+                        signed=m.signed, device=device if device is not None else m.device)
+    populations = {p: (lambda static, spec=spec: TTFSPopulation(**spec)) for p, spec in specs.items()}
+    assemble_time_folded(gm, populations, reads_device=any(s["device"] is not None for s in specs.values()))
+    windows = {s["timesteps"] for s in specs.values()} or {timesteps}
+    info = {"steps": {p: s["scale"] for p, s in specs.items()}, "windows": sorted(windows),
+            "trained_layers": sorted(quantized), "post_hoc_layers": relus, "folded_batchnorm": folded,
+            "device": None if device is None else device.name}
+    return SpikingNetwork(gm, max(windows), CODING, info, fold_time=False)

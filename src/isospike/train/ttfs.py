@@ -1,0 +1,148 @@
+"""Quantized activations equivalent to TTFS layers (Otters / Otters++), and the hybrid training
+that runs the device-faithful spiking forward with QNN straight-through gradients.
+
+A TTFS layer with window T, step ``scale`` and an optoelectronic synapse O equals a QNN layer
+whose activation takes the levels L_q = scale * T * O(t_{T-q}), q = 0..T (signed layers: two
+channels, -L_q .. L_q), chosen by rounding to the nearest level (or floor). With the nominal
+device these are the uniform levels scale * q. :class:`TTFSQuant` is that activation:
+
+* forward in eval mode: the level (what the spiking layer produces);
+* forward in training: the same level read through the device with its run-to-run variation
+  sampled (when the device has one) -- the spiking forward -- while the gradient is the QNN's
+  straight-through one (LSQ-style for the scale): y = q + (snn - q).detach().
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor, nn
+
+from isospike.coding.ttfs import Rounding
+from isospike.devices import OptoelectronicSynapse
+
+
+def round_ste(x: Tensor) -> Tensor:
+    return x + (torch.floor(x + 0.5) - x).detach()
+
+
+def floor_ste(x: Tensor) -> Tensor:
+    return x + (torch.floor(x) - x).detach()
+
+
+class TTFSQuant(nn.Module):
+    """QNN activation of a TTFS layer. Input/output: any shape, float32.
+
+    Args:
+        timesteps: window T (levels 0..T; 2^n - 1 for n-bit activations).
+        scale: initial step (learnable; LSQ gradient).
+        signed: two spike channels, levels -T..T (for signed operands).
+        rounding: "round" (threshold half a level below each level) or "floor".
+        device: optoelectronic synapse whose reads give the levels (None: ideal uniform levels).
+        learn_scale: make the step a trainable parameter.
+    """
+
+    def __init__(self, timesteps: int = 15, scale: float = 0.1, signed: bool = False, rounding: Rounding = "round",
+                 device: OptoelectronicSynapse | None = None, learn_scale: bool = True) -> None:
+        super().__init__()
+        if timesteps < 1:
+            raise ValueError(f"timesteps must be >= 1, got {timesteps}")
+        if rounding not in ("round", "floor"):
+            raise ValueError(f"rounding must be 'round' or 'floor', got {rounding!r}")
+        if not scale > 0:
+            raise ValueError(f"scale must be > 0, got {scale}")
+        self.timesteps = int(timesteps)
+        self.signed = signed
+        self.rounding: Rounding = rounding
+        self.device = device
+        s = torch.tensor(float(scale))
+        self.scale = nn.Parameter(s) if learn_scale else nn.Parameter(s, requires_grad=False)
+        reads = device.slot_reads(timesteps).float() if device is not None else \
+            (timesteps - torch.arange(timesteps + 1, dtype=torch.float32)) / timesteps
+        self.register_buffer("slot_reads", reads)  # O(t_k), k = 0..T (slot T: silence)
+        self.generator: torch.Generator | None = None
+
+    @property
+    def ttfs_timesteps(self) -> int:
+        """Marks the module as a TTFS layer for conversion (its window T)."""
+        return self.timesteps
+
+    def level_values(self, reads: Tensor | None = None) -> Tensor:
+        """L_q for q = 0..T (float32 [T + 1]): scale * T * O(t_{T - q}); L_0 = 0."""
+        r = self.slot_reads if reads is None else reads
+        lv = self.scale.detach().abs() * self.timesteps * r.flip(0)  # index q -> slot T - q
+        return torch.cat([torch.zeros(1, dtype=lv.dtype), lv[1:]])
+
+    def quantize_level(self, x: Tensor) -> Tensor:
+        """Integer level q (int64): nearest (or floor) level of |x| on the nominal level set."""
+        lv = self.level_values()
+        if self.rounding == "round":
+            thresholds = (lv[1:] + lv[:-1]) / 2
+        else:
+            thresholds = lv[1:]
+        mag = x.abs() if self.signed else x
+        q = torch.searchsorted(thresholds.contiguous(), mag.detach().contiguous(), right=True)
+        return q.clamp(0, self.timesteps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        T = self.timesteps
+        s = self.scale.abs() + 1e-12
+        lo = -T if self.signed else 0
+        u = torch.clamp(x / s, lo, T)
+        ste = s * (round_ste(u) if self.rounding == "round" else floor_ste(u))  # QNN path (gradients)
+        q = self.quantize_level(x)
+        reads = self.slot_reads
+        if self.training and self.device is not None and self.device.variation is not None:
+            reads = self.slot_reads * self.device.variation.factors(self.slot_reads.shape, self.generator).to(reads.dtype)
+            lv = torch.cat([torch.zeros(1), s.detach() * T * reads.flip(0)[1:]])
+            level = lv[q] if not self.signed else torch.sign(x.detach()) * lv[q]
+        else:
+            level = self.level_values()[q]
+            level = torch.sign(x.detach()) * level if self.signed else level
+        return ste + (level - ste).detach()
+
+    def extra_repr(self) -> str:
+        dev = self.device.name if self.device is not None else "ideal"
+        return f"T={self.timesteps}, scale={float(self.scale):.4g}, signed={self.signed}, rounding={self.rounding}, device={dev}"
+
+
+def _replace_relus(model: nn.Module, make) -> int:
+    n = 0
+    for name, child in list(model.named_children()):
+        if isinstance(child, nn.ReLU):
+            setattr(model, name, make())
+            n += 1
+        else:
+            n += _replace_relus(child, make)
+    return n
+
+
+def qnn_from(model: nn.Module, timesteps: int = 15, calibration: Tensor | None = None, device: OptoelectronicSynapse | None = None,
+             rounding: Rounding = "round", percentile: float = 99.9) -> nn.Module:
+    """The QNN equivalent to a TTFS network: a copy of ``model`` with every ``nn.ReLU`` replaced
+    by a :class:`TTFSQuant` (unsigned, window ``timesteps``). With ``calibration`` inputs each
+    step starts at the ``percentile``-th percentile of its ReLU's activations / T; max pooling
+    becomes average pooling."""
+    from isospike.train.noise_aware import relu_percentiles
+
+    scales = relu_percentiles(model, calibration, percentile) if calibration is not None else None
+    model = copy.deepcopy(model)
+    paths = [p for p, m in model.named_modules() if isinstance(m, nn.ReLU)]
+    if not paths:
+        raise ValueError("the model has no nn.ReLU modules to replace (functional ReLUs cannot be swapped)")
+    for path in paths:
+        parent_path, _, name = path.rpartition(".")
+        parent = model.get_submodule(parent_path) if parent_path else model
+        s = scales[path] / timesteps if scales is not None else 1.0 / timesteps
+        setattr(parent, name, TTFSQuant(timesteps, s, rounding=rounding, device=device))
+    for path, m in list(model.named_modules()):
+        if isinstance(m, nn.MaxPool2d):
+            parent_path, _, name = path.rpartition(".")
+            parent = model.get_submodule(parent_path) if parent_path else model
+            setattr(parent, name, nn.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode))
+    return model
+
+
+def ttfs_layers(model: nn.Module) -> dict[str, TTFSQuant]:
+    return {p: m for p, m in model.named_modules() if isinstance(m, TTFSQuant)}
