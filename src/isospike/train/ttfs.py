@@ -7,9 +7,11 @@ channels, -L_q .. L_q), chosen by rounding to the nearest level (or floor). With
 device these are the uniform levels scale * q. :class:`TTFSQuant` is that activation:
 
 * forward in eval mode: the level (what the spiking layer produces);
-* forward in training: the same level read through the device with its run-to-run variation
-  sampled (when the device has one) -- the spiking forward -- while the gradient is the QNN's
-  straight-through one (LSQ-style for the scale): y = q + (snn - q).detach().
+* forward in training with a noisy device, or whenever ``spiking`` is on: the device-faithful
+  spiking layer (:class:`~isospike.conversion.ttfs.TTFSPopulation`: staircase first crossing,
+  device read at the spike slot with run-to-run variation sampled, spike counting), while the
+  gradient is the QNN's straight-through one (LSQ-style for the scale):
+  y = q + (snn - q).detach().
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ class TTFSQuant(nn.Module):
             (timesteps - torch.arange(timesteps + 1, dtype=torch.float32)) / timesteps
         self.register_buffer("slot_reads", reads)  # O(t_k), k = 0..T (slot T: silence)
         self.generator: torch.Generator | None = None
+        self.spiking = False  # run the spiking population (counts spikes) instead of the quantizer
+        # the equivalent population, built on use (kept out of the module tree and the state dict)
+        object.__setattr__(self, "population", None)
 
     @property
     def ttfs_timesteps(self) -> int:
@@ -91,16 +96,29 @@ class TTFSQuant(nn.Module):
         lo = -T if self.signed else 0
         u = torch.clamp(x / s, lo, T)
         ste = s * (round_ste(u) if self.rounding == "round" else floor_ste(u))  # QNN path (gradients)
-        q = self.quantize_level(x)
-        reads = self.slot_reads
-        if self.training and self.device is not None and self.device.variation is not None:
-            reads = self.slot_reads * self.device.variation.factors(self.slot_reads.shape, self.generator).to(reads.dtype)
-            lv = torch.cat([torch.zeros(1), s.detach() * T * reads.flip(0)[1:]])
-            level = lv[q] if not self.signed else torch.sign(x.detach()) * lv[q]
+        noisy = self.training and self.device is not None and self.device.variation is not None
+        if self.spiking or noisy:
+            level = self.spiking_population()(x.detach())
         else:
+            q = self.quantize_level(x)
             level = self.level_values()[q]
             level = torch.sign(x.detach()) * level if self.signed else level
         return ste + (level - ste).detach()
+
+    def spiking_population(self):
+        """The TTFS population this layer is equivalent to (current step; counters kept)."""
+        from isospike.conversion.ttfs import TTFSPopulation
+
+        scale = float(self.scale.detach().abs())
+        if self.population is None or self.population.scale != scale:
+            old = self.population
+            object.__setattr__(self, "population", TTFSPopulation(self.timesteps, scale, self.rounding, self.signed,
+                                                                  self.device))
+            if old is not None:  # keep the counts across step updates
+                for k in ("spikes", "neuron_updates", "spikes_by_step", "samples", "neurons_per_sample"):
+                    setattr(self.population, k, getattr(old, k))
+        self.population.generator = self.generator
+        return self.population
 
     def extra_repr(self) -> str:
         dev = self.device.name if self.device is not None else "ideal"

@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+import torch
+
+import isospike.energy as E
+from isospike.data import load_bbc_news
+from isospike.devices import DeviceVariation, OptoelectronicSynapse
+from isospike.train.distill import BertClassifier, distill, encode_texts, evaluate, finetune
+from isospike.train.ttfs_bert import TTFSBertClassifier, binarize_per_head
+
+
+@pytest.fixture(scope="module")
+def tiny_bert():
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                     max_position_embeddings=16)
+    return BertModel(cfg).eval()
+
+
+def toy(n=48, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 2, (n,), generator=g)
+    ids = torch.randint(5, 27, (n, 10), generator=g) + 22 * labels[:, None]  # each class its own vocabulary
+    return ids, torch.ones_like(ids), labels
+
+
+def test_binarize_per_head_sign_times_mean_and_straight_through():
+    x = torch.tensor([[1.0, -3.0, 2.0]], requires_grad=True)
+    b = binarize_per_head(x)
+    assert b.tolist() == [[2.0, -2.0, 2.0]]
+    b.sum().backward()
+    assert x.grad.tolist() == [[1.0, 1.0, 1.0]]
+
+
+def test_spiking_mode_is_identical_noise_free_and_counts(tiny_bert):
+    ids, mask, _ = toy()
+    m = TTFSBertClassifier(tiny_bert, torch.nn.Linear(32, 2), timesteps=15, device=OptoelectronicSynapse.in2o3())
+    m.init_scales(ids, mask)
+    with torch.no_grad():
+        y = m.eval()(ids, mask)
+        m.spiking(True)
+        m.reset_counts()
+        ys = m(ids, mask)
+    assert torch.equal(y, ys)
+    st = m.layer_stats()
+    assert {"layers.0.q", "layers.0.attention", "layers.1.ff2", "head", "q_pool"} <= set(st)
+    assert st["layers.0.q_in"].spikes <= st["layers.0.q_in"].neurons * len(ids)
+    assert st["layers.0.q"].device_reads == st["layers.0.q"].synaptic_ops > 0
+    rep = E.estimate(m, (ids, mask), hardware="optoelectronic")
+    assert rep.total_j > 0 and rep.ann_total_j > 0
+    m.spiking(False)
+    noisy = OptoelectronicSynapse.in2o3(DeviceVariation(0.3))
+    for q in m.quantizers().values():
+        q.device = noisy
+        object.__setattr__(q, "population", None)
+    m.spiking(True)
+    with torch.no_grad():
+        assert not torch.equal(m(ids, mask), y)
+
+
+def test_teacher_distillation_and_gelu_variant(tiny_bert):
+    import copy
+
+    ids, mask, y = toy(96)
+    from isospike.train.distill import Encoded
+
+    data = Encoded(ids, mask, y)
+    teacher = BertClassifier(copy.deepcopy(tiny_bert), 2)
+    finetune(teacher, data, epochs=3, lr=1e-3, batch_size=16, progress=False)
+    assert evaluate(teacher, data) > 0.7
+    student = TTFSBertClassifier(teacher.bert, teacher.head, timesteps=7, activation="gelu")
+    student.init_scales(ids, mask)
+    losses = distill(student, teacher, data, epochs=2, lr=1e-3, batch_size=16, progress=False)
+    assert losses[-1] < losses[0] and len(student.hidden) == 3
+    with pytest.raises(ValueError, match="activation"):
+        TTFSBertClassifier(tiny_bert, torch.nn.Linear(32, 2), activation="tanh")
+
+
+def test_bbc_news_encoding():
+    from isospike.models.minilm import load_minilm
+
+    ds = load_bbc_news(seed=0)
+    assert ds.num_classes == 5 and len(ds.train) + len(ds.test) == 2225
+    assert np.bincount(ds.test.labels).min() > 60
+    tok, _ = load_minilm()
+    enc = encode_texts(tok, ds.test.texts[:8], ds.test.labels[:8], max_length=64)
+    assert enc.input_ids.shape == (8, 64)
+    ids, mask, labels = enc.batch(torch.arange(8))
+    assert ids.shape[1] == int(mask.sum(1).max()) and len(labels) == 8
