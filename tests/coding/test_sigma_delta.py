@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from isospike.coding import sigma_delta
+
+signals = arrays(np.float32, st.tuples(st.integers(1, 40), st.integers(1, 5)),
+                 elements=st.floats(-50, 50, width=32))
+
+
+def _loop_reference(x: np.ndarray, threshold: float, leak: float, rounding: bool) -> np.ndarray:
+    """Straightforward per-element loop of the send-on-delta rule."""
+    out = np.zeros(x.shape, dtype=np.int64)
+    for j in range(x.shape[1]):
+        xhat = 0.0
+        for t in range(x.shape[0]):
+            e = (float(x[t, j]) - leak * xhat) / threshold
+            n = int(np.round(e)) if rounding else int(np.trunc(e))
+            xhat = leak * xhat + threshold * n
+            out[t, j] = n
+    return out
+
+
+@given(signals, st.sampled_from([0.01, 0.1, 0.7, 3.0]), st.sampled_from([1.0, 0.9, 0.5]))
+def test_reconstruction_error_is_below_threshold(x, threshold, leak):
+    xt = torch.from_numpy(x)
+    spikes = sigma_delta.encode(xt, threshold=threshold, leak=leak)
+    err = (sigma_delta.decode(spikes, threshold=threshold, leak=leak).double() - xt.double()).abs()
+    assert float(err.max()) < threshold * (1 + 1e-6)
+    np.testing.assert_array_equal(spikes.numpy(), _loop_reference(x, threshold, leak, rounding=False))
+
+
+@given(signals, st.sampled_from([0.01, 0.1, 0.7, 3.0]))
+def test_rounding_quantizer_halves_the_bound(x, threshold):
+    xt = torch.from_numpy(x)
+    spikes = sigma_delta.encode(xt, threshold=threshold, quantizer="round")
+    err = (sigma_delta.decode(spikes, threshold=threshold).double() - xt.double()).abs()
+    assert float(err.max()) <= threshold / 2 * (1 + 1e-6) + 1e-6
+    np.testing.assert_array_equal(spikes.numpy(), _loop_reference(x, threshold, 1.0, rounding=True))
+
+
+def test_constant_signal_spikes_once_and_changes_cost_spikes():
+    x = torch.full((10, 3), 0.55)
+    spikes = sigma_delta.encode(x, threshold=0.1)
+    assert spikes[0].tolist() == [5, 5, 5] and int(spikes[1:].abs().sum()) == 0
+    step = torch.cat([torch.zeros(4, 1), torch.ones(4, 1), torch.zeros(4, 1)])
+    s = sigma_delta.encode(step, threshold=0.25)
+    assert s[:, 0].tolist() == [0, 0, 0, 0, 4, 0, 0, 0, -4, 0, 0, 0]
+
+
+def test_empty_and_bad_input():
+    assert sigma_delta.encode(torch.zeros(0, 4), threshold=0.1).shape == (0, 4)
+    with pytest.raises(ValueError, match="threshold"):
+        sigma_delta.encode(torch.zeros(3), threshold=0.0)
+    with pytest.raises(ValueError, match="leak"):
+        sigma_delta.decode(torch.zeros(3, dtype=torch.int32), threshold=0.1, leak=1.5)
+    with pytest.raises(TypeError, match="floating"):
+        sigma_delta.encode(torch.zeros(3, dtype=torch.int64), threshold=0.1)
+    with pytest.raises(ValueError, match="quantizer"):
+        sigma_delta.encode(torch.zeros(3), threshold=0.1, quantizer="floor")
