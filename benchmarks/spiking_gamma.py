@@ -5,8 +5,8 @@ against an LIF network trained with a surrogate gradient, in the same run.
     python benchmarks/spiking_gamma.py --quick    # ~8 minutes (smaller data, fewer epochs)
 
 Experiments:
-  1. delay learning: one input channel of random 1-ms pulses; the target is each pulse as a
-     Gaussian bump (sigma 1 ms) 6.3 ms later. A 1 -> 16 -> 1 network is trained online (per-step
+  1. delay learning: one input channel of random 1-ms pulses (40-ms sequences); the target is each
+     pulse as a Gaussian bump (sigma 1 ms) 6.3 ms later. A 1 -> 16 -> 1 network (K = 8) is trained online (per-step
      loss, state detached, eligibility traces) at dt = 0.25 ms; the learned delay is the peak time
      of its response to one pulse, measured at several dt. LIF baseline trained with BPTT.
   2. sequence classification: digits (8 x 8) and Fashion-MNIST (28 x 28) read row by row, each
@@ -74,8 +74,8 @@ def impulse_delay(model, dt: float) -> tuple[float, np.ndarray, np.ndarray]:
 
 def experiment_delay(quick: bool) -> dict:
     gen = torch.Generator().manual_seed(0)
-    x, y = pulse_task(64 if quick else 256, 100.0, TRAIN_DT, gen)
-    epochs = 6 if quick else 20
+    x, y = pulse_task(96 if quick else 256, 40.0, TRAIN_DT, gen)
+    epochs = 4 if quick else 10
     rows, traces = [], {}
     dts = [TRAIN_DT / 4, TRAIN_DT / 2, TRAIN_DT, TRAIN_DT * 2, TRAIN_DT * 4]
     for name in ["SpikingGamma online", "SpikingGamma offline", "LIF + surrogate (BPTT)"]:
@@ -84,7 +84,7 @@ def experiment_delay(quick: bool) -> dict:
             model = LIFSequenceNet(1, [16], 1, tau_mem_ms=(1.0, 10.0), tau_out_ms=1.0, threshold=0.1)
             mode = "offline"
         else:
-            model = SpikingGammaNet(1, [16], 1, K=6, tau_ms=(0.5, 2.0), theta=0.1)
+            model = SpikingGammaNet(1, [16], 1, K=8, tau_ms=(1.0, 3.0), theta=0.1)
             mode = "online" if "online" in name else "offline"
         t0 = time.time()
         spiking_gamma(model, (x, y), epochs=epochs, mode=mode, frame_ms=TRAIN_DT, dt_ms=TRAIN_DT, lr=0.02,

@@ -1,7 +1,7 @@
 """isospike: turn neural networks into spiking neural networks that compute the same thing,
 prove how close they are, train them, and estimate their cost on neuromorphic hardware."""
 
-from isospike import coding, data, exact, metrics, models, neurons
+from isospike import coding, data, devices, energy, exact, metrics, models, neurons, train
 from isospike.conversion import LayerStats, SimulationResult, SpikingNetwork, codings, convert, simulate
 from isospike.errors import DatasetNotFoundError, IsospikeError, UnsupportedLayerError
 
@@ -9,6 +9,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DatasetNotFoundError", "IsospikeError", "LayerStats", "SimulationResult", "SpikingNetwork",
-    "UnsupportedLayerError", "coding", "codings", "convert", "data", "exact", "metrics", "models", "neurons",
-    "simulate",
+    "UnsupportedLayerError", "coding", "codings", "convert", "data", "devices", "energy", "exact", "metrics", "models",
+    "neurons", "simulate", "train",
 ]

@@ -3,13 +3,16 @@
 from isospike.conversion.network import LayerStats, SpikingNetwork
 from isospike.conversion.rate import convert_rate
 from isospike.conversion.registry import codings, convert, get_converter, register_coding
+from isospike.conversion.sigma_delta import SigmaDeltaPopulation, convert_sigma_delta
 from isospike.conversion.simulation import SimulationResult, simulate
 from isospike.conversion.ttfs import TTFSPopulation, convert_ttfs
 
 register_coding("rate", convert_rate)
 register_coding("ttfs", convert_ttfs)
+register_coding("sigma_delta", convert_sigma_delta)
 
 __all__ = [
-    "LayerStats", "SimulationResult", "SpikingNetwork", "TTFSPopulation", "codings", "convert", "convert_rate", "convert_ttfs",
+    "LayerStats", "SigmaDeltaPopulation", "SimulationResult", "SpikingNetwork", "TTFSPopulation", "codings", "convert",
+    "convert_rate", "convert_sigma_delta", "convert_ttfs",
     "get_converter", "register_coding", "simulate",
 ]

@@ -60,17 +60,21 @@ class SpikingNetwork(nn.Module):
 
     ``snn(x)`` runs a full simulation of ``timesteps`` steps from the reset state and returns the
     decoded output, shaped like the ANN's output: time-varying outputs are averaged over the
-    steps (rate decoding of the output layer's currents or spikes).
+    steps (``readout="mean"``: rate decoding of the output layer's currents or spikes) or taken at
+    the last step (``readout="last"``: codings whose output settles, such as sigma-delta).
 
     Attributes: ``graph_module`` (the fx graph with spiking modules), ``timesteps``, ``coding``
     (name of the coding), ``info`` (conversion details: thresholds, folded layers, ...).
     """
 
     def __init__(self, graph_module: fx.GraphModule, timesteps: int, coding: str, info: dict[str, Any],
-                 fold_time: bool = True) -> None:
+                 fold_time: bool = True, readout: str = "mean") -> None:
         super().__init__()
         if timesteps < 1:
             raise ValueError(f"timesteps must be >= 1, got {timesteps}")
+        if readout not in ("mean", "last"):
+            raise ValueError(f"readout must be 'mean' or 'last', got {readout!r}")
+        self.readout = readout
         self.graph_module = graph_module
         self.timesteps = int(timesteps)
         self.coding = coding
@@ -133,8 +137,10 @@ class SpikingNetwork(nn.Module):
 
     def forward(self, x: Tensor, timesteps: int | None = None) -> Any:
         """Simulate ``timesteps`` steps (default: the converted ``timesteps``) and return the
-        output averaged over time, shaped like the ANN output."""
+        output averaged over time (or at the last step, see ``readout``), shaped like the ANN output."""
         steps = self.forward_steps(x, timesteps)
+        if self.readout == "last":
+            return tree_map(lambda y: y[-1] if isinstance(y, Tensor) else y, steps)
         return tree_map(lambda y: y.mean(0) if isinstance(y, Tensor) else y, steps)
 
     # ------------------------------------------------------------------ statistics

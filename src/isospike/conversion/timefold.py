@@ -107,6 +107,8 @@ class CountingSynapse(TimeFolded):
     Counters: ``synaptic_ops`` (effective ops: nonzero input x nonzero weight), ``dense_ops``
     (every input x weight), ``input_events`` (nonzero inputs: spikes arriving), ``ops_by_step``
     (effective ops at step t, summed over runs), ``samples`` (samples processed);
+    with ``event_size`` set (sigma-delta input), every change of the input by ``event_size``
+    counts as one event;
     ``outputs_per_sample``: output values per sample and step; ``parameters``: weights stored.
     """
 
@@ -116,6 +118,9 @@ class CountingSynapse(TimeFolded):
         self.spike_input = spike_input
         self.static_input = static_input
         self.reads_device = reads_device  # each synaptic event reads a synapse device (TTFS)
+        # sigma-delta input: the input is what the receiver has integrated; each change of
+        # event_size is one spike (an event per connection)
+        self.event_size: float | None = None
         self.reset_counts()
 
     @property
@@ -143,7 +148,12 @@ class CountingSynapse(TimeFolded):
         with torch.no_grad():
             steps = 1 if self.static_input else self.timesteps
             batch = x.shape[0] // steps
-            active = (x != 0).to(torch.float64).reshape(steps, batch, *x.shape[1:]).sum(1)
+            if self.event_size is not None:
+                seq = x.detach().to(torch.float64).reshape(steps, batch, *x.shape[1:])
+                delta = torch.diff(seq, dim=0, prepend=torch.zeros_like(seq[:1]))
+                active = torch.round(delta.abs() / self.event_size).sum(1)
+            else:
+                active = (x != 0).to(torch.float64).reshape(steps, batch, *x.shape[1:]).sum(1)
             per_step = connection_count(self.layer, active).round().to(torch.int64).tolist()
             self.synaptic_ops += sum(per_step)
             self.dense_ops += dense_connections(self.layer, x) * batch * steps

@@ -3,8 +3,9 @@
 from isospike.train.classifier import TrainingHistory, accuracy, fit_classifier
 from isospike.train.noise_aware import load_best, load_trained, measure_sigma, noise_aware, save_trained
 from isospike.train.qcfs import NoisyQCFS, quantize_relus
+from isospike.train.spiking_gamma import evaluate_sequences, gradient_alignment, spiking_gamma
 
 __all__ = [
     "NoisyQCFS", "TrainingHistory", "accuracy", "fit_classifier", "load_best", "load_trained", "measure_sigma",
-    "noise_aware", "quantize_relus", "save_trained",
+    "evaluate_sequences", "gradient_alignment", "noise_aware", "quantize_relus", "save_trained", "spiking_gamma",
 ]
