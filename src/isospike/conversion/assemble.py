@@ -46,6 +46,35 @@ def _carries_spikes(gm: fx.GraphModule, node: fx.Node, neuron_nodes: set[fx.Node
         node = node.args[0]
 
 
+def source_population(gm: fx.GraphModule, node: fx.Node | None, populations: set[str]) -> str | None:
+    """Path of the population in ``populations`` whose output reaches ``node`` through shape-only
+    operations (flatten, view, dropout...), or None."""
+    while node is not None:
+        if node.op == "call_module" and str(node.target) in populations:
+            return str(node.target)
+        m = module_of(gm, node)
+        shape_only = isinstance(m, _SHAPE_ONLY_TYPES) or (
+            node.op == "call_method" and node.target in _SHAPE_ONLY_METHODS
+        ) or (node.op == "call_function" and getattr(node.target, "__name__", "") in ("flatten", "reshape"))
+        if not shape_only or not node.args or not isinstance(node.args[0], fx.Node):
+            return None
+        node = node.args[0]
+    return None
+
+
+def synapses_fed_by(gm: fx.GraphModule, populations: set[str]) -> dict[str, str]:
+    """For each counting synapse fed directly (up to reshapes) by one of ``populations``: synapse
+    path -> population path."""
+    out = {}
+    for node in gm.graph.nodes:
+        if node.op == "call_module" and isinstance(gm.get_submodule(str(node.target)), CountingSynapse):
+            src = node.args[0] if node.args and isinstance(node.args[0], fx.Node) else None
+            pop = source_population(gm, src, populations)
+            if pop is not None:
+                out[str(node.target)] = pop
+    return out
+
+
 def assemble_time_folded(gm: fx.GraphModule, neurons: dict[str, IFNeuron] | dict[str, Callable[[bool], nn.Module]],
                          reads_device: bool = False) -> None:
     """Replace each activation module whose path is in ``neurons`` by its neuron population

@@ -23,14 +23,14 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor, fx, nn
+from torch import Tensor, nn
 
-from isospike.conversion.assemble import assemble_time_folded
+from isospike.conversion.assemble import assemble_time_folded, synapses_fed_by
 from isospike.conversion.calibration import first_batch, sample_activations
-from isospike.conversion.graph import fold_batchnorm, module_of, propagate_shapes, relu_functions_to_modules, trace
+from isospike.conversion.graph import fold_batchnorm, propagate_shapes, relu_functions_to_modules, trace
 from isospike.conversion.network import SpikingNetwork
 from isospike.conversion.rate import check_rate_graph, has_trained_threshold
-from isospike.conversion.timefold import CountingSynapse, SpikingPopulation
+from isospike.conversion.timefold import SpikingPopulation
 
 CODING = "sigma_delta"
 
@@ -89,19 +89,6 @@ class SigmaDeltaPopulation(SpikingPopulation):
         return f"threshold={self.threshold:.4g}, max_spikes_per_step={self.max_spikes_per_step}, static_input={self.static_input}"
 
 
-def _sources(gm: fx.GraphModule, node: fx.Node, populations: set[str]) -> str | None:
-    """The sigma-delta population feeding ``node`` through shape-only ops, if any."""
-    while True:
-        if node.op == "call_module" and str(node.target) in populations:
-            return str(node.target)
-        m = module_of(gm, node)
-        shape_only = isinstance(m, (nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout)) or (
-            node.op == "call_method" and node.target in ("view", "reshape", "flatten", "contiguous"))
-        if not shape_only or not node.args or not isinstance(node.args[0], fx.Node):
-            return None
-        node = node.args[0]
-
-
 def convert_sigma_delta(
     model: nn.Module,
     *,
@@ -150,12 +137,8 @@ def convert_sigma_delta(
     factories = {p: (lambda static, th=th: SigmaDeltaPopulation(th, static, max_spikes_per_step)) for p, th in thresholds.items()}
     assemble_time_folded(gm, factories)
     # each unit spike reaching a synapse is one event per connection
-    for node in gm.graph.nodes:
-        if node.op == "call_module" and isinstance(gm.get_submodule(str(node.target)), CountingSynapse):
-            src = node.args[0] if node.args and isinstance(node.args[0], fx.Node) else None
-            pop = _sources(gm, src, set(thresholds)) if src is not None else None
-            if pop is not None:
-                gm.get_submodule(str(node.target)).event_size = thresholds[pop]
+    for syn, pop in synapses_fed_by(gm, set(thresholds)).items():
+        gm.get_submodule(syn).event_size = thresholds[pop]
     info = {"thresholds": thresholds, "levels": levels, "percentile": percentile, "trained_thresholds": sorted(trained),
             "max_spikes_per_step": max_spikes_per_step, "folded_batchnorm": folded}
     return SpikingNetwork(gm, timesteps, CODING, info, readout="last")

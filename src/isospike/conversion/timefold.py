@@ -121,6 +121,10 @@ class CountingSynapse(TimeFolded):
         # sigma-delta input: the input is what the receiver has integrated; each change of
         # event_size is one spike (an event per connection)
         self.event_size: float | None = None
+        # masked-TTFS input: silence stands for a nonzero value o (the source's silent level);
+        # the layer computes layer(x - o) + fold(o), fold(o) = W o being a constant of its bias
+        object.__setattr__(self, "silent_source", None)
+        self._fold_cache: dict[tuple, Tensor] = {}
         self.reset_counts()
 
     @property
@@ -143,8 +147,25 @@ class CountingSynapse(TimeFolded):
     def reset(self) -> None:  # no state; counters are kept across runs
         pass
 
+    def _silent_offset(self, x: Tensor) -> Tensor:
+        src = self.silent_source
+        values = src.silent_values().to(x.dtype)
+        return values.expand(src.sample_shape).reshape(x.shape[1:])
+
+    def _fold(self, offset: Tensor) -> Tensor:
+        key = (tuple(offset.shape), float(offset.sum()), float(offset.abs().sum()))
+        if key not in self._fold_cache:
+            with torch.no_grad():
+                self._fold_cache = {key: self.layer(offset.unsqueeze(0)) - self.layer(torch.zeros_like(offset).unsqueeze(0))}
+        return self._fold_cache[key]
+
     def forward(self, x: Tensor) -> Tensor:
-        y = self.layer(x)
+        if self.silent_source is not None and self.silent_source.masked:
+            offset = self._silent_offset(x)
+            x = x - offset  # the silent neurons' entries are exactly 0: no event
+            y = self.layer(x) + self._fold(offset)
+        else:
+            y = self.layer(x)
         with torch.no_grad():
             steps = 1 if self.static_input else self.timesteps
             batch = x.shape[0] // steps

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from isospike.coding.mttfs import apply_dead_zone, spike_code
 from isospike.coding.ttfs import Rounding
 from isospike.conversion.assemble import assemble_time_folded
 from isospike.conversion.calibration import first_batch, sample_activations
@@ -41,8 +42,19 @@ class TTFSPopulation(SpikingPopulation):
     """
 
     def __init__(self, timesteps: int, scale: float, rounding: Rounding = "round", signed: bool = False,
-                 device: OptoelectronicSynapse | None = None) -> None:
+                 device: OptoelectronicSynapse | None = None, silent_level: int | Tensor = 0, dead_zone: int = 0) -> None:
         super().__init__()
+        if dead_zone < 0:
+            raise ValueError(f"dead_zone must be >= 0, got {dead_zone}")
+        m = torch.as_tensor(silent_level, dtype=torch.int64)
+        if (m != 0).any() or dead_zone:
+            if device is not None:
+                raise ValueError("masked TTFS decodes spikes with a digital level table: use device=None "
+                                 "(the memristive crossbar of isospike.devices is its analog synapse)")
+            if int(m.abs().max()) > timesteps or (not signed and int(m.min()) < 0):
+                raise ValueError(f"silent_level must be a level in {'-T..T' if signed else '0..T'} (T = {timesteps})")
+        self.register_buffer("silent_level", m)
+        self.dead_zone = int(dead_zone)
         self.window = int(timesteps)
         self.scale = float(scale)
         self.rounding: Rounding = rounding
@@ -72,6 +84,16 @@ class TTFSPopulation(SpikingPopulation):
             return (lv[:-1] + lv[1:]) / 2
         return lv[:-1]
 
+    @property
+    def masked(self) -> bool:
+        """True for M-TTFS (a silent level other than 0, or a dead zone)."""
+        return bool((self.silent_level != 0).any()) or self.dead_zone > 0
+
+    def silent_values(self) -> Tensor:
+        """Decoded value of the silent level (per channel when the silent level is a tensor)."""
+        m = self.silent_level
+        return (m.sign() * self.scale * self.window * self.slot_reads[self.window - m.abs()]).to(torch.float32)
+
     def forward(self, v: Tensor) -> Tensor:
         T = self.window
         mag = v.abs() if self.signed else v
@@ -79,6 +101,8 @@ class TTFSPopulation(SpikingPopulation):
         # first crossing: the first k (earliest step) with V >= theta_k; T when it never fires
         crossed = mag.unsqueeze(-1) >= th  # [..., T]
         slot = torch.where(crossed.any(-1), crossed.to(torch.int8).argmax(-1), torch.full_like(mag, T, dtype=torch.int64))
+        if self.masked:
+            return self._masked(v, slot)
         reads = self.slot_reads
         if self.device is not None and self.device.variation is not None:
             var: DeviceVariation = self.device.variation
@@ -100,9 +124,32 @@ class TTFSPopulation(SpikingPopulation):
         self.neurons_per_sample = v[0].numel() if v.dim() else 1
         return value.to(v.dtype)
 
+    def _masked(self, v: Tensor, slot: Tensor) -> Tensor:
+        """M-TTFS: the TTFS level, dead zone applied, sent with silence for the silent level."""
+        T = self.window
+        q = T - slot
+        if self.signed:
+            q = torch.where(v < 0, -q, q)
+        q = apply_dead_zone(q, self.silent_level, self.dead_zone)
+        value = self.scale * T * self.slot_reads[T - q.abs()]
+        if self.signed:
+            value = torch.where(q < 0, -value, value)
+        code = spike_code(q, self.silent_level)
+        fired = code != 0
+        self.last_slots = torch.where(fired, T - code.abs(), torch.full_like(code, T))
+        self.spikes += int(fired.sum())
+        self.neuron_updates += v.numel() * T
+        counts = torch.bincount(self.last_slots.flatten(), minlength=T + 1)[:T].tolist()
+        self.spikes_by_step = [a + int(b) for a, b in zip(self.spikes_by_step, counts)]
+        self.samples += v.shape[0] if v.dim() else 1
+        self.neurons_per_sample = v[0].numel() if v.dim() else 1
+        self.sample_shape = tuple(v.shape[1:])
+        return value.to(v.dtype)
+
     def extra_repr(self) -> str:
         dev = self.device.name if self.device is not None else "ideal"
-        return f"T={self.window}, scale={self.scale:.4g}, rounding={self.rounding}, signed={self.signed}, device={dev}"
+        extra = f", silent_level={self.silent_level.tolist()}, dead_zone={self.dead_zone}" if self.masked else ""
+        return f"T={self.window}, scale={self.scale:.4g}, rounding={self.rounding}, signed={self.signed}, device={dev}{extra}"
 
 
 def convert_ttfs(

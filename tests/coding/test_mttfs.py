@@ -1,0 +1,55 @@
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from isospike.coding import mttfs, ttfs
+
+T = 15
+
+
+@given(st.integers(0, T), st.integers(0, 2**31 - 1))
+def test_unsigned_decode_equals_plain_ttfs_for_any_silent_level(m, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(300, generator=g) * 1.8 - 0.1
+    spikes = mttfs.encode(x, T, 0.1, silent_level=m)
+    assert torch.equal(mttfs.decode(spikes, 0.1, silent_level=m), ttfs.decode(ttfs.encode(x, T, 0.1), 0.1))
+    assert bool((spikes.sum(0) <= 1).all())  # at most one spike per neuron
+
+
+@given(st.integers(-T, T), st.integers(0, 2**31 - 1))
+def test_signed_decode_is_exact(m, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(300, generator=g)
+    spikes = mttfs.encode(x, T, 0.1, silent_level=m, signed=True)
+    q = ttfs.levels(x.abs(), T, 0.1)
+    assert torch.equal(mttfs.decode(spikes, 0.1, silent_level=m, signed=True), torch.where(x < 0, -q, q).float() * 0.1)
+    assert bool((spikes.sum((0, 1)) <= 1).all())
+
+
+@given(st.integers(0, 2**31 - 1))
+def test_never_more_spikes_than_ttfs_on_the_measured_data(seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(500, generator=g) * 0.3 + 0.6  # most values far from 0
+    m = mttfs.most_frequent_level(ttfs.levels(x, T, 0.1))
+    assert mttfs.encode(x, T, 0.1, silent_level=m).sum() <= ttfs.encode(x, T, 0.1).sum()
+
+
+def test_dead_zone_silences_exactly_the_configured_range():
+    q = torch.arange(0, T + 1)
+    for k in range(4):
+        z = mttfs.apply_dead_zone(q, 7, k)
+        inside = (q - 7).abs() <= k
+        assert torch.equal(z[inside], torch.full((int(inside.sum()),), 7)) and torch.equal(z[~inside], q[~inside])
+        x = q.float() * 0.1
+        assert int(mttfs.encode(x, T, 0.1, silent_level=7, dead_zone=k).sum()) == int((~inside).sum())
+
+
+def test_most_frequent_level_per_channel_and_ties():
+    q = torch.tensor([[3, 3, 1, 0], [2, 5, 5, 5]])
+    assert mttfs.most_frequent_level(q, channel_dim=0).tolist() == [3, 5]
+    assert int(mttfs.most_frequent_level(torch.tensor([-2, 2, 4, 4, -2, 2]))) == 2  # tie -> nearest 0, positive
+    with pytest.raises(TypeError):
+        mttfs.most_frequent_level(torch.zeros(3))
+    with pytest.raises(ValueError):
+        mttfs.apply_dead_zone(q, 1, -1)
