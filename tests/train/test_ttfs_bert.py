@@ -89,3 +89,32 @@ def test_bbc_news_encoding():
     assert enc.input_ids.shape == (8, 64)
     ids, mask, labels = enc.batch(torch.arange(8))
     assert ids.shape[1] == int(mask.sum(1).max()) and len(labels) == 8
+
+
+def test_masked_ttfs_keeps_logits_and_saves_spikes(tiny_bert):
+    from isospike.train.ttfs import mask_ttfs
+
+    ids, mask, _ = toy()
+    m = TTFSBertClassifier(tiny_bert, torch.nn.Linear(32, 2), timesteps=15, activation="gelu")
+    m.init_scales(ids, mask)
+
+    def spiking_run():
+        m.spiking(True)
+        m.reset_counts()
+        with torch.no_grad():
+            out = m(ids, mask)
+        st = m.layer_stats()
+        m.spiking(False)
+        return out, sum(s.spikes for s in st.values() if s.kind == "neuron"), sum(
+            s.synaptic_ops for s in st.values() if s.kind == "ac")
+
+    y0, spikes0, ops0 = spiking_run()
+    silent = mask_ttfs(m, lambda: m(ids, mask))
+    assert any(v != 0 for v in silent.values())  # GELU / LayerNorm outputs do not all peak at 0
+    y1, spikes1, ops1 = spiking_run()
+    assert torch.allclose(y0, y1, atol=1e-5) and spikes1 < spikes0 and ops1 < ops0
+    with torch.no_grad():
+        assert torch.allclose(m.eval()(ids, mask), y1, atol=1e-5)  # the QNN path agrees
+    mask_ttfs(m, lambda: m(ids, mask), dead_zone=2)
+    _, spikes2, _ = spiking_run()
+    assert spikes2 < spikes1

@@ -155,8 +155,9 @@ class CountingSynapse(TimeFolded):
     def _fold(self, offset: Tensor) -> Tensor:
         key = (tuple(offset.shape), float(offset.sum()), float(offset.abs().sum()))
         if key not in self._fold_cache:
+            f = getattr(self.layer, "ideal", self.layer)  # a crossbar folds digitally, without its ADC
             with torch.no_grad():
-                self._fold_cache = {key: self.layer(offset.unsqueeze(0)) - self.layer(torch.zeros_like(offset).unsqueeze(0))}
+                self._fold_cache = {key: f(offset.unsqueeze(0)) - f(torch.zeros_like(offset).unsqueeze(0))}
         return self._fold_cache[key]
 
     def forward(self, x: Tensor) -> Tensor:

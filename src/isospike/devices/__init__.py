@@ -1,5 +1,6 @@
 """Device models: optoelectronic decay synapses (TTFS) and memristive crossbars (CIM)."""
 
+from isospike.devices.memristive import MemristiveCrossbar, crossbar_layer
 from isospike.devices.optoelectronic import IN2O3_FIT, DeviceVariation, OptoelectronicSynapse
 
-__all__ = ["DeviceVariation", "IN2O3_FIT", "OptoelectronicSynapse"]
+__all__ = ["DeviceVariation", "IN2O3_FIT", "MemristiveCrossbar", "OptoelectronicSynapse", "crossbar_layer"]

@@ -65,6 +65,9 @@ class TTFSQuant(nn.Module):
         self.register_buffer("slot_reads", reads)  # O(t_k), k = 0..T (slot T: silence)
         self.generator: torch.Generator | None = None
         self.spiking = False  # run the spiking population (counts spikes) instead of the quantizer
+        # masked TTFS (isospike.train.ttfs.mask_ttfs): level sent as silence, dead zone around it
+        self.silent_level = 0
+        self.dead_zone = 0
         # the equivalent population, built on use (kept out of the module tree and the state dict)
         object.__setattr__(self, "population", None)
 
@@ -90,6 +93,24 @@ class TTFSQuant(nn.Module):
         q = torch.searchsorted(thresholds.contiguous(), mag.detach().contiguous(), right=True)
         return q.clamp(0, self.timesteps)
 
+    @property
+    def masked(self) -> bool:
+        return self.silent_level != 0 or self.dead_zone > 0
+
+    def signed_level(self, x: Tensor) -> Tensor:
+        """Signed integer level (int64) of x, with the dead zone applied."""
+        from isospike.coding.mttfs import apply_dead_zone
+
+        q = self.quantize_level(x)
+        if self.signed:
+            q = torch.where(x.detach() < 0, -q, q)
+        return apply_dead_zone(q, self.silent_level, self.dead_zone)
+
+    def silent_value(self) -> float:
+        """Value that silence stands for (0 for plain TTFS)."""
+        m = self.silent_level
+        return float(self.level_values()[abs(m)]) * (1 if m >= 0 else -1)
+
     def forward(self, x: Tensor) -> Tensor:
         T = self.timesteps
         s = self.scale.abs() + 1e-12
@@ -99,6 +120,9 @@ class TTFSQuant(nn.Module):
         noisy = self.training and self.device is not None and self.device.variation is not None
         if self.spiking or noisy:
             level = self.spiking_population()(x.detach())
+        elif self.masked:
+            q = self.signed_level(x)
+            level = torch.sign(q) * self.level_values()[q.abs()]
         else:
             q = self.quantize_level(x)
             level = self.level_values()[q]
@@ -110,10 +134,11 @@ class TTFSQuant(nn.Module):
         from isospike.conversion.ttfs import TTFSPopulation
 
         scale = float(self.scale.detach().abs())
-        if self.population is None or self.population.scale != scale:
+        p = self.population
+        if p is None or p.scale != scale or int(p.silent_level) != self.silent_level or p.dead_zone != self.dead_zone:
             old = self.population
             object.__setattr__(self, "population", TTFSPopulation(self.timesteps, scale, self.rounding, self.signed,
-                                                                  self.device))
+                                                                  self.device, self.silent_level, self.dead_zone))
             if old is not None:  # keep the counts across step updates
                 for k in ("spikes", "neuron_updates", "spikes_by_step", "samples", "neurons_per_sample"):
                     setattr(self.population, k, getattr(old, k))
@@ -164,3 +189,49 @@ def qnn_from(model: nn.Module, timesteps: int = 15, calibration: Tensor | None =
 
 def ttfs_layers(model: nn.Module) -> dict[str, TTFSQuant]:
     return {p: m for p, m in model.named_modules() if isinstance(m, TTFSQuant)}
+
+
+@torch.no_grad()
+def mask_ttfs(model: nn.Module, run, dead_zone: int = 0) -> dict[str, int]:
+    """Turn every :class:`TTFSQuant` of ``model`` into masked TTFS (M-TTFS, Matterhorn).
+
+    ``run()`` feeds calibration data through ``model``; each layer's most frequent level (on that
+    data, before any dead zone) becomes its silent level, and ``dead_zone`` is applied around it.
+    Returns {layer path: silent level}. Masking without a dead zone changes no value."""
+    from isospike.coding.mttfs import most_frequent_level
+
+    layers = ttfs_layers(model)
+    if not layers:
+        raise ValueError("the model has no TTFSQuant layers to mask (see isospike.train.qnn_from)")
+    for m in layers.values():
+        if m.device is not None:
+            raise ValueError("masked TTFS decodes spikes with a digital level table; remove the optoelectronic device "
+                             "(m.device = None) first")
+        m.silent_level, m.dead_zone = 0, 0
+    counts: dict[str, Tensor] = {}
+
+    def hook(name: str):
+        def record(mod: TTFSQuant, inputs, _out) -> None:
+            q = mod.signed_level(inputs[0]).flatten() + mod.timesteps
+            h = torch.bincount(q, minlength=2 * mod.timesteps + 1)
+            counts[name] = counts[name] + h if name in counts else h
+        return record
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in layers.items()]
+    was_training = model.training
+    model.eval()
+    try:
+        run()
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    silent = {}
+    for name, m in layers.items():
+        if name not in counts:
+            continue
+        levels = torch.arange(-m.timesteps, m.timesteps + 1).repeat_interleave(counts[name])
+        m.silent_level = int(most_frequent_level(levels))
+        m.dead_zone = int(dead_zone)
+        silent[name] = m.silent_level
+    return silent

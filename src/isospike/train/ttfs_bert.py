@@ -101,9 +101,10 @@ class TTFSBertLayer(nn.Module):
         mid_q = self.q_ff_mid(mid)
         out = self.ln2(self.ff2(mid_q) + h1)
         if record is not None:
-            for x, lin in ((hq, self.q), (hq, self.k), (hq, self.v), (cq, self.o), (fin, self.ff1), (mid_q, self.ff2)):
-                record(x, lin, True)
-            record.attention(q, probs, S, d)
+            for x, lin, src in ((hq, self.q, self.q_in), (hq, self.k, self.q_in), (hq, self.v, self.q_in),
+                                (cq, self.o, self.q_ctx), (fin, self.ff1, self.q_ff_in), (mid_q, self.ff2, self.q_ff_mid)):
+                record(x, lin, True, src.silent_value())
+            record.attention(q, probs, S, d, self.q_query.silent_value(), self.q_probs.silent_value())
             # softmax (exp, sum, divide) on the scores, two LayerNorms and two residual additions,
             # about 3 and 6 operations per element: digital, non-spiking
             record.digital(B, 3 * B * H * S * S + 2 * 6 * B * S * D)
@@ -195,7 +196,7 @@ class TTFSBertClassifier(nn.Module):
         pq = self.q_pool(pooled)
         if record is not None:
             record.prefix = ""
-            record(pq, self.head, True)
+            record(pq, self.head, True, self.q_pool.silent_value())
         return self.head(pq)
 
 
@@ -209,12 +210,15 @@ class _Recorder:
     def _stat(self, name: str, kind: str) -> _Stat:
         return self.model._stats.setdefault(name, _Stat(name, kind))
 
-    def __call__(self, x: Tensor | None, linear: nn.Linear | None, reads_device: bool) -> None:
+    def __call__(self, x: Tensor | None, linear: nn.Linear | None, reads_device: bool, silent: float = 0.0) -> None:
+        """Count a synaptic layer driven by TTFS values ``x``; entries equal to ``silent`` (the
+        value silence stands for: 0, or the silent level of M-TTFS) are no spike and no event --
+        the receiver holds their contribution in its bias."""
         if x is None or linear is None:
             return
         name = f"{self.prefix}.{self._name(linear)}" if self.prefix else self._name(linear)
         st = self._stat(name, "ac")
-        nonzero = int((x != 0).sum())
+        nonzero = int((x != silent).sum())
         st.synaptic_ops += nonzero * linear.out_features
         st.dense_ops += x.numel() * linear.out_features
         st.input_events += nonzero
@@ -230,9 +234,9 @@ class _Recorder:
                 return n.split(".")[-1] if self.prefix else n
         return "linear"
 
-    def attention(self, q: Tensor, probs: Tensor, S: int, d: int) -> None:
+    def attention(self, q: Tensor, probs: Tensor, S: int, d: int, silent_q: float = 0.0, silent_p: float = 0.0) -> None:
         st = self._stat(f"{self.prefix}.attention", "ac")
-        nz_q, nz_p = int((q != 0).sum()), int((probs != 0).sum())
+        nz_q, nz_p = int((q != silent_q).sum()), int((probs != silent_p).sum())
         st.synaptic_ops += nz_q * S + nz_p * d  # sign-selected additions with 1-bit K and V
         st.dense_ops += q.numel() * S + probs.numel() * d
         st.input_events += nz_q + nz_p

@@ -1,0 +1,78 @@
+import pytest
+import torch
+from torch import nn
+
+import isospike as isp
+from isospike.devices import MemristiveCrossbar
+from isospike.devices.memristive import CrossbarLinear
+
+
+def test_programmed_conductances_are_levels_in_range():
+    xbar = MemristiveCrossbar(levels=5, g_min_us=2.0, g_max_us=10.0)
+    w = torch.tensor([[-1.0, -0.5, 0.0, 0.26, 1.0]])
+    g_pos, g_neg, per_us = xbar.program(w)
+    step = 2.0
+    for g in (g_pos, g_neg):
+        assert bool(((g >= 2.0) & (g <= 10.0)).all())
+        assert torch.allclose((g - 2.0) / step, torch.round((g - 2.0) / step))
+    assert bool(((g_pos == 2.0) | (g_neg == 2.0)).all())  # one device of each pair at g_min
+    eff = xbar.effective_weight(w)
+    assert torch.allclose(eff, torch.tensor([[-1.0, -0.5, 0.0, 0.25, 1.0]]))
+    assert per_us == pytest.approx(1.0 / 8.0)
+
+
+def test_variation_is_seeded_and_bounded():
+    w = torch.randn(64, 64)
+    a = MemristiveCrossbar(levels=16, variation=0.05, seed=1).effective_weight(w)
+    b = MemristiveCrossbar(levels=16, variation=0.05, seed=1).effective_weight(w)
+    c = MemristiveCrossbar(levels=16, variation=0.05, seed=2).effective_weight(w)
+    ideal = MemristiveCrossbar(levels=16).effective_weight(w)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    rel = ((a - ideal).std() / w.abs().max()).item()
+    assert 0.02 < rel < 0.1  # two devices, 5% of the range each
+
+
+def test_many_levels_and_fine_adc_approach_the_digital_network():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 4)).eval()
+    x = torch.randn(200, 10)
+    coarse = MemristiveCrossbar(levels=4, adc_bits=4).place(net, calibration=x)
+    fine = MemristiveCrossbar(levels=1024, adc_bits=16, adc_percentile=100.0).place(net, calibration=x)
+    err_fine = (fine(x) - net(x)).abs().max().item()
+    err_coarse = (coarse(x) - net(x)).abs().max().item()
+    assert err_fine < 0.01 < err_coarse
+    assert all(isinstance(m, CrossbarLinear) for m in (fine[0], fine[2]))
+
+
+def test_adc_quantizes_column_outputs_to_its_bits():
+    torch.manual_seed(0)
+    lin = nn.Linear(8, 3, bias=False)
+    x = torch.randn(500, 8)
+    placed = MemristiveCrossbar(levels=256, adc_bits=3, adc_percentile=100.0).place(nn.Sequential(lin), calibration=x)
+    y = placed(x)
+    assert len(torch.unique(y)) <= 2 ** 3
+
+
+def test_place_on_a_converted_snn_keeps_counts_and_prices_the_crossbar():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3)).eval()
+    x = torch.randn(64, 6)
+    snn = isp.convert(net, coding="mttfs", timesteps=15, calibration=x)
+    xbar = MemristiveCrossbar(levels=64, adc_bits=10)
+    placed = xbar.place(snn, calibration=x)
+    assert (placed(x).argmax(-1) == snn(x).argmax(-1)).float().mean() > 0.9
+    a, b = isp.simulate(snn, x), isp.simulate(placed, x)
+    assert a.spikes == b.spikes
+    rep = isp.energy.estimate(placed, x, hardware=xbar.hardware())
+    assert rep.total_j > 0 and rep.hardware.crossbar_cell_pj == xbar.cell_read_pj
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="levels"):
+        MemristiveCrossbar(levels=1)
+    with pytest.raises(ValueError, match="g_min"):
+        MemristiveCrossbar(g_min_us=5.0, g_max_us=1.0)
+    with pytest.raises(ValueError, match="calibration"):
+        MemristiveCrossbar().place(nn.Sequential(nn.Linear(2, 2)))
+    with pytest.raises(ValueError, match="no Linear"):
+        MemristiveCrossbar(adc_bits=None).place(nn.Sequential(nn.ReLU()))
