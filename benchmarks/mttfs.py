@@ -1,0 +1,220 @@
+"""Masked TTFS, dead zone and memristive crossbars on a real transformer (seed 004, Matterhorn).
+
+    python benchmarks/mttfs.py            # ~15 minutes on 2 cores with the models of benchmarks/ttfs.py
+    python benchmarks/mttfs.py --quick    # smaller evaluation; trains a quick student if none is cached
+
+The distilled TTFS student of benchmarks/ttfs.py (all-MiniLM-L6-v2, T = 15, 1-bit K/V, ReLU FFN,
+BBC News topics; reused from runs/bench-cache/, else trained here in a short run) is evaluated with
+digital level reads as:
+  TTFS                 silence = level 0
+  M-TTFS               silence = each layer's most frequent level on 256 training sentences (lossless)
+  M-TTFS + dead zone   levels within k of it also silent, k = 1..5 (post hoc), and k = 2 after one
+                       epoch of distillation with the dead zone on (full run only)
+each on a digital accelerator (horowitz45: weights fetched from SRAM) and on memristive crossbars
+(isospike.devices.MemristiveCrossbar: 16 conductance levels, 8-bit ADC; with 0% and 2% programming
+variation). Accuracy, spikes and synaptic events per token, energy per inference by category.
+Writes benchmarks/results/mttfs.json and mttfs_tradeoff.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+
+import torch
+from _common import RESULTS, print_table, write_results
+
+import isospike.energy as E
+from isospike.data import load_bbc_news
+from isospike.devices import MemristiveCrossbar
+from isospike.models.minilm import load_minilm
+from isospike.train.distill import BertClassifier, distill, encode_texts, evaluate, finetune
+from isospike.train.ttfs import mask_ttfs
+from isospike.train.ttfs_bert import TTFSBertClassifier
+
+SEED = {"glue_gain_points": 1.42, "energy_efficiency_x": 2.31}
+CACHE = RESULTS.parents[1] / "runs" / "bench-cache"
+
+
+def load_or_train(tok, bert, ds, quick: bool):
+    from safetensors.torch import load_file
+
+    teacher = BertClassifier(copy.deepcopy(bert), ds.num_classes)
+    for tag in ("full", "quick"):
+        t_path, s_path = CACHE / f"ttfs_teacher_{tag}.safetensors", CACHE / f"ttfs_student_{tag}.safetensors"
+        if t_path.is_file() and s_path.is_file():
+            teacher.load_state_dict(load_file(str(t_path)))
+            student = TTFSBertClassifier(teacher.bert, teacher.head, timesteps=15, activation="relu")
+            student.load_state_dict(load_file(str(s_path)), strict=False)
+            print(f"reusing the teacher and TTFS student of benchmarks/ttfs.py ({tag} run)")
+            return teacher, student, tag
+    print("no cached student: fine-tuning a teacher and distilling a TTFS student (short run)")
+    n = 600
+    train = encode_texts(tok, ds.train.texts[:n], ds.train.labels[:n])
+    finetune(teacher, train, epochs=1)
+    student = TTFSBertClassifier(teacher.bert, teacher.head, timesteps=15, activation="relu")
+    student.init_scales(train.input_ids[:64], train.attention_mask[:64])
+    distill(student, teacher, train, epochs=1, lr=5e-5)
+    return teacher, student, "trained-here"
+
+
+def digital_reads(model: TTFSBertClassifier) -> None:
+    """Level table reads (no optoelectronic device): what M-TTFS decodes with."""
+    T = model.timesteps
+    for q in model.quantizers().values():
+        q.device = None
+        q.slot_reads.copy_((T - torch.arange(T + 1, dtype=torch.float32)) / T)
+        object.__setattr__(q, "population", None)
+
+
+@torch.no_grad()
+def activity(model: TTFSBertClassifier, sample) -> dict:
+    ids, mask = sample
+    model.spiking(True)
+    model.reset_counts()
+    model(ids, mask)
+    st = model.layer_stats()
+    model.spiking(False)
+    tokens = int(mask.sum())
+    spikes = sum(s.spikes for s in st.values() if s.kind == "neuron")
+    events = sum(s.synaptic_ops for n, s in st.items() if s.kind == "ac")
+    return {"spikes_per_token": spikes / tokens, "synaptic_events_per_token": events / tokens}
+
+
+def energy(model: TTFSBertClassifier, sample, hardware) -> dict:
+    model.spiking(True)
+    rep = E.estimate(model, sample, hardware=hardware)
+    model.spiking(False)
+    return {"total_uj": 1e6 * rep.total_j, **{k: 1e6 * v for k, v in rep.by_category.items()},
+            "ann_uj": 1e6 * rep.ann_total_j if rep.ann_total_j else None, "hardware": rep.hardware.name}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    started = time.time()
+    tok, bert = load_minilm()
+    ds = load_bbc_news(seed=0)
+    test = encode_texts(tok, ds.test.texts, ds.test.labels)
+    if args.quick:
+        test = encode_texts(tok, ds.test.texts[:200], ds.test.labels[:200])
+    calib = encode_texts(tok, ds.train.texts[:256], ds.train.labels[:256])
+    teacher, student, source = load_or_train(tok, bert, ds, args.quick)
+    digital_reads(student)
+    sample = (test.input_ids[:32], test.attention_mask[:32])
+
+    def calibrate(m):
+        return lambda: [m(calib.input_ids[i:i + 64], calib.attention_mask[i:i + 64]) for i in range(0, len(calib), 64)]
+
+    rows: list[dict] = []
+    xbars = {"crossbar": MemristiveCrossbar(levels=16, adc_bits=8),
+             "crossbar 2% var.": MemristiveCrossbar(levels=16, adc_bits=8, variation=0.02)}
+
+    def measure(label: str, model: TTFSBertClassifier, dead_zone: int | None) -> dict:
+        row = {"model": label, "dead_zone": dead_zone, "accuracy": evaluate(model, test), **activity(model, sample),
+               "energy_horowitz45": energy(model, sample, "horowitz45")}
+        for name, xbar in xbars.items():
+            placed = xbar.place(model, calibration=lambda m: [m(calib.input_ids[i:i + 64], calib.attention_mask[i:i + 64])
+                                                                  for i in range(0, 128, 64)])
+            row[f"accuracy_{name}"] = evaluate(placed, test)
+            if name == "crossbar":
+                row["energy_crossbar"] = energy(placed, sample, xbar.hardware())
+        rows.append(row)
+        print(f"{label}: {100 * row['accuracy']:.2f}%, {row['spikes_per_token']:.0f} spikes/token, "
+              f"{row['energy_horowitz45']['total_uj']:.1f} uJ (horowitz45), {row['energy_crossbar']['total_uj']:.1f} uJ (crossbar)")
+        return row
+
+    with torch.no_grad():
+        ids, mask, _ = test.batch(torch.arange(len(test)))
+        ttfs_logits = student.eval()(ids, mask)
+    measure("TTFS", student, None)
+    masked = copy.deepcopy(student)
+    silent = mask_ttfs(masked, calibrate(masked))
+    with torch.no_grad():
+        mttfs_logits = masked.eval()(ids, mask)
+    same = bool(torch.allclose(ttfs_logits, mttfs_logits, atol=1e-5))
+    measure("M-TTFS", masked, 0)
+    for k in range(1, 6):
+        dz = copy.deepcopy(student)
+        mask_ttfs(dz, calibrate(dz), dead_zone=k)
+        measure(f"M-TTFS, dead zone {k}", dz, k)
+    if not args.quick:
+        train = encode_texts(tok, ds.train.texts, ds.train.labels)
+        tuned = copy.deepcopy(student)
+        mask_ttfs(tuned, calibrate(tuned), dead_zone=2)
+        distill(tuned, teacher, train, epochs=1, lr=2e-5, seed=1, desc="distillation with dead zone 2 on")
+        mask_ttfs(tuned, calibrate(tuned), dead_zone=2)
+        measure("M-TTFS, dead zone 2, fine-tuned", tuned, 2)
+
+    table = [[r["model"], 100 * r["accuracy"], 100 * r["accuracy_crossbar"], 100 * r["accuracy_crossbar 2% var."],
+              r["spikes_per_token"], r["synaptic_events_per_token"], r["energy_horowitz45"]["total_uj"],
+              r["energy_horowitz45"]["data_movement"], r["energy_crossbar"]["total_uj"]] for r in rows]
+    print_table(["model", "acc %", "acc % crossbar", "acc % xbar 2% var", "spikes/token", "events/token",
+                 "uJ horowitz45", "of which data", "uJ crossbar"], table)
+    base, mt = rows[0], rows[1]
+    ratio_dig = base["energy_horowitz45"]["total_uj"] / mt["energy_horowitz45"]["total_uj"]
+    ratio_xb = base["energy_horowitz45"]["total_uj"] / mt["energy_crossbar"]["total_uj"]
+    print(f"\nM-TTFS logits equal TTFS logits (tolerance 1e-5): {same}; silent levels: {silent}")
+    print(f"energy TTFS / M-TTFS on horowitz45: {ratio_dig:.2f}x; TTFS digital / M-TTFS on crossbars: {ratio_xb:.2f}x")
+    print(f"seed paper (Matterhorn, GLUE, BERT-scale): +{SEED['glue_gain_points']} points over prior SNNs, "
+          f"{SEED['energy_efficiency_x']}x energy efficiency")
+    plot(rows)
+    path = write_results("mttfs", {
+        "task": "bbc-news topic (5 classes)", "test_samples": len(test), "student_source": source,
+        "silent_levels": silent, "mttfs_logits_equal_ttfs": same, "rows": rows,
+        "energy_ratio_ttfs_over_mttfs_horowitz45": ratio_dig, "energy_ratio_ttfs_digital_over_mttfs_crossbar": ratio_xb,
+        "seed_paper": SEED, "wall_s": time.time() - started,
+    })
+    print(f"written: {path}, {RESULTS / 'mttfs_tradeoff.png'}")
+
+
+def plot(rows: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from isospike._io import atomic_savefig
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    ax = axes[0]
+    sweep = [r for r in rows if r["dead_zone"] is not None and "fine-tuned" not in r["model"]]
+    ax.plot([r["spikes_per_token"] for r in sweep], [100 * r["accuracy"] for r in sweep], "o-", label="M-TTFS, dead zone k")
+    for r in sweep:
+        ax.annotate(f"k={r['dead_zone']}", (r["spikes_per_token"], 100 * r["accuracy"]), textcoords="offset points",
+                    xytext=(4, 4), fontsize=8)
+    ax.plot([rows[0]["spikes_per_token"]], [100 * rows[0]["accuracy"]], "s", color="k", label="TTFS")
+    tuned = [r for r in rows if "fine-tuned" in r["model"]]
+    if tuned:
+        ax.plot([tuned[0]["spikes_per_token"]], [100 * tuned[0]["accuracy"]], "*", ms=12, color="tab:red",
+                label="k=2 after fine-tuning")
+    ax.set_xlabel("spikes per token")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("accuracy vs sparsity (BBC News, MiniLM-L6 TTFS student)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    names = [r["model"].replace("M-TTFS, dead zone", "k =").replace(", fine-tuned", " FT") for r in rows]
+    x = range(len(rows))
+    bottom = [0.0] * len(rows)
+    for cat, color in (("compute", "tab:blue"), ("data_movement", "tab:orange"), ("communication", "tab:green")):
+        vals = [r["energy_horowitz45"][cat] for r in rows]
+        ax.bar([i - 0.2 for i in x], vals, 0.4, bottom=bottom, color=color, label=f"{cat} (horowitz45)")
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.bar([i + 0.2 for i in x], [r["energy_crossbar"]["total_uj"] for r in rows], 0.4, color="tab:purple",
+           label="total on memristive crossbars")
+    ax.set_xticks(list(x))
+    ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("energy per inference (uJ)")
+    ax.set_title("energy: digital (weights fetched) vs crossbar")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    atomic_savefig(fig, RESULTS / "mttfs_tradeoff.png", dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+import isospike as isp
+from isospike.devices import DeviceVariation, MemristiveCrossbar, OptoelectronicSynapse
+from isospike.models import build
+
+
+class Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.out = nn.Linear(6, 6), nn.Linear(6, 6), nn.Linear(6, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.fc1(x))
+        h = torch.relu(self.fc2(h) + h)  # a function call and a skip connection in the graph
+        return self.out(h.flatten(1))
+
+
+CASES = [
+    ("rate", dict(timesteps=4)),
+    ("ttfs", dict(timesteps=15, device=OptoelectronicSynapse.in2o3(DeviceVariation(0.0)))),
+    ("mttfs", dict(timesteps=15, per_channel=True, dead_zone=1)),
+    ("sigma_delta", dict(levels=8, max_spikes_per_step=2, timesteps=6)),
+]
+
+
+@pytest.mark.parametrize("coding,kwargs", CASES, ids=[c for c, _ in CASES])
+def test_round_trip_is_identical(tmp_path, trained_digits_cnn, digits, coding, kwargs):
+    x = digits.test.x[:64]
+    snn = isp.convert(trained_digits_cnn, coding=coding, calibration=digits.train.x[:256], **kwargs)
+    path = isp.save(snn, tmp_path / "snn.safetensors")
+    again = isp.load(path)
+    a, b = isp.simulate(snn, x), isp.simulate(again, x)
+    assert torch.equal(a.output, b.output)
+    assert a.spikes == b.spikes and a.synaptic_ops == b.synaptic_ops
+    assert again.coding == coding and again.timesteps == snn.timesteps and again.info == json.loads(json.dumps(snn.info))
+
+
+def test_round_trip_of_functional_graphs_resnets_and_crossbars(tmp_path):
+    torch.manual_seed(0)
+    x = torch.randn(16, 6)
+    snn = isp.convert(Residual().eval(), coding="rate", timesteps=3, calibration=x)
+    isp.save(snn, tmp_path / "r.safetensors")
+    assert torch.equal(isp.load(tmp_path / "r.safetensors")(x), snn(x))
+    res = build("resnet20", in_channels=3, num_classes=10).eval()
+    xr = torch.rand(4, 3, 32, 32)
+    snn = MemristiveCrossbar(levels=16, adc_bits=8).place(isp.convert(res, coding="mttfs", timesteps=7, calibration=xr),
+                                                          calibration=xr)
+    isp.save(snn, tmp_path / "x.safetensors")
+    again = isp.load(tmp_path / "x.safetensors")
+    assert torch.equal(again(xr), snn(xr)) and again.crossbar == snn.crossbar
+
+
+def test_unsafe_or_foreign_files_are_refused(tmp_path):
+    x = torch.randn(8, 6)
+    snn = isp.convert(Residual().eval(), coding="rate", timesteps=2, calibration=x)
+    path = isp.save(snn, tmp_path / "r.safetensors")
+    tensors = load_file(str(path))
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    structure = json.loads(meta["isospike"])
+    for node in structure["graph"]:
+        if node["op"] == "call_function":
+            node["target"] = "os:system"
+    save_file(tensors, str(tmp_path / "evil.safetensors"), metadata={"isospike": json.dumps(structure)})
+    with pytest.raises(ValueError, match="refusing"):
+        isp.load(tmp_path / "evil.safetensors")
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "plain.safetensors"))
+    with pytest.raises(ValueError, match="not an isospike network"):
+        isp.load(tmp_path / "plain.safetensors")
+    with pytest.raises(FileNotFoundError):
+        isp.load(tmp_path / "missing.safetensors")
+    with pytest.raises(TypeError, match="isospike.convert"):
+        isp.save(nn.Linear(2, 2), tmp_path / "n.safetensors")
