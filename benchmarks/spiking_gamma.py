@@ -131,8 +131,8 @@ def experiment_rows(name: str, quick: bool, spec: dict) -> dict:
         align_init = gradient_alignment(model, (train[0][:64], train[1][:64]), frame_ms=frame_ms, dt_ms=dt) \
             if isinstance(model, SpikingGammaNet) else None
         t0 = time.time()
-        spiking_gamma(model, train, epochs=spec["epochs"], mode=mode, frame_ms=frame_ms, dt_ms=dt, lr=1e-2,
-                      batch_size=64, progress=True)
+        spiking_gamma(model, train, epochs=spec["epochs"], mode=mode, frame_ms=frame_ms, dt_ms=dt, lr=spec["lr"],
+                      batch_size=spec["batch_size"], progress=True)
         train_s = time.time() - t0
         res = {"model": label, "mode": mode, "quantizer": quantizer if not label.startswith("LIF") else None,
                "train_s": train_s, "history": model.history.as_dict(), "by_dt": []}
@@ -209,8 +209,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--skip-fashion", action="store_true")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (1 when other jobs share the CPU)")
     args = parser.parse_args()
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    torch.set_num_threads(args.threads)
     q = args.quick
     started = time.time()
 
@@ -223,11 +224,11 @@ def main() -> None:
     sg_models = [("SpikingGamma offline", "offline", "threshold"), ("SpikingGamma online", "online", "threshold"),
                  ("SpikingGamma offline, round", "offline", "round"), ("LIF + surrogate", "offline", None)]
     specs = {
-        "digits": dict(n_train=600 if q else None, n_test=None, hidden=[64, 64], epochs=8 if q else 40,
-                       models=sg_models, n_refine=150, refine_dts=[1 / 16] if q else [1 / 16, 1 / 64]),
-        "fashion-mnist": dict(n_train=2000 if q else 15000, n_test=1000 if q else 5000, hidden=[128, 128],
-                              epochs=2 if q else 5, models=[sg_models[0], sg_models[3]], n_refine=200,
-                              refine_dts=[1 / 16]),
+        "digits": dict(n_train=600 if q else None, n_test=None, hidden=[64, 64], epochs=8 if q else 40, lr=1e-2,
+                       batch_size=64, models=sg_models, n_refine=150, refine_dts=[1 / 16] if q else [1 / 16, 1 / 64]),
+        "fashion-mnist": dict(n_train=2000 if q else 20000, n_test=1000 if q else 5000, hidden=[128, 128],
+                              epochs=2 if q else 6, lr=5e-3, batch_size=128, models=[sg_models[0], sg_models[3]],
+                              n_refine=200, refine_dts=[1 / 16]),
     }
     rows = []
     for name, spec in specs.items():

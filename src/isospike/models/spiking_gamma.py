@@ -13,7 +13,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from isospike.neurons.gamma import GammaLayer, GammaState
+from isospike.neurons.gamma import GammaLayer, GammaState, StepConstants
 
 
 @dataclass
@@ -72,13 +72,18 @@ class SpikingGammaNet(nn.Module):
     def initial_state(self, batch: int, online: bool = False) -> list[GammaState]:
         return [layer.initial_state(batch, online) for layer in self.layers]
 
-    def step(self, x_t: Tensor, states: list[GammaState], dt_ms: float, online: bool = False
-             ) -> tuple[Tensor, list[GammaState], list[Tensor]]:
+    def constants(self, dt_ms: float, online: bool = False) -> list[StepConstants]:
+        """Per-run constants of every layer (see :meth:`GammaLayer.constants`)."""
+        return [layer.constants(dt_ms, online) for layer in self.layers]
+
+    def step(self, x_t: Tensor, states: list[GammaState], dt_ms: float, online: bool = False,
+             constants: list[StepConstants] | None = None) -> tuple[Tensor, list[GammaState], list[Tensor]]:
         """One step: input ``[B, n_in]`` -> (read-out ``[B, n_out]``, new states, spike counts
-        per population)."""
+        per population). Pass ``constants`` (from :meth:`constants`) when stepping a whole run."""
+        ks = constants if constants is not None else self.constants(dt_ms, online)
         y, new_states, spikes = x_t, [], []
-        for layer, state in zip(self.layers, states):
-            y, state, n = layer(y, state, dt_ms, online)
+        for layer, state, k in zip(self.layers, states, ks):
+            y, state, n = layer(y, state, dt_ms, online, k)
             new_states.append(state)
             spikes.append(n)
         return y, new_states, spikes
@@ -95,10 +100,11 @@ class SpikingGammaNet(nn.Module):
             raise ValueError(f"dt_ms must be > 0, got {dt_ms}")
         T, B = x_seq.shape[:2]
         states = self.initial_state(B)
+        ks = self.constants(dt_ms)
         counts = torch.zeros(len(self.layers), dtype=torch.float64)
         outs = []
         for t in range(T):
-            y, states, spikes = self.step(x_seq[t], states, dt_ms)
+            y, states, spikes = self.step(x_seq[t], states, dt_ms, constants=ks)
             outs.append(y)
             counts += torch.stack([n.abs().sum().double() for n in spikes])
         out = torch.stack(outs) if outs else x_seq.new_zeros(0, B, self.config["n_out"])

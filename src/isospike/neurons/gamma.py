@@ -75,36 +75,46 @@ def sigma_delta_spikes(y: Tensor, yhat: Tensor, a: Tensor, c: Tensor | float,
         return n, a * yhat + c * n
 
 
-def gamma_step(state: GammaState, y: Tensor, log_tau: Tensor, K: int, dt_ms: float, theta: float,
-               online: bool = False, quantizer: str = "threshold") -> tuple[GammaState, Tensor, Tensor]:
+class StepConstants(NamedTuple):
+    """What a layer's steps share within one run at step dt: decays a ``[n_in]`` (carrying the
+    time-constant gradient offline), spike sizes c, d a / d log(tau), the combined weights
+    ``[K * n_in, n_out]`` (v_k W folded into one matrix) and the run mode."""
+
+    a: Tensor
+    c: Tensor | float
+    da: Tensor
+    weight: Tensor
+    dt_ms: float
+    online: bool
+
+
+def gamma_step(state: GammaState, y: Tensor, log_tau: Tensor, K: int, k: StepConstants,
+               quantizer: str = "threshold") -> tuple[GammaState, Tensor, Tensor]:
     """One step of a presynaptic population's spikes into its gamma memory.
 
     y: presynaptic analog output ``[B, n]`` (differentiable); log_tau: ``[n]`` (log of ms).
     Returns (new state, buckets to use ``[B, K, n]``, spike counts ``[B, n]``)."""
-    tau = log_tau.exp()
-    a = decay(tau if not online else tau.detach(), dt_ms)  # [n]
-    c = spike_size(theta, tau.detach(), dt_ms) if theta > 0 else 0.0
-    n, yhat = sigma_delta_spikes(y.detach(), state.yhat, a.detach(), c, quantizer)
+    a = k.a
+    n, yhat = sigma_delta_spikes(y.detach(), state.yhat, a.detach(), k.c, quantizer)
     first = y + (yhat - y).detach()  # forward: the spiking reconstruction; gradient: the signal's
     prev = state.buckets
     if K == 1:
         buckets = first.unsqueeze(1)
-        return GammaState(yhat, buckets.detach() if online else buckets, None), buckets, n
+        return GammaState(yhat, buckets.detach() if k.online else buckets, None), buckets, n
     # trapezoidal input (mean of bucket k-1 now and a step ago): each stage then delays by
     # tau + O(dt^2) at any dt (the one-sided rule would lose dt / 2 per stage)
     cols = [first]
-    for k in range(1, K):
-        cols.append(a * prev[:, k] + (1 - a) * 0.5 * (cols[-1] + prev[:, k - 1]))
+    for j in range(1, K):
+        cols.append(a * prev[:, j] + (1 - a) * 0.5 * (cols[-1] + prev[:, j - 1]))
     buckets = torch.stack(cols, 1)
-    if not online:
+    if not k.online:
         return GammaState(yhat, buckets, None), buckets, n
     with torch.no_grad():
-        da = a * dt_ms / tau.detach()  # d a / d log(tau)
         tr = state.trace if state.trace is not None else torch.zeros_like(prev)
         traces = [torch.zeros_like(first)]
-        for k in range(1, K):
-            inflow = 0.5 * (cols[k - 1] + prev[:, k - 1])
-            traces.append(da * (prev[:, k] - inflow) + a * tr[:, k] + (1 - a) * 0.5 * (traces[-1] + tr[:, k - 1]))
+        for j in range(1, K):
+            inflow = 0.5 * (cols[j - 1] + prev[:, j - 1])
+            traces.append(k.da * (prev[:, j] - inflow) + a * tr[:, j] + (1 - a) * 0.5 * (traces[-1] + tr[:, j - 1]))
         trace = torch.stack(traces, 1)
     # forward value unchanged; d/d log_tau of anything computed from `used` = sum grad * trace
     used = buckets + (log_tau - log_tau.detach()) * trace
@@ -176,14 +186,28 @@ class GammaLayer(nn.Module):
         return GammaState(torch.zeros(batch, self.n_in, device=self.weight.device), z,
                           torch.zeros_like(z) if online else None)
 
-    def forward(self, y_in: Tensor, state: GammaState, dt_ms: float, online: bool = False) -> tuple[Tensor, GammaState, Tensor]:
+    def constants(self, dt_ms: float, online: bool = False) -> StepConstants:
+        """Per-run constants at step ``dt_ms`` (compute once, reuse for every step of a run)."""
+        if not dt_ms > 0:
+            raise ValueError(f"dt_ms must be > 0, got {dt_ms}")
+        tau = self.log_tau.exp()
+        a = decay(tau.detach() if online else tau, dt_ms)
+        c = spike_size(self.theta, tau.detach(), dt_ms) if self.theta > 0 else 0.0
+        da = (a * dt_ms / tau).detach()
+        # x_o = sum_k v_ko sum_i W_oi b_ki = b.flatten(K, i) @ (v_ko W_oi)[k, i, o]
+        weight = (self.v.unsqueeze(1) * self.weight.t().unsqueeze(0)).reshape(self.K * self.n_in, self.n_out)
+        return StepConstants(a, c, da, weight, float(dt_ms), online)
+
+    def forward(self, y_in: Tensor, state: GammaState, dt_ms: float, online: bool = False,
+                constants: StepConstants | None = None) -> tuple[Tensor, GammaState, Tensor]:
         """One step: presynaptic analog outputs ``[B, n_in]`` -> (this layer's output ``[B, n_out]``,
-        new state, presynaptic spike counts ``[B, n_in]``)."""
+        new state, presynaptic spike counts ``[B, n_in]``). ``constants`` (from :meth:`constants`
+        with the same dt and mode) saves recomputing them at every step."""
         if y_in.dim() != 2 or y_in.shape[1] != self.n_in:
             raise ValueError(f"expected input [batch, {self.n_in}], got {tuple(y_in.shape)}")
-        state, buckets, n = gamma_step(state, y_in, self.log_tau, self.K, dt_ms, self.theta, online, self.quantizer)
-        z = torch.einsum("bki,oi->bko", buckets, self.weight)
-        x = (z * self.v.unsqueeze(0)).sum(1) + self.bias
+        k = constants if constants is not None else self.constants(dt_ms, online)
+        state, buckets, n = gamma_step(state, y_in, self.log_tau, self.K, k, self.quantizer)
+        x = torch.addmm(self.bias, buckets.reshape(buckets.shape[0], -1), k.weight)
         return (torch.relu(x) if self.spiking_output else x), state, n
 
     def extra_repr(self) -> str:

@@ -121,6 +121,7 @@ def _online_batch(model: SpikingGammaNet, frames: Tensor, y: Tensor, timing: Seq
             with torch.no_grad():
                 _, states, _ = model.step(x[t], states, timing.dt_ms, online=True)
             continue
+        # constants rebuilt per step: each step's backward frees its graph
         out, states, _ = model.step(x[t], states, timing.dt_ms, online=True)
         # this step's term of the offline loss
         loss = F.mse_loss(out, target[t]) / T if waveform else F.cross_entropy(out, y) / R
