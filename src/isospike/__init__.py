@@ -4,12 +4,14 @@ prove how close they are, train them, and estimate their cost on neuromorphic ha
 from isospike import coding, data, devices, energy, exact, metrics, models, neurons, train
 from isospike.conversion import LayerStats, SimulationResult, SpikingNetwork, codings, convert, simulate
 from isospike.errors import DatasetNotFoundError, IsospikeError, UnsupportedLayerError
+from isospike.conversion.equivalent import equivalent
 from isospike.serialize import load, save
+from isospike.verify import Certificate, verify
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "DatasetNotFoundError", "IsospikeError", "LayerStats", "SimulationResult", "SpikingNetwork",
+    "Certificate", "DatasetNotFoundError", "IsospikeError", "LayerStats", "SimulationResult", "SpikingNetwork",
     "UnsupportedLayerError", "coding", "codings", "convert", "data", "devices", "energy", "exact", "metrics", "models",
-    "load", "neurons", "save", "simulate", "train",
+    "equivalent", "load", "neurons", "save", "simulate", "train", "verify",
 ]

@@ -1,0 +1,141 @@
+"""The plain-PyTorch network a converted SNN equals: every spiking population replaced by the
+quantizer it implements, synapses unwrapped, time removed.
+
+* rate (IF, reset by subtraction, V(0) = v_init): ``theta / T * clip(floor((T z + v_init) /
+  theta), 0, T)`` -- exact for a population whose input current is constant over the T steps
+  (the first hidden layer under direct input coding); deeper layers receive spike trains whose
+  current varies over time, and equal it only within the residual bound checked by
+  :func:`isospike.verify`.
+* ttfs / mttfs: the level quantizer of each population (its nominal level table, rounding,
+  signed channels, silent level and dead zone) -- exact; M-TTFS synapses keep their bias folding
+  so the float operations are the same.
+* sigma_delta: ``theta * round(ReLU(z) / theta)`` -- exact once the network has settled (at
+  once with unlimited spikes per step).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor, fx, nn
+
+from isospike.conversion.network import SpikingNetwork
+from isospike.conversion.sigma_delta import SigmaDeltaPopulation
+from isospike.conversion.timefold import CountingSynapse, TimeBroadcast, TimeFoldedNeuron
+from isospike.conversion.ttfs import TTFSPopulation
+
+
+class RateQuantizer(nn.Module):
+    """``theta / T * clip(floor((T z + v_init) / theta), 0, T)``: the spike-count rate of an IF
+    neuron (reset by subtraction) driven by a constant current z for T steps."""
+
+    def __init__(self, threshold: Tensor, v_init: Tensor, timesteps: int) -> None:
+        super().__init__()
+        self.register_buffer("threshold", threshold.detach().clone())
+        self.register_buffer("v_init", v_init.detach().clone())
+        self.timesteps = int(timesteps)
+
+    def forward(self, z: Tensor) -> Tensor:
+        T, th = self.timesteps, self.threshold
+        n = torch.floor((T * z + self.v_init) / th).clamp(0, T)
+        return n * th / T
+
+    def extra_repr(self) -> str:
+        return f"T={self.timesteps}"
+
+
+class LevelQuantizer(nn.Module):
+    """The activation of a TTFS / M-TTFS population as a plain function of its input: nearest
+    (or floor) level of the nominal level table, signed channels, dead zone around the silent level."""
+
+    def __init__(self, population: TTFSPopulation) -> None:
+        super().__init__()
+        self.population = copy.deepcopy(population)
+        self.population.device = None if population.device is None else population.device.with_variation(None)
+
+    def forward(self, z: Tensor) -> Tensor:
+        p = self.population
+        out = p(z)
+        p.reset_counts()
+        return out
+
+
+class GridQuantizer(nn.Module):
+    """``theta * round(ReLU(z) / theta)``: a settled sigma-delta neuron."""
+
+    def __init__(self, threshold: float) -> None:
+        super().__init__()
+        self.threshold = float(threshold)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.threshold * torch.round(torch.relu(z) / self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"threshold={self.threshold:.4g}"
+
+
+class FoldedLayer(nn.Module):
+    """A synaptic layer with a constant input offset folded into its bias:
+    layer(x - o) + (layer(o) - layer(0)), the same float operations as an M-TTFS synapse."""
+
+    def __init__(self, synapse: CountingSynapse) -> None:
+        super().__init__()
+        self.synapse = copy.deepcopy(synapse)
+        object.__setattr__(self.synapse, "silent_source", synapse.silent_source)
+
+    def forward(self, x: Tensor) -> Tensor:
+        s = self.synapse
+        offset = s._silent_offset(x)
+        return s.layer(x - offset) + s._fold(offset)
+
+
+def equivalent(snn: nn.Module) -> nn.Module:
+    """The plain-PyTorch network ``snn`` provably equals (see the module docstring); for exact
+    networks (:func:`isospike.exact.convert`), the pinned float32 reference."""
+    from isospike.exact.model_conversion import ExactNetwork
+
+    if isinstance(snn, ExactNetwork):
+        return _exact_reference(snn)
+    if not isinstance(snn, SpikingNetwork):
+        raise TypeError(f"equivalent expects a network from isospike.convert or isospike.exact.convert, "
+                        f"got {type(snn).__name__}")
+    gm = copy.deepcopy(snn.graph_module)
+    originals = dict(snn.graph_module.named_modules())
+    for node in gm.graph.nodes:
+        if node.op != "call_module":
+            continue
+        path = str(node.target)
+        m = gm.get_submodule(path)
+        if isinstance(m, TimeFoldedNeuron):
+            new = RateQuantizer(m.neuron.threshold, m.neuron.v_init, snn.timesteps)
+        elif isinstance(m, TTFSPopulation):
+            new = LevelQuantizer(m)
+        elif isinstance(m, SigmaDeltaPopulation):
+            new = GridQuantizer(m.threshold)
+        elif isinstance(m, CountingSynapse):
+            orig = originals[path]
+            new = FoldedLayer(orig) if orig.silent_source is not None and orig.silent_source.masked else copy.deepcopy(m.layer)
+        elif isinstance(m, TimeBroadcast):
+            new = nn.Identity()
+        else:
+            continue
+        parent, _, name = path.rpartition(".")
+        setattr(gm.get_submodule(parent) if parent else gm, name, new)
+    gm.recompile()
+    eq = fx.GraphModule(gm, gm.graph)
+    eq.coding = snn.coding  # type: ignore[attr-defined]
+    return eq.eval()
+
+
+def _exact_reference(net: nn.Module) -> nn.Module:
+    from isospike.exact.arith import TorchArith
+
+    ref = copy.deepcopy(net)
+    arith = TorchArith()
+    for m in ref.modules():
+        if hasattr(m, "arith"):
+            m.arith = arith
+        if hasattr(m, "count") and isinstance(m.count, bool):
+            m.count = False
+    return ref.eval()

@@ -1,0 +1,187 @@
+"""Equivalence certificates: which guarantee each layer of a converted network carries, and how
+well it holds on given inputs.
+
+    cert = isospike.verify(snn, x)
+    cert.holds            # every layer's guarantee held on x
+    print(cert.table())   # per layer: guarantee, measured max |diff| (or ULP), bound, holds
+
+Guarantees:
+* "bit-exact" (exact networks): every gate-circuit layer's output equals the pinned float32
+  reference bit for bit (max ULP distance 0).
+* "qnn-equivalent" (ttfs, mttfs, sigma-delta; the first rate layer under direct coding): each
+  population's decoded output equals the equivalent network's quantizer output exactly when both
+  run on the same data (the networks are compared end to end, layer by layer).
+* "bounded-error" (rate layers fed by spikes): an IF neuron with reset by subtraction that ends
+  with its membrane in [0, theta) emits a rate r within max(v_init, theta - v_init) / T of the
+  clipped mean of its input current: |r - clip(mean current, 0, theta)| <= bound. Checked on the
+  SNN itself for every neuron; a neuron whose membrane ends outside that range (late negative
+  input) breaks it and is counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from isospike.conversion.equivalent import equivalent
+from isospike.conversion.network import SpikingNetwork
+from isospike.conversion.sigma_delta import SigmaDeltaPopulation
+from isospike.conversion.timefold import TimeFoldedNeuron
+from isospike.conversion.ttfs import TTFSPopulation
+
+
+@dataclass
+class LayerCertificate:
+    """One layer's guarantee and its measurement.
+
+    max_abs_diff: largest |SNN - equivalent| (or |rate - clipped mean current| for bounded-error
+    layers); max_ulp: largest ULP distance (bit-exact layers); bound: the allowed difference;
+    violations: entries beyond the bound; entries: values compared."""
+
+    layer: str
+    guarantee: str
+    max_abs_diff: float
+    bound: float
+    holds: bool
+    violations: int = 0
+    entries: int = 0
+    max_ulp: int | None = None
+
+
+@dataclass
+class Certificate:
+    coding: str
+    samples: int
+    layers: list[LayerCertificate] = field(default_factory=list)
+    output_max_abs_diff: float = 0.0
+
+    @property
+    def holds(self) -> bool:
+        return all(layer.holds for layer in self.layers)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"coding": self.coding, "samples": self.samples, "holds": self.holds,
+                "output_max_abs_diff": self.output_max_abs_diff, "layers": [asdict(layer) for layer in self.layers]}
+
+    def table(self) -> str:
+        from isospike.report.tables import text_table
+
+        rows = [[c.layer, c.guarantee, f"{c.max_abs_diff:.3g}" if c.max_ulp is None else f"{c.max_ulp} ULP",
+                 f"{c.bound:.3g}", f"{c.violations}/{c.entries}", "yes" if c.holds else "NO"] for c in self.layers]
+        head = f"{self.coding}: {'all guarantees hold' if self.holds else 'SOME GUARANTEES FAIL'} on {self.samples} samples"
+        return head + "\n" + text_table(["layer", "guarantee", "measured", "bound", "violations", "holds"], rows)
+
+
+def _capture(model: nn.Module, types: tuple[type, ...], x: Tensor, root: nn.Module | None = None
+             ) -> dict[str, tuple[Tensor, Tensor]]:
+    """Run ``model(x)``; (input, output) of every module of ``types`` in ``root`` (default: model),
+    by its path in ``root``, and ``"__output__"``."""
+    got: dict[str, tuple[Tensor, Tensor]] = {}
+    hooks = [m.register_forward_hook(lambda mod, i, o, n=name: got.__setitem__(n, (i[0].detach(), o.detach())))
+             for name, m in (root or model).named_modules() if isinstance(m, types)]
+    try:
+        with torch.no_grad():
+            out = model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    got["__output__"] = (x, out)
+    return got
+
+
+def verify(snn: nn.Module, x: Tensor, tolerance: float = 0.0) -> Certificate:
+    """Check each layer's guarantee on inputs ``x`` (see the module docstring). ``tolerance``: an
+    absolute slack added to exact comparisons (0: exact)."""
+    from isospike.exact.model_conversion import ExactNetwork
+
+    if isinstance(snn, ExactNetwork):
+        return _verify_exact(snn, x)
+    if not isinstance(snn, SpikingNetwork):
+        raise TypeError(f"verify expects a network from isospike.convert or isospike.exact.convert, got {type(snn).__name__}")
+    from isospike.conversion.equivalent import GridQuantizer, LevelQuantizer, RateQuantizer
+
+    eq = equivalent(snn)
+    T = snn.timesteps
+    snn_layers = _capture(snn, (TimeFoldedNeuron, TTFSPopulation, SigmaDeltaPopulation), x, root=snn.graph_module)
+    eq_layers = _capture(eq, (RateQuantizer, LevelQuantizer, GridQuantizer), x)
+    cert = Certificate(snn.coding, int(x.shape[0]))
+    for name, m in snn.graph_module.named_modules():
+        if name not in snn_layers:
+            continue
+        i_snn, o_snn = snn_layers[name]
+        _, o_eq = eq_layers[name]
+        if isinstance(m, TimeFoldedNeuron):
+            rate = o_snn.reshape(T, -1, *o_snn.shape[1:]).mean(0)
+            if m.static_input:
+                diff = (rate - o_eq).abs()
+                bound = tolerance + 1e-6 * float(m.neuron.threshold.max())
+                cert.layers.append(_row(name, "qnn-equivalent", diff, bound))
+            else:
+                current = i_snn.reshape(T, -1, *i_snn.shape[1:]).mean(0)
+                th, v0 = m.neuron.threshold, m.neuron.v_init
+                diff = (rate - torch.minimum(current.clamp_min(0), th)).abs()
+                bound_t = torch.maximum(v0, th - v0) / T
+                rows = _row(name, "bounded-error", diff - bound_t, tolerance + 1e-6 * float(th.max()))
+                rows.max_abs_diff = float(diff.max()) if diff.numel() else 0.0
+                rows.bound = float(bound_t.max())
+                cert.layers.append(rows)
+        else:
+            out_snn = o_snn if snn.fold_time is False else o_snn.reshape(T, -1, *o_snn.shape[1:])[-1]
+            diff = (out_snn - o_eq).abs()
+            cert.layers.append(_row(name, "qnn-equivalent", diff, tolerance))
+    y_snn, y_eq = snn_layers["__output__"][1], eq_layers["__output__"][1]
+    cert.output_max_abs_diff = float((y_snn - y_eq).abs().max()) if torch.is_tensor(y_snn) and y_snn.numel() else 0.0
+    return cert
+
+
+def _row(name: str, guarantee: str, excess: Tensor, bound: float) -> LayerCertificate:
+    """excess: |diff| (qnn) or |diff| - per-neuron bound (bounded-error); violations: excess > bound."""
+    bad = int((excess > bound).sum())
+    return LayerCertificate(name, guarantee, float(excess.max()) if excess.numel() else 0.0, bound, bad == 0, bad,
+                            int(excess.numel()))
+
+
+def _verify_exact(net: nn.Module, x: Any) -> Certificate:
+    from isospike.conversion.equivalent import _exact_reference
+    from isospike.exact.layers import ExactLayer
+    from isospike.metrics import ulp_distance
+
+    ref = _exact_reference(net)
+    args = x if isinstance(x, tuple) else (x,)
+    got: dict[str, list[Tensor]] = {"snn": [], "ref": []}
+    names: list[str] = []
+
+    def run(model: nn.Module, key: str) -> Any:
+        hooks = []
+        for name, m in model.named_modules():
+            if isinstance(m, ExactLayer):
+                if key == "snn":
+                    names.append(name)
+                hooks.append(m.register_forward_hook(lambda mod, i, o: got[key].append(o.detach())))
+        try:
+            with torch.no_grad():
+                return model(*args)
+        finally:
+            for h in hooks:
+                h.remove()
+
+    run(net, "snn")
+    run(ref, "ref")
+    cert = Certificate("exact", int(args[0].shape[0]) if args and torch.is_tensor(args[0]) and args[0].dim() else 1)
+    for i, (a, b) in enumerate(zip(got["snn"], got["ref"])):
+        label = names[i] if i < len(names) else f"call {i}"
+        if a.is_floating_point():
+            ulp = ulp_distance(a, b)
+            worst = int(ulp.max()) if ulp.numel() else 0
+            diff = (a.double() - b.double()).abs()
+            bad = int((ulp > 0).sum())
+            cert.layers.append(LayerCertificate(f"{label} [{i}]", "bit-exact",
+                                                float(diff[torch.isfinite(diff)].max()) if torch.isfinite(diff).any() else 0.0,
+                                                0.0, bad == 0, bad, int(ulp.numel()), worst))
+        else:
+            bad = int((a != b).sum())
+            cert.layers.append(LayerCertificate(f"{label} [{i}]", "bit-exact", float(bad), 0.0, bad == 0, bad, int(a.numel()), 0))
+    return cert
