@@ -55,23 +55,23 @@ def has_trained_threshold(m: nn.Module) -> bool:
     return hasattr(type(m), "spike_threshold") and not isinstance(m, nn.ReLU)
 
 
-def check_rate_graph(gm, activation_types: tuple[type, ...], ttfs: bool = False) -> list[str]:
+def check_rate_graph(gm, activation_types: tuple[type, ...], ttfs: bool = False, coding: str = CODING) -> list[str]:
     """Check that every node is supported; return the paths of the activation modules
-    (``ttfs``: accept TTFS-quantized activations instead of trained rate thresholds)."""
+    (trained-threshold activations included; ``ttfs``: TTFS-quantized ones too)."""
     activations = []
     for node in gm.graph.nodes:
         if node.op == "call_module":
             m = module_of(gm, node)
-            trained = hasattr(type(m), "ttfs_timesteps") if ttfs else has_trained_threshold(m)
+            trained = has_trained_threshold(m) or (ttfs and hasattr(type(m), "ttfs_timesteps"))
             if isinstance(m, activation_types) or trained:
                 activations.append(str(node.target))
             elif not isinstance(m, SYNAPSE_TYPES + POOL_TYPES + PASSTHROUGH_TYPES):
                 name = type(m).__name__
-                raise UnsupportedLayerError(name, str(node.target), CODING, _HINTS.get(name, "no spiking equivalent in this coding"))
+                raise UnsupportedLayerError(name, str(node.target), coding, _HINTS.get(name, "no spiking equivalent in this coding"))
             if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)) and m.training:
                 m.eval()
         elif node.op in ("call_function", "call_method"):
-            check_linear_glue(node, CODING)
+            check_linear_glue(node, coding)
     return activations
 
 

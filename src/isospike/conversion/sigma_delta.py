@@ -121,7 +121,7 @@ def convert_sigma_delta(
     folded = fold_batchnorm(gm) if fold_bn else []
     if calibration is not None:
         propagate_shapes(gm, first_batch(calibration))
-    activations = check_rate_graph(gm, (nn.ReLU,))
+    activations = check_rate_graph(gm, (nn.ReLU,), coding=CODING)
     trained = {p: float(gm.get_submodule(p).spike_threshold) for p in activations if has_trained_threshold(gm.get_submodule(p))}
     relus = [p for p in activations if p not in trained]
     if relus and calibration is None:

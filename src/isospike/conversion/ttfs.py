@@ -26,7 +26,7 @@ from isospike.conversion.assemble import assemble_time_folded
 from isospike.conversion.calibration import first_batch, sample_activations
 from isospike.conversion.graph import fold_batchnorm, propagate_shapes, relu_functions_to_modules, trace
 from isospike.conversion.network import SpikingNetwork
-from isospike.conversion.rate import check_rate_graph
+from isospike.conversion.rate import check_rate_graph, has_trained_threshold
 from isospike.conversion.timefold import SpikingPopulation
 from isospike.devices import DeviceVariation, OptoelectronicSynapse
 
@@ -176,9 +176,12 @@ def convert_ttfs(
     folded = fold_batchnorm(gm) if fold_bn else []
     if calibration is not None:
         propagate_shapes(gm, first_batch(calibration))
-    activations = check_rate_graph(gm, (nn.ReLU,), ttfs=True)
+    activations = check_rate_graph(gm, (nn.ReLU,), ttfs=True, coding=CODING)
     quantized = {p: gm.get_submodule(p) for p in activations if hasattr(type(gm.get_submodule(p)), "ttfs_timesteps")}
-    relus = [p for p in activations if p not in quantized]
+    # activations trained with a clip threshold (NoisyQCFS) span [0, lambda]: step = lambda / T
+    clipped = {p: float(gm.get_submodule(p).spike_threshold) for p in activations
+               if p not in quantized and has_trained_threshold(gm.get_submodule(p))}
+    relus = [p for p in activations if p not in quantized and p not in clipped]
     if relus and calibration is None:
         raise ValueError("post-hoc TTFS conversion of ReLUs needs calibration data for the steps: pass calibration=...")
     specs: dict[str, dict] = {}
@@ -188,12 +191,15 @@ def convert_ttfs(
             top = sampler.percentile(p, percentile)
             specs[p] = dict(timesteps=timesteps, scale=(top if top > 0 else 1.0) / timesteps, rounding=rounding,
                             signed=False, device=device)
+    for p, lam in clipped.items():
+        specs[p] = dict(timesteps=timesteps, scale=lam / timesteps, rounding=rounding, signed=False, device=device)
     for p, m in quantized.items():
         specs[p] = dict(timesteps=m.timesteps, scale=float(m.scale.detach().abs()), rounding=m.rounding,
                         signed=m.signed, device=device if device is not None else m.device)
     populations = {p: (lambda static, spec=spec: TTFSPopulation(**spec)) for p, spec in specs.items()}
     assemble_time_folded(gm, populations, reads_device=any(s["device"] is not None for s in specs.values()))
     windows = {s["timesteps"] for s in specs.values()} or {timesteps}
+    specs = {p: specs[p] for p in activations}  # graph order
     info = {"steps": {p: s["scale"] for p, s in specs.items()}, "windows": sorted(windows),
             "trained_layers": sorted(quantized), "post_hoc_layers": relus, "folded_batchnorm": folded,
             "device": None if device is None else device.name}

@@ -90,6 +90,7 @@ class EnergyReport:
             ax.bar(names, [1e9 * v for v in vals], bottom=[1e9 * b for b in bottom], label=label, color=color)
             bottom = [b + v for b, v in zip(bottom, vals)]
         ax.set_ylabel("energy per inference (nJ)")
+        ax.set_ylim(0, 1.12 * 1e9 * max(bottom, default=0.0) or 1.0)
         title = f"{self.hardware.name}: {1e9 * self.total_j:.4g} nJ per inference"
         if self.ratio_to_ann is not None:
             title += f" (ANN {1e9 * self.ann_total_j:.4g} nJ, {self.ratio_to_ann:.2g}x)"

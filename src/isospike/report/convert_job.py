@@ -1,0 +1,138 @@
+"""`isospike convert` and `isospike verify`: convert a model with any coding, measure it, certify
+it, save it, and write report.md + report.html."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import isospike as isp
+from isospike._io import atomic_savefig, atomic_write_json
+from isospike.report.document import Document
+from isospike.report.loading import load_model
+from isospike.report.tables import text_table
+
+
+def convert_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Coding options from the command line (only those the coding takes)."""
+    opts: dict[str, Any] = {}
+    if args.coding in ("rate", "ttfs", "mttfs") or (args.coding == "sigma_delta" and args.timesteps is not None):
+        opts["timesteps"] = args.timesteps or {"rate": 8, "ttfs": 15, "mttfs": 15}.get(args.coding, 1)
+    if args.coding == "mttfs":
+        opts["dead_zone"] = args.dead_zone
+    if args.coding == "sigma_delta":
+        opts["levels"] = args.levels
+    if args.coding == "ttfs" and args.device == "in2o3":
+        opts["device"] = isp.devices.OptoelectronicSynapse.in2o3()
+    return opts
+
+
+def _plot_layers(stats: dict, path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n, s in stats.items() if s.kind == "neuron"]
+    fig, ax = plt.subplots(figsize=(max(5, 0.7 * len(names) + 2), 3.6))
+    rates = [stats[n].spikes / max(stats[n].neuron_updates, 1) for n in names]
+    ax.bar(range(len(names)), rates, color="tab:red")
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_ylabel("spikes per neuron per step")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    atomic_savefig(fig, path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def run_convert(args: argparse.Namespace, echo=print) -> Path:
+    model, data, described = load_model(args.model, args.arch, args.dataset, echo)
+    out = Path(args.out or f"runs/convert-{data.name}-{args.coding}")
+    out.mkdir(parents=True, exist_ok=True)
+    x, y = data.test.x[: args.samples], data.test.y[: args.samples]
+    calibration = data.train.x[:512]
+    with torch.no_grad():
+        ann_acc = float((model(x).argmax(-1) == y).float().mean())
+    doc = Document(f"isospike convert: {described}, {args.coding} coding")
+    if args.coding == "exact":
+        snn = isp.exact.convert(model)
+        n = min(args.samples, 16)
+        with torch.no_grad():
+            y_snn = snn(x[:n])
+        acc = float((y_snn.argmax(-1) == y[:n]).float().mean())
+        cert = isp.verify(snn, x[:4])
+        summary = [["ANN", 100 * ann_acc, len(x)], ["exact SNN (gate circuits)", 100 * acc, n]]
+        stats_rows: list[list[Any]] = []
+        saved = None
+    else:
+        opts = convert_options(args)
+        snn = isp.convert(model, coding=args.coding, calibration=calibration, **opts)
+        res = isp.simulate(snn, x)
+        acc = float((res.output.argmax(-1) == y).float().mean())
+        cert = isp.verify(snn, x[: min(len(x), 64)])
+        summary = [["ANN", 100 * ann_acc, len(x)], [f"SNN ({args.coding}, T={snn.timesteps})", 100 * acc, len(x)]]
+        stats_rows = [[n, s.kind, s.neurons, s.spikes / res.samples, s.synaptic_ops / res.samples]
+                      for n, s in res.layers.items()]
+        saved = isp.save(snn, out / "snn.safetensors")
+        _plot_layers(res.layers, out / "spike_rates.png", f"{args.coding}: firing per layer")
+    echo(text_table(["network", "accuracy (%)", "samples"], summary))
+    energies = []
+    for hw in ("horowitz45", "loihi"):
+        rep = isp.energy.estimate(snn, x[: min(len(x), 64 if args.coding != "exact" else 2)], hardware=hw)
+        energies.append(rep)
+    energies[0].plot(out / "energy_horowitz45.png")
+    echo(cert.table())
+    doc.heading("Accuracy").table(["network", "accuracy (%)", "test samples"], summary)
+    doc.heading("Equivalence certificate").paragraph(
+        f"`isospike.verify` on {cert.samples} test samples: **{'all guarantees hold' if cert.holds else 'some guarantees fail'}**.")
+    doc.table(["layer", "guarantee", "measured max |diff|", "bound", "violations", "holds"],
+              [[c.layer, c.guarantee, c.max_abs_diff if c.max_ulp is None else f"{c.max_ulp} ULP", c.bound,
+                f"{c.violations}/{c.entries}", "yes" if c.holds else "NO"] for c in cert.layers])
+    if stats_rows:
+        doc.heading("Spikes and synaptic operations per sample").table(
+            ["layer", "kind", "neurons", "spikes", "synaptic ops"], stats_rows)
+        doc.image("spike_rates.png", "firing rate per layer")
+    doc.heading("Energy per inference")
+    doc.table(["hardware", "total (nJ)", "compute (nJ)", "data movement (nJ)", "communication (nJ)", "ANN, same hardware (nJ)"],
+              [[r.hardware.name, 1e9 * r.total_j, 1e9 * r.by_category["compute"], 1e9 * r.by_category["data_movement"],
+                1e9 * r.by_category["communication"], "-" if r.ann_total_j is None else 1e9 * r.ann_total_j] for r in energies])
+    doc.image("energy_horowitz45.png", "energy by layer and category on horowitz45")
+    if saved is not None:
+        doc.paragraph(f"Saved network: `{saved}` (reload with `isospike.load`).")
+    doc.provenance()
+    md, page = doc.write(out)
+    atomic_write_json(out / "results.json", {
+        "model": described, "dataset": data.name, "coding": args.coding, "ann_accuracy": ann_acc, "snn_accuracy": acc,
+        "certificate": cert.as_dict(), "energy": {r.hardware.name: r.as_dict() for r in energies},
+    })
+    echo(f"report: {page} (and {md.name}); results.json" + (f"; network: {saved}" if saved else ""))
+    return out
+
+
+def run_verify(args: argparse.Namespace, echo=print) -> bool:
+    """Certify a saved network on test data; returns whether every guarantee held."""
+    from isospike.data import load_dataset
+
+    snn = isp.load(args.snn)
+    data = load_dataset(args.dataset)
+    x = data.test.x[: args.samples]
+    cert = isp.verify(snn, x)
+    echo(cert.table())
+    out = Path(args.out or Path(args.snn).with_suffix("").as_posix() + "-verify")
+    doc = Document(f"isospike verify: {Path(args.snn).name} on {data.name}")
+    doc.paragraph(f"{cert.samples} test samples; coding `{cert.coding}`: "
+                  f"**{'all guarantees hold' if cert.holds else 'some guarantees fail'}**; "
+                  f"largest output difference to `isospike.equivalent`: {cert.output_max_abs_diff:.3g}.")
+    doc.table(["layer", "guarantee", "measured max |diff|", "bound", "violations", "holds"],
+              [[c.layer, c.guarantee, c.max_abs_diff, c.bound, f"{c.violations}/{c.entries}", "yes" if c.holds else "NO"]
+               for c in cert.layers])
+    doc.provenance()
+    doc.write(out)
+    atomic_write_json(out / "certificate.json", cert.as_dict())
+    echo(f"report: {out / 'report.html'}; certificate: {out / 'certificate.json'}")
+    return cert.holds
