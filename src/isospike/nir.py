@@ -1,0 +1,320 @@
+"""Exchange with the Neuromorphic Intermediate Representation (NIR, the ``nir`` package).
+
+    isospike.nir.export(snn, "model.nir")     # a NIR graph in HDF5
+    snn2 = isospike.nir.load("model.nir")     # the same network back (outputs equal up to float rounding)
+
+Mapping (rate coding, the one NIR describes natively):
+* each IF population -> ``nir.IF`` (r = 1, v_threshold = theta). NIR's IF resets to v_reset; our
+  neurons reset by subtraction and start at v_init: both are kept in the node's metadata
+  (``isospike``) and restored by :func:`load`; another reader sees an IF with reset to zero.
+* spikes in NIR carry 1, ours carry theta: the weights a population drives are multiplied by its
+  theta on export (the network computes the same function).
+* Linear -> ``nir.Affine`` (or ``nir.Linear`` without bias), Conv1d/Conv2d -> ``nir.Conv1d/2d``,
+  average pooling -> ``nir.AvgPool2d``, flatten -> ``nir.Flatten``, additions -> converging edges
+  (NIR sums a node's inputs), the analog input -> ``nir.Input``, the read-out -> ``nir.Output``.
+
+TTFS, M-TTFS and sigma-delta populations have no NIR primitive: they are exported as ``nir.IF``
+nodes whose metadata holds the full population (window, level table, silent level, spike size),
+which :func:`load` restores exactly; other readers see an approximation (an IF neuron) and a
+warning is issued on export.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import fx, nn
+
+from isospike._io import atomic_write
+
+_META = "isospike"
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy().astype(np.float32)
+
+
+def export(snn: nn.Module, path: str | Path | None = None):
+    """The NIR graph of a network from :func:`isospike.convert` (written to ``path`` when given)."""
+    import nir
+
+    from isospike.conversion.network import SpikingNetwork
+    from isospike.conversion.sigma_delta import SigmaDeltaPopulation
+    from isospike.conversion.timefold import CountingSynapse, TimeBroadcast, TimeFoldedNeuron
+    from isospike.conversion.ttfs import TTFSPopulation
+    from isospike.serialize import _module_spec
+
+    if not isinstance(snn, SpikingNetwork):
+        raise TypeError(f"isospike.nir.export expects a network from isospike.convert, got {type(snn).__name__}")
+    gm = snn.graph_module
+    nodes: dict[str, Any] = {}
+    edges: list[tuple[str, str]] = []
+    producers: dict[fx.Node, list[str]] = {}
+    spike_scale: dict[fx.Node, float | torch.Tensor] = {}  # value each spike of this tensor carries
+    approximate = False
+
+    def sample_shape(node: fx.Node) -> tuple[int, ...] | None:
+        meta = node.meta.get("tensor_meta")
+        return tuple(meta.shape[1:]) if meta is not None and hasattr(meta, "shape") else None
+
+    def connect(name: str, node: fx.Node) -> None:
+        for src in node.args:
+            if isinstance(src, fx.Node):
+                for p in producers.get(src, []):
+                    edges.append((p, name))
+
+    for node in gm.graph.nodes:
+        if node.op == "placeholder":
+            shape = sample_shape(node)
+            if shape is None:
+                raise ValueError("the network has no recorded input shape: convert it with calibration data "
+                                 "(isospike.convert(..., calibration=x)) before exporting to NIR")
+            nodes["input"] = nir.Input(input_type={"input": np.array(shape)})
+            producers[node] = ["input"]
+        elif node.op == "output":
+            nodes["output"] = nir.Output(output_type={"output": np.array(sample_shape(node.args[0]) or ())})
+            for p in producers.get(node.args[0], []):
+                edges.append((p, "output"))
+        elif node.op == "call_module":
+            m = gm.get_submodule(str(node.target))
+            name = str(node.target).replace(".", "_")
+            src = node.args[0] if node.args and isinstance(node.args[0], fx.Node) else None
+            scale = spike_scale.get(src, 1.0) if src is not None else 1.0
+            if isinstance(m, TimeBroadcast):
+                producers[node] = producers.get(src, [])
+                spike_scale[node] = scale
+                continue
+            if isinstance(m, CountingSynapse):
+                layer = m.layer
+                if isinstance(layer, nn.Linear):
+                    w = layer.weight * _scale_for(scale, layer.weight, dim=1)
+                    nodes[name] = nir.Affine(_np(w), _np(layer.bias)) if layer.bias is not None else nir.Linear(_np(w))
+                elif isinstance(layer, (nn.Conv1d, nn.Conv2d)):
+                    w = layer.weight * _scale_for(scale, layer.weight, dim=1)
+                    cls = nir.Conv2d if isinstance(layer, nn.Conv2d) else nir.Conv1d
+                    bias = _np(layer.bias) if layer.bias is not None else np.zeros(layer.out_channels, np.float32)
+                    nodes[name] = cls(input_shape=np.array(sample_shape(src)[1:]) if sample_shape(src) else None,
+                                      weight=_np(w), stride=np.array(layer.stride), padding=np.array(layer.padding),
+                                      dilation=np.array(layer.dilation), groups=layer.groups, bias=bias)
+                elif isinstance(layer, nn.AvgPool2d):
+                    k = layer.kernel_size if isinstance(layer.kernel_size, tuple) else (layer.kernel_size,) * 2
+                    st = layer.stride if isinstance(layer.stride, tuple) else (layer.stride,) * 2
+                    pd = layer.padding if isinstance(layer.padding, tuple) else (layer.padding,) * 2
+                    nodes[name] = nir.AvgPool2d(kernel_size=np.array(k), stride=np.array(st), padding=np.array(pd))
+                    spike_scale[node] = scale  # averaging keeps the units of its input
+                else:
+                    raise TypeError(f"no NIR node for {type(layer).__name__} at '{node.target}'")
+            elif isinstance(m, TimeFoldedNeuron):
+                n = m.neuron
+                shape = sample_shape(node) or tuple(n.threshold.shape)
+                th = np.broadcast_to(_np(n.threshold), shape).copy()
+                meta = {"coding": "rate", "reset": n.reset_mode, "v_init": _np(n.v_init).tolist(),
+                        "spike_value": _np(n.spike_value).tolist(), "leak": n.leak}
+                nodes[name] = nir.IF(r=np.ones(shape, np.float32), v_threshold=th, v_reset=np.zeros(shape, np.float32),
+                                     metadata={_META: json.dumps(meta)})
+                spike_scale[node] = n.spike_value.detach().clone()
+            elif isinstance(m, (TTFSPopulation, SigmaDeltaPopulation)):
+                approximate = True
+                shape = sample_shape(node) or ()
+                spec = _module_spec(m, {})
+                buffers = {k: v.tolist() for k, v in m.state_dict().items()}
+                level = m.scale * m.window if isinstance(m, TTFSPopulation) else m.threshold
+                nodes[name] = nir.IF(r=np.ones(shape, np.float32), v_threshold=np.full(shape, level, np.float32),
+                                     v_reset=np.zeros(shape, np.float32),
+                                     metadata={_META: json.dumps({"coding": snn.coding, "population": spec, "buffers": buffers})})
+                spike_scale[node] = 1.0
+            elif isinstance(m, nn.Flatten):
+                nodes[name] = nir.Flatten(input_type={"input": np.array(sample_shape(src) or ())}, start_dim=m.start_dim - 1,
+                                          end_dim=m.end_dim if m.end_dim < 0 else m.end_dim - 1)
+                spike_scale[node] = scale
+            elif isinstance(m, (nn.Identity, nn.Dropout)):
+                producers[node] = producers.get(src, [])
+                spike_scale[node] = scale
+                continue
+            else:
+                raise TypeError(f"no NIR node for {type(m).__name__} at '{node.target}'")
+            connect(name, node)
+            producers[node] = [name]
+        elif node.op == "call_function" and node.target in (operator.add, torch.add):
+            producers[node] = [p for a in node.args if isinstance(a, fx.Node) for p in producers.get(a, [])]
+            scales = [spike_scale.get(a, 1.0) for a in node.args if isinstance(a, fx.Node)]
+            spike_scale[node] = scales[0]
+        elif node.op in ("call_function", "call_method") and (
+                node.target in ("flatten", "view", "reshape") or getattr(node.target, "__name__", "") == "flatten"):
+            src = node.args[0]
+            name = f"flatten_{node.name}"
+            nodes[name] = nir.Flatten(input_type={"input": np.array(sample_shape(src) or ())}, start_dim=0, end_dim=-1)
+            connect(name, node)
+            producers[node] = [name]
+            spike_scale[node] = spike_scale.get(src, 1.0)
+        else:
+            raise TypeError(f"no NIR equivalent for the graph operation {node.op} {node.target}")
+    graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata={
+        _META: json.dumps({"coding": snn.coding, "timesteps": snn.timesteps, "readout": snn.readout,
+                           "fold_time": snn.fold_time})})
+    if approximate:
+        warnings.warn(f"NIR has no {snn.coding} neuron: its populations are exported as nir.IF nodes whose metadata holds "
+                      "the exact population (isospike.nir.load restores it; other readers see IF neurons)", stacklevel=2)
+    if path is not None:
+        atomic_write(path, lambda p: nir.write(str(p), graph))
+    return graph
+
+
+def _scale_for(scale: float | torch.Tensor, weight: torch.Tensor, dim: int) -> torch.Tensor | float:
+    """Per-input-channel spike values broadcast over a weight's input dimension."""
+    if not isinstance(scale, torch.Tensor) or scale.numel() == 1:
+        return float(scale) if not isinstance(scale, torch.Tensor) else float(scale.reshape(()))
+    s = scale.reshape(-1)
+    if weight.dim() == 2 and weight.shape[1] != s.numel():  # flattened feature maps: repeat per position
+        s = s.repeat_interleave(weight.shape[1] // s.numel())
+    shape = [1] * weight.dim()
+    shape[dim] = -1
+    return s.reshape(shape)
+
+
+def load(path_or_graph: Any) -> nn.Module:
+    """A :class:`~isospike.SpikingNetwork` from a NIR file or graph (IF populations, affine/linear,
+    conv, average pooling, flatten; see the module docstring)."""
+    import nir
+
+    from isospike.conversion.assemble import assemble_time_folded
+    from isospike.conversion.graph import propagate_shapes
+    from isospike.conversion.network import SpikingNetwork
+    from isospike.neurons import IFNeuron
+    from isospike.serialize import _build_module
+
+    if isinstance(path_or_graph, (str, Path)):
+        if not Path(path_or_graph).is_file():
+            raise FileNotFoundError(f"no NIR file at {path_or_graph}")
+        graph = nir.read(str(path_or_graph))
+    else:
+        graph = path_or_graph
+    meta = json.loads(_text(graph.metadata.get(_META))) if _META in (graph.metadata or {}) else {}
+    preds: dict[str, list[str]] = {k: [] for k in graph.nodes}
+    for a, b in graph.edges:
+        preds[b].append(a)
+    order = _topological(graph.nodes, graph.edges)
+    modules: dict[str, nn.Module] = {}
+    neurons: dict[str, Any] = {}
+    fx_graph = fx.Graph()
+    values: dict[str, fx.Node] = {}
+    input_shape = None
+    for key in order:
+        node = graph.nodes[key]
+        name = key.replace(".", "_")
+        if isinstance(node, nir.Input):
+            values[key] = fx_graph.placeholder("input")
+            input_shape = tuple(int(v) for v in np.asarray(node.input_type["input"]).reshape(-1))
+            continue
+        ins = [values[p] for p in preds[key]]
+        if not ins:
+            raise ValueError(f"NIR node {key!r} has no input")
+        x = ins[0]
+        for other in ins[1:]:
+            x = fx_graph.call_function(operator.add, (x, other))
+        if isinstance(node, nir.Output):
+            fx_graph.output(x)
+            continue
+        if isinstance(node, (nir.Affine, nir.Linear)):
+            w = torch.as_tensor(np.asarray(node.weight), dtype=torch.float32)
+            m = nn.Linear(w.shape[1], w.shape[0], bias=isinstance(node, nir.Affine))
+            m.weight.data.copy_(w)
+            if isinstance(node, nir.Affine):
+                m.bias.data.copy_(torch.as_tensor(np.asarray(node.bias), dtype=torch.float32))
+        elif isinstance(node, (nir.Conv2d, nir.Conv1d)):
+            w = torch.as_tensor(np.asarray(node.weight), dtype=torch.float32)
+            cls = nn.Conv2d if isinstance(node, nir.Conv2d) else nn.Conv1d
+            m = cls(w.shape[1] * int(node.groups), w.shape[0], tuple(w.shape[2:]), stride=tuple(np.atleast_1d(node.stride).tolist()),
+                    padding=tuple(np.atleast_1d(node.padding).tolist()), dilation=tuple(np.atleast_1d(node.dilation).tolist()),
+                    groups=int(node.groups))
+            m.weight.data.copy_(w)
+            m.bias.data.copy_(torch.as_tensor(np.asarray(node.bias), dtype=torch.float32))
+        elif isinstance(node, nir.AvgPool2d):
+            m = nn.AvgPool2d(tuple(np.asarray(node.kernel_size).tolist()), tuple(np.asarray(node.stride).tolist()),
+                             tuple(np.asarray(node.padding).tolist()))
+        elif isinstance(node, nir.Flatten):
+            m = nn.Flatten(int(node.start_dim) + 1, int(node.end_dim) if int(node.end_dim) < 0 else int(node.end_dim) + 1)
+        elif isinstance(node, nir.IF):
+            info = json.loads(_text(node.metadata[_META])) if node.metadata and _META in node.metadata else None
+            if info is not None and "population" in info:
+                spec = info["population"]
+                neurons[name] = ("population", spec, info["buffers"])
+            else:
+                v_reset = np.asarray(node.v_reset) if node.v_reset is not None else np.zeros(1)
+                if not np.allclose(v_reset, 0):
+                    raise ValueError(f"NIR IF node {key!r} resets to a nonzero v_reset: not supported")
+                th = torch.as_tensor(np.asarray(node.v_threshold) * np.asarray(node.r), dtype=torch.float32)
+                th = th.flatten()[0] if bool((th == th.flatten()[0]).all()) else th
+                reset = info["reset"] if info else "zero"
+                v_init = torch.as_tensor(info["v_init"], dtype=torch.float32) if info else torch.tensor(0.0)
+                neurons[name] = ("if", IFNeuron(threshold=th, reset=reset, v_init=v_init, spike_value=1.0), None)
+            m = nn.ReLU()  # placeholder activation, replaced by the population below
+        else:
+            raise TypeError(f"no isospike module for NIR node {type(node).__name__} ({key!r})")
+        modules[name] = m
+        values[key] = fx_graph.call_module(name, (x,))
+    gm = fx.GraphModule(modules, fx_graph)
+    if input_shape is not None:
+        propagate_shapes(gm, torch.zeros(1, *input_shape))
+    specs: dict[str, Any] = {}
+    for name, (kind, obj, buffers) in neurons.items():
+        if kind == "if":
+            specs[name] = obj
+        else:
+            def factory(static: bool, spec=obj, buffers=buffers):
+                spec = dict(spec)
+                if "static_input" in spec:
+                    spec["static_input"] = static
+                pop = _build_module(spec)
+                for k, v in buffers.items():
+                    pop._buffers[k] = torch.as_tensor(v, dtype=pop._buffers[k].dtype)
+                return pop
+            specs[name] = factory
+    assemble_time_folded(gm, specs)
+    coding = meta.get("coding", "rate")
+    if coding == "mttfs":  # receivers fold the silent level into their bias again
+        from isospike.conversion.assemble import synapses_fed_by
+
+        pops = {n for n in neurons}
+        for syn, pop in synapses_fed_by(gm, pops).items():
+            object.__setattr__(gm.get_submodule(syn), "silent_source", gm.get_submodule(pop))
+    if coding == "sigma_delta":
+        from isospike.conversion.assemble import synapses_fed_by
+
+        for syn, pop in synapses_fed_by(gm, set(neurons)).items():
+            gm.get_submodule(syn).event_size = gm.get_submodule(pop).threshold
+    return SpikingNetwork(gm, int(meta.get("timesteps", 8)), coding, {"source": "nir"},
+                          fold_time=bool(meta.get("fold_time", True)), readout=meta.get("readout", "mean"))
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, bytes):
+        return v.decode("utf8")
+    if isinstance(v, np.ndarray):
+        return _text(v.item())
+    return str(v)
+
+
+def _topological(nodes: dict, edges: list[tuple[str, str]]) -> list[str]:
+    indeg = {k: 0 for k in nodes}
+    for _, b in edges:
+        indeg[b] += 1
+    ready = [k for k, d in indeg.items() if d == 0]
+    order = []
+    while ready:
+        k = ready.pop(0)
+        order.append(k)
+        for a, b in edges:
+            if a == k:
+                indeg[b] -= 1
+                if indeg[b] == 0:
+                    ready.append(b)
+    if len(order) != len(nodes):
+        raise ValueError("the NIR graph has a cycle (recurrent graphs are not supported)")
+    return order

@@ -1,0 +1,60 @@
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import isospike as isp
+
+nir = pytest.importorskip("nir")
+
+
+@pytest.mark.parametrize("coding,kwargs", [("rate", dict(timesteps=6)), ("ttfs", {}), ("mttfs", dict(dead_zone=1)),
+                                           ("sigma_delta", dict(levels=8))])
+def test_export_load_round_trip(tmp_path, trained_digits_cnn, digits, coding, kwargs):
+    x = digits.test.x[:100]
+    snn = isp.convert(trained_digits_cnn, coding=coding, calibration=digits.train.x[:256], **kwargs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        isp.nir.export(snn, tmp_path / "m.nir")
+    assert (len(caught) > 0) == (coding != "rate")  # only rate has a native NIR neuron
+    again = isp.nir.load(tmp_path / "m.nir")
+    a, b = isp.simulate(snn, x), isp.simulate(again, x)
+    assert torch.allclose(a.output, b.output, atol=1e-5)
+    assert a.spikes == b.spikes and a.synaptic_ops == b.synaptic_ops
+
+
+def test_rate_graph_is_standard_nir(trained_digits_cnn, digits):
+    snn = isp.convert(trained_digits_cnn, coding="rate", timesteps=4, calibration=digits.train.x[:256])
+    g = isp.nir.export(snn)
+    kinds = [type(n).__name__ for n in g.nodes.values()]
+    assert kinds[0] == "Input" and kinds[-1] == "Output" and kinds.count("IF") == 3 and "Conv2d" in kinds
+    first_if = next(n for n in g.nodes.values() if isinstance(n, nir.IF))
+    theta = next(iter(snn.info["thresholds"].values()))
+    assert np.allclose(first_if.v_threshold, theta)
+    # spikes carry 1 in NIR: the weights after a population are scaled by its theta
+    names = list(g.nodes)
+    second = g.nodes[names[3]]
+    syn = snn.graph_module.get_submodule(names[3].replace("_", "."))
+    assert np.allclose(second.weight, syn.layer.weight.detach().numpy() * theta, rtol=1e-6)
+
+
+def test_another_nir_reader_parses_the_file(tmp_path, trained_digits_cnn, digits):
+    pytest.importorskip("nirtorch")
+    snntorch_nir = pytest.importorskip("snntorch.import_nir")
+    snn = isp.convert(trained_digits_cnn, coding="rate", timesteps=4, calibration=digits.train.x[:256])
+    g = isp.nir.export(snn, tmp_path / "m.nir")
+    net = snntorch_nir.import_from_nir(nir.read(str(tmp_path / "m.nir")))
+    layers = {n: m for n, m in net.named_children()}
+    for key, node in g.nodes.items():
+        if isinstance(node, (nir.Conv2d, nir.Affine)):
+            assert np.allclose(layers[key].weight.detach().numpy(), node.weight)
+        if isinstance(node, nir.IF):
+            assert float(layers[key].threshold) == pytest.approx(float(np.unique(node.v_threshold)[0]))
+
+
+def test_errors(tmp_path):
+    with pytest.raises(TypeError, match="isospike.convert"):
+        isp.nir.export(torch.nn.Linear(2, 2))
+    with pytest.raises(FileNotFoundError):
+        isp.nir.load(tmp_path / "none.nir")
