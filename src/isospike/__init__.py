@@ -6,7 +6,7 @@ from isospike.conversion import LayerStats, SimulationResult, SpikingNetwork, co
 from isospike.errors import DatasetNotFoundError, IsospikeError, UnsupportedLayerError
 from isospike.conversion.equivalent import equivalent
 from isospike.serialize import load, save
-from isospike.verify import Certificate, verify
+from isospike.certificate import Certificate, verify
 
 __version__ = "0.1.0"
 
