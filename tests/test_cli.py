@@ -15,9 +15,16 @@ def test_demo_writes_report_plot_and_json(tmp_path, capsys):
     report = (out / "report.md").read_text()
     assert "| T | ANN acc (%) | SNN acc (%)" in report and "accuracy_vs_timesteps.png" in report
     assert (out / "accuracy_vs_timesteps.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "data:image/png;base64," in (out / "report.html").read_text()
     results = json.loads((out / "results.json").read_text())
     assert [r["timesteps"] for r in results["rows"]] == [1, 4]
     assert 0.5 < results["ann_accuracy"] <= 1.0
+    codings = {r["coding"]: r for r in results["codings"]}
+    assert {"rate", "ttfs", "mttfs", "mttfs (dead zone 2)", "sigma_delta", "exact", "ANN (no spikes)"} == set(codings)
+    for name in ("ttfs", "mttfs", "sigma_delta", "exact"):
+        assert codings[name]["certificate_holds"], name
+    assert codings["exact"]["accuracy"] == pytest.approx(codings["ANN (no spikes)"]["accuracy"], abs=0.01)
+    assert all(r["energy_nj"]["horowitz45"] > 0 for r in codings.values())
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 

@@ -62,6 +62,16 @@ class Certificate:
     def holds(self) -> bool:
         return all(layer.holds for layer in self.layers)
 
+    @property
+    def fraction_within(self) -> float:
+        """Fraction of all compared values that satisfy their layer's guarantee."""
+        entries = sum(layer.entries for layer in self.layers)
+        return 1.0 - sum(layer.violations for layer in self.layers) / entries if entries else 1.0
+
+    def summary(self) -> str:
+        """"yes" when every guarantee held, else the share of values within their guarantee."""
+        return "yes" if self.holds else f"NO ({100 * self.fraction_within:.1f}% within)"
+
     def as_dict(self) -> dict[str, Any]:
         return {"coding": self.coding, "samples": self.samples, "holds": self.holds,
                 "output_max_abs_diff": self.output_max_abs_diff, "layers": [asdict(layer) for layer in self.layers]}
