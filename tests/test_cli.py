@@ -190,3 +190,22 @@ def test_train_spiking_gamma_from_the_command_line(tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     assert [r["dt_ms"] for r in results["by_dt"]] == [0.25, 0.5, 1.0, 2.0]
     assert (out / "weights.safetensors").is_file() and "spikes / s" in capsys.readouterr().out
+
+
+def test_convert_a_hugging_face_bert_folder_to_exact_circuits(tmp_path, capsys):
+    from transformers import BertConfig, BertModel
+
+    from isospike.models.minilm import load_minilm
+
+    tok, _ = load_minilm()
+    folder = tmp_path / "tiny-bert"
+    tok.save_pretrained(folder)
+    BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32)).save_pretrained(folder)
+    out = tmp_path / "bert"
+    assert main(["convert", "--model", str(folder), "--coding", "exact", "--text", "Spikes add up.", "--samples", "1",
+                 "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["sentences"][0]["bit_identical_to_reference"] is True
+    assert main(["convert", "--model", str(folder), "--coding", "rate"]) == 1
+    assert "--coding exact" in capsys.readouterr().err

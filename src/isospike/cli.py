@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         "energy on two hardware presets, save the SNN (snn.safetensors, reload with isospike.load) and write "
         "report.html + report.md.",
     )
-    conv.add_argument("--model", default=None, help=model_help)
+    conv.add_argument("--model", default=None, help=model_help + "; or a Hugging Face BERT-style folder (--coding exact)")
     conv.add_argument("--arch", default=None, help="architecture of a state-dict --model: small-cnn, vgg-small, vgg11, vgg16, resnet20")
     conv.add_argument("--dataset", default=None, help="digits (default), fashion-mnist, cifar10, cifar100")
     conv.add_argument("--coding", default="rate", help="rate (default), ttfs, mttfs, sigma_delta, exact")
@@ -110,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--dead-zone", type=int, default=0, help="mttfs: levels around the silent one sent as silence (default: 0)")
     conv.add_argument("--levels", type=int, default=16, help="sigma_delta: spike size = percentile / levels (default: 16)")
     conv.add_argument("--device", default="ideal", choices=["ideal", "in2o3"], help="ttfs: synapse read device (default: ideal)")
-    conv.add_argument("--samples", type=int, default=500, help="test samples to evaluate (default: 500)")
+    conv.add_argument("--samples", type=int, default=500, help="test samples to evaluate (default: 500; sentences for BERT)")
+    conv.add_argument("--text", action="append", default=None,
+                      help="a sentence for a BERT-style --model (repeatable; default: two built-in sentences)")
     conv.add_argument("--out", default=None, help="output folder (default: runs/convert-<dataset>-<coding>)")
 
     ver = sub.add_parser(

@@ -23,6 +23,21 @@ def minilm_dir() -> Path:
     return Path(spec.origin).parent / "model"
 
 
+def load_bert(folder: str | Path):
+    """(tokenizer, model) of a Hugging Face BERT-style model saved in a local folder (config.json,
+    weights, tokenizer files), loaded without network access, in eval mode."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from transformers import AutoModel, AutoTokenizer
+
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder} has no config.json: not a Hugging Face model folder")
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    model = AutoModel.from_pretrained(folder, local_files_only=True).eval()
+    return tokenizer, model
+
+
 def load_minilm():
     """(tokenizer, BertModel) in eval mode, loaded from the package folder without network."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

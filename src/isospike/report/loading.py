@@ -49,8 +49,8 @@ def load_model(model: str | None, arch: str | None, dataset: str | None, echo: C
         data = load_dataset(dataset or config.get("dataset", "digits"))
         return load_trained(path), data, f"{config.get('model')} from {path}"
     if path.is_dir() and (path / "config.json").is_file():
-        raise ValueError(f"{path} is a Hugging Face model folder: convert it with `--coding exact` from Python "
-                         "(isospike.exact.convert(AutoModel.from_pretrained(path))); the command line runs image classifiers")
+        raise ValueError(f"{path} is a Hugging Face model folder: run it through the gate circuits with "
+                         f"`isospike convert --model {path} --coding exact`; this command needs an image classifier")
     if path.is_file():
         if arch is None:
             raise ValueError(f"{path} is a state dict: also pass --arch (one of small-cnn, vgg-small, vgg11, vgg16, resnet20)")
