@@ -96,6 +96,7 @@ class TTFSPopulation(SpikingPopulation):
 
     def forward(self, v: Tensor) -> Tensor:
         T = self.window
+        self.sample_shape = tuple(v.shape[1:])  # what a receiving synapse's folded offset is shaped like
         mag = v.abs() if self.signed else v
         th = self.thresholds()
         # first crossing: the first k (earliest step) with V >= theta_k; T when it never fires
@@ -143,7 +144,6 @@ class TTFSPopulation(SpikingPopulation):
         self.spikes_by_step = [a + int(b) for a, b in zip(self.spikes_by_step, counts)]
         self.samples += v.shape[0] if v.dim() else 1
         self.neurons_per_sample = v[0].numel() if v.dim() else 1
-        self.sample_shape = tuple(v.shape[1:])
         return value.to(v.dtype)
 
     def extra_repr(self) -> str:

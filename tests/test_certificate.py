@@ -1,0 +1,63 @@
+import pytest
+import torch
+from torch import nn
+
+import isospike as isp
+from isospike.conversion.timefold import TimeFoldedNeuron
+
+
+@pytest.mark.parametrize("coding,kwargs", [("ttfs", {}), ("mttfs", dict(dead_zone=1, per_channel=True)),
+                                           ("sigma_delta", dict(levels=8))])
+def test_equivalent_network_reproduces_the_snn_and_the_certificate_holds(trained_digits_cnn, digits, coding, kwargs):
+    x = digits.test.x[:64]
+    snn = isp.convert(trained_digits_cnn, coding=coding, calibration=digits.train.x[:256], **kwargs)
+    eq = isp.equivalent(snn)
+    assert not any(isinstance(m, TimeFoldedNeuron) for m in eq.modules())
+    with torch.no_grad():
+        assert torch.equal(eq(x), snn(x))
+    cert = isp.verify(snn, x)
+    assert cert.holds and cert.fraction_within == 1.0 and cert.summary() == "yes"
+    assert {c.guarantee for c in cert.layers} == {"qnn-equivalent"} and len(cert.layers) == 3
+
+
+def test_unsettled_sigma_delta_is_caught():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)).eval()
+    x = torch.randn(32, 4) * 3
+    snn = isp.convert(net, coding="sigma_delta", calibration=x, levels=32, max_spikes_per_step=1, timesteps=2)
+    cert = isp.verify(snn, x)
+    assert not cert.holds and cert.layers[0].violations > 0 and "NO" in cert.summary()
+
+
+def test_rate_certificate(trained_digits_cnn, digits):
+    x = digits.test.x[:64]
+    T = 8
+    snn = isp.convert(trained_digits_cnn, coding="rate", timesteps=T, calibration=digits.train.x[:256])
+    cert = isp.verify(snn, x)
+    first, *rest = cert.layers
+    assert first.guarantee == "qnn-equivalent" and first.holds  # constant input current: exact
+    assert all(c.guarantee == "bounded-error" for c in rest)
+    # a bounded-error violation needs a final membrane outside [0, theta]
+    snn(x)
+    pops = [m for _, m in snn.neurons()]
+    for c, pop in zip(rest, pops[1:]):
+        v, th = pop.neuron.v, pop.neuron.threshold
+        outside = int(((v < -1e-6) | (v > th + 1e-6)).sum())
+        assert c.violations <= outside
+        assert c.bound == pytest.approx(float(th.max()) / 2 / T)
+
+
+def test_exact_certificate_and_reference(trained_digits_cnn, digits):
+    x = digits.test.x[:3]
+    ex = isp.exact.convert(trained_digits_cnn)
+    cert = isp.verify(ex, x)
+    assert cert.holds and all(c.guarantee == "bit-exact" and c.max_ulp == 0 for c in cert.layers)
+    with torch.no_grad():
+        assert torch.equal(isp.equivalent(ex)(x), isp.exact.reference(trained_digits_cnn)(x))
+
+
+def test_bad_inputs():
+    with pytest.raises(TypeError, match="isospike.convert"):
+        isp.verify(nn.Linear(2, 2), torch.zeros(1, 2))
+    with pytest.raises(TypeError, match="isospike.convert"):
+        isp.equivalent(nn.Linear(2, 2))
