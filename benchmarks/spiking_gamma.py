@@ -30,7 +30,7 @@ from isospike.data import load_digits, load_fashion_mnist
 from isospike.data.sequences import rows_as_frames
 from isospike.models.lif_sequence import LIFSequenceNet
 from isospike.models.spiking_gamma import SpikingGammaNet
-from isospike.train.spiking_gamma import evaluate_sequences, gradient_alignment, spiking_gamma
+from isospike.train.gamma import evaluate_sequences, gradient_alignment, spiking_gamma
 
 DELAY_MS, BUMP_SIGMA_MS, PULSE_MS, TRAIN_DT = 6.3, 1.0, 1.0, 0.25
 

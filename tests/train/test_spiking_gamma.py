@@ -4,7 +4,7 @@ import torch
 from isospike.data.sequences import frames_to_steps, rows_as_frames, steps_per_frame
 from isospike.models.lif_sequence import LIFSequenceNet
 from isospike.models.spiking_gamma import SpikingGammaNet
-from isospike.train.spiking_gamma import evaluate_sequences, gradient_alignment, spiking_gamma
+from isospike.train.gamma import evaluate_sequences, gradient_alignment, spiking_gamma
 
 
 def test_rows_become_frames_held_for_their_duration():

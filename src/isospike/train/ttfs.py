@@ -167,7 +167,7 @@ def qnn_from(model: nn.Module, timesteps: int = 15, calibration: Tensor | None =
     by a :class:`TTFSQuant` (unsigned, window ``timesteps``). With ``calibration`` inputs each
     step starts at the ``percentile``-th percentile of its ReLU's activations / T; max pooling
     becomes average pooling."""
-    from isospike.train.noise_aware import relu_percentiles
+    from isospike.train.nq import relu_percentiles
 
     scales = relu_percentiles(model, calibration, percentile) if calibration is not None else None
     model = copy.deepcopy(model)
