@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import copy
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -213,6 +214,13 @@ def main() -> None:
         budgets["fashion-mnist"] = {"train_samples": 15000, "ann_epochs": 3, "nq_epochs": 2}
         budgets["cifar10"] = {"train_samples": 10000, "ann_epochs": 3, "nq_epochs": 2}
     results, residual, times = {}, {}, {}
+
+    def save() -> Path:  # after every case, so an interrupted run keeps what it measured
+        if results:
+            plot(results, RESULTS / "rate_conversion.png")
+        return write_results("rate_conversion", {"timesteps": TS, "results": results, "residual_error": residual,
+                                                 "timing": times, "budgets": budgets, "quick": args.quick})
+
     for ds_name in args.datasets.split(","):
         try:
             ds = load_dataset(ds_name)
@@ -228,6 +236,7 @@ def main() -> None:
             if ds_name == "fashion-mnist" and model_name == "small-cnn":
                 residual[key] = plot_residual(models["nq"], ds, RESULTS / "rate_residual.png")
                 times[key] = timing(ds, model_name)
+            save()
     rows = []
     for key, r in results.items():
         for label, k in (("ANN (ReLU)", None), ("isospike plain", "isospike_plain"), ("SpikingJelly 99.9%", "spikingjelly_99.9"),
@@ -243,11 +252,7 @@ def main() -> None:
         if "spikingjelly_seconds" in t:
             msg += f", SpikingJelly {t['spikingjelly_seconds']:.1f} s ({t['speedup']:.1f}x)"
         print(msg)
-    if results:
-        plot(results, RESULTS / "rate_conversion.png")
-    path = write_results("rate_conversion", {"timesteps": TS, "results": results, "residual_error": residual,
-                                             "timing": times, "budgets": budgets, "quick": args.quick})
-    print(f"written: {path}")
+    print(f"written: {save()}")
 
 
 if __name__ == "__main__":

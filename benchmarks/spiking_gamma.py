@@ -210,6 +210,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--skip-fashion", action="store_true")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (1 when other jobs share the CPU)")
+    parser.add_argument("--fashion-train", type=int, default=20000, help="Fashion-MNIST training images")
+    parser.add_argument("--fashion-epochs", type=int, default=6)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     q = args.quick
@@ -226,8 +228,9 @@ def main() -> None:
     specs = {
         "digits": dict(n_train=600 if q else None, n_test=None, hidden=[64, 64], epochs=8 if q else 40, lr=1e-2,
                        batch_size=64, models=sg_models, n_refine=150, refine_dts=[1 / 16] if q else [1 / 16, 1 / 64]),
-        "fashion-mnist": dict(n_train=2000 if q else 20000, n_test=1000 if q else 5000, hidden=[128, 128],
-                              epochs=2 if q else 6, lr=5e-3, batch_size=128, models=[sg_models[0], sg_models[3]],
+        "fashion-mnist": dict(n_train=2000 if q else args.fashion_train, n_test=1000 if q else 5000,
+                              hidden=[128, 128], epochs=2 if q else args.fashion_epochs, lr=5e-3, batch_size=128,
+                              models=[sg_models[0], sg_models[3]],
                               n_refine=200, refine_dts=[1 / 16]),
     }
     rows = []

@@ -99,14 +99,13 @@ def export(snn: nn.Module, path: str | Path | None = None):
                     w = layer.weight * _scale_for(scale, layer.weight, dim=1)
                     cls = nir.Conv2d if isinstance(layer, nn.Conv2d) else nir.Conv1d
                     bias = _np(layer.bias) if layer.bias is not None else np.zeros(layer.out_channels, np.float32)
-                    nodes[name] = cls(input_shape=np.array(sample_shape(src)[1:]) if sample_shape(src) else None,
+                    in_shape = sample_shape(src)
+                    spatial = None if not in_shape else (int(in_shape[-1]) if cls is nir.Conv1d else np.array(in_shape[1:]))
+                    nodes[name] = cls(input_shape=spatial,
                                       weight=_np(w), stride=np.array(layer.stride), padding=np.array(layer.padding),
                                       dilation=np.array(layer.dilation), groups=layer.groups, bias=bias)
-                elif isinstance(layer, nn.AvgPool2d):
-                    k = layer.kernel_size if isinstance(layer.kernel_size, tuple) else (layer.kernel_size,) * 2
-                    st = layer.stride if isinstance(layer.stride, tuple) else (layer.stride,) * 2
-                    pd = layer.padding if isinstance(layer.padding, tuple) else (layer.padding,) * 2
-                    nodes[name] = nir.AvgPool2d(kernel_size=np.array(k), stride=np.array(st), padding=np.array(pd))
+                elif isinstance(layer, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
+                    nodes[name] = _avg_pool_node(layer, sample_shape(src), str(node.target))
                     spike_scale[node] = scale  # averaging keeps the units of its input
                 else:
                     raise TypeError(f"no NIR node for {type(layer).__name__} at '{node.target}'")
@@ -141,10 +140,34 @@ def export(snn: nn.Module, path: str | Path | None = None):
                 raise TypeError(f"no NIR node for {type(m).__name__} at '{node.target}'")
             connect(name, node)
             producers[node] = [name]
+        elif node.op == "call_function" and node.target is torch.nn.functional.avg_pool2d:
+            src = node.args[0]
+            kernel = node.args[1] if len(node.args) > 1 else node.kwargs["kernel_size"]
+            stride = node.args[2] if len(node.args) > 2 else node.kwargs.get("stride")
+            padding = node.args[3] if len(node.args) > 3 else node.kwargs.get("padding", 0)
+            name = f"avgpool_{node.name}"
+            nodes[name] = _avg_pool_node(nn.AvgPool2d(kernel, stride, padding), sample_shape(src), node.name)
+            connect(name, node)
+            producers[node] = [name]
+            spike_scale[node] = spike_scale.get(src, 1.0)
         elif node.op == "call_function" and node.target in (operator.add, torch.add):
-            producers[node] = [p for a in node.args if isinstance(a, fx.Node) for p in producers.get(a, [])]
-            scales = [spike_scale.get(a, 1.0) for a in node.args if isinstance(a, fx.Node)]
-            spike_scale[node] = scales[0]
+            # NIR sums converging edges; spikes fed straight into the sum need their value (theta)
+            # as an explicit nir.Scale, since NIR spikes carry 1
+            producers[node] = []
+            for i, a in enumerate(x for x in node.args if isinstance(x, fx.Node)):
+                sc = spike_scale.get(a, 1.0)
+                if isinstance(sc, torch.Tensor) or sc != 1.0:
+                    shape = sample_shape(a) or ()
+                    factor = np.broadcast_to(np.asarray(sc.detach().cpu() if isinstance(sc, torch.Tensor) else sc,
+                                                        dtype=np.float32).reshape(_broadcastable(sc, shape)), shape).copy()
+                    sname = f"scale_{node.name}_{i}"
+                    nodes[sname] = nir.Scale(scale=factor)
+                    for p in producers.get(a, []):
+                        edges.append((p, sname))
+                    producers[node].append(sname)
+                else:
+                    producers[node].extend(producers.get(a, []))
+            spike_scale[node] = 1.0
         elif node.op in ("call_function", "call_method") and (
                 node.target in ("flatten", "view", "reshape") or getattr(node.target, "__name__", "") == "flatten"):
             src = node.args[0]
@@ -164,6 +187,31 @@ def export(snn: nn.Module, path: str | Path | None = None):
     if path is not None:
         atomic_write(path, lambda p: nir.write(str(p), graph))
     return graph
+
+
+def _broadcastable(scale, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Shape that broadcasts a scalar or per-channel factor over a sample of ``shape``."""
+    if not isinstance(scale, torch.Tensor) or scale.numel() == 1:
+        return ()
+    return (scale.numel(),) + (1,) * (len(shape) - 1)
+
+
+def _avg_pool_node(layer: nn.Module, in_shape: tuple[int, ...] | None, where: str):
+    """nir.AvgPool2d for an average pooling (adaptive ones when the output divides the input)."""
+    import nir
+
+    def pair(v):
+        return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+    if isinstance(layer, nn.AdaptiveAvgPool2d):
+        out = pair(layer.output_size)
+        if in_shape is None or any(o is None for o in out) or any(i % o for i, o in zip(in_shape[-2:], out)):
+            raise TypeError(f"adaptive average pooling at '{where}' has no fixed NIR kernel for input {in_shape} -> {out}")
+        k = tuple(i // o for i, o in zip(in_shape[-2:], out))
+        return nir.AvgPool2d(kernel_size=np.array(k), stride=np.array(k), padding=np.array((0, 0)))
+    k = pair(layer.kernel_size)
+    st = pair(layer.stride if layer.stride is not None else layer.kernel_size)
+    return nir.AvgPool2d(kernel_size=np.array(k), stride=np.array(st), padding=np.array(pair(layer.padding)))
 
 
 def _scale_for(scale: float | torch.Tensor, weight: torch.Tensor, dim: int) -> torch.Tensor | float:
@@ -238,6 +286,10 @@ def load(path_or_graph: Any) -> nn.Module:
         elif isinstance(node, nir.AvgPool2d):
             m = nn.AvgPool2d(tuple(np.asarray(node.kernel_size).tolist()), tuple(np.asarray(node.stride).tolist()),
                              tuple(np.asarray(node.padding).tolist()))
+        elif isinstance(node, nir.Scale):
+            from isospike.conversion.timefold import ElementwiseScale
+
+            m = ElementwiseScale(torch.as_tensor(np.asarray(node.scale), dtype=torch.float32))
         elif isinstance(node, nir.Flatten):
             m = nn.Flatten(int(node.start_dim) + 1, int(node.end_dim) if int(node.end_dim) < 0 else int(node.end_dim) + 1)
         elif isinstance(node, nir.IF):
@@ -290,7 +342,7 @@ def load(path_or_graph: Any) -> nn.Module:
         for syn, pop in synapses_fed_by(gm, set(neurons)).items():
             gm.get_submodule(syn).event_size = gm.get_submodule(pop).threshold
     return SpikingNetwork(gm, int(meta.get("timesteps", 8)), coding, {"source": "nir"},
-                          fold_time=bool(meta.get("fold_time", True)), readout=meta.get("readout", "mean"))
+                          fold_time=bool(meta.get("fold_time", True)), readout=meta.get("readout", "mean")).eval()
 
 
 def _text(v: Any) -> str:

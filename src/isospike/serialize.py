@@ -64,7 +64,7 @@ def _device_from(spec: dict | None):
 
 def _module_spec(m: nn.Module, paths: dict[int, str]) -> dict:
     from isospike.conversion.sigma_delta import SigmaDeltaPopulation
-    from isospike.conversion.timefold import CountingSynapse, TimeBroadcast, TimeFoldedNeuron
+    from isospike.conversion.timefold import CountingSynapse, ElementwiseScale, TimeBroadcast, TimeFoldedNeuron
     from isospike.conversion.ttfs import TTFSPopulation
     from isospike.devices.memristive import CrossbarLayer
 
@@ -104,6 +104,8 @@ def _module_spec(m: nn.Module, paths: dict[int, str]) -> dict:
                 "neuron": {"reset": n.reset_mode if hasattr(n, "reset_mode") else n.reset, "leak": n.leak}}
     if isinstance(m, TimeBroadcast):
         return {"type": kind}
+    if isinstance(m, ElementwiseScale):
+        return {"type": kind}
     if isinstance(m, TTFSPopulation):
         return {"type": kind, "timesteps": m.window, "scale": m.scale, "rounding": m.rounding, "signed": m.signed,
                 "device": _device_spec(m.device), "dead_zone": m.dead_zone}
@@ -116,7 +118,7 @@ def _module_spec(m: nn.Module, paths: dict[int, str]) -> dict:
 
 def _build_module(spec: dict) -> nn.Module:
     from isospike.conversion.sigma_delta import SigmaDeltaPopulation
-    from isospike.conversion.timefold import CountingSynapse, TimeBroadcast, TimeFoldedNeuron
+    from isospike.conversion.timefold import CountingSynapse, ElementwiseScale, TimeBroadcast, TimeFoldedNeuron
     from isospike.conversion.ttfs import TTFSPopulation
     from isospike.devices import memristive
     from isospike.neurons import IFNeuron
@@ -147,6 +149,8 @@ def _build_module(spec: dict) -> nn.Module:
         return TimeFoldedNeuron(IFNeuron(reset=n["reset"], leak=n["leak"]), spec["static_input"])
     if kind == "TimeBroadcast":
         return TimeBroadcast()
+    if kind == "ElementwiseScale":
+        return ElementwiseScale(torch.ones(()))  # the saved buffer (any shape) is loaded next
     if kind == "TTFSPopulation":
         return TTFSPopulation(spec["timesteps"], spec["scale"], spec["rounding"], spec["signed"],
                               _device_from(spec["device"]), 0, spec["dead_zone"])
@@ -337,4 +341,4 @@ def load(path: str | Path) -> nn.Module:
         from isospike.devices import MemristiveCrossbar
 
         snn.crossbar = MemristiveCrossbar(**json.loads(meta["crossbar"]))
-    return snn
+    return snn.eval()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import torch
 from torch import fx, nn
 
 from isospike.conversion.graph import input_nodes, is_tensor_node, module_of, time_varying_nodes
@@ -75,6 +76,32 @@ def synapses_fed_by(gm: fx.GraphModule, populations: set[str]) -> dict[str, str]
     return out
 
 
+def _fold_batch_reshapes(gm: fx.GraphModule, varying: set[fx.Node]) -> None:
+    """``x.view(batch, ...)`` / ``x.reshape(batch, ...)`` on a time-varying tensor would merge
+    time into the features once time is folded into the batch: rewrite them as
+    ``reshape(-1, *per-sample shape)`` from the shapes recorded at calibration (left alone when
+    no shapes were recorded or dim 0 is not the batch)."""
+    batch = None
+    for node in gm.graph.nodes:
+        if node.op == "placeholder" and "tensor_meta" in node.meta:
+            batch = node.meta["tensor_meta"].shape[0]
+            break
+    if batch is None:
+        return
+    for node in gm.graph.nodes:
+        is_reshape = (node.op == "call_method" and node.target in ("view", "reshape")) or (
+            node.op == "call_function" and node.target is torch.reshape)
+        if not is_reshape or node not in varying or "tensor_meta" not in node.meta:
+            continue
+        shape = tuple(node.meta["tensor_meta"].shape)
+        if not shape or shape[0] != batch:
+            continue
+        src = node.args[0]
+        node.op, node.target = "call_method", "reshape"
+        node.args, node.kwargs = (src, -1, *shape[1:]), {}
+    gm.graph.eliminate_dead_code()
+
+
 def assemble_time_folded(gm: fx.GraphModule, neurons: dict[str, IFNeuron] | dict[str, Callable[[bool], nn.Module]],
                          reads_device: bool = False) -> None:
     """Replace each activation module whose path is in ``neurons`` by its neuron population
@@ -103,6 +130,8 @@ def assemble_time_folded(gm: fx.GraphModule, neurons: dict[str, IFNeuron] | dict
             spikes = isinstance(src, fx.Node) and _carries_spikes(gm, src, neuron_nodes)
             _set_module(gm, str(node.target), CountingSynapse(m, spike_input=spikes, static_input=static,
                                                               reads_device=reads_device and spikes and isinstance(m, SYNAPSE_TYPES)))
+
+    _fold_batch_reshapes(gm, varying)
 
     counter = 0
     for node in list(gm.graph.nodes):

@@ -78,7 +78,7 @@ def check_rate_graph(gm, activation_types: tuple[type, ...], ttfs: bool = False,
 def convert_rate(
     model: nn.Module,
     *,
-    timesteps: int,
+    timesteps: int = 8,
     calibration: Any = None,
     percentile: float = 99.9,
     v_init: float = 0.5,
@@ -90,7 +90,7 @@ def convert_rate(
 
     Args:
         model: the ANN (not modified; a copy is converted).
-        timesteps: default simulation length T.
+        timesteps: default simulation length T (8 unless given).
         calibration: input data for the thresholds (tensor, (x, y) pair or iterable of batches).
         percentile: percentile (0-100] of each ReLU's activations used as its threshold; 100 = max.
         v_init: initial membrane as a fraction of the threshold.

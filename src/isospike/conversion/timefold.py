@@ -190,3 +190,15 @@ class CountingSynapse(TimeFolded):
 
     def extra_repr(self) -> str:
         return f"kind={self.kind}, static_input={self.static_input}"
+
+
+class ElementwiseScale(nn.Module):
+    """Multiplies its input by a fixed per-element (broadcast) factor: the value spikes carry when
+    a graph (e.g. one read from NIR, where spikes are 1) feeds them to an addition directly."""
+
+    def __init__(self, scale: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32).clone())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.scale
