@@ -40,6 +40,9 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy().astype(np.float32)
 
 
+_NO_NODE_FIX = "isospike.save keeps any converted network exactly; NIR covers Linear, Conv1d/2d, AvgPool2d, Flatten, sums"
+
+
 def export(snn: nn.Module, path: str | Path | None = None):
     """The NIR graph of a network from :func:`isospike.convert` (written to ``path`` when given)."""
     import nir
@@ -108,7 +111,7 @@ def export(snn: nn.Module, path: str | Path | None = None):
                     nodes[name] = _avg_pool_node(layer, sample_shape(src), str(node.target))
                     spike_scale[node] = scale  # averaging keeps the units of its input
                 else:
-                    raise TypeError(f"no NIR node for {type(layer).__name__} at '{node.target}'")
+                    raise TypeError(f"no NIR node for {type(layer).__name__} at '{node.target}'; " + _NO_NODE_FIX)
             elif isinstance(m, TimeFoldedNeuron):
                 n = m.neuron
                 shape = sample_shape(node) or tuple(n.threshold.shape)
@@ -137,7 +140,7 @@ def export(snn: nn.Module, path: str | Path | None = None):
                 spike_scale[node] = scale
                 continue
             else:
-                raise TypeError(f"no NIR node for {type(m).__name__} at '{node.target}'")
+                raise TypeError(f"no NIR node for {type(m).__name__} at '{node.target}'; " + _NO_NODE_FIX)
             connect(name, node)
             producers[node] = [name]
         elif node.op == "call_function" and node.target is torch.nn.functional.avg_pool2d:
