@@ -95,3 +95,22 @@ def test_coding_on_architecture(tmp_path, arch, coding):
 
     report = isp.energy.estimate(snn, x[:4], hardware="loihi")
     assert report.total_j > 0
+
+
+@pytest.mark.parametrize("coding", CODINGS)
+def test_edge_inputs(coding):
+    torch.manual_seed(1)
+    ann = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3)).eval()
+    x = torch.randn(32, 1, 8, 8)
+    # a one-shot generator of batches is accepted as calibration (it is read more than once)
+    snn = isp.convert(ann, coding=coding, calibration=(b for b in x.split(8)))
+    reference = isp.convert(ann, coding=coding, calibration=x)
+    assert torch.equal(snn(x), reference(x))
+    empty = isp.simulate(snn, x[:0])
+    assert empty.output.shape == (0, 3) and empty.spikes == 0
+    with pytest.raises(TypeError, match="float64.*x.to"):
+        snn(x.double())
+    with pytest.raises(TypeError, match="uint8.*float"):
+        snn(x.to(torch.uint8))
+    with pytest.raises(ValueError, match=r"shape \(32, 8, 8\)"):
+        snn(x[:, 0])

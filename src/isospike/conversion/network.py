@@ -122,9 +122,19 @@ class SpikingNetwork(nn.Module):
         for m in self.graph_module.modules():
             if isinstance(m, TimeFolded):
                 m.timesteps = T
+        expected = _parameter_dtype(self.graph_module)
+        if x.is_floating_point() and expected is not None and x.dtype != expected:
+            raise TypeError(f"input dtype {x.dtype} differs from the network's {expected}: pass x.to({expected})")
         self.reset()
-        with torch.no_grad():
-            out = self.graph_module(x)
+        try:
+            with torch.no_grad():
+                out = self.graph_module(x)
+        except RuntimeError as exc:
+            if not x.is_floating_point():
+                raise TypeError(f"the {self.coding} network cannot run on {x.dtype} input ({exc}); pass floating "
+                                f"inputs scaled like the calibration data, e.g. x.float()") from exc
+            raise ValueError(f"the {self.coding} network cannot run on an input of shape {tuple(x.shape)} and dtype "
+                             f"{x.dtype} ({exc}); pass a batch shaped like the calibration data") from exc
 
         def unfold(y: Any) -> Any:
             if not isinstance(y, Tensor):
@@ -163,3 +173,10 @@ class SpikingNetwork(nn.Module):
                 )
         return stats
 
+
+def _parameter_dtype(module: nn.Module) -> torch.dtype | None:
+    """Floating dtype of the first parameter or buffer (None for a parameter-free network)."""
+    for t in list(module.parameters()) + list(module.buffers()):
+        if t.is_floating_point():
+            return t.dtype
+    return None

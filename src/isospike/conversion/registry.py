@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from torch import nn
 
@@ -51,4 +52,6 @@ def convert(model: nn.Module, coding: str = "rate", *, timesteps: int | None = N
         if int(timesteps) != timesteps or timesteps < 1:
             raise ValueError(f"timesteps must be a positive integer, got {timesteps!r}")
         kwargs["timesteps"] = int(timesteps)
+    if isinstance(calibration, Iterator):  # a generator is read more than once (statistics, tracing)
+        calibration = list(calibration)
     return converter(model, calibration=calibration, **kwargs)

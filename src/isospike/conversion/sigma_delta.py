@@ -20,6 +20,7 @@ theta = lambda / levels.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -82,7 +83,7 @@ class SigmaDeltaPopulation(SpikingPopulation):
             self.spikes_by_step[t] += count
         self.neuron_updates += seq.numel()
         self.samples += seq.shape[1]
-        self.neurons_per_sample = seq[0, 0].numel() if seq.shape[1] else 0
+        self.neurons_per_sample = math.prod(seq.shape[2:])
         return out.reshape(-1, *seq.shape[2:])
 
     def extra_repr(self) -> str:

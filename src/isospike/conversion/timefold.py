@@ -8,6 +8,8 @@ Neurons unfold ``[T * batch, ...]`` to ``[T, batch, ...]`` and loop over time.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -80,7 +82,7 @@ class TimeFoldedNeuron(SpikingPopulation):
         else:
             out = self.neuron.multi_step(x.reshape(T, x.shape[0] // T, *x.shape[1:]))
         self.samples += out.shape[1]
-        self.neurons_per_sample = out[0, 0].numel()
+        self.neurons_per_sample = math.prod(out.shape[2:])
         return out.reshape(-1, *out.shape[2:])
 
     def reset(self) -> None:
@@ -180,7 +182,7 @@ class CountingSynapse(TimeFolded):
             self.synaptic_ops += sum(per_step)
             self.dense_ops += dense_connections(self.layer, x) * batch * steps
             self.input_events += int(active.sum().item())
-            self.outputs_per_sample = y[0].numel() if y.dim() else 1
+            self.outputs_per_sample = math.prod(y.shape[1:]) if y.dim() else 1
             self.samples += batch
             if len(self.ops_by_step) < steps:
                 self.ops_by_step.extend([0] * (steps - len(self.ops_by_step)))

@@ -15,6 +15,7 @@ the analog input (a MAC layer); BatchNorm is folded.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -122,7 +123,7 @@ class TTFSPopulation(SpikingPopulation):
         counts = torch.bincount(slot.flatten(), minlength=T + 1)[:T].tolist()
         self.spikes_by_step = [a + int(b) for a, b in zip(self.spikes_by_step, counts)]
         self.samples += v.shape[0] if v.dim() else 1
-        self.neurons_per_sample = v[0].numel() if v.dim() else 1
+        self.neurons_per_sample = math.prod(v.shape[1:]) if v.dim() else 1
         return value.to(v.dtype)
 
     def _masked(self, v: Tensor, slot: Tensor) -> Tensor:
@@ -143,7 +144,7 @@ class TTFSPopulation(SpikingPopulation):
         counts = torch.bincount(self.last_slots.flatten(), minlength=T + 1)[:T].tolist()
         self.spikes_by_step = [a + int(b) for a, b in zip(self.spikes_by_step, counts)]
         self.samples += v.shape[0] if v.dim() else 1
-        self.neurons_per_sample = v[0].numel() if v.dim() else 1
+        self.neurons_per_sample = math.prod(v.shape[1:]) if v.dim() else 1
         return value.to(v.dtype)
 
     def extra_repr(self) -> str:
