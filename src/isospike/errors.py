@@ -24,6 +24,7 @@ class UnsupportedLayerError(IsospikeError, TypeError):
         self.layer_type = layer_type
         self.path = path
         self.coding = coding
+        self.hint = hint
         message = f"{layer_type} at '{path}' is not supported by the '{coding}' coding"
         if hint:
             message += f": {hint}"

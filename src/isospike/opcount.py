@@ -27,7 +27,8 @@ def connection_count(layer: nn.Module, active: Tensor, all_weights: bool = False
     if isinstance(layer, nn.Linear):
         w = torch.ones_like(layer.weight, dtype=torch.float64) if all_weights else (layer.weight != 0).to(torch.float64)
         fan = w.sum(0)  # per input feature
-        return active.flatten(1) @ fan
+        per_position = active @ fan  # [rows, *leading dims] (Linear acts on the last dimension)
+        return per_position.reshape(per_position.shape[0], -1).sum(1)
     if isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
         conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[layer.weight.dim() - 2]
         w = torch.ones_like(layer.weight, dtype=torch.float64) if all_weights else (layer.weight != 0).to(torch.float64)

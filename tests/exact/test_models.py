@@ -173,3 +173,37 @@ def test_one_minilm_bert_layer_with_four_tokens(minilm):
     native = native[0] if isinstance(native, tuple) else native
     assert (y - native).abs().max() < 1e-4
     assert snn.counts().gate_evaluations > 1e9  # a real transformer layer's worth of neurons
+
+
+class _FunctionalForms(nn.Module):
+    """F.relu with a keyword, x.relu(), F.silu, and one Linear used twice (shared weights)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shared = nn.Linear(4, 4)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x):
+        h = F.relu(self.shared(x), inplace=False)
+        h = F.silu(self.shared(h)).relu()
+        return self.head(h)
+
+
+def test_functional_activation_forms_and_shared_modules_are_exact():
+    torch.manual_seed(0)
+    model = _FunctionalForms().eval()
+    x = specials_like(torch.randn(5, 4))
+    snn, ref = isp.exact.convert(model), isp.exact.reference(model)
+    assert torch.equal(bits(snn(x)), bits(ref(x)))
+    assert len(snn.exact_layers()) >= 5  # both uses of the shared Linear are circuits of their own
+    y = torch.randn(5, 4)
+    assert isp.metrics.ulp_distance(snn(y), model(y)).abs().max() <= 4
+
+
+def test_activation_keywords_that_change_the_value_are_refused():
+    class Tanhish(nn.Module):
+        def forward(self, x):
+            return F.gelu(x, approximate="tanh")
+
+    with pytest.raises(isp.UnsupportedLayerError, match="gelu"):
+        isp.exact.convert(Tanhish())

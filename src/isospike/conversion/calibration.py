@@ -41,7 +41,8 @@ def calibration_batches(calibration: CalibrationData, batch_size: int = 256) -> 
         if isinstance(batch, (tuple, list)):
             batch = batch[0]
         if not isinstance(batch, Tensor):
-            raise TypeError(f"calibration batches must be tensors or tuples of tensors, got {type(batch).__name__}")
+            raise TypeError(f"calibration batches must be tensors or tuples whose first element is the input, got "
+                            f"{type(batch).__name__}; for dict batches pass (b['<input key>'] for b in loader)")
         n += 1
         yield batch
     if n == 0:

@@ -33,7 +33,7 @@ def trace(model: nn.Module, coding: str) -> fx.GraphModule:
     """Symbolically trace ``model`` (a copy is traced; ``model`` is untouched)."""
     model = copy.deepcopy(model).eval()
     try:
-        return fx.GraphModule(model, _Tracer().trace(model))
+        gm = fx.GraphModule(model, _Tracer().trace(model))
     except Exception as exc:  # fx raises many types; name the model and the fix
         raise UnsupportedLayerError(
             type(model).__name__, "<model>", coding,
@@ -41,6 +41,34 @@ def trace(model: nn.Module, coding: str) -> fx.GraphModule:
             "Conversion needs a forward without data-dependent Python control flow; "
             "move such branches out of forward() or wrap them in a leaf module.",
         ) from exc
+    unshare_modules(gm)
+    return gm
+
+
+def unshare_modules(gm: fx.GraphModule) -> list[str]:
+    """Give every call of a module that is called more than once (an activation reused at two
+    places, shared weights) its own copy, so each call site gets its own neurons, statistics
+    and counters. Copies are named ``<path>_call<k>``; returns their paths."""
+    seen: set[str] = set()
+    copies = []
+    for node in gm.graph.nodes:
+        if node.op != "call_module":
+            continue
+        path = str(node.target)
+        if path not in seen:
+            seen.add(path)
+            continue
+        k = 2
+        while f"{path}_call{k}" in seen:
+            k += 1
+        new_path = f"{path}_call{k}"
+        gm.add_submodule(new_path, copy.deepcopy(gm.get_submodule(path)))
+        node.target = new_path
+        seen.add(new_path)
+        copies.append(new_path)
+    if copies:
+        gm.recompile()
+    return copies
 
 
 def node_path(node: fx.Node) -> str:
@@ -109,8 +137,29 @@ def relu_functions_to_modules(gm: fx.GraphModule) -> None:
 
 def propagate_shapes(gm: fx.GraphModule, example: torch.Tensor) -> None:
     """Annotate each node with ``meta['tensor_meta']`` by running ``example`` through the graph."""
+    expected = parameter_dtype(gm)
+    if not isinstance(example, torch.Tensor):
+        raise TypeError(f"calibration batches must be tensors, got {type(example).__name__}")
+    if example.is_floating_point() and expected is not None and example.dtype != expected:
+        raise TypeError(f"calibration inputs are {example.dtype} but the model is {expected}: pass x.to({expected})")
     with torch.no_grad():
+        try:
+            gm(example)  # a plain run first: ShapeProp would print its own traceback on failure
+        except Exception as exc:
+            if not example.is_floating_point():
+                raise TypeError(f"the model cannot run on {example.dtype} calibration inputs ({exc}); pass floating "
+                                "inputs scaled as in training, e.g. x.float()") from exc
+            raise ValueError(f"the model cannot run on the calibration batch of shape {tuple(example.shape)} ({exc}); "
+                             "pass calibration inputs shaped like the model's inputs, [batch, ...]") from exc
         ShapeProp(gm).propagate(example)
+
+
+def parameter_dtype(module: nn.Module) -> torch.dtype | None:
+    """Floating dtype of the first parameter or buffer (None for a parameter-free module)."""
+    for t in list(module.parameters()) + list(module.buffers()):
+        if t.is_floating_point():
+            return t.dtype
+    return None
 
 
 def is_tensor_node(node: Any) -> bool:
@@ -141,9 +190,42 @@ def time_varying_nodes(gm: fx.GraphModule, sources: Iterable[fx.Node]) -> set[fx
 LINEAR_FUNCTIONS = {
     operator.add, torch.add, torch.flatten, torch.cat, torch.reshape, F.avg_pool1d, F.avg_pool2d,
     F.avg_pool3d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d, F.linear,
-    F.conv1d, F.conv2d, F.conv3d, F.dropout,
+    F.conv1d, F.conv2d, F.conv3d, F.dropout, operator.sub, torch.sub, operator.neg, torch.neg,
 }
-SHAPE_METHODS = {"view", "reshape", "flatten", "contiguous", "size", "add", "dim", "unsqueeze"}
+SHAPE_METHODS = {"view", "reshape", "flatten", "contiguous", "size", "add", "sub", "neg", "dim", "unsqueeze"}
+# reductions and layout changes that are per-sample as long as they leave dimension 0 alone
+BATCH_KEEPING_FUNCTIONS = {torch.mean: "mean", torch.sum: "sum", torch.squeeze: "squeeze",
+                           torch.transpose: "transpose", torch.permute: "permute"}
+BATCH_KEEPING_METHODS = {"mean", "sum", "squeeze", "transpose", "permute"}
+
+
+def _dims(node: fx.Node, kind: str) -> list[int] | None:
+    """The dimensions a reduction / layout node touches, normalized; None when unknown."""
+    args = list(node.args[1:])
+    kw = node.kwargs
+    if kind in ("mean", "sum", "squeeze"):
+        dim = kw.get("dim", args[0] if args else None)
+        if dim is None:
+            return None  # all dimensions (or, for squeeze, any size-1 one): the batch too
+        dims = list(dim) if isinstance(dim, (tuple, list)) else [dim]
+    elif kind == "transpose":
+        dims = [kw.get("dim0", args[0] if args else None), kw.get("dim1", args[1] if len(args) > 1 else None)]
+    else:  # permute: dimension 0 must stay first
+        perm = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+        perm = kw.get("dims", perm)
+        return [0] if not perm or perm[0] not in (0, -len(perm)) else [1]
+    if not all(isinstance(d, int) for d in dims):
+        return None
+    src = node.args[0]
+    ndim = len(src.meta["tensor_meta"].shape) if is_tensor_node(src) else None
+    if any(d < 0 for d in dims) and ndim is None:
+        return None
+    return [d % ndim if d < 0 else d for d in dims]
+
+
+def _keeps_batch(node: fx.Node, kind: str) -> bool:
+    dims = _dims(node, kind)
+    return dims is not None and 0 not in dims
 
 
 def check_linear_glue(node: fx.Node, coding: str) -> None:
@@ -153,6 +235,13 @@ def check_linear_glue(node: fx.Node, coding: str) -> None:
         target = node.target
         if target in LINEAR_FUNCTIONS:
             return
+        if target is getattr:
+            return  # x.shape and friends: metadata, not arithmetic
+        if target in BATCH_KEEPING_FUNCTIONS:
+            if _keeps_batch(node, BATCH_KEEPING_FUNCTIONS[target]):
+                return
+            raise UnsupportedLayerError(target.__name__, node.name, coding,
+                                        "it must leave the batch dimension 0 alone: name the dimensions, e.g. x.mean((2, 3))")
         if target is operator.getitem:
             if not is_tensor_node(node.args[0]):
                 return  # indexing a size tuple or a module's tuple output
@@ -176,6 +265,13 @@ def check_linear_glue(node: fx.Node, coding: str) -> None:
     if node.op == "call_method":
         if node.target in SHAPE_METHODS:
             return
+        if node.target in ("mul", "div") and len(node.args) == 2 and not is_tensor_node(node.args[1]):
+            return  # scaling by a constant is linear
+        if node.target in BATCH_KEEPING_METHODS:
+            if _keeps_batch(node, str(node.target)):
+                return
+            raise UnsupportedLayerError(f"Tensor.{node.target}", node.name, coding,
+                                        "it must leave the batch dimension 0 alone: name the dimensions, e.g. x.mean((2, 3))")
         raise UnsupportedLayerError(
             f"Tensor.{node.target}", node.name, coding, "this method has no spiking equivalent here"
         )

@@ -23,6 +23,7 @@ from isospike.conversion.assemble import synapses_fed_by
 from isospike.conversion.calibration import calibration_batches
 from isospike.conversion.network import SpikingNetwork
 from isospike.conversion.ttfs import TTFSPopulation, convert_ttfs
+from isospike.errors import UnsupportedLayerError
 
 CODING = "mttfs"
 
@@ -94,8 +95,11 @@ def convert_mttfs(
         raise ValueError("M-TTFS measures each layer's most frequent level on calibration data: pass calibration=...")
     if int(dead_zone) != dead_zone or dead_zone < 0:
         raise ValueError(f"dead_zone must be an integer >= 0 (levels around the silent one), got {dead_zone!r}")
-    snn = convert_ttfs(model, timesteps=timesteps, calibration=calibration, device=None, percentile=percentile,
-                       rounding=rounding, fold_bn=fold_bn, calibration_batch_size=calibration_batch_size)
+    try:
+        snn = convert_ttfs(model, timesteps=timesteps, calibration=calibration, device=None, percentile=percentile,
+                           rounding=rounding, fold_bn=fold_bn, calibration_batch_size=calibration_batch_size)
+    except UnsupportedLayerError as exc:  # name the coding the user asked for
+        raise UnsupportedLayerError(exc.layer_type, exc.path, CODING, exc.hint) from exc
     hist, ndims = _level_histograms(snn, calibration, calibration_batch_size, per_channel)
     silent: dict[str, list[int] | int] = {}
     for name, pop in snn.neurons():

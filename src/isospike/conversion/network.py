@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, fx, nn
 from torch.utils._pytree import tree_map
 
+from isospike.conversion.graph import parameter_dtype
 from isospike.conversion.timefold import CountingSynapse, SpikingPopulation, TimeFolded
 
 
@@ -122,9 +123,18 @@ class SpikingNetwork(nn.Module):
         for m in self.graph_module.modules():
             if isinstance(m, TimeFolded):
                 m.timesteps = T
-        expected = _parameter_dtype(self.graph_module)
+        calibrated = next((n.meta.get("tensor_meta") for n in self.graph_module.graph.nodes if n.op == "placeholder"), None)
+        ndim = len(calibrated.shape) if hasattr(calibrated, "shape") else None
+        if ndim is not None and x.dim() == ndim - 1:
+            raise ValueError(f"input of shape {tuple(x.shape)} has no batch dimension (the network takes "
+                             f"[batch, {', '.join(map(str, calibrated.shape[1:]))}]): pass x.unsqueeze(0)")
+        expected = parameter_dtype(self.graph_module)
         if x.is_floating_point() and expected is not None and x.dtype != expected:
             raise TypeError(f"input dtype {x.dtype} differs from the network's {expected}: pass x.to({expected})")
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            raise ValueError(f"input holds {int((~torch.isfinite(x)).sum())} NaN/inf values: {self.coding} spikes carry "
+                             "finite values only (isospike.exact.convert carries IEEE-754 specials); clean the input "
+                             "with torch.nan_to_num or drop those samples")
         self.reset()
         try:
             with torch.no_grad():
@@ -173,10 +183,3 @@ class SpikingNetwork(nn.Module):
                 )
         return stats
 
-
-def _parameter_dtype(module: nn.Module) -> torch.dtype | None:
-    """Floating dtype of the first parameter or buffer (None for a parameter-free network)."""
-    for t in list(module.parameters()) + list(module.buffers()):
-        if t.is_floating_point():
-            return t.dtype
-    return None

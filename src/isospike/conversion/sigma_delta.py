@@ -78,7 +78,7 @@ class SigmaDeltaPopulation(SpikingPopulation):
                 n = n.clamp(-self.max_spikes_per_step, self.max_spikes_per_step)
             held = held + n
             out[t] = self.threshold * held
-            count = int(n.abs().sum())
+            count = int(torch.nan_to_num(n.abs(), nan=0.0, posinf=0.0).sum())  # non-finite inputs send no countable spikes
             self.spikes += count
             self.spikes_by_step[t] += count
         self.neuron_updates += seq.numel()

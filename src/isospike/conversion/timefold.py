@@ -175,7 +175,8 @@ class CountingSynapse(TimeFolded):
             if self.event_size is not None:
                 seq = x.detach().to(torch.float64).reshape(steps, batch, *x.shape[1:])
                 delta = torch.diff(seq, dim=0, prepend=torch.zeros_like(seq[:1]))
-                active = torch.round(delta.abs() / self.event_size).sum(1)
+                # non-finite values (NaN/inf inputs) carry no countable events
+                active = torch.nan_to_num(torch.round(delta.abs() / self.event_size), nan=0.0, posinf=0.0).sum(1)
             else:
                 active = (x != 0).to(torch.float64).reshape(steps, batch, *x.shape[1:]).sum(1)
             per_step = connection_count(self.layer, active).round().to(torch.int64).tolist()

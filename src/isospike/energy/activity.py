@@ -72,6 +72,13 @@ class NetworkActivity:
 
 
 def _batch_size(inputs: Any) -> int:
+    n = _leading_size(inputs)
+    if n == 0:
+        raise ValueError("energy per inference needs at least one input sample; the batch is empty")
+    return n
+
+
+def _leading_size(inputs: Any) -> int:
     if isinstance(inputs, Tensor):
         return int(inputs.shape[0]) if inputs.dim() else 1
     if isinstance(inputs, dict):

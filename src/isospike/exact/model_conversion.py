@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from isospike.conversion.graph import unshare_modules
 from isospike.errors import UnsupportedLayerError
 from isospike.exact.arith import GateArith, TorchArith
 from isospike.exact.bert import ExactBertLayer, ExactBertModel, is_bert_layer, is_bert_model
@@ -47,10 +48,23 @@ METHOD_ELEMENTWISE = {"add": "add", "sub": "sub", "mul": "mul", "div": "div"}
 MATMUL = {operator.matmul, torch.matmul, torch.bmm}
 FUNCTIONAL_ACT = {F.relu: "relu", torch.relu: "relu", F.gelu: "gelu", F.silu: "silu", torch.sigmoid: "sigmoid",
                   F.sigmoid: "sigmoid", torch.tanh: "tanh", F.tanh: "tanh", torch.exp: "exp"}
+METHOD_ACT = {"relu": "relu", "relu_": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "exp": "exp"}
 SHAPE_FUNCTIONS = {torch.flatten, torch.reshape, torch.transpose, torch.permute, torch.cat, torch.stack,
                    operator.getitem, torch.squeeze, torch.unsqueeze, getattr}
 SHAPE_METHODS = {"view", "reshape", "flatten", "contiguous", "size", "permute", "transpose", "unsqueeze",
                  "squeeze", "dim", "expand", "t"}
+
+
+def _default_activation_kwargs(node: fx.Node) -> bool:
+    """True when an activation call's keywords do not change its value: ``inplace`` (when the
+    input has no other reader) and GELU's ``approximate="none"``."""
+    for key, value in node.kwargs.items():
+        if key == "inplace":
+            if value and len(node.args[0].users) > 1:
+                return False
+        elif key != "approximate" or value != "none":
+            return False
+    return True
 
 
 def _module_layer(m: nn.Module, path: str, arith, count: bool) -> nn.Module:
@@ -142,6 +156,7 @@ def _convert(model: nn.Module, arith, count: bool) -> ExactNetwork:
         raise UnsupportedLayerError(type(model).__name__, "<model>", CODING,
                                     f"torch.fx could not trace its forward ({type(exc).__name__}: {exc})") from exc
     gm = fx.GraphModule(model, graph)
+    unshare_modules(gm)
     counter = 0
 
     def add_layer(layer: nn.Module) -> str:
@@ -167,11 +182,15 @@ def _convert(model: nn.Module, arith, count: bool) -> ExactNetwork:
                 name = add_layer(ExactElementwise(op, arith, count))
             elif node.op == "call_function" and target in MATMUL:
                 name = add_layer(ExactMatmul(None, arith, count))
-            elif node.op == "call_function" and target in FUNCTIONAL_ACT:
-                if node.kwargs or len(node.args) != 1:
-                    raise UnsupportedLayerError(getattr(target, "__name__", str(target)), node.name, CODING,
-                                                "only the one-argument default form is supported")
-                name = add_layer(ExactFunction(FUNCTIONAL_ACT[target], arith, count))
+            elif node.op == "call_function" and target in FUNCTIONAL_ACT or node.op == "call_method" and target in METHOD_ACT:
+                label = getattr(target, "__name__", str(target))
+                if len(node.args) != 1 or not _default_activation_kwargs(node):
+                    raise UnsupportedLayerError(label, node.name, CODING,
+                                                "only the one-argument default form is supported (e.g. F.gelu(x), "
+                                                "F.relu(x), x.relu())")
+                op = FUNCTIONAL_ACT[target] if node.op == "call_function" else METHOD_ACT[target]
+                name = add_layer(ExactFunction(op, arith, count))
+                node.kwargs = {}
             elif node.op == "call_function" and target in (F.softmax, torch.softmax):
                 dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else -1)
                 name = add_layer(ExactFunction("softmax", arith, count, dim=dim))
