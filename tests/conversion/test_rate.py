@@ -283,7 +283,8 @@ def test_never_active_relu_gets_a_harmless_threshold():
     with torch.no_grad():
         model[0].weight.zero_()
         model[0].bias.fill_(-1.0)
-    snn = isp.convert(model, "rate", timesteps=4, calibration=torch.randn(10, 3))
+    with pytest.warns(UserWarning, match=r"never positive on the calibration data \('1'\)"):
+        snn = isp.convert(model, "rate", timesteps=4, calibration=torch.randn(10, 3))
     assert snn.info["never_active_on_calibration"] == ["1"]
     x = torch.randn(5, 3)
     with torch.no_grad():

@@ -106,3 +106,14 @@ def sample_activations(
     finally:
         sampler.remove()
     return sampler
+
+
+def warn_silent_activations(paths: list[str], coding: str) -> None:
+    """Warn that some activations never turned positive on the calibration data: their scale
+    is a placeholder (1.0), and inputs that do drive them will be coded against it."""
+    if paths:
+        import warnings
+
+        shown = ", ".join(repr(p) for p in paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+        warnings.warn(f"{coding}: {len(paths)} activation(s) never positive on the calibration data ({shown}); their "
+                      "threshold defaults to 1.0 -- calibrate with representative inputs", stacklevel=3)

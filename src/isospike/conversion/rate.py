@@ -22,7 +22,7 @@ from typing import Any
 from torch import nn
 
 from isospike.conversion.assemble import PASSTHROUGH_TYPES, POOL_TYPES, SYNAPSE_TYPES, assemble_time_folded
-from isospike.conversion.calibration import first_batch, sample_activations
+from isospike.conversion.calibration import first_batch, sample_activations, warn_silent_activations
 from isospike.conversion.graph import (
     check_linear_glue,
     fold_batchnorm,
@@ -68,7 +68,13 @@ def check_rate_graph(gm, activation_types: tuple[type, ...], ttfs: bool = False,
             elif not isinstance(m, SYNAPSE_TYPES + POOL_TYPES + PASSTHROUGH_TYPES):
                 name = type(m).__name__
                 raise UnsupportedLayerError(name, str(node.target), coding, _HINTS.get(name, "no spiking equivalent in this coding"))
-            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)) and m.training:
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
+                if m.running_mean is None:
+                    raise UnsupportedLayerError(
+                        type(m).__name__, str(node.target), coding,
+                        "without running statistics (track_running_stats=False) it normalizes with the statistics "
+                        "of each batch, so a sample's output depends on the others; train it with running "
+                        "statistics or replace it by its fixed affine map")
                 m.eval()
         elif node.op in ("call_function", "call_method"):
             check_linear_glue(node, coding)
@@ -122,6 +128,7 @@ def convert_rate(
                 theta = 1.0  # never active on the calibration data: any positive threshold is exact
                 dead.append(path)
             thresholds[path] = float(theta)
+        warn_silent_activations(dead, CODING)
     for path, theta in trained.items():
         if not theta > 0.0:
             raise ValueError(f"activation at '{path}' has a non-positive trained threshold {theta}")

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from isospike.conversion.assemble import assemble_time_folded, synapses_fed_by
-from isospike.conversion.calibration import first_batch, sample_activations
+from isospike.conversion.calibration import first_batch, sample_activations, warn_silent_activations
 from isospike.conversion.graph import fold_batchnorm, propagate_shapes, relu_functions_to_modules, trace
 from isospike.conversion.network import SpikingNetwork
 from isospike.conversion.rate import check_rate_graph, has_trained_threshold
@@ -134,6 +134,7 @@ def convert_sigma_delta(
         for p in relus:
             top = sampler.percentile(p, percentile) if percentile < 100 else sampler.maxima[p]
             spans[p] = float(top) if top > 0 else 1.0
+        warn_silent_activations([p for p in relus if not sampler.maxima[p] > 0], CODING)
     thresholds = {p: spans[p] / levels for p in activations}
     factories = {p: (lambda static, th=th: SigmaDeltaPopulation(th, static, max_spikes_per_step)) for p, th in thresholds.items()}
     assemble_time_folded(gm, factories)

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from isospike.coding.mttfs import apply_dead_zone, spike_code
 from isospike.coding.ttfs import Rounding
 from isospike.conversion.assemble import assemble_time_folded
-from isospike.conversion.calibration import first_batch, sample_activations
+from isospike.conversion.calibration import first_batch, sample_activations, warn_silent_activations
 from isospike.conversion.graph import fold_batchnorm, propagate_shapes, relu_functions_to_modules, trace
 from isospike.conversion.network import SpikingNetwork
 from isospike.conversion.rate import check_rate_graph, has_trained_threshold
@@ -192,6 +192,7 @@ def convert_ttfs(
             top = sampler.percentile(p, percentile)
             specs[p] = dict(timesteps=timesteps, scale=(top if top > 0 else 1.0) / timesteps, rounding=rounding,
                             signed=False, device=device)
+        warn_silent_activations([p for p in relus if not sampler.percentile(p, percentile) > 0], CODING)
     for p, lam in clipped.items():
         specs[p] = dict(timesteps=timesteps, scale=lam / timesteps, rounding=rounding, signed=False, device=device)
     for p, m in quantized.items():
