@@ -1,0 +1,33 @@
+"""Atomic result files: complete or absent, never half written; JSON accepts numpy/torch values."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from isospike._io import atomic_write, atomic_write_json
+
+
+def test_json_takes_numpy_and_torch_values(tmp_path):
+    path = atomic_write_json(tmp_path / "r.json", {"f": np.float32(1.5), "i": np.int64(3), "a": np.arange(3),
+                                                   "t": torch.tensor([0.25, 2.0]), "p": tmp_path})
+    data = json.loads(path.read_text())
+    assert data == {"f": 1.5, "i": 3, "a": [0, 1, 2], "t": [0.25, 2.0], "p": str(tmp_path)}
+    with pytest.raises(TypeError, match="object is not JSON serializable"):
+        atomic_write_json(tmp_path / "bad.json", {"x": object()})
+    assert not (tmp_path / "bad.json").exists()
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "report.md"
+    target.write_text("old")
+
+    def failing(p):
+        p.write_text("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, failing)
+    assert target.read_text() == "old"
+    assert [f.name for f in tmp_path.iterdir()] == ["report.md"]
