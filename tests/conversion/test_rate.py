@@ -289,3 +289,18 @@ def test_never_active_relu_gets_a_harmless_threshold():
     x = torch.randn(5, 3)
     with torch.no_grad():
         assert torch.allclose(snn(x), model(x))
+
+
+def test_counting_can_be_switched_off_without_changing_outputs(trained_digits_cnn, digits):
+    x = digits.test.x[:64]
+    snn = isp.convert(trained_digits_cnn, "rate", timesteps=8, calibration=digits.train.x[:256])
+    counted = snn(x)
+    snn.set_counting(False)
+    snn.reset_counts()
+    assert torch.equal(snn(x), counted)
+    assert all(s.synaptic_ops == 0 for s in snn.layer_stats().values() if s.kind != "neuron")
+    # simulate and energy estimates switch counting on for their run and restore the setting
+    res = isp.simulate(snn, x)
+    assert sum(s.synaptic_ops for s in res.layers.values() if s.kind != "neuron") > 0
+    assert isp.energy.estimate(snn, x, hardware="loihi").total_j > 0
+    assert not any(m.counting for _, m in snn.synapses())

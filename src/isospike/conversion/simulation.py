@@ -43,7 +43,8 @@ def simulate(snn: SpikingNetwork, x: Tensor, timesteps: int | None = None) -> Si
             f"simulate expects a network returned by isospike.convert, got {type(snn).__name__}"
         )
     snn.reset_counts()
-    out = snn(x, timesteps=timesteps)
+    with snn.counting_on():
+        out = snn(x, timesteps=timesteps)
     layers = snn.layer_stats()
     spikes = sum(s.spikes for s in layers.values() if s.kind == "neuron")
     T = snn.timesteps if timesteps is None else int(timesteps)

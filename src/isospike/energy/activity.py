@@ -101,7 +101,8 @@ def _call(model: nn.Module, inputs: Any) -> Any:
 def spiking_activity(snn: nn.Module, inputs: Tensor) -> NetworkActivity:
     """Run a network returned by ``isospike.convert`` and read its per-layer counts."""
     snn.reset_counts()
-    _call(snn, inputs)
+    with snn.counting_on():
+        _call(snn, inputs)
     n = _batch_size(inputs)
     layers = []
     for name, s in snn.layer_stats().items():
