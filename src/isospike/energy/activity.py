@@ -9,6 +9,8 @@ models by duck typing and imports neither the converters nor the training code.
 
 from __future__ import annotations
 
+import contextlib
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,7 +103,8 @@ def _call(model: nn.Module, inputs: Any) -> Any:
 def spiking_activity(snn: nn.Module, inputs: Tensor) -> NetworkActivity:
     """Run a network returned by ``isospike.convert`` and read its per-layer counts."""
     snn.reset_counts()
-    with snn.counting_on():
+    counting_on = getattr(snn, "counting_on", None)  # SpikingNetworks can switch counts off; others always count
+    with counting_on() if counting_on is not None else contextlib.nullcontext():
         _call(snn, inputs)
     n = _batch_size(inputs)
     layers = []
