@@ -76,3 +76,12 @@ def test_errors():
         MemristiveCrossbar().place(nn.Sequential(nn.Linear(2, 2)))
     with pytest.raises(ValueError, match="no Linear"):
         MemristiveCrossbar(adc_bits=None).place(nn.Sequential(nn.ReLU()))
+
+
+def test_crossbar_linear_over_token_sequences_adds_its_bias_per_output():
+    torch.manual_seed(0)
+    layer = nn.Linear(5, 4)
+    x = torch.randn(3, 7, 5)  # [batch, tokens, features], as in a transformer
+    placed = isp.devices.MemristiveCrossbar(levels=4096, adc_bits=None).place(layer, calibration=lambda m: [m(x)])
+    assert placed(x).shape == (3, 7, 4)
+    assert torch.allclose(placed(x), layer(x), atol=1e-2)

@@ -167,13 +167,20 @@ class CrossbarLayer:
         self._samples: list[Tensor] = []
         self.register_buffer("adc_full_scale", torch.tensor(0.0))
 
+    def _bias_shaped(self, y: Tensor) -> Tensor:
+        """The digital bias broadcast over the output: the last dimension of a Linear's output
+        (any leading dimensions), the channel dimension 1 of a convolution's."""
+        if isinstance(self, nn.Linear):
+            return self.bias
+        return self.bias.reshape(-1, *([1] * (y.dim() - 2)))
+
     def analog(self, x: Tensor) -> Tensor:  # pragma: no cover - implemented by the subclasses
         raise NotImplementedError
 
     def ideal(self, x: Tensor) -> Tensor:
         """Analog column output plus bias, without the ADC (what folding a constant uses)."""
         y = self.analog(x)
-        return y if self.bias is None else y + self.bias.reshape(-1, *([1] * (y.dim() - 2)))
+        return y if self.bias is None else y + self._bias_shaped(y)
 
     def forward(self, x: Tensor) -> Tensor:
         y = self.analog(x)
@@ -186,7 +193,7 @@ class CrossbarLayer:
             fs = self.adc_full_scale
             lsb = 2 * fs / (2 ** self.adc_bits - 1)
             y = torch.round(y.clamp(-fs, fs) / lsb) * lsb
-        return y if self.bias is None else y + self.bias.reshape(-1, *([1] * (y.dim() - 2)))
+        return y if self.bias is None else y + self._bias_shaped(y)
 
     def finish_calibration(self, percentile: float) -> None:
         self.calibrating = False
