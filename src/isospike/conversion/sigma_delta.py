@@ -131,10 +131,14 @@ def convert_sigma_delta(
     spans: dict[str, float] = dict(trained)
     if relus:
         sampler = sample_activations(gm, {p: gm.get_submodule(p) for p in relus}, calibration, calibration_batch_size)
+        silent = []
         for p in relus:
             top = sampler.percentile(p, percentile) if percentile < 100 else sampler.maxima[p]
-            spans[p] = float(top) if top > 0 else 1.0
-        warn_silent_activations([p for p in relus if not sampler.maxima[p] > 0], CODING)
+            if not top > 0:
+                top = 1.0
+                silent.append(p)
+            spans[p] = float(top)
+        warn_silent_activations(silent, CODING)
     thresholds = {p: spans[p] / levels for p in activations}
     factories = {p: (lambda static, th=th: SigmaDeltaPopulation(th, static, max_spikes_per_step)) for p, th in thresholds.items()}
     assemble_time_folded(gm, factories)

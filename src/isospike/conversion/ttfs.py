@@ -188,11 +188,14 @@ def convert_ttfs(
     specs: dict[str, dict] = {}
     if relus:
         sampler = sample_activations(gm, {p: gm.get_submodule(p) for p in relus}, calibration, calibration_batch_size)
+        silent = []
         for p in relus:
             top = sampler.percentile(p, percentile)
-            specs[p] = dict(timesteps=timesteps, scale=(top if top > 0 else 1.0) / timesteps, rounding=rounding,
-                            signed=False, device=device)
-        warn_silent_activations([p for p in relus if not sampler.percentile(p, percentile) > 0], CODING)
+            if not top > 0:
+                top = 1.0
+                silent.append(p)
+            specs[p] = dict(timesteps=timesteps, scale=top / timesteps, rounding=rounding, signed=False, device=device)
+        warn_silent_activations(silent, CODING)
     for p, lam in clipped.items():
         specs[p] = dict(timesteps=timesteps, scale=lam / timesteps, rounding=rounding, signed=False, device=device)
     for p, m in quantized.items():
