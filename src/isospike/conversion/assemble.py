@@ -33,16 +33,19 @@ def _set_module(gm: fx.GraphModule, path: str, module: nn.Module) -> None:
     setattr(parent, name, module)
 
 
+def _shape_only(gm: fx.GraphModule, node: fx.Node) -> bool:
+    """True when ``node`` only reshapes (or passes on) its first input."""
+    return isinstance(module_of(gm, node), _SHAPE_ONLY_TYPES) or (
+        node.op == "call_method" and node.target in _SHAPE_ONLY_METHODS
+    ) or (node.op == "call_function" and getattr(node.target, "__name__", "") in ("flatten", "reshape"))
+
+
 def _carries_spikes(gm: fx.GraphModule, node: fx.Node, neuron_nodes: set[fx.Node]) -> bool:
     """True when ``node``'s value is a neuron output, reshaped at most (still binary events)."""
     while True:
         if node in neuron_nodes:
             return True
-        m = module_of(gm, node)
-        shape_only = isinstance(m, _SHAPE_ONLY_TYPES) or (
-            node.op == "call_method" and node.target in _SHAPE_ONLY_METHODS
-        ) or (node.op == "call_function" and getattr(node.target, "__name__", "") in ("flatten", "reshape"))
-        if not shape_only or not node.args or not isinstance(node.args[0], fx.Node):
+        if not _shape_only(gm, node) or not node.args or not isinstance(node.args[0], fx.Node):
             return False
         node = node.args[0]
 
@@ -53,11 +56,7 @@ def source_population(gm: fx.GraphModule, node: fx.Node | None, populations: set
     while node is not None:
         if node.op == "call_module" and str(node.target) in populations:
             return str(node.target)
-        m = module_of(gm, node)
-        shape_only = isinstance(m, _SHAPE_ONLY_TYPES) or (
-            node.op == "call_method" and node.target in _SHAPE_ONLY_METHODS
-        ) or (node.op == "call_function" and getattr(node.target, "__name__", "") in ("flatten", "reshape"))
-        if not shape_only or not node.args or not isinstance(node.args[0], fx.Node):
+        if not _shape_only(gm, node) or not node.args or not isinstance(node.args[0], fx.Node):
             return None
         node = node.args[0]
     return None
