@@ -83,14 +83,10 @@ def fit_classifier(
             xb, yb = x[idx], y[idx]
             if augment is not None:
                 xb = augment(xb, g)
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            loss, right = classification_step(model, opt, xb, yb)
             sched.step()
-            total += loss.item() * len(idx)
-            correct += int((logits.argmax(-1) == yb).sum())
+            total += loss * len(idx)
+            correct += right
             seen += len(idx)
         history.train_loss.append(total / seen)
         history.train_accuracy.append(correct / seen)
@@ -99,3 +95,13 @@ def fit_classifier(
         bar.set_postfix(loss=f"{history.train_loss[-1]:.3f}", acc=f"{history.train_accuracy[-1]:.3f}")
     model.eval()
     return history
+
+
+def classification_step(model: nn.Module, opt: torch.optim.Optimizer, xb: Tensor, yb: Tensor) -> tuple[float, int]:
+    """One cross-entropy optimizer step on a batch; returns (mean loss, correct predictions)."""
+    logits = model(xb)
+    loss = F.cross_entropy(logits, yb)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.item(), int((logits.argmax(-1) == yb).sum())

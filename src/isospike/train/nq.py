@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
@@ -29,7 +28,7 @@ from isospike.conversion import convert
 from isospike.conversion.calibration import sample_activations
 from isospike.conversion.rate_analysis import layer_gaps
 from isospike.data.splits import LabelledData, train_validation_split
-from isospike.train.classifier import accuracy
+from isospike.train.classifier import accuracy, classification_step
 from isospike.train.qcfs import NoiseKind, qcfs_layers, quantize_relus
 
 
@@ -265,13 +264,9 @@ def noise_aware(
             xb, yb = data.x[idx], data.y[idx]
             if augment is not None:
                 xb = augment(xb, g)
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.item() * len(idx)
-            correct += int((logits.argmax(-1) == yb).sum())
+            loss, right = classification_step(model, opt, xb, yb)
+            loss_sum += loss * len(idx)
+            correct += right
             seen += len(idx)
         model.eval()
         sigma = measure_sigma(model, val, t_noise)
