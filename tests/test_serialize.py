@@ -79,3 +79,50 @@ def test_unsafe_or_foreign_files_are_refused(tmp_path):
         isp.load(tmp_path / "missing.safetensors")
     with pytest.raises(TypeError, match="isospike.convert"):
         isp.save(nn.Linear(2, 2), tmp_path / "n.safetensors")
+
+
+class ShapeMLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(16, 8), nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x.view(x.shape[0], -1))))  # builtins.getattr in the graph
+
+
+def test_graphs_reading_shapes_and_float64_networks_round_trip(tmp_path):
+    torch.manual_seed(0)
+    x = torch.randn(10, 1, 4, 4)
+    snn = isp.convert(ShapeMLP().eval(), coding="rate", timesteps=3, calibration=x)
+    assert torch.equal(isp.load(isp.save(snn, tmp_path / "s.safetensors"))(x), snn(x))
+    ann64 = nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 3)).double().eval()
+    x64 = torch.randn(10, 5, dtype=torch.float64)
+    snn64 = isp.convert(ann64, coding="rate", timesteps=4, calibration=x64)
+    again = isp.load(isp.save(snn64, tmp_path / "d.safetensors"))
+    out = again(x64)
+    assert out.dtype == torch.float64 and torch.equal(out, snn64(x64))
+
+
+@pytest.mark.parametrize("target,op,args", [
+    ("builtins:eval", "call_function", None),
+    ("builtins:getattr", "call_function", "__class__"),
+    ("operator:call", "call_function", None),
+    ("torch:load", "call_function", None),
+    ("__reduce_ex__", "call_method", None),
+])
+def test_files_reaching_for_code_execution_are_refused(tmp_path, target, op, args):
+    x = torch.randn(8, 16)
+    snn = isp.convert(ShapeMLP().eval(), coding="rate", timesteps=2, calibration=x.view(8, 1, 4, 4))
+    path = isp.save(snn, tmp_path / "s.safetensors")
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    structure = json.loads(meta["isospike"])
+    node = next(n for n in structure["graph"] if n["target"] == "builtins:getattr")
+    node["op"], node["target"] = op, target
+    if args is not None:
+        node["args"]["seq"][1] = args
+    save_file(load_file(str(path)), str(tmp_path / "evil.safetensors"), metadata={"isospike": json.dumps(structure)})
+    with pytest.raises(ValueError, match="refusing|refused"):
+        isp.load(tmp_path / "evil.safetensors")

@@ -12,6 +12,7 @@ fixed list of the types conversion produces. Functions are resolved by name from
 
 from __future__ import annotations
 
+import builtins
 import importlib
 import json
 import operator
@@ -26,6 +27,12 @@ from isospike._io import atomic_write
 
 FORMAT = "isospike.snn/1"
 _ALLOWED_FUNCTION_MODULES = ("operator", "torch", "torch.nn.functional", "_operator", "builtins")
+# Names a saved graph may not call even though their module is allowed: file access, code
+# generation, global state, and the helpers that call arbitrary objects.
+_REFUSED_FUNCTIONS = {"call", "methodcaller", "attrgetter", "load", "save", "compile", "from_file", "export",
+                      "set_default_device", "set_default_dtype", "set_default_tensor_type", "manual_seed", "seed",
+                      "set_num_threads", "set_grad_enabled", "use_deterministic_algorithms"}
+_ALLOWED_BUILTINS = {"getattr", "len"}  # x.shape / len(x) in traced models
 
 
 # ---------------------------------------------------------------------------------- modules
@@ -169,21 +176,38 @@ def _function_name(fn: Callable) -> str:
     name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", "")
     if fn in vars(operator).values() and getattr(operator, fn.__name__, None) is fn:
         return f"operator:{fn.__name__}"
+    if getattr(fn, "__name__", "") in _ALLOWED_BUILTINS and getattr(builtins, fn.__name__) is fn:
+        return f"builtins:{fn.__name__}"
     for m in ("torch.nn.functional", "torch"):
         module = importlib.import_module(m)
         if getattr(module, getattr(fn, "__name__", ""), None) is fn:
             return f"{m}:{fn.__name__}"
-    raise TypeError(f"cannot save a call to {mod}.{name}: only operator, torch and torch.nn.functional functions")
+    raise TypeError(f"cannot save a call to {mod}.{name}: only operator, torch and torch.nn.functional functions "
+                    f"and {sorted(_ALLOWED_BUILTINS)}")
 
 
 def _resolve_function(ref: str) -> Callable:
+    """The function a saved graph names, from the allowlist only (a crafted file must not reach
+    file access, code execution or attribute walks)."""
     module, _, name = ref.partition(":")
-    if module not in _ALLOWED_FUNCTION_MODULES or not name.isidentifier():
-        raise ValueError(f"refusing to load the function {ref!r}: not in {_ALLOWED_FUNCTION_MODULES}")
+    refused = (module not in _ALLOWED_FUNCTION_MODULES or not name.isidentifier() or name.startswith("_")
+               or name in _REFUSED_FUNCTIONS or (module == "builtins" and name not in _ALLOWED_BUILTINS))
+    if refused:
+        raise ValueError(f"refusing to load the function {ref!r}: not an allowed operation of a spiking network")
     fn = getattr(importlib.import_module(module), name, None)
-    if not callable(fn):
-        raise ValueError(f"unknown function {ref!r} in the saved network")
+    if not callable(fn) or getattr(fn, "__module__", module) == "torch.serialization":
+        raise ValueError(f"unknown or refused function {ref!r} in the saved network")
     return fn
+
+
+def _check_node(op: str, target: str, args: tuple) -> None:
+    """Refuse graph nodes that reach private attributes (the way out of any allowlist)."""
+    if op == "call_method" and (not target.isidentifier() or target.startswith("_")):
+        raise ValueError(f"refusing to load a call of the method {target!r}")
+    if op == "call_function" and target == "builtins:getattr":
+        attr = args[1] if len(args) > 1 else None
+        if not isinstance(attr, str) or attr.startswith("_"):
+            raise ValueError(f"refusing to load getattr of {attr!r}: only public tensor attributes (x.shape)")
 
 
 def _encode_arg(a: Any) -> Any:
@@ -306,6 +330,7 @@ def load(path: str | Path) -> nn.Module:
         args = _decode_arg(spec["args"], env)
         kwargs = _decode_arg(spec["kwargs"], env)
         op, target = spec["op"], spec["target"]
+        _check_node(op, target, args)
         if op == "placeholder":
             node = graph.placeholder(target)
         elif op == "output":
@@ -327,8 +352,12 @@ def load(path: str | Path) -> nn.Module:
     for key, value in state.items():  # buffers whose shape is data-dependent (per-channel levels, thresholds)
         owner_path, _, name = key.rpartition(".")
         owner = gm.get_submodule(owner_path) if owner_path else gm
-        if name in owner._buffers and owner._buffers[name] is not None and owner._buffers[name].shape != value.shape:
+        old = owner._buffers.get(name)
+        if old is not None and (old.shape != value.shape or old.dtype != value.dtype):
             owner._buffers[name] = value.clone()
+        old = owner._parameters.get(name)
+        if old is not None and old.dtype != value.dtype:  # float64 networks stay float64
+            owner._parameters[name] = nn.Parameter(value.clone(), requires_grad=old.requires_grad)
     missing, unexpected = gm.load_state_dict(state, strict=False)
     if unexpected or [k for k in missing if not k.endswith("_fold_cache")]:
         raise ValueError(f"saved tensors do not match the structure: missing {missing}, unexpected {unexpected}")

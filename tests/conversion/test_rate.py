@@ -304,3 +304,17 @@ def test_counting_can_be_switched_off_without_changing_outputs(trained_digits_cn
     assert sum(s.synaptic_ops for s in res.layers.values() if s.kind != "neuron") > 0
     assert isp.energy.estimate(snn, x, hardware="loihi").total_j > 0
     assert not any(m.counting for _, m in snn.synapses())
+
+
+def test_calibration_with_nan_is_refused_and_one_hot_pairs_are_read_as_inputs_and_targets():
+    torch.manual_seed(0)
+    ann = nn.Sequential(nn.Linear(5, 10), nn.ReLU(), nn.Linear(10, 3)).eval()
+    x = torch.randn(20, 5)
+    bad = x.clone()
+    bad[3, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN or inf"):
+        isp.convert(ann, coding="rate", calibration=bad)
+    one_hot = nn.functional.one_hot(torch.randint(0, 3, (20,)), 3).float()
+    a = isp.convert(ann, coding="rate", calibration=(x, one_hot))
+    b = isp.convert(ann, coding="rate", calibration=x)
+    assert a.info["thresholds"] == b.info["thresholds"]

@@ -147,3 +147,26 @@ def test_load_dataset_by_name():
     assert isinstance(load_dataset("digits"), DatasetSplits)
     with pytest.raises(ValueError, match="unknown dataset"):
         load_dataset("imagenet")
+
+
+def test_as_labelled_reads_pairs_loaders_and_refuses_what_it_cannot_read():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from isospike.data.splits import as_labelled, class_targets
+
+    x, y = torch.randn(37, 5), torch.randint(0, 3, (37,))
+    for data in ((x, y), [x, y], LabelledData(x, y), DataLoader(TensorDataset(x, y), batch_size=8),
+                 TensorDataset(x, y)):
+        d = as_labelled(data)
+        assert torch.equal(d.x, x) and torch.equal(d.y, y)
+    with pytest.raises(ValueError, match="37 samples but targets have 36"):
+        as_labelled((x, y[:-1]))
+    with pytest.raises(TypeError, match="batch 0 is a dict"):
+        as_labelled([{"x": x, "y": y}])
+    with pytest.raises(ValueError, match="empty"):
+        as_labelled(DataLoader(TensorDataset(x[:0], y[:0]), batch_size=4))
+    with pytest.raises(TypeError, match="pair of tensors"):
+        as_labelled(x)
+    assert class_targets(y.int()).dtype == torch.int64
+    with pytest.raises(TypeError, match=r"argmax\(1\)"):
+        class_targets(torch.nn.functional.one_hot(y, 3).float())

@@ -156,3 +156,24 @@ def test_interrupted_training_resumes_to_the_same_result(tmp_path):
     resumed = noise_aware(ann, data, checkpoint_dir=tmp_path, augment=lambda x, g: x, **kwargs)
     for (k, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(a, b), k
+
+
+def test_recipes_take_a_dataloader_and_name_bad_targets_and_dtypes():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from isospike.errors import UnsupportedLayerError
+
+    torch.manual_seed(0)
+    ann = nn.Sequential(nn.Linear(5, 10), nn.ReLU(), nn.Linear(10, 3))
+    x, y = torch.randn(64, 5), torch.randint(0, 3, (64,))
+    kw = dict(epochs=1, progress=False, validation=(x[:16], y[:16]))
+    from_pair = isp.train.noise_aware(ann, (x, y), **kw)
+    from_loader = isp.train.noise_aware(ann, DataLoader(TensorDataset(x, y), batch_size=16), **kw)
+    for a, b in zip(from_pair.state_dict().values(), from_loader.state_dict().values()):
+        assert torch.equal(a, b)  # same data, same seed: the same model
+    with pytest.raises(TypeError, match="one-hot"):
+        isp.train.noise_aware(ann, (x, nn.functional.one_hot(y, 3).float()), **kw)
+    with pytest.raises(TypeError, match="float64 but the model's parameters are torch.float32"):
+        isp.train.noise_aware(ann, (x.double(), y), **kw)
+    with pytest.raises(UnsupportedLayerError, match="LeakyReLU at '1'"):
+        isp.train.noise_aware(nn.Sequential(nn.Linear(5, 5), nn.LeakyReLU(), nn.Linear(5, 3)), (x, y), **kw)

@@ -10,14 +10,20 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from isospike.conversion.graph import parameter_dtype
+from isospike.data.splits import LabelledData, as_labelled, class_targets
 
-def _as_pair(data: Any) -> tuple[Tensor, Tensor]:
-    x, y = data  # LabelledData or (x, y)
-    if not isinstance(x, Tensor) or not isinstance(y, Tensor):
-        raise TypeError("data must be an (inputs, targets) pair of tensors or a LabelledData")
-    if len(x) != len(y):
-        raise ValueError(f"inputs have {len(x)} samples but targets have {len(y)}")
-    return x, y
+
+def labelled_batches(data: Any, model: nn.Module | None = None, what: str = "data") -> LabelledData:
+    """``data`` (an (inputs, targets) pair, LabelledData or DataLoader) as inputs and int64 class
+    indices; with ``model``, inputs whose floating dtype differs from its parameters are refused."""
+    d = as_labelled(data, what)
+    y = class_targets(d.y, f"{what} targets")
+    dtype = parameter_dtype(model) if model is not None else None
+    if dtype is not None and d.x.is_floating_point() and d.x.dtype != dtype:
+        raise TypeError(f"{what} inputs are {d.x.dtype} but the model's parameters are {dtype}: "
+                        f"pass x.to({dtype}) (or convert the model)")
+    return d if y is d.y else LabelledData(d.x, y)
 
 
 @dataclass
@@ -33,7 +39,7 @@ def accuracy(model: Callable[[Tensor], Tensor], data: Any, batch_size: int = 500
     """Top-1 accuracy (fraction in [0, 1]) of ``model`` on ``data`` ((x, y) or LabelledData).
 
     nn.Modules are put in eval mode; the mode is restored afterwards."""
-    x, y = _as_pair(data)
+    x, y = labelled_batches(data, model if isinstance(model, nn.Module) else None)
     was_training = isinstance(model, nn.Module) and model.training
     if isinstance(model, nn.Module):
         model.eval()
@@ -63,9 +69,9 @@ def fit_classifier(
 ) -> TrainingHistory:
     """Train ``model`` in place with AdamW + cosine learning-rate decay on cross-entropy.
 
-    ``train`` and ``validation`` are (x, y) pairs or LabelledData. Deterministic for a given
-    ``seed`` (shuffling and, when given, ``augment(x, generator)``)."""
-    x, y = _as_pair(train)
+    ``train`` and ``validation`` are (x, y) pairs, LabelledData or DataLoaders of (x, y) batches.
+    Deterministic for a given ``seed`` (shuffling and, when given, ``augment(x, generator)``)."""
+    x, y = labelled_batches(train, model, "train")
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     g = torch.Generator().manual_seed(seed)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from isospike.data.splits import as_labelled
 from isospike.data.sequences import frames_to_steps, steps_per_frame
 from isospike.models.spiking_gamma import SpikingGammaNet
 
@@ -65,10 +66,9 @@ class SequenceHistory:
 
 
 def _pair(data: Any) -> tuple[Tensor, Tensor]:
-    x, y = data
-    if not isinstance(x, Tensor) or not isinstance(y, Tensor):
-        raise TypeError("data must be an (inputs, targets) pair of tensors: frames [N, L, F] and labels [N] "
-                        "(or target frames [N, L, n_out])")
+    """Frames [N, L, F] and class labels [N] (or target frames [N, L, n_out]) from a pair,
+    LabelledData or DataLoader."""
+    x, y = as_labelled(data, "data (frames [N, L, F] and labels [N] or target frames [N, L, n_out])")
     if x.dim() != 3:
         raise ValueError(f"inputs must be frames [N, L, F] (see isospike.data.sequences.rows_as_frames), got {tuple(x.shape)}")
     if len(x) != len(y):

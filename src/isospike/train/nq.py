@@ -28,7 +28,7 @@ from isospike.conversion import convert
 from isospike.conversion.calibration import sample_activations
 from isospike.conversion.rate_analysis import layer_gaps
 from isospike.data.splits import LabelledData, train_validation_split
-from isospike.train.classifier import accuracy, classification_step
+from isospike.train.classifier import accuracy, classification_step, labelled_batches
 from isospike.train.qcfs import NoiseKind, qcfs_layers, quantize_relus
 
 
@@ -52,13 +52,6 @@ class NoiseAwareHistory:
     def as_dict(self) -> dict[str, Any]:
         return {"epochs": [asdict(e) for e in self.epochs], "best_epoch": self.best_epoch,
                 "best_val_snn_accuracy": self.best_val_snn_accuracy}
-
-
-def _pair(data: Any) -> LabelledData:
-    if isinstance(data, LabelledData):
-        return data
-    x, y = data
-    return LabelledData(x, y)
 
 
 @torch.no_grad()
@@ -179,7 +172,8 @@ def noise_aware(
     Args:
         model: a ReLU network (its nn.ReLU modules are swapped; max pooling becomes average
             pooling) or a network that already has NoisyQCFS activations. Not modified.
-        train: (inputs, targets) tensors or LabelledData.
+        train: (inputs, targets) tensors, LabelledData or a DataLoader of (inputs, targets) batches;
+            targets are class indices [N].
         epochs, levels (L), noise ("gaussian", "uniform", "none" = plain QCFS).
         init_lambda: a number (the paper's 8), or "percentile": each layer's lambda starts at the
             ``init_percentile``-th percentile of its ReLU's activations on (up to 1,024) training
@@ -201,11 +195,11 @@ def noise_aware(
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     if select not in ("snn", "last"):
         raise ValueError(f"select must be 'snn' or 'last', got {select!r}")
-    data = _pair(train)
+    data = labelled_batches(train, model, "train")
     if isinstance(validation, float):
         data, val = train_validation_split(data, validation, seed)
     else:
-        val = _pair(validation)
+        val = labelled_batches(validation, model, "validation")
     if qcfs_layers(model):
         model = copy.deepcopy(model)
     else:

@@ -20,6 +20,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from isospike.errors import UnsupportedLayerError
+
 NoiseKind = Literal["gaussian", "uniform", "none"]
 
 
@@ -98,6 +100,10 @@ def quantize_relus(
     every ``nn.MaxPool2d`` by an ``nn.AvgPool2d`` of the same geometry (max pooling has no exact
     rate-coded form). ``init_lambda``: one value, or a value per ReLU path. Functional ReLUs
     (``F.relu`` in forward) cannot be swapped: use modules."""
+    for path, m in model.named_modules():
+        if type(m).__module__ == nn.modules.activation.__name__ and not isinstance(m, (nn.ReLU, NoisyQCFS)):
+            raise UnsupportedLayerError(type(m).__name__, path, "rate", "noise-aware training quantizes ReLUs only; "
+                                        "replace this activation by nn.ReLU")
     model = copy.deepcopy(model)
 
     def make(_m: nn.Module, path: str) -> NoisyQCFS:
