@@ -58,3 +58,31 @@ def test_errors(tmp_path):
         isp.nir.export(torch.nn.Linear(2, 2))
     with pytest.raises(FileNotFoundError):
         isp.nir.load(tmp_path / "none.nir")
+
+
+@pytest.mark.parametrize("layer,in_shape,refused", [
+    (torch.nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"), (1, 4, 4), "pads with 'reflect'"),
+    (torch.nn.AvgPool2d(2, divisor_override=1), (1, 6, 6), "divisor_override"),
+    (torch.nn.AvgPool2d(2, padding=1, ceil_mode=True, count_include_pad=False), (1, 6, 6), "ceil_mode"),
+    (torch.nn.Conv2d(1, 2, 3, padding="same"), (1, 4, 4), None),  # resolved to explicit padding
+])
+def test_layer_options_nir_cannot_express_are_refused_not_dropped(tmp_path, layer, in_shape, refused):
+    torch.manual_seed(0)
+    x = torch.rand(8, *in_shape)
+    body = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 1), torch.nn.ReLU(), layer, torch.nn.ReLU(), torch.nn.Flatten())
+    width = body(x).shape[1]
+    snn = isp.convert(torch.nn.Sequential(*body, torch.nn.Linear(width, 2)).eval(), coding="rate", calibration=x)
+    if refused is not None:
+        with pytest.raises(TypeError, match=refused):
+            isp.nir.export(snn, tmp_path / "m.nir")
+        return
+    isp.nir.export(snn, tmp_path / "m.nir")
+    assert torch.equal(isp.nir.load(tmp_path / "m.nir")(x), snn(x))
+
+
+def test_layers_over_tokens_get_a_named_error():
+    x = torch.randn(6, 4, 5)
+    snn = isp.convert(torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.ReLU(), torch.nn.Linear(7, 3)).eval(),
+                      coding="rate", calibration=x)
+    with pytest.raises(TypeError, match="tokens"):
+        isp.nir.export(snn)

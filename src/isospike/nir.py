@@ -123,7 +123,7 @@ def export(snn: nn.Module, path: str | Path | None = None):
                     in_shape = sample_shape(src)
                     spatial = None if not in_shape else (int(in_shape[-1]) if cls is nir.Conv1d else np.array(in_shape[1:]))
                     nodes[name] = cls(input_shape=spatial,
-                                      weight=_np(w), stride=np.array(layer.stride), padding=np.array(layer.padding),
+                                      weight=_np(w), stride=np.array(layer.stride), padding=np.array(_conv_padding(layer, str(node.target))),
                                       dilation=np.array(layer.dilation), groups=layer.groups, bias=bias)
                 elif isinstance(layer, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
                     nodes[name] = _avg_pool_node(layer, sample_shape(src), str(node.target))
@@ -166,8 +166,10 @@ def export(snn: nn.Module, path: str | Path | None = None):
             kernel = node.args[1] if len(node.args) > 1 else node.kwargs["kernel_size"]
             stride = node.args[2] if len(node.args) > 2 else node.kwargs.get("stride")
             padding = node.args[3] if len(node.args) > 3 else node.kwargs.get("padding", 0)
+            options = [node.args[i] if len(node.args) > i else node.kwargs.get(k, d)
+                       for i, k, d in ((4, "ceil_mode", False), (5, "count_include_pad", True), (6, "divisor_override", None))]
             name = f"avgpool_{node.name}"
-            nodes[name] = _avg_pool_node(nn.AvgPool2d(kernel, stride, padding), sample_shape(src), node.name)
+            nodes[name] = _avg_pool_node(nn.AvgPool2d(kernel, stride, padding, *options), sample_shape(src), node.name)
             connect(name, node)
             producers[node] = [name]
             spike_scale[node] = spike_scale.get(src, 1.0)
@@ -190,9 +192,14 @@ def export(snn: nn.Module, path: str | Path | None = None):
             raise TypeError(f"no NIR equivalent for the graph operation {node.op} {node.target}")
     # nir's shape inference ignores Conv groups; check types only where it can
     grouped = any(getattr(n, "groups", 1) != 1 for n in nodes.values())
-    graph = nir.NIRGraph(nodes=nodes, edges=edges, type_check=not grouped, metadata={
-        _META: json.dumps({"coding": snn.coding, "timesteps": snn.timesteps, "readout": snn.readout,
-                           "fold_time": snn.fold_time})})
+    try:
+        graph = nir.NIRGraph(nodes=nodes, edges=edges, type_check=not grouped, metadata={
+            _META: json.dumps({"coding": snn.coding, "timesteps": snn.timesteps, "readout": snn.readout,
+                               "fold_time": snn.fold_time})})
+    except ValueError as exc:  # nir's shape inference: e.g. a Linear over [tokens, features]
+        raise TypeError(f"NIR cannot describe this network's tensor shapes ({exc}); NIR nodes act on one sample's "
+                        "vector or image, so layers over extra dimensions (tokens) have no NIR form; "
+                        + _NO_NODE_FIX) from exc
     if approximate:
         warnings.warn(f"NIR has no {snn.coding} neuron: its populations are exported as nir.IF nodes whose metadata holds "
                       "the exact population (isospike.nir.load restores it; other readers see IF neurons)", stacklevel=2)
@@ -208,6 +215,23 @@ def _broadcastable(scale, shape: tuple[int, ...]) -> tuple[int, ...]:
     return (scale.numel(),) + (1,) * (len(shape) - 1)
 
 
+def _conv_padding(layer: nn.Module, where: str) -> tuple[int, ...]:
+    """Explicit zero padding of a convolution ('same' / 'valid' resolved); other padding modes
+    have no NIR form."""
+    if layer.padding_mode != "zeros":
+        raise TypeError(f"convolution at '{where}' pads with {layer.padding_mode!r}; NIR convolutions pad with zeros "
+                        "only; " + _NO_NODE_FIX)
+    if layer.padding == "valid":
+        return (0,) * len(layer.kernel_size)
+    if layer.padding == "same":
+        totals = [d * (k - 1) for d, k in zip(layer.dilation, layer.kernel_size)]
+        if any(t % 2 for t in totals):
+            raise TypeError(f"convolution at '{where}' uses padding='same' with an even kernel (asymmetric padding), "
+                            "which NIR cannot express; " + _NO_NODE_FIX)
+        return tuple(t // 2 for t in totals)
+    return tuple(layer.padding)
+
+
 def _avg_pool_node(layer: nn.Module, in_shape: tuple[int, ...] | None, where: str):
     """nir.AvgPool2d for an average pooling (adaptive ones when the output divides the input)."""
     import nir
@@ -221,6 +245,10 @@ def _avg_pool_node(layer: nn.Module, in_shape: tuple[int, ...] | None, where: st
             raise TypeError(f"adaptive average pooling at '{where}' has no fixed NIR kernel for input {in_shape} -> {out}")
         k = tuple(i // o for i, o in zip(in_shape[-2:], out))
         return nir.AvgPool2d(kernel_size=np.array(k), stride=np.array(k), padding=np.array((0, 0)))
+    padded = any(pair(layer.padding))
+    if layer.ceil_mode or layer.divisor_override is not None or (padded and not layer.count_include_pad):
+        raise TypeError(f"average pooling at '{where}' uses ceil_mode, divisor_override or count_include_pad=False, "
+                        "which NIR's AvgPool2d cannot express; " + _NO_NODE_FIX)
     k = pair(layer.kernel_size)
     st = pair(layer.stride if layer.stride is not None else layer.kernel_size)
     return nir.AvgPool2d(kernel_size=np.array(k), stride=np.array(st), padding=np.array(pair(layer.padding)))

@@ -53,3 +53,16 @@ def test_most_frequent_level_per_channel_and_ties():
         mttfs.most_frequent_level(torch.zeros(3))
     with pytest.raises(ValueError):
         mttfs.apply_dead_zone(q, 1, -1)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(timesteps=2.5, scale=0.1), "integer"), (dict(timesteps=True, scale=0.1), "integer"),
+    (dict(timesteps=4, scale=0.0), "> 0"), (dict(timesteps=4, scale=-0.1), "> 0"),
+])
+def test_ttfs_encode_refuses_meaningless_windows_and_scales(kwargs, match):
+    from isospike.coding import ttfs
+
+    with pytest.raises(ValueError, match=match):
+        ttfs.encode(torch.rand(3, 4), **kwargs)
+    with pytest.raises(ValueError, match="NaN"):
+        ttfs.encode(torch.tensor([float("nan")]), timesteps=4, scale=0.1)

@@ -61,3 +61,15 @@ def test_empty_and_bad_input():
         sigma_delta.encode(torch.zeros(3, dtype=torch.int64), threshold=0.1)
     with pytest.raises(ValueError, match="quantizer"):
         sigma_delta.encode(torch.zeros(3), threshold=0.1, quantizer="floor")
+
+
+def test_non_finite_or_overflowing_signals_are_refused_and_decode_keeps_float64():
+    with pytest.raises(ValueError, match="NaN or inf"):
+        sigma_delta.encode(torch.tensor([[0.0], [float("nan")]]), threshold=0.1)
+    with pytest.raises(ValueError, match="max_spikes"):
+        sigma_delta.encode(torch.tensor([[0.0], [1e9]]), threshold=0.01)
+    capped = sigma_delta.encode(torch.tensor([[0.0], [1e9]]), threshold=0.01, max_spikes=3)
+    assert capped.abs().max() == 3
+    x = torch.tensor([[0.1234567891234], [1e3 + 0.1234567891234]], dtype=torch.float64)
+    x_hat = sigma_delta.decode(sigma_delta.encode(x, threshold=1e-6), threshold=1e-6, dtype=torch.float64)
+    assert x_hat.dtype == torch.float64 and float((x_hat - x).abs().max()) <= 1e-6

@@ -36,6 +36,10 @@ def encode(x_seq: Tensor, threshold: float, leak: float = 1.0, signed: bool = Tr
         raise TypeError(f"x_seq must be a floating-point tensor, got {x_seq.dtype}")
     if x_seq.dim() < 1:
         raise ValueError("x_seq must have a leading time dimension [T, ...]")
+    if not bool(torch.isfinite(x_seq).all()):
+        raise ValueError("x_seq holds NaN or inf values: a spike count cannot carry them; clean the signal "
+                         "(e.g. torch.nan_to_num) first")
+    limit = torch.iinfo(torch.int32).max
     x_hat = torch.zeros(x_seq.shape[1:], dtype=torch.float64)
     out = torch.empty(x_seq.shape, dtype=torch.int32)
     for t in range(x_seq.shape[0]):
@@ -45,20 +49,29 @@ def encode(x_seq: Tensor, threshold: float, leak: float = 1.0, signed: bool = Tr
             n = n.clamp_min(0)
         if max_spikes is not None:
             n = n.clamp(-max_spikes, max_spikes)
+        if bool((n.abs() > limit).any()):
+            raise ValueError(f"the signal moves by more than {limit} thresholds in one step (step {t}); use a larger "
+                             "threshold or cap the spikes per step with max_spikes")
         x_hat = leak * x_hat + threshold * n
         out[t] = n.to(torch.int32)
     return out
 
 
-def decode(spikes: Tensor, threshold: float, leak: float = 1.0) -> Tensor:
-    """Reconstruction ``[T, ...]`` (float32) of signed spike counts: x_hat_t = leak * x_hat_{t-1}
-    + threshold * n_t."""
+def decode(spikes: Tensor, threshold: float, leak: float = 1.0, dtype: torch.dtype = torch.float32) -> Tensor:
+    """Reconstruction ``[T, ...]`` of signed spike counts: x_hat_t = leak * x_hat_{t-1}
+    + threshold * n_t, accumulated in float64 and returned as ``dtype``.
+
+    The bound ``|x_hat - x| <= threshold`` holds in float64; returning float32 adds the rounding
+    of the result (half a float32 ULP of x: pass ``dtype=torch.float64`` for thresholds below
+    about 1e-7 |x|)."""
     _check(threshold, leak)
+    if not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
     if spikes.dim() < 1:
         raise ValueError("spikes must have a leading time dimension [T, ...]")
     x_hat = torch.zeros(spikes.shape[1:], dtype=torch.float64)
-    out = torch.empty(spikes.shape, dtype=torch.float32)
+    out = torch.empty(spikes.shape, dtype=dtype)
     for t in range(spikes.shape[0]):
         x_hat = leak * x_hat + threshold * spikes[t].double()
-        out[t] = x_hat.float()
+        out[t] = x_hat.to(dtype)
     return out

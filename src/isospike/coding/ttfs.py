@@ -12,6 +12,7 @@ times.
 
 from __future__ import annotations
 
+import numbers
 from typing import Literal
 
 import torch
@@ -22,12 +23,16 @@ Rounding = Literal["round", "floor"]
 
 def levels(x: Tensor, timesteps: int, scale: float | Tensor, rounding: Rounding = "round") -> Tensor:
     """Integer level q = clip(round(x / scale), 0, T) (or floor), as int64."""
-    if timesteps < 1:
-        raise ValueError(f"timesteps must be >= 1, got {timesteps}")
-    u = x / scale
-    q = torch.floor(u + 0.5) if rounding == "round" else torch.floor(u)
+    if isinstance(timesteps, bool) or not isinstance(timesteps, numbers.Integral) or timesteps < 1:
+        raise ValueError(f"timesteps must be an integer >= 1, got {timesteps!r}")
+    if not bool(torch.all(torch.as_tensor(scale) > 0)):
+        raise ValueError(f"scale (the value of one level) must be > 0, got {scale}")
     if rounding not in ("round", "floor"):
         raise ValueError(f"rounding must be 'round' or 'floor', got {rounding!r}")
+    if x.is_floating_point() and bool(torch.isnan(x).any()):
+        raise ValueError("x holds NaN values, which have no spike time; clean it (e.g. torch.nan_to_num) first")
+    u = x / scale
+    q = torch.floor(u + 0.5) if rounding == "round" else torch.floor(u)
     return q.clamp(0, timesteps).to(torch.int64)
 
 

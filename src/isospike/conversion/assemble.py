@@ -79,7 +79,7 @@ def _fold_batch_reshapes(gm: fx.GraphModule, varying: set[fx.Node]) -> None:
     """``x.view(batch, ...)`` / ``x.reshape(batch, ...)`` on a time-varying tensor would merge
     time into the features once time is folded into the batch: rewrite them as
     ``reshape(-1, *per-sample shape)`` from the shapes recorded at calibration (left alone when
-    no shapes were recorded or dim 0 is not the batch)."""
+    no shapes were recorded or dim 0 is neither the batch nor whole samples' rows)."""
     batch = None
     for node in gm.graph.nodes:
         if node.op == "placeholder" and "tensor_meta" in node.meta:
@@ -93,7 +93,8 @@ def _fold_batch_reshapes(gm: fx.GraphModule, varying: set[fx.Node]) -> None:
         if not is_reshape or node not in varying or "tensor_meta" not in node.meta:
             continue
         shape = tuple(node.meta["tensor_meta"].shape)
-        if not shape or shape[0] != batch:
+        merged_rows = len(shape) >= 2 and shape[0] % batch == 0  # [B, tokens, F] -> [B * tokens, F]
+        if not shape or not (shape[0] == batch or merged_rows):
             continue
         src = node.args[0]
         node.op, node.target = "call_method", "reshape"
@@ -132,12 +133,15 @@ def assemble_time_folded(gm: fx.GraphModule, neurons: dict[str, IFNeuron] | dict
 
     _fold_batch_reshapes(gm, varying)
 
+    # only tensors with a batch dimension (computed from the input) need repeating over time;
+    # parameters and constants broadcast by themselves
+    batched = time_varying_nodes(gm, [n for n in gm.graph.nodes if n.op == "placeholder"])
     counter = 0
     for node in list(gm.graph.nodes):
         if node in neuron_nodes or node not in varying or node.op == "output":
             continue
         for src in input_nodes(node):
-            if src in varying or not (is_tensor_node(src) or src.op == "placeholder"):
+            if src in varying or src not in batched or not (is_tensor_node(src) or src.op == "placeholder"):
                 continue
             if "tensor_meta" in src.meta and len(getattr(src.meta["tensor_meta"], "shape", ())) == 0:
                 continue  # a scalar tensor broadcasts by itself

@@ -72,8 +72,16 @@ def unshare_modules(gm: fx.GraphModule) -> list[str]:
 
 
 def node_path(node: fx.Node) -> str:
-    """The dotted path of a node's module in the original model, or the node's name."""
-    return str(node.target) if node.op == "call_module" else node.name
+    """The dotted path of a node's module in the original model; for a function or method call,
+    the path of the module whose forward makes it and the call's name (``enc.0 (gelu)``)."""
+    if node.op == "call_module":
+        return str(node.target)
+    stack = node.meta.get("nn_module_stack")
+    if stack:
+        owner = list(stack.values())[-1]
+        owner_path = owner[0] if isinstance(owner, tuple) else str(owner)
+        return f"{owner_path} ({node.name})"
+    return node.name
 
 
 def module_of(gm: fx.GraphModule, node: fx.Node) -> nn.Module | None:
@@ -228,9 +236,86 @@ def _keeps_batch(node: fx.Node, kind: str) -> bool:
     return dims is not None and 0 not in dims
 
 
+def calibrated_batch(graph: fx.Graph) -> int | None:
+    """Batch size of the input recorded by :func:`propagate_shapes` (None when not recorded)."""
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            meta = node.meta.get("tensor_meta")
+            shape = getattr(meta, "shape", None)
+            return int(shape[0]) if shape else None
+    return None
+
+
+def _arg(node: fx.Node, index: int, name: str, default: Any) -> Any:
+    """Argument ``index`` (counting the tensor as 0) or keyword ``name`` of a call."""
+    return node.kwargs.get(name, node.args[index] if len(node.args) > index else default)
+
+
+def _ndim(node: Any) -> int | None:
+    return len(node.meta["tensor_meta"].shape) if is_tensor_node(node) else None
+
+
+def _batch_mixing(node: fx.Node) -> str | None:
+    """Why a layout operation moves values between samples (None when it keeps them apart).
+
+    Reshapes are judged from the shapes recorded at calibration: the output must keep the batch
+    as dimension 0 or merge whole samples' rows into it (``[B, tokens, F] -> [B * tokens, F]``)."""
+    name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
+    src = node.args[0] if node.args else None
+    if name == "cat":
+        dim = _arg(node, 1, "dim", 0)
+        tensors = node.args[0] if node.args else ()
+        ndim = _ndim(tensors[0]) if isinstance(tensors, (list, tuple)) and tensors else None
+        if isinstance(dim, int) and (dim == 0 or (ndim is not None and dim % ndim == 0)):
+            return "concatenating along dimension 0 mixes samples; concatenate features (dim=1 or later)"
+        return None
+    if name == "flatten":
+        start = _arg(node, 1, "start_dim", 0)
+        ndim = _ndim(src)
+        if isinstance(start, int) and (start == 0 or (ndim is not None and start % ndim == 0)):
+            return "flattening from dimension 0 merges the batch into the features; use x.flatten(1)"
+        return None
+    if name == "unsqueeze":
+        dim = _arg(node, 1, "dim", None)
+        ndim = _ndim(src)
+        if isinstance(dim, int) and (dim == 0 or (ndim is not None and dim % (ndim + 1) == 0)):
+            return "a new dimension 0 moves the batch; unsqueeze a later dimension"
+        return None
+    if name in ("view", "reshape"):
+        batch = calibrated_batch(node.graph)
+        out = getattr(node.meta.get("tensor_meta"), "shape", None)
+        if batch is None or out is None or batch == 1:
+            return None
+        if len(out) and (out[0] == batch or (len(out) >= 2 and out[0] % batch == 0)):
+            return None
+        return (f"reshaping the batch of {batch} to {tuple(out)} mixes samples; keep dimension 0 the batch, "
+                "e.g. x.view(x.size(0), -1)")
+    return None
+
+
+def _indexes_batch(node: fx.Node) -> bool:
+    """Whether ``x[idx]`` selects along dimension 0 (anything but a full slice there)."""
+    idx = node.args[1]
+    items = idx if isinstance(idx, tuple) else (idx,)
+    if not items:
+        return False
+    first = items[0]
+    if isinstance(first, slice) and first == slice(None):
+        return False
+    if first is Ellipsis:
+        ndim = _ndim(node.args[0])
+        rest = [i for i in items[1:] if i is not None]
+        return ndim is None or len(rest) >= ndim  # the ellipsis must cover dimension 0
+    return True
+
+
 def check_linear_glue(node: fx.Node, coding: str) -> None:
     """Raise :class:`UnsupportedLayerError` unless a call_function / call_method node is a
     per-sample linear or shape operation that the coding can keep."""
+    mixing = _batch_mixing(node)
+    if mixing is not None:
+        name = node.target if node.op == "call_method" else getattr(node.target, "__name__", str(node.target))
+        raise UnsupportedLayerError(str(name), node_path(node), coding, mixing)
     if node.op == "call_function":
         target = node.target
         if target in LINEAR_FUNCTIONS:
@@ -240,28 +325,26 @@ def check_linear_glue(node: fx.Node, coding: str) -> None:
         if target in BATCH_KEEPING_FUNCTIONS:
             if _keeps_batch(node, BATCH_KEEPING_FUNCTIONS[target]):
                 return
-            raise UnsupportedLayerError(target.__name__, node.name, coding,
+            raise UnsupportedLayerError(target.__name__, node_path(node), coding,
                                         "it must leave the batch dimension 0 alone: name the dimensions, e.g. x.mean((2, 3))")
         if target is operator.getitem:
             if not is_tensor_node(node.args[0]):
                 return  # indexing a size tuple or a module's tuple output
-            idx = node.args[1]
-            first = idx[0] if isinstance(idx, tuple) and idx else idx
-            if isinstance(first, slice) and first == slice(None):
+            if not _indexes_batch(node):
                 return  # slices that keep the batch dimension
             raise UnsupportedLayerError(
-                "getitem", node.name, coding, "indexing must keep the batch dimension (x[:, ...])"
+                "getitem", node_path(node), coding, "indexing must keep the batch dimension (x[:, ...])"
             )
         if target in (operator.mul, operator.truediv, torch.mul):
             a, b = node.args[0], node.args[1]
             if not (is_tensor_node(a) and is_tensor_node(b)):
                 return  # scaling by a constant is linear
             raise UnsupportedLayerError(
-                getattr(target, "__name__", str(target)), node.name, coding,
+                getattr(target, "__name__", str(target)), node_path(node), coding,
                 "the product of two activations is not linear; this coding cannot carry it",
             )
         name = getattr(target, "__name__", str(target))
-        raise UnsupportedLayerError(name, node.name, coding, "this function has no spiking equivalent here")
+        raise UnsupportedLayerError(name, node_path(node), coding, "this function has no spiking equivalent here")
     if node.op == "call_method":
         if node.target in SHAPE_METHODS:
             return
@@ -270,8 +353,67 @@ def check_linear_glue(node: fx.Node, coding: str) -> None:
         if node.target in BATCH_KEEPING_METHODS:
             if _keeps_batch(node, str(node.target)):
                 return
-            raise UnsupportedLayerError(f"Tensor.{node.target}", node.name, coding,
+            raise UnsupportedLayerError(f"Tensor.{node.target}", node_path(node), coding,
                                         "it must leave the batch dimension 0 alone: name the dimensions, e.g. x.mean((2, 3))")
         raise UnsupportedLayerError(
-            f"Tensor.{node.target}", node.name, coding, "this method has no spiking equivalent here"
+            f"Tensor.{node.target}", node_path(node), coding, "this method has no spiking equivalent here"
         )
+
+
+def resolve_inplace(gm: fx.GraphModule) -> None:
+    """Make in-place operations explicit in the dataflow: for every in-place node (``y += z``,
+    ``y.relu_()``, ``F.relu(y, inplace=True)``, ``nn.ReLU(inplace=True)(y)``), the uses of ``y``
+    that come after it in graph order read the node's output instead, which is the value torch
+    gives them. Uses before it keep ``y``. Afterwards every node may run out of place.
+
+    In place are: ``operator.iadd``-style operators, functions and methods whose name ends in
+    ``_``, functions called with ``inplace=True`` (keyword or positional) and modules whose
+    ``inplace`` attribute is true; each overwrites its first argument. ``get_attr`` nodes of
+    one attribute are one tensor, so all of them are redirected. Only the dataflow inside the
+    graph is resolved: a mutation of a view (``y.view(...).relu_()``) does not reach ``y``, and
+    the caller's input tensors and the module's buffers are not mutated. Each in-place node
+    gets ``node.meta["mutates"]`` (the node it overwrites) so a caller can refuse such cases."""
+    import inspect
+
+    operators = {operator.iadd, operator.isub, operator.imul, operator.itruediv, operator.ifloordiv, operator.imod,
+                 operator.ipow, operator.imatmul, operator.iand, operator.ior, operator.ixor, operator.ilshift,
+                 operator.irshift}
+
+    def is_inplace(node: fx.Node) -> bool:
+        if not node.args or not isinstance(node.args[0], fx.Node):
+            return False
+        if node.op == "call_method":
+            return str(node.target).endswith("_") and not str(node.target).startswith("_")
+        if node.op == "call_module":
+            return getattr(gm.get_submodule(str(node.target)), "inplace", False) is True
+        if node.op != "call_function":
+            return False
+        if node.target in operators:
+            return True
+        if getattr(node.target, "__module__", None) in ("operator", "_operator"):
+            return False  # operator.and_ / or_ are not in place
+        if getattr(node.target, "__name__", "").endswith("_"):
+            return True
+        try:
+            return bool(inspect.signature(node.target).bind(*node.args, **node.kwargs).arguments.get("inplace"))
+        except (TypeError, ValueError):  # builtins without a signature, or arguments that do not bind
+            return bool(node.kwargs.get("inplace", False))
+
+    order = {node: i for i, node in enumerate(gm.graph.nodes)}
+    changed = False
+    for node in list(gm.graph.nodes):
+        if not is_inplace(node):
+            continue
+        target = node.args[0]
+        node.meta["mutates"] = target
+        aliases = [target]
+        if target.op == "get_attr":
+            aliases = [n for n in gm.graph.nodes if n.op == "get_attr" and n.target == target.target]
+        for alias in aliases:
+            for user in list(alias.users):
+                if user is not node and order[user] > order[node]:
+                    user.replace_input_with(alias, node)
+                    changed = True
+    if changed:
+        gm.graph.lint()
+        gm.recompile()

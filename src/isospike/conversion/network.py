@@ -121,6 +121,7 @@ class SpikingNetwork(nn.Module):
                 m.counting = before.get(name, True)
 
     def reset_counts(self) -> None:
+        self.samples_run = 0
         for _, m in self.neurons():
             m.reset_counts()
         for _, m in self.synapses():
@@ -143,6 +144,8 @@ class SpikingNetwork(nn.Module):
         for m in self.graph_module.modules():
             if isinstance(m, TimeFolded):
                 m.timesteps = T
+        self.steps_run = T if self.fold_time else self.timesteps
+        self.samples_run = getattr(self, "samples_run", 0) + batch
         calibrated = next((n.meta.get("tensor_meta") for n in self.graph_module.graph.nodes if n.op == "placeholder"), None)
         ndim = len(calibrated.shape) if hasattr(calibrated, "shape") else None
         if ndim is not None and x.dim() == ndim - 1:
@@ -184,21 +187,35 @@ class SpikingNetwork(nn.Module):
         return tree_map(lambda y: y.mean(0) if isinstance(y, Tensor) else y, steps)
 
     # ------------------------------------------------------------------ statistics
+    def _rows_per_sample(self, rows_seen: int) -> tuple[int, int]:
+        """(rows per input sample, input samples) for a layer that counted ``rows_seen`` rows."""
+        samples = getattr(self, "samples_run", 0)
+        if samples and rows_seen > samples and rows_seen % samples == 0:
+            return rows_seen // samples, samples
+        return 1, rows_seen
+
+    def _steps_counted(self) -> int:
+        """Steps of the last simulation (``forward(x, timesteps=...)`` may differ from the default)."""
+        return getattr(self, "steps_run", self.timesteps)
+
     def layer_stats(self) -> dict[str, LayerStats]:
-        """Per-layer counts since :meth:`reset_counts`, in graph order."""
+        """Per-layer counts since :meth:`reset_counts`, in graph order. Layers that see several rows
+        per sample (``[B, tokens, F]`` reshaped to ``[B * tokens, F]``) report per input sample."""
         stats: dict[str, LayerStats] = {}
         for name, m in self.graph_module.named_modules():
             if isinstance(m, SpikingPopulation):
+                rows, samples = self._rows_per_sample(m.samples)
                 stats[name] = LayerStats(
-                    name=name, kind="neuron", neurons=m.neurons_per_sample,
+                    name=name, kind="neuron", neurons=m.neurons_per_sample * rows,
                     neuron_updates=m.neuron_updates, spikes=m.spikes,
-                    timesteps=self.timesteps, samples=m.samples, by_step=list(m.spikes_by_step),
+                    timesteps=self._steps_counted(), samples=samples, by_step=list(m.spikes_by_step),
                 )
             elif isinstance(m, CountingSynapse):
+                rows, samples = self._rows_per_sample(m.samples)
                 stats[name] = LayerStats(
                     name=name, kind=m.kind, synaptic_ops=m.synaptic_ops, dense_ops=m.dense_ops,
-                    timesteps=1 if (m.static_input or not self.fold_time) else self.timesteps, samples=m.samples,
-                    by_step=list(m.ops_by_step), input_events=m.input_events, outputs=m.outputs_per_sample,
+                    timesteps=1 if (m.static_input or not self.fold_time) else self._steps_counted(), samples=samples,
+                    by_step=list(m.ops_by_step), input_events=m.input_events, outputs=m.outputs_per_sample * rows,
                     parameters=m.parameters_stored, device_reads=m.synaptic_ops if m.reads_device else 0,
                 )
         return stats

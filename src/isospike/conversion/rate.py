@@ -42,9 +42,9 @@ _HINTS = {
     "(e.g. isospike.models with pool='avg') and retrain",
     "MaxPool2d": "the max of spike trains is not the max of their rates; use average pooling "
     "(e.g. isospike.models with pool='avg') and retrain",
-    "Sigmoid": "rate-coded IF neurons represent ReLU-like activations only; use ReLU",
-    "Tanh": "rate-coded IF neurons represent ReLU-like activations only; use ReLU",
-    "GELU": "rate-coded IF neurons represent ReLU-like activations only; use ReLU, "
+    "Sigmoid": "its neurons represent ReLU-like activations only; use ReLU",
+    "Tanh": "its neurons represent ReLU-like activations only; use ReLU",
+    "GELU": "its neurons represent ReLU-like activations only; use ReLU, "
     "or isospike.exact.convert for a bit-exact spiking version",
 }
 

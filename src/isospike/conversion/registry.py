@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -49,7 +51,8 @@ def convert(model: nn.Module, coding: str = "rate", *, timesteps: int | None = N
     converter = get_converter(coding)
     kwargs: dict[str, Any] = dict(options)
     if timesteps is not None:
-        if int(timesteps) != timesteps or timesteps < 1:
+        if isinstance(timesteps, bool) or not isinstance(timesteps, numbers.Real) or not math.isfinite(timesteps) \
+                or int(timesteps) != timesteps or timesteps < 1:
             raise ValueError(f"timesteps must be a positive integer, got {timesteps!r}")
         kwargs["timesteps"] = int(timesteps)
     if isinstance(calibration, Iterator):  # a generator is read more than once (statistics, tracing)
