@@ -24,11 +24,31 @@ def ordered_bits(x: Tensor) -> Tensor:
 def ulp_distance(a: Tensor, b: Tensor) -> Tensor:
     """Elementwise distance in units in the last place between two tensors of one float dtype:
     the number of representable values between them (0 = bit-identical or +-0). Both NaN -> 0;
-    exactly one NaN -> ``NAN_MISMATCH`` (int64 max). Returns int64, broadcast shape."""
+    exactly one NaN -> ``NAN_MISMATCH`` (int64 max). Returns int64, broadcast shape. float64
+    distances beyond int64 (values of opposite signs near the ends of the range, e.g. -inf and
+    +inf) saturate at int64 max, the same value as ``NAN_MISMATCH``."""
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        raise TypeError(f"ulp_distance needs two tensors, got {type(a).__name__} and {type(b).__name__}")
     if a.dtype != b.dtype:
         raise TypeError(f"ulp_distance needs one dtype, got {a.dtype} and {b.dtype}")
-    a, b = torch.broadcast_tensors(a, b)
-    d = (ordered_bits(a) - ordered_bits(b)).abs()
+    if a.dtype not in _INT:
+        raise TypeError(f"ulp_distance needs float32/float16/bfloat16/float64 tensors, got {a.dtype}")
+    try:
+        a, b = torch.broadcast_tensors(a, b)
+    except RuntimeError:
+        raise ValueError(f"ulp_distance: shapes {tuple(a.shape)} and {tuple(b.shape)} do not broadcast "
+                         "together") from None
+    d = _saturating_distance(ordered_bits(a), ordered_bits(b))
     na, nb = torch.isnan(a), torch.isnan(b)
     d = torch.where(na & nb, torch.zeros_like(d), d)
     return torch.where(na ^ nb, torch.full_like(d, NAN_MISMATCH), d)
+
+
+def _saturating_distance(ia: Tensor, ib: Tensor) -> Tensor:
+    """|ia - ib| for int64 ordered bits (each within +-(2^63 - 1)), saturated at int64 max
+    instead of wrapping around: of one sign the difference cannot overflow; of opposite signs
+    it is |ia| + |ib|, computed as min(|ia|, max - |ib|) + |ib|."""
+    same_sign = (ia < 0) == (ib < 0)
+    aa, ab = ia.abs(), ib.abs()
+    across = torch.minimum(aa, NAN_MISMATCH - ab) + ab
+    return torch.where(same_sign, (ia - ib).abs(), across)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+import isospike as isp
 import isospike.exact as ex
 from isospike.exact.backends import bitsliced, neuron
 from isospike.exact.circuits_registry import float_op_netlist
@@ -75,6 +76,24 @@ def test_neuron_backend_rejects_bad_parameters():
         neuron.evaluate(nl, x, noise=-1)
     with pytest.raises(ValueError, match="noise_model"):
         neuron.evaluate(nl, x, noise=0.1, noise_model="thermal")
+    with pytest.raises(ValueError, match="noise"):
+        neuron.evaluate(nl, x, noise=float("nan"))
+
+
+def test_backend_options_are_checked_where_they_are_passed():
+    one = torch.ones(2)
+    with pytest.raises(ValueError, match=r"isp\.exact\.mul: noise.*nan"):
+        isp.exact.mul(one, one, backend="neuron", noise=float("nan"))  # NaN would disable the noise silently
+    with pytest.raises(TypeError, match=r"isp\.exact\.mul: generator.*int"):
+        isp.exact.mul(one, one, backend="neuron", noise=0.1, generator=3)
+    with pytest.raises(TypeError, match=r"isp\.exact\.add\(\).*sigma"):
+        isp.exact.add(one, one, sigma=0.1)
+    with pytest.raises(TypeError, match=r"isp\.exact\.to_bfloat16\(\).*seed"):
+        isp.exact.to_bfloat16(one, seed=0)
+    with pytest.raises(TypeError, match=r"isp\.exact\.convert\(\).*sigma"):
+        isp.exact.convert(torch.nn.Linear(2, 2), sigma=0.1)
+    with pytest.raises(ValueError, match=r"isp\.exact\.convert: noise"):
+        isp.exact.convert(torch.nn.Linear(2, 2), backend="neuron", noise=float("inf"))
 
 
 def test_counting_is_scoped_and_equal_across_backends():

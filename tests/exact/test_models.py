@@ -200,10 +200,18 @@ def test_functional_activation_forms_and_shared_modules_are_exact():
     assert isp.metrics.ulp_distance(snn(y), model(y)).abs().max() <= 4
 
 
-def test_activation_keywords_that_change_the_value_are_refused():
+def test_activation_keywords_are_kept_or_refused():
     class Tanhish(nn.Module):
         def forward(self, x):
             return F.gelu(x, approximate="tanh")
 
-    with pytest.raises(isp.UnsupportedLayerError, match="gelu"):
-        isp.exact.convert(Tanhish())
+    class Bogus(nn.Module):
+        def forward(self, x):
+            return F.gelu(x, approximate="erf")
+
+    x = torch.linspace(-4, 4, 9)
+    y = isp.exact.reference(Tanhish())(x)
+    assert isp.metrics.ulp_distance(y, F.gelu(x, approximate="tanh")).max() <= 8  # not the erf form
+    assert torch.equal(bits(isp.exact.convert(Tanhish())(x)), bits(y))
+    with pytest.raises(isp.UnsupportedLayerError, match="gelu.*approximate"):
+        isp.exact.convert(Bogus())

@@ -129,7 +129,7 @@ class GateArith:
     native = False
 
     def __init__(self, backend: str = "bitsliced", **options) -> None:
-        self.kw = dict(backend=backend, **options)
+        self.kw = gate_ops.check_options("GateArith", dict(backend=backend, **options))
 
     def add(self, a, b):
         return gate_ops.add(a, b, **self.kw)

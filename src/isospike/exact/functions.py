@@ -66,26 +66,47 @@ MAX_PRODUCTS = 1 << 23  # products held at once (memory bound); chunking does no
 
 
 def matmul(A, a: Tensor, b: Tensor) -> Tensor:
-    """``a @ b`` for ``a [..., n, k]`` and ``b [..., k, m]`` (broadcast batch dims): every
-    product a_ik * b_kj, then a pairwise tree over k. Work is chunked to bound memory; the
-    chunking does not change any result."""
+    """``a @ b`` with torch.matmul's shapes: ``a [..., n, k]`` and ``b [..., k, m]`` (batch dims
+    broadcast); a 1-D ``a`` [k] is a row and a 1-D ``b`` [k] a column, their dimension removed
+    from the result. Every product a_ik * b_kj, then a pairwise tree over k (k = 0 gives +0).
+    Work is chunked to bound memory; the chunking does not change any result."""
     if A.native:
         return torch.matmul(a, b)
+    if a.dim() == 0 or b.dim() == 0:
+        raise ValueError(f"matmul needs operands of at least one dimension, got shapes {tuple(a.shape)} and "
+                         f"{tuple(b.shape)}; use * to scale by a scalar")
+    row, col = a.dim() == 1, b.dim() == 1
+    y = _matmul(A, a[None] if row else a, b[:, None] if col else b)
+    if col:
+        y = y.squeeze(-1)
+    if row:
+        y = y.squeeze(-1 if col else -2)
+    return y
+
+
+def _matmul(A, a: Tensor, b: Tensor) -> Tensor:
+    """matmul for ``a [..., n, k]``, ``b [..., k, m]`` (both at least 2-D)."""
+    if a.shape[-1] != b.shape[-2]:
+        raise ValueError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be multiplied "
+                         f"({a.shape[-1]} != {b.shape[-2]})")
     bt = b.transpose(-1, -2)  # [..., m, k]
     batch = torch.broadcast_shapes(a.shape[:-2], bt.shape[:-2])
     n, k, m = a.shape[-2], a.shape[-1], bt.shape[-2]
-    af = a.expand(*batch, n, k).reshape(-1, n, k)
-    bf = bt.expand(*batch, m, k).reshape(-1, m, k)
-    per_batch = n * m * max(k, 1)
+    if k == 0 or math.prod(batch) * n * m == 0:
+        return a.new_zeros(*batch, n, m)  # empty sums are +0, as torch
+    # explicit sizes: reshape(-1, ...) is ambiguous when another dimension is 0
+    af = a.expand(*batch, n, k).reshape(math.prod(batch), n, k)
+    bf = bt.expand(*batch, m, k).reshape(math.prod(batch), m, k)
+    per_batch = n * m * k
     out = []
     if per_batch <= MAX_PRODUCTS:
         step = max(1, MAX_PRODUCTS // per_batch)
         for i in range(0, af.shape[0], step):
             prod = A.mul(af[i:i + step, :, None, :], bf[i:i + step, None, :, :])  # [s, n, m, k]
             out.append(tree_sum(A, prod, -1))
-        y = torch.cat(out, 0) if out else a.new_zeros(0, n, m)
+        y = torch.cat(out, 0)
     else:
-        rows = max(1, MAX_PRODUCTS // (m * max(k, 1)))
+        rows = max(1, MAX_PRODUCTS // (m * k))
         for i in range(af.shape[0]):
             parts = [tree_sum(A, A.mul(af[i, r:r + rows, None, :], bf[i, None, :, :]), -1) for r in range(0, n, rows)]
             out.append(torch.cat(parts, 0))
@@ -94,11 +115,15 @@ def matmul(A, a: Tensor, b: Tensor) -> Tensor:
 
 
 def linear(A, x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``x @ weight.T + bias`` (weight ``[out, in]``), products reduced by the pairwise tree,
-    bias added last."""
+    """``x @ weight.T + bias`` (x ``[..., in]``, weight ``[out, in]``, bias ``[out]``), products
+    reduced by the pairwise tree, bias added last. Empty batches and zero-size layers give what
+    torch gives (an empty result, or +0 + bias when ``in`` = 0)."""
     if A.native:
         return F.linear(x, weight, bias)
-    y = matmul(A, x.reshape(1, -1, x.shape[-1]), weight.t()[None])[0]
+    if weight.dim() != 2:
+        raise ValueError(f"linear: weight must be 2-D [out, in], got shape {tuple(weight.shape)}")
+    rows = math.prod(x.shape[:-1])
+    y = matmul(A, x.reshape(1, rows, x.shape[-1]), weight.t()[None])[0]
     y = y.reshape(*x.shape[:-1], weight.shape[0])
     return A.add(y, bias.expand_as(y)) if bias is not None else y
 
@@ -264,10 +289,28 @@ def relu(A, x: Tensor) -> Tensor:
     return A.where(A.lt(x, zero), zero, x)
 
 
-def softmax(A, x: Tensor, dim: int = -1) -> Tensor:
-    """e^(x - max) / sum e^(x - max) along ``dim`` (max and sum by pairwise trees)."""
+def neg(A, x: Tensor) -> Tensor:
+    """-x (flips the sign; NaN keeps its payload)."""
+    if A.native:
+        return torch.neg(x)
+    return A.neg(x)
+
+
+def implicit_softmax_dim(ndim: int) -> int:
+    """The dimension torch's deprecated ``softmax(x)`` without ``dim`` uses (as
+    ``torch.nn.functional._get_softmax_dim``): 0 for 0-, 1- and 3-D inputs, else 1."""
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def softmax(A, x: Tensor, dim: int | None = -1) -> Tensor:
+    """e^(x - max) / sum e^(x - max) along ``dim`` (max and sum by pairwise trees).
+    ``dim=None``: torch's legacy implicit dimension (:func:`implicit_softmax_dim`)."""
+    if dim is None:
+        dim = implicit_softmax_dim(x.dim())
     if A.native:
         return torch.softmax(x, dim)
+    if x.numel() == 0:
+        return x.clone()
     x = x.movedim(dim, -1)
     m = tree_max(A, x, -1).unsqueeze(-1)
     e = exp(A, A.sub(x, m.expand_as(x)))
@@ -276,12 +319,16 @@ def softmax(A, x: Tensor, dim: int = -1) -> Tensor:
 
 
 def _flat_last(x: Tensor, n_dims: int) -> Tensor:
-    return x.reshape(*x.shape[: x.dim() - n_dims], -1)
+    """``x`` with its last ``n_dims`` dimensions flattened into one (explicit sizes, so that an
+    empty batch reshapes too)."""
+    lead = x.shape[: x.dim() - n_dims]
+    return x.reshape(*lead, math.prod(x.shape[x.dim() - n_dims:]))
 
 
 def layer_norm(A, x: Tensor, normalized_shape, weight: Tensor | None, bias: Tensor | None, eps: float) -> Tensor:
     """(x - mean) * rsqrt(var + eps) * weight + bias over the trailing ``normalized_shape``;
-    mean = sum / n and var = sum((x - mean)^2) / n with pairwise-tree sums."""
+    mean = sum / n and var = sum((x - mean)^2) / n with pairwise-tree sums. A finite row with
+    |x - mean| above ~1.8e19 overflows (x - mean)^2 and gives zeros where torch gives NaN."""
     if A.native:
         return F.layer_norm(x, tuple(normalized_shape), weight, bias, eps)
     nd = len(normalized_shape)

@@ -92,8 +92,19 @@ class ExactLinear(ExactLayer):
                          None if m.bias is None else (m.bias if A.native else m.bias.detach()))
 
 
+def _batched_2d(layer: str, compute: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """Run ``compute`` (for ``[N, C, H, W]``) on ``x`` of shape [N, C, H, W], or on an unbatched
+    [C, H, W] as torch's 2-d layers do (a batch of one, removed again)."""
+    if x.dim() == 4:
+        return compute(x)
+    if x.dim() == 3:
+        return compute(x[None])[0]
+    raise ValueError(f"{layer} expects a [N, C, H, W] or unbatched [C, H, W] input, got shape {tuple(x.shape)}")
+
+
 def _unfold_linear(A, x: Tensor, weight: Tensor, bias: Tensor | None, conv: nn.Conv2d) -> Tensor:
-    """Convolution as a matrix product over im2col patches (unfold only moves data)."""
+    """Convolution as a matrix product over im2col patches (unfold only moves data).
+    ``x``: float32 [N, C, H, W]; returns [N, out_channels, H', W']."""
     n, _, h, w = x.shape
     cols = F.unfold(x, conv.kernel_size, conv.dilation, conv.padding, conv.stride)  # [N, C*kh*kw, L]
     out_h = (h + 2 * conv.padding[0] - conv.dilation[0] * (conv.kernel_size[0] - 1) - 1) // conv.stride[0] + 1
@@ -110,7 +121,8 @@ class ExactConv2d(ExactLayer):
         m = self.native
         if A.native:
             return m(x)
-        return _unfold_linear(A, x, m.weight.detach(), None if m.bias is None else m.bias.detach(), m)
+        bias = None if m.bias is None else m.bias.detach()
+        return _batched_2d("Conv2d", lambda xb: _unfold_linear(A, xb, m.weight.detach(), bias, m), x)
 
 
 class ExactFunction(ExactLayer):
@@ -149,8 +161,18 @@ class ExactElementwise(ExactLayer):
 
 
 class ExactMatmul(ExactLayer):
+    """``a @ b`` (torch.matmul shapes, including 1-D operands) by products and pairwise trees."""
+
     def compute(self, A, a, b):
         return fn.matmul(A, a, b)
+
+
+class ExactLinearFunction(ExactLayer):
+    """``F.linear(x, weight, bias)`` with the weight and bias passed as inputs (a functional
+    call, e.g. in a subclass of nn.Linear whose forward fx traces into)."""
+
+    def compute(self, A, x, weight, bias=None):
+        return fn.linear(A, x, weight, bias)
 
 
 class ExactLayerNorm(ExactLayer):
@@ -174,6 +196,7 @@ class ExactBatchNorm(ExactLayer):
 
     def compute(self, A, x):
         m = self.native
+        m._check_input_dim(x)  # torch's own shape check: [N, C] / [N, C, L] / [N, C, H, W] ...
         if A.native:
             return F.batch_norm(x, m.running_mean, m.running_var, m.weight, m.bias, False, 0.0, m.eps)
         shape = (1, -1) + (1,) * (x.dim() - 2)
@@ -197,9 +220,13 @@ class ExactPool2d(ExactLayer):
         self.kind = "max" if isinstance(native, nn.MaxPool2d) else "avg"
 
     def compute(self, A, x):
-        m = self.native
         if A.native:
-            return m(x)
+            return self.native(x)
+        return _batched_2d(type(self.native).__name__, lambda xb: self._pool(A, xb), x)
+
+    def _pool(self, A, x: Tensor) -> Tensor:
+        """``x``: [N, C, H, W] -> [N, C, H', W']."""
+        m = self.native
         k, s, p = _pair(m.kernel_size), _pair(m.stride or m.kernel_size), _pair(m.padding)
         n, c, h, w = x.shape
         out_h, out_w = (h + 2 * p[0] - k[0]) // s[0] + 1, (w + 2 * p[1] - k[1]) // s[1] + 1
@@ -208,7 +235,7 @@ class ExactPool2d(ExactLayer):
             cols = F.unfold(xp, k, 1, 0, s)
         else:
             cols = F.unfold(x, k, 1, p, s)
-        cols = cols.reshape(n, c, k[0] * k[1], -1).transpose(2, 3)  # [N, C, L, k*k]
+        cols = cols.reshape(n, c, k[0] * k[1], out_h * out_w).transpose(2, 3)  # [N, C, L, k*k]
         if self.kind == "max":
             y = fn.tree_max(A, cols, -1)
         else:
@@ -221,9 +248,13 @@ class ExactAdaptiveAvgPool2d(ExactLayer):
     """Adaptive average pooling when the input divides evenly into the output (uniform windows)."""
 
     def compute(self, A, x):
-        m = self.native
         if A.native:
-            return m(x)
+            return self.native(x)
+        return _batched_2d("AdaptiveAvgPool2d", lambda xb: self._pool(A, xb), x)
+
+    def _pool(self, A, x: Tensor) -> Tensor:
+        """``x``: [N, C, H, W] -> [N, C, oh, ow]."""
+        m = self.native
         oh, ow = _pair(m.output_size)
         oh = x.shape[-2] if oh is None else oh
         ow = x.shape[-1] if ow is None else ow
@@ -231,7 +262,7 @@ class ExactAdaptiveAvgPool2d(ExactLayer):
         if h % oh or w % ow:
             raise ValueError(f"AdaptiveAvgPool2d: input {h}x{w} does not divide into {oh}x{ow} windows")
         k = (h // oh, w // ow)
-        cols = F.unfold(x, k, 1, 0, k).reshape(n, c, k[0] * k[1], -1).transpose(2, 3)
+        cols = F.unfold(x, k, 1, 0, k).reshape(n, c, k[0] * k[1], oh * ow).transpose(2, 3)
         s_ = fn.tree_sum(A, cols, -1)
         return A.div(s_, fn.const(s_, float(k[0] * k[1]))).reshape(n, c, oh, ow)
 
@@ -242,5 +273,5 @@ ACTIVATIONS: dict[type, Callable[[nn.Module], tuple[str, dict]]] = {
     nn.SiLU: lambda m: ("silu", {}),
     nn.Sigmoid: lambda m: ("sigmoid", {}),
     nn.Tanh: lambda m: ("tanh", {}),
-    nn.Softmax: lambda m: ("softmax", {"dim": -1 if m.dim is None else m.dim}),
+    nn.Softmax: lambda m: ("softmax", {"dim": m.dim}),  # None: torch's legacy implicit dimension
 }

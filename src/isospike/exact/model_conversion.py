@@ -1,12 +1,14 @@
 """``isospike.exact.convert`` and ``isospike.exact.reference``: whole models through the pinned
 algorithms, computed by gate circuits or by the plain float32 reference.
 
-Supported: Linear, Conv2d (groups 1), ReLU, GELU, SiLU, Sigmoid, Tanh, Softmax, LayerNorm,
-RMSNorm, BatchNorm (eval), average/max pooling, adaptive average pooling (uniform windows),
-Flatten/Unflatten/Identity/Dropout (no arithmetic), Embedding (lookup), residual additions and
-other elementwise +, -, *, / between tensors, matrix products, and Hugging Face ``BertModel``
-(or ``BertLayer`` inside another model). Anything else raises UnsupportedLayerError with its
-path.
+Supported: Linear (and ``F.linear``), Conv2d (groups 1), ReLU, GELU (both forms), SiLU,
+Sigmoid, Tanh, Softmax (also ``x.softmax(dim)``), LayerNorm, RMSNorm, BatchNorm (eval),
+average/max pooling, adaptive average pooling (uniform windows), Flatten/Unflatten/Identity/
+Dropout (no arithmetic), Embedding (lookup), residual additions and other elementwise
++, -, *, / between tensors or with constants, negation, matrix products (``@``, matmul, mm,
+bmm), in-place forms of all of these, shape arithmetic on sizes (``B, T, D = x.shape``), and
+Hugging Face ``BertModel`` (or ``BertLayer`` inside another model). Models must be float32.
+Anything else raises UnsupportedLayerError with its path.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from isospike.conversion.graph import unshare_modules
+from isospike.conversion.graph import input_nodes, resolve_inplace, unshare_modules
 from isospike.errors import UnsupportedLayerError
 from isospike.exact.arith import GateArith, TorchArith
 from isospike.exact.bert import ExactBertLayer, ExactBertModel, is_bert_layer, is_bert_model
 from isospike.exact.counting import ExactCounts
+from isospike.exact.ops import check_options
 from isospike.exact.layers import (
     ACTIVATIONS,
     ExactAdaptiveAvgPool2d,
@@ -34,6 +37,7 @@ from isospike.exact.layers import (
     ExactLayer,
     ExactLayerNorm,
     ExactLinear,
+    ExactLinearFunction,
     ExactMatmul,
     ExactPool2d,
     ExactRMSNorm,
@@ -41,30 +45,38 @@ from isospike.exact.layers import (
 
 CODING = "exact"
 PASSTHROUGH = (nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Embedding)
-ELEMENTWISE = {operator.add: "add", torch.add: "add", operator.sub: "sub", torch.sub: "sub",
-               operator.mul: "mul", torch.mul: "mul", operator.truediv: "div", torch.div: "div",
-               operator.iadd: "add"}
-METHOD_ELEMENTWISE = {"add": "add", "sub": "sub", "mul": "mul", "div": "div"}
-MATMUL = {operator.matmul, torch.matmul, torch.bmm}
-FUNCTIONAL_ACT = {F.relu: "relu", torch.relu: "relu", F.gelu: "gelu", F.silu: "silu", torch.sigmoid: "sigmoid",
-                  F.sigmoid: "sigmoid", torch.tanh: "tanh", F.tanh: "tanh", torch.exp: "exp"}
-METHOD_ACT = {"relu": "relu", "relu_": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "exp": "exp"}
+ELEMENTWISE = {operator.add: "add", torch.add: "add", operator.iadd: "add",
+               operator.sub: "sub", torch.sub: "sub", operator.isub: "sub",
+               operator.mul: "mul", torch.mul: "mul", operator.imul: "mul",
+               operator.truediv: "div", torch.div: "div", operator.itruediv: "div"}
+METHOD_ELEMENTWISE = {"add": "add", "add_": "add", "sub": "sub", "sub_": "sub", "mul": "mul", "mul_": "mul",
+                      "div": "div", "div_": "div"}
+MATMUL = {operator.matmul, torch.matmul, torch.mm, torch.bmm}
+METHOD_MATMUL = {"matmul", "mm", "bmm"}
+FUNCTIONAL_UNARY = {F.relu: "relu", torch.relu: "relu", torch.relu_: "relu", F.relu_: "relu", F.gelu: "gelu",
+                    F.silu: "silu", torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", torch.tanh: "tanh",
+                    F.tanh: "tanh", torch.exp: "exp", operator.neg: "neg", torch.neg: "neg"}
+METHOD_UNARY = {"relu": "relu", "relu_": "relu", "sigmoid": "sigmoid", "sigmoid_": "sigmoid", "tanh": "tanh",
+                "tanh_": "tanh", "exp": "exp", "exp_": "exp", "neg": "neg", "neg_": "neg"}
+# activations with an ``inplace`` flag as their second positional argument
+INPLACE_FLAG_SECOND = {F.relu, F.silu}
+SOFTMAX = {F.softmax, torch.softmax}
 SHAPE_FUNCTIONS = {torch.flatten, torch.reshape, torch.transpose, torch.permute, torch.cat, torch.stack,
-                   operator.getitem, torch.squeeze, torch.unsqueeze, getattr}
-SHAPE_METHODS = {"view", "reshape", "flatten", "contiguous", "size", "permute", "transpose", "unsqueeze",
-                 "squeeze", "dim", "expand", "t"}
-
-
-def _default_activation_kwargs(node: fx.Node) -> bool:
-    """True when an activation call's keywords do not change its value: ``inplace`` (when the
-    input has no other reader) and GELU's ``approximate="none"``."""
-    for key, value in node.kwargs.items():
-        if key == "inplace":
-            if value and len(node.args[0].users) > 1:
-                return False
-        elif key != "approximate" or value != "none":
-            return False
-    return True
+                   operator.getitem, torch.squeeze, torch.unsqueeze, torch.chunk, torch.split, torch.unbind, getattr}
+SHAPE_METHODS = {"view", "view_as", "reshape", "flatten", "unflatten", "contiguous", "size", "permute", "transpose",
+                 "unsqueeze", "squeeze", "dim", "expand", "expand_as", "t", "chunk", "split", "unbind"}
+# nodes whose value is a Python number or size tuple, never a tensor
+SCALAR_METHODS = {"size", "dim", "numel", "ndimension", "nelement"}
+SCALAR_ATTRIBUTES = {"shape", "ndim"}
+SCALAR_ARITHMETIC = {operator.add, operator.sub, operator.mul, operator.truediv, operator.floordiv, operator.mod,
+                     operator.pow, operator.neg, operator.pos, operator.iadd, operator.isub, operator.imul,
+                     operator.itruediv, operator.ifloordiv, operator.imod, operator.ipow}
+# operations whose output may share storage with their first argument
+VIEW_FUNCTIONS = {operator.getitem, torch.flatten, torch.reshape, torch.transpose, torch.permute, torch.squeeze,
+                  torch.unsqueeze, torch.chunk, torch.split, torch.unbind}
+VIEW_METHODS = {"view", "view_as", "reshape", "flatten", "unflatten", "transpose", "permute", "unsqueeze", "squeeze",
+                "expand", "expand_as", "t", "narrow", "select", "contiguous", "chunk", "split", "unbind"}
+VIEW_MODULES = (nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d)
 
 
 def _module_layer(m: nn.Module, path: str, arith, count: bool) -> nn.Module:
@@ -101,14 +113,56 @@ def _module_layer(m: nn.Module, path: str, arith, count: bool) -> nn.Module:
     raise UnsupportedLayerError(type(m).__name__, path, CODING, "no bit-exact spiking version of this layer")
 
 
+class _InplaceProxy(fx.Proxy):
+    """A Proxy that records ``y += z`` on a tensor as ``operator.iadd(y, z)``. fx's Proxy has
+    no ``__iadd__``, so Python would fall back to ``y = y + z`` and lose that the tensor other
+    names refer to was overwritten. On numbers (``n += 1`` with ``n = x.size(0)``) ``+=``
+    overwrites nothing, so it stays ``operator.add``."""
+
+
+def _record_inplace(op):
+    plain = getattr(operator, op.__name__[1:])  # iadd -> add
+
+    def method(self, other):
+        target = plain if computes_number(self.node) else op
+        return self.tracer.create_proxy("call_function", target, (self, other), {})
+    return method
+
+
+for _op in (operator.iadd, operator.isub, operator.imul, operator.itruediv):
+    setattr(_InplaceProxy, f"__{_op.__name__}__", _record_inplace(_op))
+
+
 class _Tracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         return is_bert_layer(m) or super().is_leaf_module(m, qualname)
 
+    def proxy(self, node: fx.Node) -> fx.Proxy:
+        return _InplaceProxy(node, self)
+
+
+def _check_float32_model(model: nn.Module, api: str) -> None:
+    """Refuse floating parameters/buffers other than float32: the pinned algorithms and their
+    constants (e.g. exp's rounding trick) are float32 algorithms."""
+    for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+        if t.is_floating_point() and t.dtype != torch.float32:
+            raise TypeError(f"isp.exact.{api}: {name!r} is {t.dtype}, but the exact circuits and their reference are "
+                            "pinned float32 algorithms; call model.float() first")
+
+
+def _check_float32_inputs(args: tuple, kwargs: dict) -> None:
+    """Refuse floating inputs other than float32 (integer inputs such as token ids pass)."""
+    def check(v: Any) -> Any:
+        if isinstance(v, torch.Tensor) and v.is_floating_point() and v.dtype != torch.float32:
+            raise TypeError(f"exact networks compute in float32, got a {v.dtype} input; pass x.float()")
+        return v
+
+    fx.node.map_aggregate((args, kwargs), check)
+
 
 class ExactNetwork(nn.Module):
     """A model whose arithmetic runs through gate circuits (``arith.name == "gates"``) or the
-    float32 reference (``"torch"``). Call it like the original model.
+    float32 reference (``"torch"``). Call it like the original model (float32 inputs).
 
     ``layer_counts()``: per layer path, the gate activity of the last forward (gate evaluations,
     spikes, synaptic events); ``counts()``: their sum."""
@@ -120,6 +174,7 @@ class ExactNetwork(nn.Module):
         self.source = source
 
     def forward(self, *args: Any, **kwargs: Any):
+        _check_float32_inputs(args, kwargs)
         return self.body(*args, **kwargs)
 
     def exact_layers(self) -> dict[str, ExactLayer]:
@@ -139,9 +194,169 @@ class ExactNetwork(nn.Module):
         return f"arith={self.arith.name}, source={self.source}"
 
 
-def _convert(model: nn.Module, arith, count: bool) -> ExactNetwork:
+# ---------------------------------------------------------------- graph analysis
+def _where(node: fx.Node) -> str:
+    """Where a node is, for error messages: the dotted path of the module whose forward made it
+    (when fx recorded it) and the node's name, e.g. ``"blocks.0.attn (softmax)"``."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if stack:
+        entry = list(stack.values())[-1]
+        path = entry[0] if isinstance(entry, tuple) else str(entry)
+        if path:
+            return f"{path} ({node.name})"
+    return node.name
+
+
+def _op_name(node: fx.Node) -> str:
+    if node.op == "call_method":
+        return f"Tensor.{node.target}"
+    return getattr(node.target, "__name__", str(node.target))
+
+
+def computes_number(node: fx.Node) -> bool:
+    """Whether a node's value is a Python number or size tuple: ``x.size()``, ``x.shape``,
+    ``x.dim()``, ``len(x)``, indexing them, and arithmetic among them and constants. Such
+    nodes stay plain Python (shape arithmetic), never gate circuits. (Recursion only follows
+    indexing and arithmetic, and stops at the first operand that is not a number.)"""
+    if node.op == "call_method":
+        return node.target in SCALAR_METHODS
+    if node.op != "call_function":
+        return False
+    if node.target is getattr:
+        return node.args[1] in SCALAR_ATTRIBUTES
+    if node.target is len:
+        return True
+    if node.target is operator.getitem:
+        return isinstance(node.args[0], fx.Node) and computes_number(node.args[0])
+    if node.target in SCALAR_ARITHMETIC:
+        return all(computes_number(n) for n in input_nodes(node))
+    return False
+
+
+def _view_source(gm: fx.GraphModule, node: fx.Node, scalars: set[fx.Node]) -> fx.Node | None:
+    """The tensor a node may be a view of (its first argument), or None."""
+    if not node.args or not isinstance(node.args[0], fx.Node) or node in scalars:
+        return None
+    if node.op == "call_function" and node.target in VIEW_FUNCTIONS \
+            or node.op == "call_method" and node.target in VIEW_METHODS \
+            or node.op == "call_module" and isinstance(gm.get_submodule(str(node.target)), VIEW_MODULES):
+        return node.args[0]
+    return None
+
+
+def _refuse_mutated_views(gm: fx.GraphModule, scalars: set[fx.Node]) -> None:
+    """An in-place operation on a view also changes the tensors that share its storage; fx's
+    dataflow does not show that. Refuse it when one of those tensors is read afterwards."""
+    order = {node: i for i, node in enumerate(gm.graph.nodes)}
+    for node in gm.graph.nodes:
+        target = node.meta.get("mutates")
+        if target is None:
+            continue
+        root = target
+        while (src := _view_source(gm, root, scalars)) is not None:
+            root = src
+        family, frontier = {root}, [root]
+        while frontier:  # every view derived from the root
+            for user in frontier.pop().users:
+                if user not in family and _view_source(gm, user, scalars) in family:
+                    family.add(user)
+                    frontier.append(user)
+        late = [u for m in family - {target} for u in m.users if order[u] > order[node]]
+        if late:
+            raise UnsupportedLayerError(
+                f"in-place {_op_name(node) if node.op != 'call_module' else node.target}", _where(node), CODING,
+                f"it overwrites a view of a tensor that {late[0].name!r} reads afterwards, which the converted graph "
+                "cannot follow; use the out-of-place form (e.g. y = F.relu(y) instead of inplace=True)")
+
+
+# ---------------------------------------------------------------- function and method nodes
+def _refuse(node: fx.Node, hint: str) -> UnsupportedLayerError:
+    return UnsupportedLayerError(_op_name(node), _where(node), CODING, hint)
+
+
+def _elementwise(node: fx.Node, op: str, arith, count: bool) -> tuple[nn.Module, tuple]:
+    if len(node.args) != 2 or node.kwargs:
+        extra = ", ".join(f"{k}={v!r}" for k, v in node.kwargs.items())
+        raise _refuse(node, f"only the two-operand form is supported (got extra arguments {extra or node.args[2:]}); "
+                            "write the arithmetic out, e.g. x - 2 * y instead of torch.sub(x, y, alpha=2)")
+    return ExactElementwise(op, arith, count), tuple(node.args)
+
+
+def _matmul(node: fx.Node, arith, count: bool) -> tuple[nn.Module, tuple]:
+    if len(node.args) != 2 or node.kwargs:
+        raise _refuse(node, "only the two-operand form a @ b is supported (no out=)")
+    return ExactMatmul(None, arith, count), tuple(node.args)
+
+
+def _linear(node: fx.Node, arith, count: bool) -> tuple[nn.Module, tuple]:
+    names = ("input", "weight", "bias")
+    if len(node.args) > 3 or set(node.kwargs) - set(names):
+        raise _refuse(node, "expected F.linear(input, weight, bias=None)")
+    values = dict(zip(names, node.args)) | dict(node.kwargs)
+    if "weight" not in values:
+        raise _refuse(node, "expected F.linear(input, weight, bias=None)")
+    return ExactLinearFunction(None, arith, count), (values["input"], values["weight"], values.get("bias"))
+
+
+def _unary(node: fx.Node, name: str, arith, count: bool) -> tuple[nn.Module, tuple]:
+    """Activations and negation. ``inplace`` is dropped (``resolve_inplace`` already made the
+    dataflow explicit); GELU keeps ``approximate``; any other argument is refused."""
+    args, kwargs = list(node.args[1:]), dict(node.kwargs)
+    if args and node.op == "call_function" and node.target in INPLACE_FLAG_SECOND:
+        kwargs["inplace"] = args.pop(0)
+    kwargs.pop("inplace", None)
+    options = {}
+    if name == "gelu" and "approximate" in kwargs:
+        options["approximate"] = kwargs.pop("approximate")
+        if options["approximate"] not in ("none", "tanh"):
+            raise _refuse(node, f"approximate must be 'none' or 'tanh', got {options['approximate']!r}")
+    if args or kwargs:
+        extra = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
+        raise _refuse(node, f"arguments {extra} are not supported; use the one-argument form (e.g. F.gelu(x), "
+                            "F.relu(x), x.relu()), plus inplace= or GELU's approximate=")
+    return ExactFunction(name, arith, count, **options), (node.args[0],)
+
+
+def _softmax(node: fx.Node, arith, count: bool) -> tuple[nn.Module, tuple]:
+    """``F.softmax(x, dim=None, _stacklevel=3, dtype=None)``, ``torch.softmax(x, dim, dtype=None)``
+    and ``x.softmax(dim, dtype=None)``; ``dim=None`` is torch's legacy implicit dimension."""
+    names = ("input", "dim", "_stacklevel", "dtype") if node.target is F.softmax else ("input", "dim", "dtype")
+    if len(node.args) > len(names) or set(node.kwargs) - set(names):
+        raise _refuse(node, f"expected softmax({', '.join(names)})")
+    values = dict(zip(names, node.args)) | dict(node.kwargs)
+    dtype, dim = values.get("dtype"), values.get("dim")
+    if dtype not in (None, torch.float32):
+        raise _refuse(node, f"dtype={dtype} is not supported: exact networks compute in float32; drop dtype= "
+                            "(or cast the result afterwards)")
+    if not (dim is None or isinstance(dim, int)):
+        raise _refuse(node, f"dim must be a constant int, got {dim!r}")
+    return ExactFunction("softmax", arith, count, dim=dim), (values["input"],)
+
+
+def _exact_node(node: fx.Node, arith, count: bool) -> tuple[nn.Module, tuple] | None:
+    """The exact layer replacing a call_function / call_method node and its call arguments, or
+    None for nodes that only move data or compute shapes."""
+    target, is_fn = node.target, node.op == "call_function"
+    if is_fn and target in ELEMENTWISE or not is_fn and target in METHOD_ELEMENTWISE:
+        return _elementwise(node, ELEMENTWISE[target] if is_fn else METHOD_ELEMENTWISE[target], arith, count)
+    if is_fn and target in MATMUL or not is_fn and target in METHOD_MATMUL:
+        return _matmul(node, arith, count)
+    if is_fn and target is F.linear:
+        return _linear(node, arith, count)
+    if is_fn and target in FUNCTIONAL_UNARY or not is_fn and target in METHOD_UNARY:
+        return _unary(node, FUNCTIONAL_UNARY[target] if is_fn else METHOD_UNARY[target], arith, count)
+    if is_fn and target in SOFTMAX or not is_fn and target == "softmax":
+        return _softmax(node, arith, count)
+    if is_fn and target in SHAPE_FUNCTIONS or not is_fn and target in SHAPE_METHODS:
+        return None
+    raise _refuse(node, "no bit-exact spiking version of this operation")
+
+
+# ---------------------------------------------------------------- conversion
+def _convert(model: nn.Module, arith, count: bool, api: str) -> ExactNetwork:
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        raise TypeError(f"isp.exact.{api}: model must be a torch.nn.Module, got {type(model).__name__}")
+    _check_float32_model(model, api)
     model = copy.deepcopy(model).eval()
     if is_bert_model(model):
         return ExactNetwork(ExactBertModel(model, arith, count), arith, type(model).__name__)
@@ -157,6 +372,9 @@ def _convert(model: nn.Module, arith, count: bool) -> ExactNetwork:
                                     f"torch.fx could not trace its forward ({type(exc).__name__}: {exc})") from exc
     gm = fx.GraphModule(model, graph)
     unshare_modules(gm)
+    resolve_inplace(gm)
+    scalars = {node for node in gm.graph.nodes if computes_number(node)}
+    _refuse_mutated_views(gm, scalars)
     counter = 0
 
     def add_layer(layer: nn.Module) -> str:
@@ -173,35 +391,13 @@ def _convert(model: nn.Module, arith, count: bool) -> ExactNetwork:
             if new is not m:
                 parent, _, attr = str(node.target).rpartition(".")
                 setattr(gm.get_submodule(parent) if parent else gm, attr, new)
-        elif node.op in ("call_function", "call_method"):
-            target = node.target
-            if node.op == "call_function" and target in ELEMENTWISE or node.op == "call_method" and target in METHOD_ELEMENTWISE:
-                op = ELEMENTWISE.get(target) if node.op == "call_function" else METHOD_ELEMENTWISE[target]
-                if len(node.args) != 2 or node.kwargs:
-                    raise UnsupportedLayerError(str(target), node.name, CODING, "only two-operand forms are supported")
-                name = add_layer(ExactElementwise(op, arith, count))
-            elif node.op == "call_function" and target in MATMUL:
-                name = add_layer(ExactMatmul(None, arith, count))
-            elif node.op == "call_function" and target in FUNCTIONAL_ACT or node.op == "call_method" and target in METHOD_ACT:
-                label = getattr(target, "__name__", str(target))
-                if len(node.args) != 1 or not _default_activation_kwargs(node):
-                    raise UnsupportedLayerError(label, node.name, CODING,
-                                                "only the one-argument default form is supported (e.g. F.gelu(x), "
-                                                "F.relu(x), x.relu())")
-                op = FUNCTIONAL_ACT[target] if node.op == "call_function" else METHOD_ACT[target]
-                name = add_layer(ExactFunction(op, arith, count))
-                node.kwargs = {}
-            elif node.op == "call_function" and target in (F.softmax, torch.softmax):
-                dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else -1)
-                name = add_layer(ExactFunction("softmax", arith, count, dim=dim))
-                node.args, node.kwargs = node.args[:1], {}
-            elif node.op == "call_function" and target in SHAPE_FUNCTIONS or node.op == "call_method" and target in SHAPE_METHODS:
+        elif node.op in ("call_function", "call_method") and node not in scalars:
+            replacement = _exact_node(node, arith, count)
+            if replacement is None:
                 continue
-            else:
-                label = getattr(target, "__name__", str(target))
-                raise UnsupportedLayerError(label, node.name, CODING, "no bit-exact spiking version of this operation")
+            layer, args = replacement
             with gm.graph.inserting_after(node):
-                new_node = gm.graph.call_module(name, args=tuple(node.args[:2]))
+                new_node = gm.graph.call_module(add_layer(layer), args=args)
             node.replace_all_uses_with(new_node)
             gm.graph.erase_node(node)
     gm.graph.lint()
@@ -213,11 +409,16 @@ def convert(model: nn.Module, *, backend: str = "bitsliced", count: bool = True,
     """A copy of ``model`` whose every arithmetic operation is computed by integrate-and-fire
     threshold-gate circuits on spatial-bit spikes. Its outputs equal ``reference(model)``'s bit
     for bit. ``backend``/``options``: see :mod:`isospike.exact.ops` (e.g. backend="neuron",
-    leak=..., noise=...). ``count``: record per-layer gate activity (``layer_counts()``)."""
-    return _convert(model, GateArith(backend=backend, **options), count)
+    leak=..., noise=...). ``count``: record per-layer gate activity (``layer_counts()``).
+
+    ``model`` must be float32 (TypeError otherwise: call ``model.float()``), and so must the
+    floating inputs of the returned network."""
+    check_options("isp.exact.convert", dict(backend=backend, **options))
+    return _convert(model, GateArith(backend=backend, **options), count, "convert")
 
 
 def reference(model: nn.Module) -> ExactNetwork:
     """A copy of ``model`` running the same pinned float32 operation sequence as
-    :func:`convert`, in plain PyTorch: the ANN the exact SNN provably equals."""
-    return _convert(model, TorchArith(), False)
+    :func:`convert`, in plain PyTorch: the ANN the exact SNN provably equals. ``model`` and
+    the floating inputs must be float32."""
+    return _convert(model, TorchArith(), False, "reference")

@@ -10,6 +10,7 @@ and noise (see :mod:`isospike.exact.backends.neuron`).
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -45,11 +46,31 @@ def _tensor_of(bits: np.ndarray, dtype: torch.dtype, shape: torch.Size, width: i
     return ints.view(dtype).reshape(shape)
 
 
-def _check_backend(backend: str, leak: float, noise: float) -> None:
+OPTIONS = {"backend": "bitsliced", "leak": 1.0, "noise": 0.0, "noise_model": "synapse", "generator": None}
+
+
+def check_options(api: str, options: dict) -> dict:
+    """Validate the backend keywords of a gate operation and return them with defaults filled.
+    ``api`` names the operation called (e.g. ``"isp.exact.mul"``) in every error."""
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise TypeError(f"{api}() got unexpected keyword argument(s) {', '.join(unknown)}; "
+                        f"accepted: {', '.join(OPTIONS)}")
+    opts = OPTIONS | options
+    backend, leak, noise = opts["backend"], opts["leak"], opts["noise"]
     if backend not in ("bitsliced", "neuron"):
-        raise ValueError(f"backend must be 'bitsliced' or 'neuron', got {backend!r}")
+        raise ValueError(f"{api}: backend must be 'bitsliced' or 'neuron', got {backend!r}")
+    if not isinstance(leak, (int, float)) or not 0.0 < leak <= 1.0:
+        raise ValueError(f"{api}: leak (beta) must be a number in (0, 1], got {leak!r}")
+    if not isinstance(noise, (int, float)) or not math.isfinite(noise) or noise < 0:
+        raise ValueError(f"{api}: noise (sigma) must be a finite number >= 0, got {noise!r}")
+    if opts["noise_model"] not in neuron.NOISE_MODELS:
+        raise ValueError(f"{api}: noise_model must be one of {neuron.NOISE_MODELS}, got {opts['noise_model']!r}")
+    if opts["generator"] is not None and not isinstance(opts["generator"], torch.Generator):
+        raise TypeError(f"{api}: generator must be a torch.Generator or None, got {type(opts['generator']).__name__}")
     if backend == "bitsliced" and (noise != 0.0 or leak != 1.0):
-        raise ValueError("leak and noise act only in the membrane simulation: pass backend='neuron'")
+        raise ValueError(f"{api}: leak and noise act only in the membrane simulation: pass backend='neuron'")
+    return opts
 
 
 def run_netlist(netlist: Netlist, op: str, inputs: dict[str, np.ndarray], n: int, backend: Backend = "bitsliced",
@@ -71,8 +92,8 @@ def run_netlist(netlist: Netlist, op: str, inputs: dict[str, np.ndarray], n: int
     return out
 
 
-def _float_op(op: str, *operands: Tensor, backend: Backend = "bitsliced", leak: float = 1.0, noise: float = 0.0,
-              noise_model: str = "synapse", generator: torch.Generator | None = None) -> Tensor:
+def _float_op(op: str, *operands: Tensor, **kw) -> Tensor:
+    opts = check_options(f"isp.exact.{op}", kw)
     arity = FLOAT_OPS[op][0]
     if len(operands) != arity:
         raise TypeError(f"{op} takes {arity} tensors, got {len(operands)}")
@@ -83,13 +104,12 @@ def _float_op(op: str, *operands: Tensor, backend: Backend = "bitsliced", leak: 
     if len(dtypes) != 1:
         raise TypeError(f"{op}: operands must share one dtype, got {sorted(map(str, dtypes))}; cast them first")
     fmt = format_of(operands[0].dtype)
-    _check_backend(backend, leak, noise)
     shape = _broadcast((op, *operands))
     n = int(np.prod(shape)) if len(shape) else 1
     netlist = float_op_netlist(op, fmt.name)
     names = list(netlist.input_widths)
     inputs = {name: _bits_of(t.expand(shape), fmt.width) for name, t in zip(names, operands)}
-    out = run_netlist(netlist, op, inputs, n, backend, leak, noise, noise_model, generator)["y"]
+    out = run_netlist(netlist, op, inputs, n, **opts)["y"]
     if op in COMPARISONS:
         return torch.from_numpy(out.astype(np.bool_)).reshape(shape)
     return _tensor_of(out, fmt.dtype, shape, fmt.width).to(operands[0].device)
@@ -175,14 +195,14 @@ def le(a: Tensor, b: Tensor, **kw) -> Tensor:
 
 
 def _convert(x: Tensor, dst: FloatFormat, backend: Backend, kw) -> Tensor:
+    opts = check_options(f"isp.exact.to_{dst.name}", {"backend": backend, **kw})
     if not isinstance(x, Tensor):
         raise TypeError(f"expected a torch.Tensor, got {type(x).__name__}")
     src = format_of(x.dtype)
-    _check_backend(backend, kw.get("leak", 1.0), kw.get("noise", 0.0))
     if src == dst:
         return x.clone()
     netlist = conversion_netlist("float", src.name, dst.name)
-    out = run_netlist(netlist, f"{src.name}_to_{dst.name}", {"a": _bits_of(x, src.width)}, x.numel(), backend, **kw)["y"]
+    out = run_netlist(netlist, f"{src.name}_to_{dst.name}", {"a": _bits_of(x, src.width)}, x.numel(), **opts)["y"]
     return _tensor_of(out, dst.dtype, x.shape, dst.width).to(x.device)
 
 
@@ -203,47 +223,48 @@ def to_float16(x: Tensor, backend: Backend = "bitsliced", **kw) -> Tensor:
 
 def from_int(x: Tensor, dtype: torch.dtype = torch.float32, backend: Backend = "bitsliced", **kw) -> Tensor:
     """Integer tensor (int8/int16/int32/int64/uint8) -> ``dtype``, round to nearest even."""
+    opts = check_options("isp.exact.from_int", {"backend": backend, **kw})
     if not isinstance(x, Tensor) or x.dtype not in _INT_DTYPES:
         raise TypeError(f"from_int expects an int8/int16/int32/int64/uint8 tensor, got {getattr(x, 'dtype', type(x))}")
     dst = format_of(dtype)
-    _check_backend(backend, kw.get("leak", 1.0), kw.get("noise", 0.0))
     width = 64 if x.dtype == torch.int64 else 32
     xi = x if x.dtype in (torch.int32, torch.int64) else x.to(torch.int32)  # lossless widening
     netlist = conversion_netlist("from_int", str(width), dst.name)
-    out = run_netlist(netlist, f"int{width}_to_{dst.name}", {"a": _bits_of(xi, width)}, x.numel(), backend, **kw)["y"]
+    out = run_netlist(netlist, f"int{width}_to_{dst.name}", {"a": _bits_of(xi, width)}, x.numel(), **opts)["y"]
     return _tensor_of(out, dst.dtype, x.shape, dst.width).to(x.device)
 
 
 def to_int(x: Tensor, backend: Backend = "bitsliced", **kw) -> Tensor:
     """Float tensor -> int32, rounding toward zero; NaN, infinities and out-of-range values give
     -2^31 (x86's "integer indefinite", which is what numpy and torch give on x86)."""
+    opts = check_options("isp.exact.to_int", {"backend": backend, **kw})
     if not isinstance(x, Tensor):
         raise TypeError(f"expected a torch.Tensor, got {type(x).__name__}")
     src = format_of(x.dtype)
-    _check_backend(backend, kw.get("leak", 1.0), kw.get("noise", 0.0))
     netlist = conversion_netlist("to_int", src.name, "32")
-    out = run_netlist(netlist, f"{src.name}_to_int32", {"a": _bits_of(x, src.width)}, x.numel(), backend, **kw)["y"]
+    out = run_netlist(netlist, f"{src.name}_to_int32", {"a": _bits_of(x, src.width)}, x.numel(), **opts)["y"]
     return _tensor_of(out, torch.int32, x.shape, 32).to(x.device)
 
 
 def ldexp(x: Tensor, k: Tensor, backend: Backend = "bitsliced", **kw) -> Tensor:
     """``x * 2^k`` rounded once (IEEE scaleB): x float32/bfloat16/float16, k an int32 tensor
     (broadcast). Overflow gives inf, underflow subnormals or zero."""
+    opts = check_options("isp.exact.ldexp", {"backend": backend, **kw})
     if not isinstance(x, Tensor) or not isinstance(k, Tensor):
         raise TypeError("ldexp expects two tensors")
     fmt = format_of(x.dtype)
     if k.dtype != torch.int32:
         raise TypeError(f"ldexp: k must be an int32 tensor, got {k.dtype}")
-    _check_backend(backend, kw.get("leak", 1.0), kw.get("noise", 0.0))
     shape = _broadcast(("ldexp", x, k))
     n = int(np.prod(shape)) if len(shape) else 1
     inputs = {"a": _bits_of(x.expand(shape), fmt.width), "k": _bits_of(k.expand(shape), 32)}
-    out = run_netlist(mixed_op_netlist("ldexp", fmt.name), "ldexp", inputs, n, backend, **kw)["y"]
+    out = run_netlist(mixed_op_netlist("ldexp", fmt.name), "ldexp", inputs, n, **opts)["y"]
     return _tensor_of(out, fmt.dtype, shape, fmt.width).to(x.device)
 
 
 def where(cond: Tensor, a: Tensor, b: Tensor, backend: Backend = "bitsliced", **kw) -> Tensor:
     """``cond ? a : b`` computed by multiplexer neurons (a and b: one float dtype; cond: bool)."""
+    opts = check_options("isp.exact.where", {"backend": backend, **kw})
     if not all(isinstance(t, Tensor) for t in (cond, a, b)):
         raise TypeError("where expects three tensors")
     if cond.dtype != torch.bool:
@@ -251,12 +272,11 @@ def where(cond: Tensor, a: Tensor, b: Tensor, backend: Backend = "bitsliced", **
     if a.dtype != b.dtype:
         raise TypeError(f"where: a and b must share one dtype, got {a.dtype} and {b.dtype}")
     fmt = format_of(a.dtype)
-    _check_backend(backend, kw.get("leak", 1.0), kw.get("noise", 0.0))
     shape = _broadcast(("where", cond, a, b))
     n = int(np.prod(shape)) if len(shape) else 1
     inputs = {"cond": cond.expand(shape).reshape(-1).cpu().numpy().astype(np.uint64),
               "a": _bits_of(a.expand(shape), fmt.width), "b": _bits_of(b.expand(shape), fmt.width)}
-    out = run_netlist(mixed_op_netlist("where", fmt.name), "where", inputs, n, backend, **kw)["y"]
+    out = run_netlist(mixed_op_netlist("where", fmt.name), "where", inputs, n, **opts)["y"]
     return _tensor_of(out, fmt.dtype, shape, fmt.width).to(a.device)
 
 
@@ -284,15 +304,15 @@ def _logic_netlist(op: str) -> Netlist:
     return _LOGIC[op]
 
 
-def _logical(op: str, *xs: Tensor, backend: Backend = "bitsliced", **kw) -> Tensor:
+def _logical(op: str, *xs: Tensor, **kw) -> Tensor:
+    opts = check_options(f"isp.exact.logical_{op}", kw)
     for x in xs:
         if not isinstance(x, Tensor) or x.dtype != torch.bool:
             raise TypeError(f"logical_{op} expects bool tensors")
-    _check_backend(backend, kw.get("leak", 1.0), kw.get("noise", 0.0))
     shape = _broadcast((f"logical_{op}", *xs))
     n = int(np.prod(shape)) if len(shape) else 1
     inputs = {name: x.expand(shape).reshape(-1).cpu().numpy().astype(np.uint64) for name, x in zip("ab", xs)}
-    out = run_netlist(_logic_netlist(op), f"logical_{op}", inputs, n, backend, **kw)["y"]
+    out = run_netlist(_logic_netlist(op), f"logical_{op}", inputs, n, **opts)["y"]
     return torch.from_numpy(out.astype(np.bool_)).reshape(shape)
 
 

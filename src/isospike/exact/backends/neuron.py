@@ -83,8 +83,8 @@ def evaluate(
     patterns. Returns the outputs (uint64 [N] bit patterns) and (spikes, synaptic events)."""
     if not 0.0 < leak <= 1.0:
         raise ValueError(f"leak (beta) must be in (0, 1], got {leak}")
-    if noise < 0:
-        raise ValueError(f"noise (sigma) must be >= 0, got {noise}")
+    if not noise >= 0 or noise == float("inf"):  # also refuses NaN
+        raise ValueError(f"noise (sigma) must be a finite number >= 0, got {noise}")
     if noise_model not in NOISE_MODELS:
         raise ValueError(f"noise_model must be one of {NOISE_MODELS}, got {noise_model!r}")
     n = len(next(iter(inputs.values())))
