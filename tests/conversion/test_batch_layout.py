@@ -91,3 +91,26 @@ def test_functional_ops_in_nested_modules_are_named_by_their_module_path():
     model = nn.Sequential(nn.Linear(5, 5), nn.Sequential(Inner())).eval()
     with pytest.raises(isp.UnsupportedLayerError, match=r"gelu at '1\.0 \(gelu\)'"):
         isp.convert(model, coding="rate", calibration=torch.randn(4, 5))
+
+
+class InplaceAlias(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1, self.act, self.l2 = nn.Linear(5, 6), nn.ReLU(inplace=True), nn.Linear(6, 3)
+
+    def forward(self, x):
+        y = self.l1(x)
+        return self.l2(y + self.act(y))  # torch: y is overwritten, so this is 2 * relu(y)
+
+
+@pytest.mark.parametrize("coding", ["rate", "ttfs"])
+def test_inplace_activations_overwrite_their_input_as_in_torch(coding):
+    torch.manual_seed(0)
+    x = torch.randn(16, 5)
+    ann = InplaceAlias().eval()
+    snn = isp.convert(ann, coding=coding, timesteps=64 if coding == "rate" else 63, calibration=x)
+    with torch.no_grad():
+        expected = ann.l2(2 * F.relu(ann.l1(x)))
+        wrong = ann.l2(ann.l1(x) + F.relu(ann.l1(x)))
+    err = (snn(x) - expected).abs().max()
+    assert err < 0.1 < (wrong - expected).abs().max()

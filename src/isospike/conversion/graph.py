@@ -42,6 +42,7 @@ def trace(model: nn.Module, coding: str) -> fx.GraphModule:
             "move such branches out of forward() or wrap them in a leaf module.",
         ) from exc
     unshare_modules(gm)
+    resolve_inplace(gm)
     return gm
 
 
