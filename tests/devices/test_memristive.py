@@ -65,6 +65,15 @@ def test_place_on_a_converted_snn_keeps_counts_and_prices_the_crossbar():
     assert a.spikes == b.spikes
     rep = isp.energy.estimate(placed, x, hardware=xbar.hardware())
     assert rep.total_j > 0 and rep.hardware.crossbar_cell_pj == xbar.cell_read_pj
+    # analog integration on the bit lines: the only difference is the membranes' SRAM traffic
+    sram = isp.energy.estimate(placed, x, hardware=xbar.hardware(analog_integration=False))
+    neurons = [r for r in sram.layers if r.kind == "neuron"]
+    state_bytes = {r.name: 16 * 32 / 8 if r.name == "1" else 3 * 32 / 8 for r in neurons}
+    from isospike.energy.hardware import sram_pj_per_bit
+
+    membranes = sum(2 * r.neuron_updates * 32 * sram_pj_per_bit(state_bytes[r.name]) for r in neurons) * 1e-12
+    assert sram.total_j - rep.total_j == pytest.approx(membranes, rel=1e-6)
+    assert sram.by_category["compute"] == pytest.approx(rep.by_category["compute"])
 
 
 def test_errors():

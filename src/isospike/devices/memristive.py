@@ -143,12 +143,17 @@ class MemristiveCrossbar:
         model.crossbar = self  # type: ignore[attr-defined]
         return model
 
-    def hardware(self, base: str = "cim-memristor"):
-        """The energy preset with this unit's energies."""
+    def hardware(self, base: str = "cim-memristor", analog_integration: bool = True):
+        """The energy preset with this unit's energies. ``analog_integration``: the membranes
+        integrate on the bit lines and the ADC hands each neuron its value (the memristive
+        synapse unit of Matterhorn), so no membrane moves through SRAM; False keeps the
+        preset's digital neurons with SRAM membranes."""
         from isospike.energy.hardware import get_hardware
 
+        suffix = "+crossbar" if analog_integration else "+crossbar (SRAM membranes)"
         return get_hardware(base).with_(crossbar_cell_pj=self.cell_read_pj, dac_pj=self.dac_pj, adc_pj=self.adc_pj,
-                                        compute_in_memory=True, name=f"{base}+crossbar")
+                                        compute_in_memory=True, analog_integration=analog_integration,
+                                        name=f"{base}{suffix}")
 
 
 class CrossbarLayer:

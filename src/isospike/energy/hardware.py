@@ -51,7 +51,9 @@ class Hardware:
     ``local_spike_pj`` (per spike delivered within a core).
     analog compute-in-memory: ``compute_in_memory`` (weights never move), ``crossbar_cell_pj``
     (per synaptic event in the array), ``dac_pj`` (per driven row: per input spike),
-    ``adc_pj`` (per output conversion).
+    ``adc_pj`` (per output conversion); ``analog_integration``: the membranes integrate on the
+    array's bit lines and reach the neuron through the ADC, so no membrane is read or written
+    in memory (a memristive synapse unit, Matterhorn); off, neurons keep membranes in SRAM.
     optoelectronic TTFS synapses: ``device_read_pj`` per device read, shared by
     ``device_sharing`` synapses.
     """
@@ -76,6 +78,7 @@ class Hardware:
     crossbar_cell_pj: float = 0.0
     dac_pj: float = 0.0
     adc_pj: float = 0.0
+    analog_integration: bool = False
     device_read_pj: float = 0.0
     device_sharing: int = 1
     sources: dict[str, str] = field(default_factory=dict)

@@ -9,7 +9,7 @@ Full model (default), per layer and per inference:
     data movement   weight reads (one per operation, weight_bits each, at the cost of a memory
                     sized to hold the layer's weights; none in a crossbar or when the hardware's
                     synaptic-op figure includes them), membrane read + write per neuron update
-                    (none when included), spike events written and read (spike_bits each), ANN
+                    (none when included or integrated in an analog array), spike events written and read (spike_bits each), ANN
                     activations written and read (activation_bits each)
     communication   spikes x hops to the next layer's cores x hop_pj, plus spikes x local_spike_pj
 
@@ -83,7 +83,7 @@ def layer_energy(layer: LayerActivity, hw: Hardware, hops: float = 0.0) -> Layer
                 data += layer.acs * hw.weight_bits * mem(weight_bytes)
     elif layer.kind == "neuron":
         compute += layer.neuron_updates * hw.neuron_update_pj
-        if not hw.update_includes_state:
+        if not (hw.update_includes_state or hw.analog_integration):
             state_bytes = max(layer.neurons, 1) * hw.state_bits / 8
             data += 2 * layer.neuron_updates * hw.state_bits * mem(state_bytes)
         data += 2 * layer.spikes * hw.spike_bits * mem(SPIKE_BUFFER_BYTES)
