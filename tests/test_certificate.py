@@ -61,3 +61,26 @@ def test_bad_inputs():
         isp.verify(nn.Linear(2, 2), torch.zeros(1, 2))
     with pytest.raises(TypeError, match="isospike.convert"):
         isp.equivalent(nn.Linear(2, 2))
+
+
+def test_networks_read_back_from_nir_keep_their_equivalent_and_certificate(tmp_path):
+    pytest.importorskip("nir")
+    torch.manual_seed(0)
+    ann = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16), torch.nn.ReLU(),
+                              torch.nn.Linear(16, 3)).eval()
+    x = torch.rand(32, 8)
+    snn = isp.convert(ann, coding="rate", timesteps=4, calibration=x)
+    isp.nir.export(snn, tmp_path / "r.nir")
+    loaded = isp.nir.load(tmp_path / "r.nir")  # thresholds moved into the next weights: spikes worth 1
+    assert torch.allclose(isp.equivalent(loaded)(x), isp.equivalent(snn)(x), atol=1e-5)  # theta moved into weights
+    a, b = isp.verify(snn, x), isp.verify(loaded, x)
+    assert [(r.guarantee, r.violations) for r in a.layers] == [(r.guarantee, r.violations) for r in b.layers]
+    assert a.layers[0].holds
+
+
+@pytest.mark.parametrize("tolerance", [float("nan"), -1.0, float("inf")])
+def test_meaningless_tolerances_are_refused(tolerance):
+    ann = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.ReLU(), torch.nn.Linear(5, 2)).eval()
+    x = torch.rand(8, 4)
+    with pytest.raises(ValueError, match="tolerance"):
+        isp.verify(isp.convert(ann, coding="rate", calibration=x), x, tolerance=tolerance)

@@ -20,6 +20,8 @@ Guarantees:
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -107,6 +109,9 @@ def verify(snn: nn.Module, x: Tensor, tolerance: float = 0.0) -> Certificate:
     absolute slack added to exact comparisons (0: exact)."""
     from isospike.exact.model_conversion import ExactNetwork
 
+    if not (isinstance(tolerance, (int, float)) and math.isfinite(tolerance) and tolerance >= 0):
+        raise ValueError(f"tolerance must be a finite number >= 0 (absolute slack), got {tolerance!r}")
+
     if isinstance(snn, ExactNetwork):
         return _verify_exact(snn, x)
     if not isinstance(snn, SpikingNetwork):
@@ -132,7 +137,8 @@ def verify(snn: nn.Module, x: Tensor, tolerance: float = 0.0) -> Certificate:
             else:
                 current = i_snn.reshape(T, -1, *i_snn.shape[1:]).mean(0)
                 th, v0 = m.neuron.threshold, m.neuron.v_init
-                diff = (rate - torch.minimum(current.clamp_min(0), th)).abs()
+                value = rate * (th / m.neuron.spike_value)  # in input units, whatever a spike is worth
+                diff = (value - torch.minimum(current.clamp_min(0), th)).abs()
                 bound_t = torch.maximum(v0, th - v0) / T
                 rows = _row(name, "bounded-error", diff - bound_t, tolerance + 1e-6 * float(th.max()))
                 rows.max_abs_diff = float(diff.max()) if diff.numel() else 0.0

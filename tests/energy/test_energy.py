@@ -116,3 +116,44 @@ def test_hardware_helpers_and_errors(tmp_path):
     rep = E.estimate(nn.Sequential(nn.Linear(2, 2)), torch.rand(3, 2))
     out = rep.plot(tmp_path / "e.png")
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bad_hardware_and_uncountable_networks_are_refused_or_named():
+    with pytest.raises(ValueError, match="neurons_per_core"):
+        E.get_hardware("loihi").with_(neurons_per_core=0)
+    with pytest.raises(ValueError, match="ac_pj"):
+        E.get_hardware("loihi").with_(ac_pj=float("nan"))
+    with pytest.raises(ValueError, match="mac_pj"):
+        E.get_hardware("horowitz45").with_(mac_pj=-1.0)
+    with pytest.raises(TypeError, match="preset name"):
+        E.estimate(nn.Linear(2, 2), torch.rand(1, 2), hardware=["loihi"])
+    m = nn.Sequential(nn.Linear(4, 3))
+    for reference in (isp.exact.reference(m), isp.equivalent(isp.exact.convert(m))):
+        with pytest.raises(ValueError, match="does not count its gates"):
+            E.estimate(reference, torch.rand(2, 4))
+
+    class Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.att = nn.MultiheadAttention(4, 1, batch_first=True)
+
+        def forward(self, x):
+            return self.att(x, x, x)[0]
+
+    with pytest.warns(UserWarning, match="MultiheadAttention at 'att' are not counted"):
+        E.estimate(Attention(), torch.rand(2, 3, 4))
+    snn = isp.convert(nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2)).eval(), coding="rate",
+                      calibration=torch.rand(8, 4))
+    with pytest.raises(TypeError, match="one input tensor"):
+        E.estimate(snn, [torch.rand(2, 4), torch.rand(2, 4)])
+
+
+def test_an_ann_on_crossbars_feeds_its_activations_bit_serially():
+    layer = nn.Linear(6, 3)
+    hw = E.get_hardware("cim-memristor")
+    rep = E.estimate(nn.Sequential(layer), torch.rand(4, 6), hardware=hw)
+    bits = hw.cim_input_bits
+    expected = bits * (18 * hw.crossbar_cell_pj + 6 * hw.dac_pj + 3 * hw.adc_pj) * 1e-12
+    assert rep.by_category["compute"] == pytest.approx(expected)
+    assert E.estimate(nn.Sequential(layer), torch.rand(4, 6), hardware=hw.with_(cim_input_bits=1)).by_category[
+        "compute"] == pytest.approx(expected / bits)

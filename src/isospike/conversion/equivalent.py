@@ -27,19 +27,23 @@ from isospike.conversion.ttfs import TTFSPopulation
 
 
 class RateQuantizer(nn.Module):
-    """``theta / T * clip(floor((T z + v_init) / theta), 0, T)``: the spike-count rate of an IF
-    neuron (reset by subtraction) driven by a constant current z for T steps."""
+    """``s / T * clip(floor((T z + v_init) / theta), 0, T)``: the spike-count rate of an IF
+    neuron (reset by subtraction) driven by a constant current z for T steps, each spike worth
+    s (``spike_value``: theta after conversion; 1 where the next layer's weights carry theta, as
+    in networks read back from NIR)."""
 
-    def __init__(self, threshold: Tensor, v_init: Tensor, timesteps: int) -> None:
+    def __init__(self, threshold: Tensor, v_init: Tensor, timesteps: int, spike_value: Tensor | None = None) -> None:
         super().__init__()
         self.register_buffer("threshold", threshold.detach().clone())
         self.register_buffer("v_init", v_init.detach().clone())
+        value = threshold if spike_value is None else spike_value
+        self.register_buffer("spike_value", torch.as_tensor(value).detach().clone())
         self.timesteps = int(timesteps)
 
     def forward(self, z: Tensor) -> Tensor:
         T, th = self.timesteps, self.threshold
         n = torch.floor((T * z + self.v_init) / th).clamp(0, T)
-        return n * th / T
+        return n * self.spike_value.to(z.dtype) / T
 
     def extra_repr(self) -> str:
         return f"T={self.timesteps}"
@@ -108,7 +112,7 @@ def equivalent(snn: nn.Module) -> nn.Module:
         path = str(node.target)
         m = gm.get_submodule(path)
         if isinstance(m, TimeFoldedNeuron):
-            new = RateQuantizer(m.neuron.threshold, m.neuron.v_init, snn.timesteps)
+            new = RateQuantizer(m.neuron.threshold, m.neuron.v_init, snn.timesteps, m.neuron.spike_value)
         elif isinstance(m, TTFSPopulation):
             new = LevelQuantizer(m)
         elif isinstance(m, SigmaDeltaPopulation):

@@ -102,6 +102,9 @@ def _call(model: nn.Module, inputs: Any) -> Any:
 
 def spiking_activity(snn: nn.Module, inputs: Tensor) -> NetworkActivity:
     """Run a network returned by ``isospike.convert`` and read its per-layer counts."""
+    if not isinstance(inputs, Tensor):
+        raise TypeError(f"a converted spiking network takes one input tensor [batch, ...], got {type(inputs).__name__}; "
+                        "concatenate the batches (torch.cat) first")
     snn.reset_counts()
     counting_on = getattr(snn, "counting_on", None)  # SpikingNetworks can switch counts off; others always count
     with counting_on() if counting_on is not None else contextlib.nullcontext():
@@ -130,6 +133,13 @@ def spiking_activity(snn: nn.Module, inputs: Tensor) -> NetworkActivity:
 
 def exact_activity(net: nn.Module, inputs: Any) -> NetworkActivity:
     """Run an ``isospike.exact.convert`` network and read each layer's gate counts."""
+    layers_by_path = net.exact_layers() if hasattr(net, "exact_layers") else {}
+    if layers_by_path and not any(m.count for m in layers_by_path.values()):
+        raise ValueError("this exact network does not count its gates (a reference from isospike.exact.reference / "
+                         "isospike.equivalent runs plain float32 operations, or convert(..., count=False)): estimate "
+                         "isospike.exact.convert(model) for the gate circuits, or the original model as an ANN")
+    for m in layers_by_path.values():
+        m.last_counts = None  # counts of this run only
     _call(net, inputs)
     n = _batch_size(inputs)
     layers = []
@@ -161,9 +171,14 @@ def ann_activity(model: nn.Module, inputs: Any) -> NetworkActivity:
     handles = [m.register_forward_hook(hook(name)) for name, m in model.named_modules() if isinstance(m, COUNTED_LAYERS)]
     try:
         _call(model, inputs)
+    except (IndexError, RuntimeError) as exc:
+        if not records:
+            raise
+        raise ValueError(f"counting the ANN's operations failed ({exc}); pass a batch [N, ...] of inputs") from exc
     finally:
         for h in handles:
             h.remove()
+    _warn_uncounted(model)
     n = _batch_size(inputs)
     layers = []
     for rec in records.values():
@@ -171,6 +186,23 @@ def ann_activity(model: nn.Module, inputs: Any) -> NetworkActivity:
             setattr(rec, k, getattr(rec, k) / n)
         layers.append(rec)
     return NetworkActivity("ann", n, layers, 1)
+
+
+# modules whose own work is elementwise or a lookup: leaving them out of the ANN count is the
+# usual MAC-count convention
+_ELEMENTWISE = (nn.Embedding, nn.EmbeddingBag, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.modules.batchnorm._NormBase)
+
+
+def _warn_uncounted(model: nn.Module) -> None:
+    """Warn about modules holding weights whose operations the ANN count cannot see."""
+    import warnings
+
+    missed = [f"{type(m).__name__} at '{name}'" for name, m in model.named_modules()
+              if not isinstance(m, COUNTED_LAYERS + _ELEMENTWISE) and any(True for _ in m.parameters(recurse=False))]
+    if missed:
+        warnings.warn(f"energy: the operations of {', '.join(missed[:5])}{' and more' if len(missed) > 5 else ''} are not "
+                      "counted (the ANN count sees Linear, Conv and average-pooling modules; functional matmuls are "
+                      "not seen either): the estimate leaves them out", stacklevel=4)
 
 
 def collect(model: nn.Module, inputs: Any) -> NetworkActivity:

@@ -8,7 +8,7 @@ and where a value is assumed rather than measured, the preset says so.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 # Horowitz, "Computing's energy problem (and what we can do about it)", ISSCC 2014, 45 nm:
 # 64-bit SRAM read by capacity; DRAM 1.3-2.6 nJ per 64 bits.
@@ -54,6 +54,8 @@ class Hardware:
     ``adc_pj`` (per output conversion); ``analog_integration``: the membranes integrate on the
     array's bit lines and reach the neuron through the ADC, so no membrane is read or written
     in memory (a memristive synapse unit, Matterhorn); off, neurons keep membranes in SRAM.
+    ``cim_input_bits``: an ANN on the same crossbars feeds its activations bit-serially through
+    1-bit row drivers (ISAAC): per input that many row drives, per output that many conversions.
     optoelectronic TTFS synapses: ``device_read_pj`` per device read, shared by
     ``device_sharing`` synapses.
     """
@@ -79,9 +81,22 @@ class Hardware:
     dac_pj: float = 0.0
     adc_pj: float = 0.0
     analog_integration: bool = False
+    cim_input_bits: int = 8
     device_read_pj: float = 0.0
     device_sharing: int = 1
     sources: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            if not math.isfinite(v) or v < 0:
+                raise ValueError(f"Hardware.{f.name} must be a finite number >= 0, got {v!r}")
+        for name in ("neurons_per_core", "device_sharing", "weight_bits", "state_bits", "activation_bits", "spike_bits",
+                     "cim_input_bits"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"Hardware.{name} must be >= 1, got {getattr(self, name)!r}")
 
     def memory_pj_per_bit_for(self, capacity_bytes: float) -> float:
         if self.memory_pj_per_bit is not None:
@@ -130,11 +145,13 @@ PRESETS: dict[str, Hardware] = {
     "truenorth": Hardware(
         name="truenorth",
         description="IBM TrueNorth: all-in synaptic events, 2-D mesh, 256 neurons per core",
-        mac_pj=4.6, ac_pj=26.0, neuron_update_pj=0.0, gate_pj=26.0,
+        mac_pj=4.6, ac_pj=26.0, neuron_update_pj=0.0, gate_pj=0.0,
         ac_includes_weight_read=True, update_includes_state=True, neurons_per_core=256, hop_pj=2.3, spike_bits=16,
         sources={"ac_pj": f"{_TRUENORTH}: 26 pJ per synaptic event, all-in (neuron updates included)",
                  "hop_pj": f"{_TRUENORTH}: 2.3 pJ per spike per hop",
                  "neuron_update_pj": "included in the synaptic event figure",
+                 "gate_pj": "a gate is a neuron: its synaptic events are charged at the all-in ac_pj, which "
+                            "includes the neuron update",
                  "mac_pj": f"{_HOROWITZ}: non-spiking input layers on a host (assumption)",
                  "neurons_per_core": f"{_TRUENORTH}: 256 neurons per core"},
     ),
@@ -163,6 +180,9 @@ PRESETS: dict[str, Hardware] = {
 def get_hardware(hardware: str | Hardware) -> Hardware:
     if isinstance(hardware, Hardware):
         return hardware
+    if not isinstance(hardware, str):
+        raise TypeError(f"hardware must be a preset name ({', '.join(sorted(PRESETS))}) or an "
+                        f"isospike.energy.Hardware, got {type(hardware).__name__}")
     try:
         return PRESETS[hardware]
     except KeyError:

@@ -59,13 +59,26 @@ def _hops(activity: NetworkActivity, hw: Hardware) -> dict[str, float]:
     return hops
 
 
+def _rows_driven(layer: LayerActivity) -> float:
+    """Crossbar row drives of a dense layer per inference: its fan-in (rows per array read) times
+    the array reads (output positions = outputs / output channels, channels = weights / fan-in)."""
+    fan_in = layer.dense_ops / max(layer.outputs, 1)
+    if layer.parameters <= 0 or fan_in <= 0:
+        return fan_in
+    return layer.outputs * fan_in * fan_in / layer.parameters
+
+
 def layer_energy(layer: LayerActivity, hw: Hardware, hops: float = 0.0) -> LayerEnergy:
     compute = data = comm = 0.0
     mem = hw.memory_pj_per_bit_for
     weight_bytes = layer.parameters * hw.weight_bits / 8
     if layer.kind == "ann":
-        if hw.compute_in_memory:  # the ANN on the same crossbars: analog MACs, one conversion per output
-            compute += layer.dense_ops * hw.crossbar_cell_pj + layer.outputs * hw.adc_pj
+        if hw.compute_in_memory:
+            # the ANN on the same crossbars, as in ISAAC: activations enter bit-serially through
+            # 1-bit row drivers; every bit cycle reads the array and converts every output
+            bits = hw.cim_input_bits
+            compute += bits * (layer.dense_ops * hw.crossbar_cell_pj + _rows_driven(layer) * hw.dac_pj
+                               + layer.outputs * hw.adc_pj)
         else:
             compute += layer.dense_ops * hw.mac_pj
             data += layer.dense_ops * hw.weight_bits * mem(weight_bytes)

@@ -73,8 +73,14 @@ def evaluate(model: nn.Module, data: Encoded, batch_size: int = 64) -> float:
 
 
 def _loop(model: nn.Module, data: Encoded, epochs: int, lr: float, batch_size: int, seed: int, loss_fn, progress: bool,
-          desc: str, weight_decay: float = 0.01) -> list[float]:
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
+          desc: str, weight_decay: float = 0.01, scale_lr: float | None = None) -> list[float]:
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    scales = [p for n, p in trainable if n.endswith(".scale")] if scale_lr is not None else []
+    ids = {id(p) for p in scales}
+    groups = [{"params": [p for _, p in trainable if id(p) not in ids], "lr": lr}]
+    if scales:  # quantizer step sizes: a step of lr would barely move them in one epoch
+        groups.append({"params": scales, "lr": scale_lr, "weight_decay": 0.0})
+    opt = torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
     steps = epochs * ((len(data) + batch_size - 1) // batch_size)
     warm = max(1, steps // 10)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (steps - s) / max(steps - warm, 1)))
@@ -107,8 +113,11 @@ def finetune(model: nn.Module, data: Encoded, epochs: int = 2, lr: float = 5e-5,
 
 def distill(student: nn.Module, teacher: nn.Module, data: Encoded, epochs: int = 2, lr: float = 5e-5,
             batch_size: int = 32, seed: int = 0, ce_weight: float = 1.0, hidden_weight: float = 1.0,
-            progress: bool = True, desc: str = "distilling") -> list[float]:
-    """Knowledge distillation: soft CE(student, teacher logits) + hidden-state MSE + ce_weight * CE."""
+            progress: bool = True, desc: str = "distilling", scale_lr: float | None = None) -> list[float]:
+    """Knowledge distillation: soft CE(student, teacher logits) + hidden-state MSE + ce_weight * CE.
+
+    ``scale_lr``: learning rate of the quantizers' step sizes (parameters named ``*.scale``;
+    default: ``lr`` like the rest)."""
     teacher.eval()
 
     def loss_fn(ids: Tensor, mask: Tensor, y: Tensor) -> Tensor:
@@ -121,4 +130,4 @@ def distill(student: nn.Module, teacher: nn.Module, data: Encoded, epochs: int =
         hid = sum(((sh - th) ** 2 * m).sum() / (m.sum() * sh.shape[-1]) for sh, th in zip(student.hidden, t_hidden))
         return soft + hidden_weight * hid + ce_weight * F.cross_entropy(s_logits, y)
 
-    return _loop(student, data, epochs, lr, batch_size, seed, loss_fn, progress, desc)
+    return _loop(student, data, epochs, lr, batch_size, seed, loss_fn, progress, desc, scale_lr=scale_lr)

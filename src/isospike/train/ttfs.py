@@ -17,6 +17,7 @@ device these are the uniform levels scale * q. :class:`TTFSQuant` is that activa
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -192,11 +193,13 @@ def ttfs_layers(model: nn.Module) -> dict[str, TTFSQuant]:
 
 
 @torch.no_grad()
-def mask_ttfs(model: nn.Module, run, dead_zone: int = 0) -> dict[str, int]:
+def mask_ttfs(model: nn.Module, run, dead_zone: int = 0, dead_zone_layers: Callable[[str], bool] | None = None
+              ) -> dict[str, int]:
     """Turn every :class:`TTFSQuant` of ``model`` into masked TTFS (M-TTFS, Matterhorn).
 
     ``run()`` feeds calibration data through ``model``; each layer's most frequent level (on that
-    data, before any dead zone) becomes its silent level, and ``dead_zone`` is applied around it.
+    data, before any dead zone) becomes its silent level, and ``dead_zone`` is applied around it
+    in the layers whose path ``dead_zone_layers(path)`` accepts (default: all).
     Returns {layer path: silent level}. Masking without a dead zone changes no value."""
     from isospike.coding.mttfs import most_frequent_level
 
@@ -232,6 +235,6 @@ def mask_ttfs(model: nn.Module, run, dead_zone: int = 0) -> dict[str, int]:
             continue
         levels = torch.arange(-m.timesteps, m.timesteps + 1).repeat_interleave(counts[name])
         m.silent_level = int(most_frequent_level(levels))
-        m.dead_zone = int(dead_zone)
+        m.dead_zone = int(dead_zone) if dead_zone_layers is None or dead_zone_layers(name) else 0
         silent[name] = m.silent_level
     return silent
