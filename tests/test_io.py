@@ -31,3 +31,27 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
         atomic_write(target, failing)
     assert target.read_text() == "old"
     assert [f.name for f in tmp_path.iterdir()] == ["report.md"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002], ids=oct)
+def test_written_files_get_the_permissions_of_any_new_file(tmp_path, umask):
+    """Not mkstemp's private 0o600: 0o666 & ~umask, for text, JSON and callback writers alike."""
+    import os
+    import stat
+
+    from safetensors.torch import save_file
+
+    from isospike._io import atomic_write_text
+
+    old = os.umask(umask)
+    try:
+        written = [atomic_write_text(tmp_path / "report.md", "# r\n"), atomic_write_json(tmp_path / "r.json", {"a": 1}),
+                   atomic_write(tmp_path / "w.safetensors", lambda p: save_file({"w": torch.zeros(2)}, str(p)))]
+        reference = tmp_path / "plain.txt"
+        reference.write_text("x")  # what open() gives a new file under this umask
+    finally:
+        os.umask(old)
+    expected = stat.S_IMODE(reference.stat().st_mode)
+    assert expected == 0o666 & ~umask
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in written} == {p.name: expected for p in written}
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["plain.txt", "r.json", "report.md", "w.safetensors"]

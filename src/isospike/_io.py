@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any, Callable
 
@@ -14,20 +14,48 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     """Call ``write(tmp_path)`` on a temporary file next to ``path``, then rename it over ``path``.
 
     The rename is atomic on POSIX file systems, so ``path`` holds either the old or the new
-    content, never a partial one.
+    content, never a partial one. The file gets the usual permissions of a new file
+    (``0o666 & ~umask``), not the private 0o600 of :func:`tempfile.mkstemp`.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix or ".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path, mode = _new_temporary(path)
     try:
         write(tmp_path)
+        if _mode(tmp_path) != mode:  # the writer re-created the file (safetensors does, with 0o600)
+            os.chmod(tmp_path, mode)
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
     return path
+
+
+def _mode(path: Path) -> int:
+    """Permission bits of ``path``."""
+    return os.stat(path).st_mode & 0o7777
+
+
+def _new_temporary(path: Path, attempts: int = 100) -> tuple[Path, int]:
+    """Create an empty, uniquely named hidden file next to ``path``; return it and its mode.
+
+    Like :func:`tempfile.mkstemp` (``O_EXCL``: never reuses an existing file), but the mode is
+    left to the umask (``0o666 & ~umask``, what any new file gets), read back without changing
+    the process umask.
+    """
+    suffix = path.suffix or ".tmp"
+    for _ in range(attempts):
+        candidate = path.parent / f".{path.name}.{secrets.token_hex(6)}{suffix}"
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        try:
+            mode = os.fstat(fd).st_mode & 0o7777
+        finally:
+            os.close(fd)
+        return candidate, mode
+    raise FileExistsError(f"could not create a temporary file next to {path} after {attempts} attempts")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
