@@ -74,6 +74,12 @@ def test_teacher_distillation_and_gelu_variant(tiny_bert):
     student.init_scales(ids, mask)
     losses = distill(student, teacher, data, epochs=2, lr=1e-3, batch_size=16, progress=False)
     assert losses[-1] < losses[0] and len(student.hidden) == 3
+    student.hidden = []  # drop the last forward's graph before copying
+    frozen = copy.deepcopy(student)  # scale_lr: the quantizer steps get their own rate (0 keeps them)
+    before = {n: p.detach().clone() for n, p in frozen.named_parameters()}
+    distill(frozen, teacher, data, epochs=1, lr=1e-3, batch_size=16, progress=False, scale_lr=0.0)
+    moved = {n for n, p in frozen.named_parameters() if not torch.equal(p, before[n])}
+    assert moved and not any(n.endswith(".scale") for n in moved)
     with pytest.raises(ValueError, match="activation"):
         TTFSBertClassifier(tiny_bert, torch.nn.Linear(32, 2), activation="tanh")
 
@@ -118,3 +124,8 @@ def test_masked_ttfs_keeps_logits_and_saves_spikes(tiny_bert):
     mask_ttfs(m, lambda: m(ids, mask), dead_zone=2)
     _, spikes2, _ = spiking_run()
     assert spikes2 < spikes1
+    mask_ttfs(m, lambda: m(ids, mask), dead_zone=2, dead_zone_layers=lambda p: not p.endswith("q_probs"))
+    zones = {p: q.dead_zone for p, q in m.quantizers().items()}
+    assert all(z == (0 if p.endswith("q_probs") else 2) for p, z in zones.items())
+    _, spikes3, _ = spiking_run()
+    assert spikes2 < spikes3 < spikes1
