@@ -1,15 +1,32 @@
 import json
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from isospike.cli import main
+from isospike.cli import build_parser, main
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+COMMANDS = ("demo", "train", "energy", "convert", "verify", "sweep")
+
+
+def assert_reports(out: Path, argv: list[str]) -> None:
+    """Every command's output: report.md and a self-contained report.html from one document,
+    both recording the command line and the versions; no temporary files left behind."""
+    md, page = (out / "report.md").read_text(), (out / "report.html").read_text()
+    command = "isospike " + shlex.join(argv)
+    assert md.startswith("# isospike ") and "## Provenance" in md and f"command: `{command}`" in md
+    assert page.startswith("<!DOCTYPE html>") and "<h2>Provenance</h2>" in page and "torch " in page
+    assert "isospike " in md.split("## Provenance")[1] and "Python " in md.split("## Provenance")[1]
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
 
 
 def test_demo_writes_report_plot_and_json(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--epochs", "3", "--timesteps", "1,4", "--no-progress"]) == 0
+    argv = ["demo", "--out", str(out), "--epochs", "3", "--timesteps", "1,4", "--no-progress"]
+    assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "SNN acc (%)" in printed and "spikes / sample" in printed
     report = (out / "report.md").read_text()
@@ -26,14 +43,55 @@ def test_demo_writes_report_plot_and_json(tmp_path, capsys):
     assert codings["exact"]["accuracy"] == pytest.approx(codings["ANN (no spikes)"]["accuracy"], abs=0.01)
     assert all(r["energy_nj"]["horowitz45"] > 0 for r in codings.values())
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+    assert_reports(out, argv)
+    assert results["provenance"]["command"] == "isospike " + shlex.join(argv)
 
 
-@pytest.mark.parametrize("args", [["demo", "--timesteps", "0,4"], ["demo", "--timesteps", "a"], ["nosuch"]])
-def test_bad_arguments_exit_2_with_a_message(args, capsys):
+USAGE_ERRORS = [
+    (["demo", "--timesteps", "0,4"], "--timesteps"), (["demo", "--timesteps", "a"], "--timesteps"),
+    (["demo", "--epochs", "0"], "--epochs"), (["nosuch"], "invalid choice"),
+    (["convert", "--coding", "bogus"], "unknown coding 'bogus'"), (["convert", "--timesteps", "0"], "integer >= 1"),
+    (["convert", "--dead-zone", "-1"], "integer >= 0"), (["convert", "--samples", "x"], "--samples"),
+    (["energy", "--coding", "bogus"], "unknown coding"), (["energy", "--samples", "0"], "--samples"),
+    (["train", "--theta", "0"], "number > 0"), (["train", "--ann-epochs", "-1"], "--ann-epochs"),
+    (["train", "--levels", "0"], "--levels"), (["verify", "x.safetensors", "--samples", "0"], "--samples"),
+    (["sweep", "--param", "bogus"], "invalid choice"), (["sweep"], "required"),
+    (["convert", "--nosuch"], "unrecognized"),
+]
+
+
+@pytest.mark.parametrize("args,message", USAGE_ERRORS, ids=[" ".join(a) for a, _ in USAGE_ERRORS])
+def test_usage_errors_exit_2_with_the_usage_line_before_any_work(args, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # default output folders would land here
     with pytest.raises(SystemExit) as e:
         main(args)
     assert e.value.code == 2
-    assert "error" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("usage: isospike") and "error: " in err and message in err
+    assert list(tmp_path.iterdir()) == []  # rejected before anything was written
+
+
+def test_exit_status_convention_is_the_same_in_every_help_text_and_the_docs():
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices
+    assert set(sub) == set(COMMANDS)
+    texts = {"isospike": build_parser().format_help()} | {c: sub[c].format_help() for c in COMMANDS}
+    for name, text in texts.items():
+        flat = " ".join(text.split())
+        assert "1 error found while running" in flat and "2 usage error" in flat and "130 interrupted" in flat, name
+        assert ("3 some fail" in flat) == (name == "verify"), name
+    docs = " ".join(DOCS.read_text().split())
+    assert "| 1 |" in docs and "| 2 |" in docs and "| 3 |" in docs and "| 130 |" in docs
+    assert "status 1 for errors" not in docs.lower()
+
+
+def test_help_says_what_demo_does():
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices
+    for text in (build_parser().format_help(), sub["demo"].format_help()):
+        flat = " ".join(text.split())
+        assert "rate-coded SNN" not in flat and "Markdown report" not in flat
+        assert "every coding" in flat and "exact gate circuits" in flat
+    flat = " ".join(sub["demo"].format_help().split())
+    assert "verify" in flat and "energy" in flat and "report.html + report.md" in flat
 
 
 def test_no_command_prints_help(capsys):
@@ -57,9 +115,13 @@ def test_train_writes_model_report_and_resumes(tmp_path, capsys):
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "SNN acc (%)" in printed and "ReLU ANN test accuracy" in printed
-    for name in ("report.md", "results.json", "weights.safetensors", "model.json", "ann.safetensors",
+    for name in ("report.md", "report.html", "results.json", "weights.safetensors", "model.json", "ann.safetensors",
                  "checkpoints/checkpoint.safetensors"):
         assert (out / name).is_file(), name
+    assert_reports(out, args)
+    assert "| T | SNN acc (%) | spikes / sample |" in (out / "report.md").read_text()
+    assert "<td>4</td>" in (out / "report.html").read_text()  # the SNN table, in both renderings
+    assert json.loads((out / "results.json").read_text())["provenance"]["command"] == "isospike " + shlex.join(args)
     model = load_trained(out)
     x = torch.rand(3, 1, 8, 8)
     before = model(x)
@@ -78,15 +140,42 @@ def test_train_reports_missing_data_and_bad_model(tmp_path, capsys, monkeypatch)
 
 def test_energy_command_writes_reports(tmp_path, capsys):
     out = tmp_path / "e"
-    assert main(["energy", "--samples", "16", "--timesteps", "4", "--hardware", "horowitz45,loihi", "--out", str(out)]) == 0
+    argv = ["energy", "--samples", "16", "--timesteps", "4", "--hardware", "horowitz45,loihi", "--out", str(out)]
+    assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "horowitz45" in printed and "data movement" in printed and "ANN / SNN" in printed
     data = json.loads((out / "energy.json").read_text())
     assert set(data["results"]) == {"horowitz45", "loihi"}
     assert data["results"]["loihi"]["full"]["total_j"] > 0
+    assert data["provenance"]["command"] == "isospike " + shlex.join(argv)
     assert (out / "energy_loihi.png").read_bytes()[:4] == b"\x89PNG"
+    assert_reports(out, argv)
+    md, page = (out / "report.md").read_text(), (out / "report.html").read_text()
+    assert "| horowitz45 |" in md and "| loihi |" in md and "energy_loihi.png" in md
+    assert page.count("data:image/png;base64,") == 2
     assert main(["energy", "--hardware", "quantum", "--out", str(out)]) == 1
     assert "unknown hardware" in capsys.readouterr().err
+
+
+def test_energy_takes_the_same_model_sources_as_convert(tmp_path, capsys):
+    """A .pt / .safetensors state dict with --arch, like convert and sweep (not only train folders)."""
+    import torch
+
+    from isospike.models import SmallCNN
+
+    torch.manual_seed(0)
+    pt = tmp_path / "sd.pt"
+    torch.save(SmallCNN(input_size=8).state_dict(), str(pt))
+    assert main(["energy", "--model", str(pt), "--samples", "4"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--arch" in err[0] and "model.json" not in err[0]
+    out = tmp_path / "e"
+    assert main(["energy", "--model", str(pt), "--arch", "small-cnn", "--samples", "8", "--timesteps", "2",
+                 "--hardware", "horowitz45", "--out", str(out)]) == 0
+    data = json.loads((out / "energy.json").read_text())
+    assert data["model"] == f"small-cnn from {pt}" and data["results"]["horowitz45"]["full"]["total_j"] > 0
+    assert main(["energy", "--model", str(pt), "--arch", "vgg11", "--samples", "4", "--out", str(out)]) == 1
+    assert "does not fit --arch vgg11" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +204,10 @@ def test_convert_every_coding_writes_a_certified_report_and_a_loadable_network(t
     assert "isospike convert" in (out / "report.md").read_text()
     snn = isp.load(out / "snn.safetensors")
     assert snn.coding == coding
-    code = main(["verify", str(out / "snn.safetensors"), "--samples", "32", "--out", str(tmp_path / "v")])
+    verify = ["verify", str(out / "snn.safetensors"), "--samples", "32", "--out", str(tmp_path / "v")]
+    code = main(verify)
     assert code in (0, 3)  # rate layers fed by spikes may exceed their residual bound
+    assert_reports(tmp_path / "v", verify)
     cert = json.loads((tmp_path / "v" / "certificate.json").read_text())
     assert (code == 0) == cert["holds"]
     if coding != "rate":
@@ -163,10 +254,66 @@ def test_bad_input_exits_1_with_a_one_line_reason(tmp_path, capsys, args, messag
     del torch
 
 
-def test_convert_rejects_an_unknown_coding(capsys):
-    with pytest.raises(SystemExit) as e:
-        main(["convert", "--coding", "nosuch"])
-    assert e.value.code == 2 and "unknown --coding" in capsys.readouterr().err
+class _Evil:
+    """Unpickling this would run a command: the loaders must refuse it without unpickling."""
+
+    def __init__(self, flag: Path):
+        self.flag = flag
+
+    def __reduce__(self):
+        return (Path.touch, (self.flag,))
+
+
+@pytest.fixture
+def unreadable_models(tmp_path):
+    """A pickled whole model, a pickle that runs code, and garbage in both formats."""
+    import torch
+
+    from isospike.models import SmallCNN
+
+    torch.save(SmallCNN(input_size=8), str(tmp_path / "full.pt"))
+    torch.save({"w": _Evil(tmp_path / "PWNED")}, str(tmp_path / "evil.pt"))
+    (tmp_path / "garbage.pt").write_bytes(b"not a torch file at all")
+    (tmp_path / "garbage.safetensors").write_bytes(b"\x00\x01garbage")
+    return tmp_path
+
+
+@pytest.mark.parametrize("args,message", [
+    (["convert", "--model", "{d}/full.pt", "--arch", "small-cnn"], "full.pt holds pickled Python objects"),
+    (["convert", "--model", "{d}/evil.pt", "--arch", "small-cnn"], "evil.pt holds pickled Python objects"),
+    (["convert", "--model", "{d}/garbage.pt", "--arch", "small-cnn"], "garbage.pt is not a state dict torch.load"),
+    (["convert", "--model", "{d}/garbage.safetensors", "--arch", "small-cnn"],
+     "garbage.safetensors is not a valid safetensors file"),
+    (["energy", "--model", "{d}/full.pt", "--arch", "small-cnn"], "full.pt holds pickled Python objects"),
+    (["sweep", "--param", "timesteps", "--model", "{d}/garbage.safetensors", "--arch", "small-cnn"],
+     "not a valid safetensors file"),
+    (["verify", "{d}/full.pt"], "full.pt is not a readable safetensors file"),
+    (["verify", "{d}/garbage.safetensors"], "garbage.safetensors is not a readable safetensors file"),
+    (["train", "--init", "{d}/full.pt", "--ann-epochs", "0", "--epochs", "1"], "full.pt holds pickled Python objects"),
+    (["train", "--init", "{d}/garbage.safetensors", "--ann-epochs", "0", "--epochs", "1"], "not a valid safetensors"),
+    (["train", "--init", "{d}/missing.safetensors", "--ann-epochs", "0", "--epochs", "1"],
+     "missing.safetensors not found"),
+], ids=lambda v: " ".join(v[:3]) if isinstance(v, list) else None)
+def test_unloadable_model_files_give_one_line_naming_the_file_and_the_fix(unreadable_models, capsys, args, message):
+    d = unreadable_models
+    argv = [a.replace("{d}", str(d)) for a in args] + ["--out", str(d / "out")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("isospike: error: ") and message in err[0]
+    assert "Traceback" not in err[0] and "weights_only` set to `False`" not in err[0]
+    if args[0] != "verify" and "missing" not in message:
+        assert "model.state_dict()" in err[0]  # the fix: save the weights only
+    assert not (d / "PWNED").exists()
+
+
+def test_exact_refusal_of_a_trained_folder_points_at_its_relu_ann(trained_folder, tmp_path, capsys):
+    """A folder from `isospike train` holds the quantized (NoisyQCFS) network, which the gate
+    circuits refuse; the message names the folder's plain ReLU ANN and its --arch."""
+    assert main(["energy", "--model", str(trained_folder), "--coding", "exact", "--samples", "2",
+                 "--out", str(tmp_path / "e")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "noise-aware quantized network" in err[0]
+    assert f"--model {trained_folder / 'ann.safetensors'} --arch small-cnn" in err[0]
 
 
 @pytest.mark.parametrize("param,values", [("timesteps", "1,4"), ("dead-zone", "0,2"), ("leak", "0.3,1.0"),
@@ -177,6 +324,7 @@ def test_sweep_writes_table_plot_and_report(tmp_path, trained_folder, capsys, pa
                  "--out", str(out), "--no-progress"]) == 0
     data = json.loads((out / "sweep.json").read_text())
     assert len(data["rows"]) == 2 and (out / "sweep.png").is_file() and (out / "report.html").is_file()
+    assert (out / "report.md").is_file() and data["provenance"]["torch"]
     if param == "leak":  # single-step gates ignore the leak: always bit-exact
         assert all(r["bit_identical"] == 1.0 for r in data["rows"])
     if param == "noise":
@@ -185,8 +333,10 @@ def test_sweep_writes_table_plot_and_report(tmp_path, trained_folder, capsys, pa
 
 def test_train_spiking_gamma_from_the_command_line(tmp_path, capsys):
     out = tmp_path / "sg"
-    assert main(["train", "--method", "spiking-gamma", "--dataset", "digits", "--train-samples", "300", "--epochs", "2",
-                 "--hidden", "16", "--frame-ms", "2", "--dt", "1", "--out", str(out), "--no-progress"]) == 0
+    argv = ["train", "--method", "spiking-gamma", "--dataset", "digits", "--train-samples", "300", "--epochs", "2",
+            "--hidden", "16", "--frame-ms", "2", "--dt", "1", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    assert_reports(out, argv)
     results = json.loads((out / "results.json").read_text())
     assert [r["dt_ms"] for r in results["by_dt"]] == [0.25, 0.5, 1.0, 2.0]
     assert (out / "weights.safetensors").is_file() and "spikes / s" in capsys.readouterr().out

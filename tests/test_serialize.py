@@ -126,3 +126,15 @@ def test_files_reaching_for_code_execution_are_refused(tmp_path, target, op, arg
     save_file(load_file(str(path)), str(tmp_path / "evil.safetensors"), metadata={"isospike": json.dumps(structure)})
     with pytest.raises(ValueError, match="refusing|refused"):
         isp.load(tmp_path / "evil.safetensors")
+
+
+@pytest.mark.parametrize("content", [b"\x00\x01garbage", b"PK\x03\x04 a zip, e.g. a torch.save file", b""],
+                         ids=["garbage", "torch-zip", "empty"])
+def test_unreadable_files_are_a_one_line_value_error_naming_the_file(tmp_path, content):
+    """safetensors' own SafetensorError becomes a ValueError naming the file and what load reads."""
+    path = tmp_path / "snn.safetensors"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="is not a readable safetensors file") as e:
+        isp.load(path)
+    message = str(e.value)
+    assert str(path) in message and "isospike.save" in message and "\n" not in message

@@ -304,16 +304,21 @@ def getattr_path(obj: Any, path: str) -> Any:
 
 def load(path: str | Path) -> nn.Module:
     """Read a network written by :func:`save` (same outputs, same spike and operation counts)."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     from isospike.conversion.network import SpikingNetwork
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no saved network at {path}")
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except SafetensorError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
+        raise ValueError(f"{path} is not a readable safetensors file ({reason}); isospike.load reads networks written "
+                         "by isospike.save or `isospike convert` (snn.safetensors)") from None
     if "isospike" not in meta:
         raise ValueError(f"{path} is a safetensors file but not an isospike network (no 'isospike' metadata); "
                          "plain state dicts are loaded with model.load_state_dict(safetensors.torch.load_file(path))")

@@ -12,7 +12,7 @@ import torch
 
 import isospike as isp
 from isospike._io import atomic_write_json
-from isospike.report.document import Document
+from isospike.report.document import Document, command_line, provenance_record
 from isospike.report.tables import text_table
 
 DEFAULT_SENTENCES = (
@@ -56,8 +56,9 @@ def run_convert_bert(args: argparse.Namespace, echo=print) -> Path:
                   "through threshold-gate circuits on spatial-bit spikes; **bit-exact** compares the last hidden states "
                   "with `isospike.exact.reference` (the same pinned float32 sequence in plain PyTorch).")
     doc.table(headers, rows)
-    doc.provenance()
+    doc.provenance(command_line(args))
     doc.write(out)
-    atomic_write_json(out / "results.json", {"model": str(args.model), "sentences": results})
+    atomic_write_json(out / "results.json", {"model": str(args.model), "sentences": results,
+                                             "provenance": provenance_record(command_line(args))})
     echo(f"report: {out / 'report.html'}")
     return out

@@ -11,8 +11,8 @@ import torch
 
 import isospike as isp
 from isospike._io import atomic_savefig, atomic_write_json
-from isospike.report.document import Document
-from isospike.report.loading import load_model
+from isospike.report.document import Document, command_line, provenance_record
+from isospike.report.loading import convert_exact, load_model
 from isospike.report.tables import text_table
 
 
@@ -64,7 +64,7 @@ def run_convert(args: argparse.Namespace, echo=print) -> Path:
         ann_acc = float((model(x).argmax(-1) == y).float().mean())
     doc = Document(f"isospike convert: {described}, {args.coding} coding")
     if args.coding == "exact":
-        snn = isp.exact.convert(model)
+        snn = convert_exact(model, described, args.model)
         n = min(args.samples, 16)
         with torch.no_grad():
             y_snn = snn(x[:n])
@@ -108,11 +108,12 @@ def run_convert(args: argparse.Namespace, echo=print) -> Path:
     doc.image("energy_horowitz45.png", "energy by layer and category on horowitz45")
     if saved is not None:
         doc.paragraph(f"Saved network: `{saved}` (reload with `isospike.load`).")
-    doc.provenance()
+    doc.provenance(command_line(args))
     md, page = doc.write(out)
     atomic_write_json(out / "results.json", {
         "model": described, "dataset": data.name, "coding": args.coding, "ann_accuracy": ann_acc, "snn_accuracy": acc,
         "certificate": cert.as_dict(), "energy": {r.hardware.name: r.as_dict() for r in energies},
+        "provenance": provenance_record(command_line(args)),
     })
     echo(f"report: {page} (and {md.name}); results.json" + (f"; network: {saved}" if saved else ""))
     return out
@@ -135,7 +136,7 @@ def run_verify(args: argparse.Namespace, echo=print) -> bool:
     doc.table(["layer", "guarantee", "measured max |diff|", "bound", "violations", "holds"],
               [[c.layer, c.guarantee, c.max_abs_diff, c.bound, f"{c.violations}/{c.entries}", "yes" if c.holds else "NO"]
                for c in cert.layers])
-    doc.provenance()
+    doc.provenance(command_line(args))
     doc.write(out)
     atomic_write_json(out / "certificate.json", cert.as_dict())
     echo(f"report: {out / 'report.html'}; certificate: {out / 'certificate.json'}")

@@ -1,9 +1,12 @@
-"""`isospike demo`: train a small CNN on the embedded digits data, convert it to a rate-coded
-SNN, measure accuracy and spikes against the number of time steps, and write a report."""
+"""`isospike demo`: train a small CNN on the embedded digits data, convert it under every coding
+(rate, TTFS, M-TTFS with and without a dead zone, sigma-delta) and to exact gate circuits, verify
+each, estimate its energy, sweep the rate SNN over time steps, and write report.html + report.md
+with plots and results.json."""
 
 from __future__ import annotations
 
 import platform
+import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -153,11 +156,13 @@ def run_demo(
     progress: bool = True,
     echo=print,
     exact_samples: int = 16,
+    command: str | None = None,
 ) -> DemoResult:
     """Run the whole pipeline on the embedded digits data: train, convert with every coding,
     verify, estimate energy; write ``report.html``, ``report.md``, plots and ``results.json`` in
-    ``out_dir``. Returns the measured numbers."""
-    from isospike.report.document import Document
+    ``out_dir``. Returns the measured numbers. ``command``: the command line to record (default:
+    ``sys.argv``)."""
+    from isospike.report.document import Document, provenance_record
 
     start = time.perf_counter()
     out = Path(out_dir)
@@ -192,7 +197,8 @@ def run_demo(
 
     seconds = time.perf_counter() - start
     versions = f"isospike {isospike.__version__}, torch {torch.__version__}, Python {platform.python_version()}"
-    command = "isospike demo " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 and sys.argv[1] == "demo" else "isospike demo"
+    if command is None:
+        command = "isospike " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["demo"] else "isospike demo"
     doc = Document("isospike demo: one network, every spiking coding")
     doc.paragraph(f"Run time {seconds:.1f} s, seed {seed}.")
     doc.heading("Model and data")
@@ -228,7 +234,7 @@ def run_demo(
     atomic_write_json(out / "results.json", {
         "dataset": "digits", "seed": seed, "epochs": epochs, "ann_accuracy": ann_acc,
         "rows": [r.as_dict() for r in rows], "codings": [r.as_dict() for r in coding_rows],
-        "thresholds": snn.info["thresholds"], "versions": versions,
+        "thresholds": snn.info["thresholds"], "versions": versions, "provenance": provenance_record(command),
     })
     echo("")
     echo(f"report: {html_path} (and {report_path.name})")

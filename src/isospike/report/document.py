@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import html
 import platform
+import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,14 +73,10 @@ class Document:
 
     def provenance(self, command: str | None = None) -> "Document":
         """The exact command and the versions that produced the report."""
-        import torch
-
-        import isospike
-
-        cmd = command or " ".join(["isospike", *sys.argv[1:]])
+        record = provenance_record(command)
         self.heading("Provenance")
-        self.bullets([f"command: `{cmd}`", f"isospike {isospike.__version__}, torch {torch.__version__}, "
-                      f"Python {platform.python_version()}, {platform.platform()}"])
+        self.bullets([f"command: `{record['command']}`", f"isospike {record['isospike']}, torch {record['torch']}, "
+                      f"Python {record['python']}, {record['platform']}"])
         return self
 
     # ------------------------------------------------------------------ rendering
@@ -135,6 +132,23 @@ class Document:
         md = atomic_write_text(folder / "report.md", self.to_markdown())
         page = atomic_write_text(folder / "report.html", self.to_html(folder))
         return md, page
+
+
+def command_line(args: Any = None) -> str:
+    """The command that is running: ``args.command_line`` when :func:`isospike.cli.main` set it
+    (its own argv, also when called from Python), else ``sys.argv``."""
+    recorded = getattr(args, "command_line", None)
+    return recorded or "isospike " + shlex.join(sys.argv[1:])
+
+
+def provenance_record(command: str | None = None) -> dict[str, str]:
+    """Command and versions, for reports and JSON results (default command: :func:`command_line`)."""
+    import torch
+
+    import isospike
+
+    return {"command": command or command_line(), "isospike": isospike.__version__, "torch": torch.__version__,
+            "python": platform.python_version(), "platform": platform.platform()}
 
 
 def _cell(value: Any) -> str:

@@ -1,70 +1,81 @@
-"""`isospike energy`: energy per inference of a converted network on hardware presets."""
+"""`isospike energy`: energy per inference of a converted network on hardware presets, with
+report.html + report.md (one :class:`~isospike.report.document.Document`), energy.json and one
+stacked-bar PNG per preset."""
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+from typing import Any
 
-import torch
+from torch import nn
 
 from isospike import energy
 from isospike._io import atomic_write_json
 from isospike.conversion import codings, convert
-from isospike.data import load_dataset
 from isospike.energy.hardware import get_hardware
-from isospike.models import SmallCNN
+from isospike.report.document import Document, command_line, provenance_record
+from isospike.report.loading import convert_exact, load_model
 from isospike.report.tables import text_table
-from isospike.train import fit_classifier, load_trained
+
+HEADERS = ["hardware", "total", "compute", "data movement", "communication", "data share", "short formula",
+           "ANN same hw", "ANN / SNN"]
 
 
-def _model_and_data(args: argparse.Namespace, echo):
-    if args.model:
-        folder = Path(args.model)
-        model = load_trained(folder)
-        ds_name = args.dataset or json.loads((folder / "model.json").read_text()).get("dataset", "digits")
-        data = load_dataset(ds_name)
-        echo(f"model: {folder} ({ds_name})")
-    else:
-        data = load_dataset(args.dataset or "digits")
-        torch.manual_seed(0)
-        model = SmallCNN(in_channels=data.input_shape[0], num_classes=data.num_classes, input_size=data.input_shape[-1])
-        echo(f"model: SmallCNN trained now on {data.name} (10 epochs)")
-        fit_classifier(model, data.train, epochs=10, progress=False)
-    return model.eval(), data
+def _convert(model: nn.Module, args: argparse.Namespace, calibration, described: str) -> nn.Module:
+    """The network to price: gate circuits for ``exact``, else ``isospike.convert`` with T steps."""
+    if args.coding == "exact":
+        return convert_exact(model, described, args.model)
+    return convert(model, coding=args.coding, timesteps=args.timesteps, calibration=calibration)
+
+
+def _estimate(snn: nn.Module, x, hw) -> tuple[list[Any], dict[str, Any], Any]:
+    """One preset: the table row (nJ), the JSON entry, and the full report (for its plot)."""
+    full = energy.estimate(snn, x, hardware=hw)
+    ops = energy.estimate(snn, x, hardware=hw, mode="ops")
+    c = full.by_category
+    dm_share = c["data_movement"] / full.total_j if full.total_j else 0.0
+    row = [hw.name, 1e9 * full.total_j, 1e9 * c["compute"], 1e9 * c["data_movement"], 1e9 * c["communication"],
+           f"{100 * dm_share:.0f}%", 1e9 * ops.total_j, "-" if full.ann_total_j is None else 1e9 * full.ann_total_j,
+           "-" if full.ratio_to_ann is None else f"{full.ratio_to_ann:.3g}x"]
+    return row, {"full": full.as_dict(), "ops": ops.as_dict()}, full
 
 
 def run_energy(args: argparse.Namespace, echo=print) -> Path:
+    """Convert ``args.model`` (see :func:`~isospike.report.loading.load_model`), price it on every
+    preset of ``args.hardware`` and write the report into ``args.out``."""
     hardware = [get_hardware(h.strip()) for h in args.hardware.split(",") if h.strip()]
     if not hardware:
-        raise ValueError("--hardware needs at least one preset")
+        raise ValueError("--hardware needs at least one preset, e.g. --hardware horowitz45,loihi")
     if args.coding != "exact" and args.coding not in codings():
-        raise ValueError(f"unknown coding {args.coding!r}; available: exact, {', '.join(codings())}")
-    model, data = _model_and_data(args, echo)
+        raise ValueError(f"unknown --coding {args.coding!r}; choose exact or one of {', '.join(codings())}")
+    model, data, described = load_model(args.model, getattr(args, "arch", None), args.dataset, echo)
+    echo(f"model: {described}")
     x = data.test.x[: args.samples]
-    if args.coding == "exact":
-        from isospike import exact
-
-        snn = exact.convert(model)
-    else:
-        snn = convert(model, coding=args.coding, timesteps=args.timesteps, calibration=data.train.x[:512])
+    snn = _convert(model, args, data.train.x[:512], described)
     out = Path(args.out)
     rows, results = [], {}
     for hw in hardware:
-        full = energy.estimate(snn, x, hardware=hw)
-        ops = energy.estimate(snn, x, hardware=hw, mode="ops")
-        c = full.by_category
-        dm_share = c["data_movement"] / full.total_j if full.total_j else 0.0
-        rows.append([hw.name, 1e9 * full.total_j, 1e9 * c["compute"], 1e9 * c["data_movement"], 1e9 * c["communication"],
-                     f"{100 * dm_share:.0f}%", 1e9 * ops.total_j,
-                     "-" if full.ann_total_j is None else 1e9 * full.ann_total_j,
-                     "-" if full.ratio_to_ann is None else f"{full.ratio_to_ann:.3g}x"])
+        row, results[hw.name], full = _estimate(snn, x, hw)
+        rows.append(row)
         full.plot(out / f"energy_{hw.name}.png")
-        results[hw.name] = {"full": full.as_dict(), "ops": ops.as_dict()}
-    echo(f"\n{args.coding} coding, T = {args.timesteps}, {len(x)} {data.name} test images; nJ per inference")
-    echo(text_table(["hardware", "total", "compute", "data movement", "communication", "data share", "short formula",
-                     "ANN same hw", "ANN / SNN"], rows))
-    atomic_write_json(out / "energy.json", {"coding": args.coding, "timesteps": args.timesteps, "samples": len(x),
-                                             "dataset": data.name, "results": results})
-    echo(f"\nwritten: {out / 'energy.json'} and energy_<hardware>.png")
+    steps = "gate circuits, one pass" if args.coding == "exact" else f"T = {args.timesteps}"
+    subject = f"{described}; {args.coding} coding, {steps}; {len(x)} {data.name} test images"
+    echo(f"\n{subject}; nJ per inference")
+    echo(text_table(HEADERS, rows))
+    command = command_line(args)
+    doc = Document(f"isospike energy: {args.coding} coding on {len(hardware)} hardware preset(s)")
+    doc.paragraph(subject + ". Energy per inference in nJ from `isospike.energy.estimate`: compute, data movement "
+                  "(weights, membranes, spikes through the memory hierarchy) and communication; **short formula** is "
+                  "E_MAC * MACs + E_AC * ACs (`mode=\"ops\"`); the ANN column prices the unconverted network on the "
+                  "same hardware.")
+    doc.table([h if h in ("hardware", "data share", "ANN / SNN") else f"{h} (nJ)" for h in HEADERS], rows)
+    for hw in hardware:
+        doc.image(f"energy_{hw.name}.png", f"energy by layer and category on {hw.name}")
+    doc.provenance(command)
+    md, page = doc.write(out)
+    atomic_write_json(out / "energy.json", {
+        "model": described, "coding": args.coding, "timesteps": None if args.coding == "exact" else args.timesteps,
+        "samples": len(x), "dataset": data.name, "results": results, "provenance": provenance_record(command)})
+    echo(f"\nreport: {page} (and {md.name}); energy.json and energy_<hardware>.png")
     return out

@@ -12,7 +12,7 @@ from isospike._io import atomic_write, atomic_write_json
 from isospike.data import load_dataset
 from isospike.data.sequences import rows_as_frames
 from isospike.models import SpikingGammaNet
-from isospike.report.document import Document
+from isospike.report.document import Document, command_line, provenance_record
 from isospike.report.tables import text_table
 from isospike.train import evaluate_sequences, spiking_gamma
 
@@ -47,10 +47,11 @@ def run_train_gamma(args: argparse.Namespace, echo=print) -> Path:
     doc.table(headers, rows)
     doc.table(["epoch", "loss", "train accuracy (%)"],
               [[e.epoch, e.loss, 100 * e.train_accuracy] for e in net.history.epochs])
-    doc.provenance()
+    doc.provenance(command_line(args))
     doc.write(out)
     atomic_write_json(out / "results.json", {"config": net.config, "mode": args.mode, "dt_ms": args.dt,
                                              "by_dt": [dict(zip(["dt_ms", "accuracy", "spikes_per_second"], r)) for r in rows],
-                                             "history": net.history.as_dict()})
+                                             "history": net.history.as_dict(),
+                                             "provenance": provenance_record(command_line(args))})
     echo(f"report: {out / 'report.html'}; weights: {out / 'weights.safetensors'}")
     return out

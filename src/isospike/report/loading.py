@@ -14,16 +14,73 @@ from torch import nn
 from isospike.data import DatasetSplits, load_dataset
 
 
-def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict from safetensors or a weights-only torch file (never unpickles objects)."""
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+SAVE_HINT = ("save the weights only: safetensors.torch.save_file(model.state_dict(), 'model.safetensors') "
+             "or torch.save(model.state_dict(), 'model.pt')")
 
-        return load_file(str(path))
-    state = torch.load(str(path), map_location="cpu", weights_only=True)
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from safetensors or a weights-only torch file (never unpickles objects).
+
+    Raises FileNotFoundError for a missing file and ValueError, one line naming the file and the
+    fix, for anything else that is not a state dict of tensors (a pickled full model, a corrupt
+    or foreign file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"state dict {path} not found")
+    state = _read_safetensors(path) if path.suffix == ".safetensors" else _read_torch(path)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path} does not hold a state dict of tensors (save one with torch.save(model.state_dict()))")
+        raise ValueError(f"{path} does not hold a state dict of tensors; {SAVE_HINT}")
     return state
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except SafetensorError as exc:
+        raise ValueError(f"{path} is not a valid safetensors file ({_first_line(exc)}); {SAVE_HINT}") from None
+
+
+def _read_torch(path: Path) -> object:
+    import pickle
+    import zipfile
+
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError) as exc:
+        if isinstance(exc, pickle.UnpicklingError) and zipfile.is_zipfile(path):
+            raise ValueError(f"{path} holds pickled Python objects (e.g. a whole model from torch.save(model)), which "
+                             f"isospike never unpickles; {SAVE_HINT}") from None
+        # torch's weights-only message starts with advice to unpickle anyway: not repeated here
+        reason = "" if isinstance(exc, pickle.UnpicklingError) else f" ({_summary(exc)})"
+        raise ValueError(f"{path} is not a state dict torch.load can read with weights_only=True: not a PyTorch file, "
+                         f"a corrupt one, or pickled Python objects in the legacy format{reason}; "
+                         f"{SAVE_HINT}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message (torch's run over many lines)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _summary(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line, cut after ``limit`` characters."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def load_weights(model: nn.Module, path: str | Path, what: str) -> nn.Module:
+    """``model.load_state_dict`` from a file (see :func:`load_state_dict`); a state dict that does
+    not fit ``model`` is a ValueError naming ``what`` (e.g. "--arch small-cnn on digits")."""
+    try:
+        model.load_state_dict(load_state_dict(path))
+    except RuntimeError as exc:
+        raise ValueError(f"{path} does not fit {what}: {_summary(exc)}") from None
+    return model
 
 
 def load_model(model: str | None, arch: str | None, dataset: str | None, echo: Callable[[str], None] = print,
@@ -59,10 +116,37 @@ def load_model(model: str | None, arch: str | None, dataset: str | None, echo: C
         kwargs = {"in_channels": shape[0], "num_classes": data.num_classes}
         if arch == "small-cnn":
             kwargs["input_size"] = shape[-1]
-        net = build(arch, **kwargs)
-        try:
-            net.load_state_dict(load_state_dict(path))
-        except RuntimeError as exc:
-            raise ValueError(f"{path} does not fit --arch {arch} on {data.name}: {str(exc).splitlines()[0]}") from None
+        net = load_weights(build(arch, **kwargs), path, f"--arch {arch} on {data.name}")
         return net.eval(), data, f"{arch} from {path}"
-    raise ValueError(f"cannot read a model from {path}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder without model.json: pass the output folder of `isospike train`, a "
+                         ".safetensors/.pt state dict with --arch, or a Hugging Face model folder (with config.json)")
+    raise ValueError(f"cannot read a model from {path}: not a regular file or folder")
+
+
+def convert_exact(model: nn.Module, described: str, source: str | None = None) -> nn.Module:
+    """``isospike.exact.convert(model)``; a noise-aware quantized network (a folder from
+    `isospike train`, given as ``source``) that the gate circuits refuse gets a message pointing
+    at its ReLU ANN."""
+    import isospike as isp
+    from isospike.errors import UnsupportedLayerError
+    from isospike.train.qcfs import NoisyQCFS
+
+    try:
+        return isp.exact.convert(model)
+    except UnsupportedLayerError as exc:
+        if not any(isinstance(m, NoisyQCFS) for m in model.modules()):
+            raise
+        raise ValueError(f"{described} is a noise-aware quantized network (NoisyQCFS activations: clamp and floor of "
+                         f"the input over the trained lambda), which the exact gate circuits do not convert ({exc}); "
+                         f"{_relu_ann_hint(source)}, or pick a spiking coding (rate, ttfs, mttfs, "
+                         "sigma_delta)") from None
+
+
+def _relu_ann_hint(source: str | None) -> str:
+    """How to convert the plain ReLU network behind a folder from `isospike train`."""
+    folder = Path(source) if source else None
+    if folder is not None and (folder / "ann.safetensors").is_file() and (folder / "model.json").is_file():
+        arch = json.loads((folder / "model.json").read_text()).get("model", "<its model>")
+        return f"convert its ReLU ANN instead: --model {folder / 'ann.safetensors'} --arch {arch}"
+    return "convert a plain ReLU network instead (a state dict with --arch)"

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from tqdm.auto import tqdm
 
 import isospike as isp
 from isospike._io import atomic_savefig, atomic_write_json
-from isospike.report.document import Document
+from isospike.report.document import Document, command_line, provenance_record
 from isospike.report.loading import load_model
 from isospike.report.tables import text_table
 
@@ -35,6 +36,8 @@ def _values(param: str, text: str | None) -> list[float]:
         raise ValueError(f"--values must be comma-separated numbers, got {raw!r}") from None
     if not values:
         raise ValueError("--values is empty")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"--values must be finite numbers, got {raw!r}")
     if param in ("timesteps", "dead-zone"):
         if any(v != int(v) or v < (1 if param == "timesteps" else 0) for v in values):
             raise ValueError(f"{param} values must be integers >= {1 if param == 'timesteps' else 0}, got {raw!r}")
@@ -86,9 +89,10 @@ def run_sweep(args: argparse.Namespace, echo=print) -> Path:
     _plot(rows, args.param, metrics, out / "sweep.png", subject)
     doc = Document(f"isospike sweep: {args.param}")
     doc.paragraph(subject + ".").table(shown, table).image("sweep.png", f"{', '.join(metrics)} against {args.param}")
-    doc.provenance()
+    doc.provenance(command_line(args))
     md, page = doc.write(out)
-    atomic_write_json(out / "sweep.json", {"parameter": args.param, "subject": subject, "rows": rows})
+    atomic_write_json(out / "sweep.json", {"parameter": args.param, "subject": subject, "rows": rows,
+                                           "provenance": provenance_record(command_line(args))})
     echo(f"report: {page}; data: {out / 'sweep.json'}")
     return out
 

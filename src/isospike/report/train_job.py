@@ -1,4 +1,5 @@
-"""`isospike train`: ReLU ANN -> noise-aware fine-tuning -> converted rate SNN, with a report."""
+"""`isospike train`: ReLU ANN -> noise-aware fine-tuning -> converted rate SNN, with report.html +
+report.md (one :class:`~isospike.report.document.Document`) and results.json."""
 
 from __future__ import annotations
 
@@ -6,14 +7,16 @@ import argparse
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from isospike._io import atomic_write, atomic_write_json, atomic_write_text
+from isospike._io import atomic_write, atomic_write_json
 from isospike.conversion import convert
 from isospike.conversion.evaluation import evaluate_over_time
 from isospike.data import load_dataset
 from isospike.models import build
-from isospike.report.tables import markdown_table, text_table
+from isospike.report.document import Document, command_line, provenance_record
+from isospike.report.loading import load_weights
+from isospike.report.tables import text_table
 from isospike.train import accuracy, fit_classifier, noise_aware, save_trained
 
 
@@ -31,10 +34,10 @@ def run_train(args: argparse.Namespace, echo=print) -> Path:
     ann_path = out / "ann.safetensors"
     progress = not args.no_progress
     if args.init:
-        model.load_state_dict(load_file(args.init))
+        load_weights(model, args.init, f"--model {args.model} on {data.name}")
         echo(f"loaded ReLU weights from {args.init}")
     elif ann_path.is_file() and not args.no_resume:
-        model.load_state_dict(load_file(str(ann_path)))
+        load_weights(model, ann_path, f"--model {args.model} on {data.name} (delete it or pass --no-resume)")
         echo(f"reusing the ReLU ANN trained earlier: {ann_path}")
     elif args.ann_epochs > 0:
         echo(f"training the ReLU ANN ({args.model}) on {args.dataset}: {args.ann_epochs} epochs")
@@ -58,18 +61,21 @@ def run_train(args: argparse.Namespace, echo=print) -> Path:
     hist = trained.nq_history
     epochs_table = [[e.epoch, e.train_loss, 100 * e.val_ann_accuracy, 100 * e.val_snn_accuracy,
                      ", ".join(f"{p}: {s:.3f}" for p, s in e.sigma.items())] for e in hist.epochs]
-    report = "\n".join([
-        f"# isospike train: {args.model} on {args.dataset}", "",
-        f"ReLU ANN: {100 * ann_acc:.2f}%; noise-aware quantized ANN (L = {args.levels}, noise {args.noise}, "
-        f"noise off at test): {100 * q_acc:.2f}%; checkpoint chosen on the validation split (epoch {hist.best_epoch}).",
-        "", "## Converted rate SNN (IF, reset by subtraction, threshold = trained lambda, V(0) = lambda/2)", "",
-        markdown_table(headers, table), "", "## Epochs", "",
-        markdown_table(["epoch", "train loss", "val ANN (%)", "val SNN T=L (%)", "sigma per layer"], epochs_table), "",
-    ])
-    atomic_write_text(out / "report.md", report)
+    doc = Document(f"isospike train: {args.model} on {args.dataset}")
+    doc.paragraph(f"ReLU ANN: {100 * ann_acc:.2f}%; noise-aware quantized ANN (L = {args.levels}, noise {args.noise}, "
+                  f"noise off at test): {100 * q_acc:.2f}%; checkpoint chosen on the validation split "
+                  f"(epoch {hist.best_epoch}).")
+    doc.heading("Converted rate SNN (IF, reset by subtraction, threshold = trained lambda, V(0) = lambda/2)")
+    doc.table(headers, table)
+    doc.heading("Epochs")
+    doc.table(["epoch", "train loss", "val ANN (%)", "val SNN T=L (%)", "sigma per layer"], epochs_table)
+    doc.provenance(command_line(args))
+    md, page = doc.write(out)
     atomic_write_json(out / "results.json", {
         "dataset": args.dataset, "model": args.model, "ann_accuracy": ann_acc, "quantized_ann_accuracy": q_acc,
         "snn": [r.as_dict() for r in rows], "history": hist.as_dict(),
+        "provenance": provenance_record(command_line(args)),
     })
-    echo(f"\nwritten: {out / 'report.md'}, {out / 'weights.safetensors'} (reload: isospike.train.load_trained('{out}'))")
+    echo(f"\nreport: {page} (and {md.name}); results.json; weights: {out / 'weights.safetensors'} "
+         f"(reload: isospike.train.load_trained('{out}'))")
     return out
