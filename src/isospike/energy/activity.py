@@ -102,7 +102,9 @@ def _call(model: nn.Module, inputs: Any) -> Any:
 
 def spiking_activity(snn: nn.Module, inputs: Tensor) -> NetworkActivity:
     """Run a network returned by ``isospike.convert`` and read its per-layer counts."""
-    if not isinstance(inputs, Tensor):
+    from isospike.conversion.network import SpikingNetwork
+
+    if isinstance(snn, SpikingNetwork) and not isinstance(inputs, Tensor):
         raise TypeError(f"a converted spiking network takes one input tensor [batch, ...], got {type(inputs).__name__}; "
                         "concatenate the batches (torch.cat) first")
     snn.reset_counts()
