@@ -69,7 +69,7 @@ def test_errors(tmp_path):
 def test_layer_options_nir_cannot_express_are_refused_not_dropped(tmp_path, layer, in_shape, refused):
     torch.manual_seed(0)
     x = torch.rand(8, *in_shape)
-    body = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 1), torch.nn.ReLU(), layer, torch.nn.ReLU(), torch.nn.Flatten())
+    body = torch.nn.Sequential(torch.nn.Identity(), torch.nn.ReLU(), layer, torch.nn.ReLU(), torch.nn.Flatten())
     width = body(x).shape[1]
     snn = isp.convert(torch.nn.Sequential(*body, torch.nn.Linear(width, 2)).eval(), coding="rate", calibration=x)
     if refused is not None:
