@@ -84,6 +84,8 @@ class SpikingNetwork(nn.Module):
         # rate-like codings fold T steps into the batch; TTFS layers resolve their window inside
         # each population (one pass through the graph)
         self.fold_time = fold_time
+        self.steps_run = self.timesteps  # steps of the last simulation (forward may choose others)
+        self.samples_run = 0  # input samples since reset_counts (layers may see several rows each)
 
     # ------------------------------------------------------------------ structure
     def neurons(self) -> Iterator[tuple[str, SpikingPopulation]]:
@@ -145,7 +147,7 @@ class SpikingNetwork(nn.Module):
             if isinstance(m, TimeFolded):
                 m.timesteps = T
         self.steps_run = T if self.fold_time else self.timesteps
-        self.samples_run = getattr(self, "samples_run", 0) + batch
+        self.samples_run += batch
         calibrated = next((n.meta.get("tensor_meta") for n in self.graph_module.graph.nodes if n.op == "placeholder"), None)
         ndim = len(calibrated.shape) if hasattr(calibrated, "shape") else None
         if ndim is not None and x.dim() == ndim - 1:
@@ -189,14 +191,14 @@ class SpikingNetwork(nn.Module):
     # ------------------------------------------------------------------ statistics
     def _rows_per_sample(self, rows_seen: int) -> tuple[int, int]:
         """(rows per input sample, input samples) for a layer that counted ``rows_seen`` rows."""
-        samples = getattr(self, "samples_run", 0)
+        samples = self.samples_run
         if samples and rows_seen > samples and rows_seen % samples == 0:
             return rows_seen // samples, samples
         return 1, rows_seen
 
     def _steps_counted(self) -> int:
         """Steps of the last simulation (``forward(x, timesteps=...)`` may differ from the default)."""
-        return getattr(self, "steps_run", self.timesteps)
+        return self.steps_run
 
     def layer_stats(self) -> dict[str, LayerStats]:
         """Per-layer counts since :meth:`reset_counts`, in graph order. Layers that see several rows
