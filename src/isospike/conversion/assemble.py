@@ -9,7 +9,14 @@ from typing import Callable
 import torch
 from torch import fx, nn
 
-from isospike.conversion.graph import input_nodes, is_tensor_node, module_of, time_varying_nodes
+from isospike.conversion.graph import (
+    calibrated_batch,
+    input_nodes,
+    is_tensor_node,
+    keeps_samples_apart,
+    module_of,
+    time_varying_nodes,
+)
 from isospike.conversion.timefold import CountingSynapse, TimeBroadcast, TimeFoldedNeuron
 from isospike.neurons import IFNeuron
 
@@ -80,11 +87,7 @@ def _fold_batch_reshapes(gm: fx.GraphModule, varying: set[fx.Node]) -> None:
     time into the features once time is folded into the batch: rewrite them as
     ``reshape(-1, *per-sample shape)`` from the shapes recorded at calibration (left alone when
     no shapes were recorded or dim 0 is neither the batch nor whole samples' rows)."""
-    batch = None
-    for node in gm.graph.nodes:
-        if node.op == "placeholder" and "tensor_meta" in node.meta:
-            batch = node.meta["tensor_meta"].shape[0]
-            break
+    batch = calibrated_batch(gm.graph)
     if batch is None:
         return
     for node in gm.graph.nodes:
@@ -93,8 +96,7 @@ def _fold_batch_reshapes(gm: fx.GraphModule, varying: set[fx.Node]) -> None:
         if not is_reshape or node not in varying or "tensor_meta" not in node.meta:
             continue
         shape = tuple(node.meta["tensor_meta"].shape)
-        merged_rows = len(shape) >= 2 and shape[0] % batch == 0  # [B, tokens, F] -> [B * tokens, F]
-        if not shape or not (shape[0] == batch or merged_rows):
+        if not keeps_samples_apart(shape, batch):
             continue
         src = node.args[0]
         node.op, node.target = "call_method", "reshape"

@@ -225,8 +225,7 @@ def _dims(node: fx.Node, kind: str) -> list[int] | None:
         return [0] if not perm or perm[0] not in (0, -len(perm)) else [1]
     if not all(isinstance(d, int) for d in dims):
         return None
-    src = node.args[0]
-    ndim = len(src.meta["tensor_meta"].shape) if is_tensor_node(src) else None
+    ndim = _ndim(node.args[0])
     if any(d < 0 for d in dims) and ndim is None:
         return None
     return [d % ndim if d < 0 else d for d in dims]
@@ -247,6 +246,17 @@ def calibrated_batch(graph: fx.Graph) -> int | None:
     return None
 
 
+def keeps_samples_apart(shape: tuple[int, ...] | torch.Size, batch: int) -> bool:
+    """Whether a reshape's output ``shape`` keeps the ``batch`` samples apart: dimension 0 is the
+    batch, or whole samples' rows merged into it (``[B, tokens, F] -> [B * tokens, F]``)."""
+    return len(shape) > 0 and (shape[0] == batch or (len(shape) >= 2 and shape[0] % batch == 0))
+
+
+def _call_name(node: fx.Node) -> str:
+    """The name of a call_function / call_method node's target (``cat``, ``view``)."""
+    return str(node.target) if node.op == "call_method" else getattr(node.target, "__name__", str(node.target))
+
+
 def _arg(node: fx.Node, index: int, name: str, default: Any) -> Any:
     """Argument ``index`` (counting the tensor as 0) or keyword ``name`` of a call."""
     return node.kwargs.get(name, node.args[index] if len(node.args) > index else default)
@@ -261,7 +271,7 @@ def _batch_mixing(node: fx.Node) -> str | None:
 
     Reshapes are judged from the shapes recorded at calibration: the output must keep the batch
     as dimension 0 or merge whole samples' rows into it (``[B, tokens, F] -> [B * tokens, F]``)."""
-    name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
+    name = _call_name(node)
     src = node.args[0] if node.args else None
     if name == "cat":
         dim = _arg(node, 1, "dim", 0)
@@ -287,7 +297,7 @@ def _batch_mixing(node: fx.Node) -> str | None:
         out = getattr(node.meta.get("tensor_meta"), "shape", None)
         if batch is None or out is None or batch == 1:
             return None
-        if len(out) and (out[0] == batch or (len(out) >= 2 and out[0] % batch == 0)):
+        if keeps_samples_apart(out, batch):
             return None
         return (f"reshaping the batch of {batch} to {tuple(out)} mixes samples; keep dimension 0 the batch, "
                 "e.g. x.view(x.size(0), -1)")
@@ -315,8 +325,7 @@ def check_linear_glue(node: fx.Node, coding: str) -> None:
     per-sample linear or shape operation that the coding can keep."""
     mixing = _batch_mixing(node)
     if mixing is not None:
-        name = node.target if node.op == "call_method" else getattr(node.target, "__name__", str(node.target))
-        raise UnsupportedLayerError(str(name), node_path(node), coding, mixing)
+        raise UnsupportedLayerError(_call_name(node), node_path(node), coding, mixing)
     if node.op == "call_function":
         target = node.target
         if target in LINEAR_FUNCTIONS:
@@ -341,11 +350,10 @@ def check_linear_glue(node: fx.Node, coding: str) -> None:
             if not (is_tensor_node(a) and is_tensor_node(b)):
                 return  # scaling by a constant is linear
             raise UnsupportedLayerError(
-                getattr(target, "__name__", str(target)), node_path(node), coding,
+                _call_name(node), node_path(node), coding,
                 "the product of two activations is not linear; this coding cannot carry it",
             )
-        name = getattr(target, "__name__", str(target))
-        raise UnsupportedLayerError(name, node_path(node), coding, "this function has no spiking equivalent here")
+        raise UnsupportedLayerError(_call_name(node), node_path(node), coding, "this function has no spiking equivalent here")
     if node.op == "call_method":
         if node.target in SHAPE_METHODS:
             return
