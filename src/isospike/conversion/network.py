@@ -146,8 +146,6 @@ class SpikingNetwork(nn.Module):
         for m in self.graph_module.modules():
             if isinstance(m, TimeFolded):
                 m.timesteps = T
-        self.steps_run = T if self.fold_time else self.timesteps
-        self.samples_run += batch
         calibrated = next((n.meta.get("tensor_meta") for n in self.graph_module.graph.nodes if n.op == "placeholder"), None)
         ndim = len(calibrated.shape) if hasattr(calibrated, "shape") else None
         if ndim is not None and x.dim() == ndim - 1:
@@ -170,6 +168,8 @@ class SpikingNetwork(nn.Module):
                                 f"inputs scaled like the calibration data, e.g. x.float()") from exc
             raise ValueError(f"the {self.coding} network cannot run on an input of shape {tuple(x.shape)} and dtype "
                              f"{x.dtype} ({exc}); pass a batch shaped like the calibration data") from exc
+        self.steps_run = T if self.fold_time else self.timesteps
+        self.samples_run += batch
 
         def unfold(y: Any) -> Any:
             if not isinstance(y, Tensor):
@@ -196,10 +196,6 @@ class SpikingNetwork(nn.Module):
             return rows_seen // samples, samples
         return 1, rows_seen
 
-    def _steps_counted(self) -> int:
-        """Steps of the last simulation (``forward(x, timesteps=...)`` may differ from the default)."""
-        return self.steps_run
-
     def layer_stats(self) -> dict[str, LayerStats]:
         """Per-layer counts since :meth:`reset_counts`, in graph order. Layers that see several rows
         per sample (``[B, tokens, F]`` reshaped to ``[B * tokens, F]``) report per input sample."""
@@ -210,13 +206,13 @@ class SpikingNetwork(nn.Module):
                 stats[name] = LayerStats(
                     name=name, kind="neuron", neurons=m.neurons_per_sample * rows,
                     neuron_updates=m.neuron_updates, spikes=m.spikes,
-                    timesteps=self._steps_counted(), samples=samples, by_step=list(m.spikes_by_step),
+                    timesteps=self.steps_run, samples=samples, by_step=list(m.spikes_by_step),
                 )
             elif isinstance(m, CountingSynapse):
                 rows, samples = self._rows_per_sample(m.samples)
                 stats[name] = LayerStats(
                     name=name, kind=m.kind, synaptic_ops=m.synaptic_ops, dense_ops=m.dense_ops,
-                    timesteps=1 if (m.static_input or not self.fold_time) else self._steps_counted(), samples=samples,
+                    timesteps=1 if (m.static_input or not self.fold_time) else self.steps_run, samples=samples,
                     by_step=list(m.ops_by_step), input_events=m.input_events, outputs=m.outputs_per_sample * rows,
                     parameters=m.parameters_stored, device_reads=m.synaptic_ops if m.reads_device else 0,
                 )
