@@ -127,7 +127,25 @@ def sample_activations(
     return sampler
 
 
-def warn_silent_activations(paths: list[str], coding: str) -> None:
+def activation_spans(model: nn.Module, paths: list[str], calibration: CalibrationData, percentile: float,
+                     coding: str, batch_size: int = 256, max_at_100: bool = True) -> tuple[dict[str, float], list[str]]:
+    """Each activation's span on the calibration data: the ``percentile``-th percentile of its
+    outputs (with ``max_at_100``, the exact maximum at 100), 1.0 for those never positive, which
+    are returned too and warned about. Returns ({path: span}, silent paths)."""
+    sampler = sample_activations(model, {p: model.get_submodule(p) for p in paths}, calibration, batch_size)
+    spans: dict[str, float] = {}
+    silent: list[str] = []
+    for p in paths:
+        top = sampler.maxima[p] if max_at_100 and percentile >= 100 else sampler.percentile(p, percentile)
+        if not top > 0:
+            top = 1.0  # never active on the calibration data: any positive span codes it exactly
+            silent.append(p)
+        spans[p] = float(top)
+    warn_silent_activations(silent, coding, stacklevel=4)
+    return spans, silent
+
+
+def warn_silent_activations(paths: list[str], coding: str, stacklevel: int = 3) -> None:
     """Warn that some activations never turned positive on the calibration data: their scale
     is a placeholder (1.0), and inputs that do drive them will be coded against it."""
     if paths:
@@ -135,4 +153,4 @@ def warn_silent_activations(paths: list[str], coding: str) -> None:
 
         shown = ", ".join(repr(p) for p in paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
         warnings.warn(f"{coding}: {len(paths)} activation(s) never positive on the calibration data ({shown}); their "
-                      "threshold defaults to 1.0 -- calibrate with representative inputs", stacklevel=3)
+                      "threshold defaults to 1.0 -- calibrate with representative inputs", stacklevel=stacklevel)

@@ -22,7 +22,7 @@ from typing import Any
 from torch import nn
 
 from isospike.conversion.assemble import PASSTHROUGH_TYPES, POOL_TYPES, SYNAPSE_TYPES, assemble_time_folded
-from isospike.conversion.calibration import first_batch, sample_activations, warn_silent_activations
+from isospike.conversion.calibration import activation_spans, first_batch
 from isospike.conversion.graph import (
     check_linear_glue,
     fold_batchnorm,
@@ -121,14 +121,7 @@ def convert_rate(
     thresholds: dict[str, float] = {}
     dead: list[str] = []
     if relus:
-        sampler = sample_activations(gm, {p: gm.get_submodule(p) for p in relus}, calibration, calibration_batch_size)
-        for path in relus:
-            theta = sampler.percentile(path, percentile) if percentile < 100 else sampler.maxima[path]
-            if not theta > 0.0:
-                theta = 1.0  # never active on the calibration data: any positive threshold is exact
-                dead.append(path)
-            thresholds[path] = float(theta)
-        warn_silent_activations(dead, CODING)
+        thresholds, dead = activation_spans(gm, relus, calibration, percentile, CODING, calibration_batch_size)
     for path, theta in trained.items():
         if not theta > 0.0:
             raise ValueError(f"activation at '{path}' has a non-positive trained threshold {theta}")

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from isospike.conversion.assemble import assemble_time_folded, synapses_fed_by
-from isospike.conversion.calibration import first_batch, sample_activations, warn_silent_activations
+from isospike.conversion.calibration import activation_spans, first_batch
 from isospike.conversion.graph import fold_batchnorm, propagate_shapes, relu_functions_to_modules, trace
 from isospike.conversion.network import SpikingNetwork
 from isospike.conversion.rate import check_rate_graph, has_trained_threshold
@@ -130,15 +130,7 @@ def convert_sigma_delta(
                          "calibration=<a few hundred training inputs> (tensor, (x, y) pair or DataLoader)")
     spans: dict[str, float] = dict(trained)
     if relus:
-        sampler = sample_activations(gm, {p: gm.get_submodule(p) for p in relus}, calibration, calibration_batch_size)
-        silent = []
-        for p in relus:
-            top = sampler.percentile(p, percentile) if percentile < 100 else sampler.maxima[p]
-            if not top > 0:
-                top = 1.0
-                silent.append(p)
-            spans[p] = float(top)
-        warn_silent_activations(silent, CODING)
+        spans.update(activation_spans(gm, relus, calibration, percentile, CODING, calibration_batch_size)[0])
     thresholds = {p: spans[p] / levels for p in activations}
     factories = {p: (lambda static, th=th: SigmaDeltaPopulation(th, static, max_spikes_per_step)) for p, th in thresholds.items()}
     assemble_time_folded(gm, factories)

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from isospike.coding.mttfs import apply_dead_zone, spike_code
 from isospike.coding.ttfs import Rounding
 from isospike.conversion.assemble import assemble_time_folded
-from isospike.conversion.calibration import first_batch, sample_activations, warn_silent_activations
+from isospike.conversion.calibration import activation_spans, first_batch
 from isospike.conversion.graph import fold_batchnorm, propagate_shapes, relu_functions_to_modules, trace
 from isospike.conversion.network import SpikingNetwork
 from isospike.conversion.rate import check_rate_graph, has_trained_threshold
@@ -187,15 +187,9 @@ def convert_ttfs(
         raise ValueError("post-hoc TTFS conversion of ReLUs needs calibration data for the steps: pass calibration=...")
     specs: dict[str, dict] = {}
     if relus:
-        sampler = sample_activations(gm, {p: gm.get_submodule(p) for p in relus}, calibration, calibration_batch_size)
-        silent = []
-        for p in relus:
-            top = sampler.percentile(p, percentile)
-            if not top > 0:
-                top = 1.0
-                silent.append(p)
+        tops, _ = activation_spans(gm, relus, calibration, percentile, CODING, calibration_batch_size, max_at_100=False)
+        for p, top in tops.items():
             specs[p] = dict(timesteps=timesteps, scale=top / timesteps, rounding=rounding, signed=False, device=device)
-        warn_silent_activations(silent, CODING)
     for p, lam in clipped.items():
         specs[p] = dict(timesteps=timesteps, scale=lam / timesteps, rounding=rounding, signed=False, device=device)
     for p, m in quantized.items():
