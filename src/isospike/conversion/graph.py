@@ -81,7 +81,8 @@ def node_path(node: fx.Node) -> str:
     if stack:
         owner = list(stack.values())[-1]
         owner_path = owner[0] if isinstance(owner, tuple) else str(owner)
-        return f"{owner_path} ({node.name})"
+        if owner_path:
+            return f"{owner_path} ({node.name})"
     return node.name
 
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from isospike.conversion.graph import input_nodes, resolve_inplace, unshare_modules
+from isospike.conversion.graph import input_nodes, node_path, resolve_inplace, unshare_modules
 from isospike.errors import UnsupportedLayerError
 from isospike.exact.arith import GateArith, TorchArith
 from isospike.exact.bert import ExactBertLayer, ExactBertModel, is_bert_layer, is_bert_model
@@ -63,8 +63,8 @@ INPLACE_FLAG_SECOND = {F.relu, F.silu}
 SOFTMAX = {F.softmax, torch.softmax}
 SHAPE_FUNCTIONS = {torch.flatten, torch.reshape, torch.transpose, torch.permute, torch.cat, torch.stack,
                    operator.getitem, torch.squeeze, torch.unsqueeze, torch.chunk, torch.split, torch.unbind, getattr}
-SHAPE_METHODS = {"view", "view_as", "reshape", "flatten", "unflatten", "contiguous", "size", "permute", "transpose",
-                 "unsqueeze", "squeeze", "dim", "expand", "expand_as", "t", "chunk", "split", "unbind"}
+SHAPE_METHODS = {"view", "view_as", "reshape", "flatten", "unflatten", "contiguous", "permute", "transpose",
+                 "unsqueeze", "squeeze", "expand", "expand_as", "t", "chunk", "split", "unbind"}
 # nodes whose value is a Python number or size tuple, never a tensor
 SCALAR_METHODS = {"size", "dim", "numel", "ndimension", "nelement"}
 SCALAR_ATTRIBUTES = {"shape", "ndim"}
@@ -195,18 +195,6 @@ class ExactNetwork(nn.Module):
 
 
 # ---------------------------------------------------------------- graph analysis
-def _where(node: fx.Node) -> str:
-    """Where a node is, for error messages: the dotted path of the module whose forward made it
-    (when fx recorded it) and the node's name, e.g. ``"blocks.0.attn (softmax)"``."""
-    stack = node.meta.get("nn_module_stack") or {}
-    if stack:
-        entry = list(stack.values())[-1]
-        path = entry[0] if isinstance(entry, tuple) else str(entry)
-        if path:
-            return f"{path} ({node.name})"
-    return node.name
-
-
 def _op_name(node: fx.Node) -> str:
     if node.op == "call_method":
         return f"Tensor.{node.target}"
@@ -264,14 +252,14 @@ def _refuse_mutated_views(gm: fx.GraphModule, scalars: set[fx.Node]) -> None:
         late = [u for m in family - {target} for u in m.users if order[u] > order[node]]
         if late:
             raise UnsupportedLayerError(
-                f"in-place {_op_name(node) if node.op != 'call_module' else node.target}", _where(node), CODING,
+                f"in-place {_op_name(node) if node.op != 'call_module' else node.target}", node_path(node), CODING,
                 f"it overwrites a view of a tensor that {late[0].name!r} reads afterwards, which the converted graph "
                 "cannot follow; use the out-of-place form (e.g. y = F.relu(y) instead of inplace=True)")
 
 
 # ---------------------------------------------------------------- function and method nodes
 def _refuse(node: fx.Node, hint: str) -> UnsupportedLayerError:
-    return UnsupportedLayerError(_op_name(node), _where(node), CODING, hint)
+    return UnsupportedLayerError(_op_name(node), node_path(node), CODING, hint)
 
 
 def _elementwise(node: fx.Node, op: str, arith, count: bool) -> tuple[nn.Module, tuple]:
