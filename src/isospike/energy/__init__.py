@@ -25,27 +25,37 @@ def estimate(model: nn.Module, inputs: Any, hardware: str | Hardware = "horowitz
     ann: the ANN to compare with on the same hardware (default: for converted SNNs, the dense
         network they come from, reconstructed from their own dense counts).
     """
-    if mode not in ("full", "ops"):
-        raise ValueError(f"mode must be 'full' or 'ops', got {mode!r}")
+    _check_mode(mode)
     hw = get_hardware(hardware)
     activity = collect(model, inputs)
+    return price(activity, hw, mode, ann_activity(ann, inputs) if ann is not None else None)
+
+
+def price(activity: NetworkActivity, hardware: str | Hardware = "horowitz45", mode: str = "full",
+          baseline: NetworkActivity | None = None) -> EnergyReport:
+    """The energy report of an activity already counted by :func:`collect` (one simulation can
+    be priced on several hardware models and in both modes). ``baseline``: the ANN's activity to
+    compare with (default: for spiking networks, their dense operations for one time step)."""
+    _check_mode(mode)
+    hw = get_hardware(hardware)
     compute = full_energy if mode == "full" else ops_energy
     layers = compute(activity, hw)
     notes = []
-    if ann is not None:
-        baseline = ann_activity(ann, inputs)
-    elif activity.source == "spiking":
+    if baseline is None and activity.source == "spiking":
         baseline = ann_equivalent(activity)
         notes.append("ANN baseline: the converted network's dense operations for one time step")
-    else:
-        baseline = None
     ann_j = sum(r.energy_j for r in compute(baseline, hw)) if baseline is not None else None
     if activity.source == "exact":
         notes.append("exact circuits are modelled as fully spatial (each gate a physical neuron, wired weights)")
     return EnergyReport(hw, mode, activity.samples, layers, ann_j, notes)
 
 
+def _check_mode(mode: str) -> None:
+    if mode not in ("full", "ops"):
+        raise ValueError(f"mode must be 'full' or 'ops', got {mode!r}")
+
+
 __all__ = [
     "EnergyReport", "Hardware", "LayerActivity", "LayerEnergy", "NetworkActivity", "PRESETS", "collect", "estimate",
-    "get_hardware", "sram_pj_per_bit",
+    "get_hardware", "price", "sram_pj_per_bit",
 ]

@@ -12,7 +12,7 @@ from torch import nn
 
 from isospike import energy
 from isospike._io import atomic_write_json
-from isospike.conversion import codings, convert
+from isospike.conversion import convert
 from isospike.energy.hardware import get_hardware
 from isospike.report.document import Document, command_line, provenance_record
 from isospike.report.loading import convert_exact, load_model
@@ -29,10 +29,10 @@ def _convert(model: nn.Module, args: argparse.Namespace, calibration, described:
     return convert(model, coding=args.coding, timesteps=args.timesteps, calibration=calibration)
 
 
-def _estimate(snn: nn.Module, x, hw) -> tuple[list[Any], dict[str, Any], Any]:
+def _estimate(activity: energy.NetworkActivity, hw) -> tuple[list[Any], dict[str, Any], Any]:
     """One preset: the table row (nJ), the JSON entry, and the full report (for its plot)."""
-    full = energy.estimate(snn, x, hardware=hw)
-    ops = energy.estimate(snn, x, hardware=hw, mode="ops")
+    full = energy.price(activity, hw)
+    ops = energy.price(activity, hw, mode="ops")
     c = full.by_category
     dm_share = c["data_movement"] / full.total_j if full.total_j else 0.0
     row = [hw.name, 1e9 * full.total_j, 1e9 * c["compute"], 1e9 * c["data_movement"], 1e9 * c["communication"],
@@ -47,16 +47,15 @@ def run_energy(args: argparse.Namespace, echo=print) -> Path:
     hardware = [get_hardware(h.strip()) for h in args.hardware.split(",") if h.strip()]
     if not hardware:
         raise ValueError("--hardware needs at least one preset, e.g. --hardware horowitz45,loihi")
-    if args.coding != "exact" and args.coding not in codings():
-        raise ValueError(f"unknown --coding {args.coding!r}; choose exact or one of {', '.join(codings())}")
     model, data, described = load_model(args.model, getattr(args, "arch", None), args.dataset, echo)
     echo(f"model: {described}")
     x = data.test.x[: args.samples]
     snn = _convert(model, args, data.train.x[:512], described)
     out = Path(args.out)
     rows, results = [], {}
+    activity = energy.collect(snn, x)  # one simulation, priced on every preset in both modes
     for hw in hardware:
-        row, results[hw.name], full = _estimate(snn, x, hw)
+        row, results[hw.name], full = _estimate(activity, hw)
         rows.append(row)
         full.plot(out / f"energy_{hw.name}.png")
     steps = "gate circuits, one pass" if args.coding == "exact" else f"T = {args.timesteps}"
