@@ -16,7 +16,7 @@ import shlex
 import sys
 
 from isospike import __version__
-from isospike.errors import IsospikeError
+from isospike.errors import IsospikeError, one_line
 
 
 EXIT_STATUS = ("exit status: 0 done; 1 error found while running (missing or unreadable file, model that does not "
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
               " training from the last completed epoch)", file=sys.stderr)
         return 130
     except (IsospikeError, ValueError, TypeError, OSError) as exc:
-        print(f"isospike: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"isospike: error: {one_line(exc)}", file=sys.stderr)
         return 1
 
 
@@ -276,12 +276,6 @@ def _run(args: argparse.Namespace) -> int:
 
         run_sweep(args)
     return 0
-
-
-def _one_line(exc: BaseException) -> str:
-    """An exception's message on one line (a few library messages span several)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return " ".join(lines) or type(exc).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,3 +33,10 @@ class UnsupportedLayerError(IsospikeError, TypeError):
 
 class DatasetNotFoundError(IsospikeError, FileNotFoundError):
     """A dataset's files are not where isospike looked; the message says how to get them."""
+
+
+def one_line(exc: BaseException, limit: int | None = None) -> str:
+    """An exception's message on one line (torch's and other libraries' span several), cut
+    after ``limit`` characters when given."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+    return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."

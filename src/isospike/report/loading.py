@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from isospike.data import DatasetSplits, load_dataset
+from isospike.errors import one_line
 
 
 SAVE_HINT = ("save the weights only: safetensors.torch.save_file(model.state_dict(), 'model.safetensors') "
@@ -55,7 +56,7 @@ def _read_torch(path: Path) -> object:
             raise ValueError(f"{path} holds pickled Python objects (e.g. a whole model from torch.save(model)), which "
                              f"isospike never unpickles; {SAVE_HINT}") from None
         # torch's weights-only message starts with advice to unpickle anyway: not repeated here
-        reason = "" if isinstance(exc, pickle.UnpicklingError) else f" ({_summary(exc)})"
+        reason = "" if isinstance(exc, pickle.UnpicklingError) else f" ({one_line(exc, 300)})"
         raise ValueError(f"{path} is not a state dict torch.load can read with weights_only=True: not a PyTorch file, "
                          f"a corrupt one, or pickled Python objects in the legacy format{reason}; "
                          f"{SAVE_HINT}") from None
@@ -67,19 +68,13 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _summary(exc: BaseException, limit: int = 300) -> str:
-    """An exception's message on one line, cut after ``limit`` characters."""
-    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def load_weights(model: nn.Module, path: str | Path, what: str) -> nn.Module:
     """``model.load_state_dict`` from a file (see :func:`load_state_dict`); a state dict that does
     not fit ``model`` is a ValueError naming ``what`` (e.g. "--arch small-cnn on digits")."""
     try:
         model.load_state_dict(load_state_dict(path))
     except RuntimeError as exc:
-        raise ValueError(f"{path} does not fit {what}: {_summary(exc)}") from None
+        raise ValueError(f"{path} does not fit {what}: {one_line(exc, 300)}") from None
     return model
 
 
