@@ -157,3 +157,15 @@ def test_an_ann_on_crossbars_feeds_its_activations_bit_serially():
     assert rep.by_category["compute"] == pytest.approx(expected)
     assert E.estimate(nn.Sequential(layer), torch.rand(4, 6), hardware=hw.with_(cim_input_bits=1)).by_category[
         "compute"] == pytest.approx(expected / bits)
+
+
+def test_one_collected_activity_prices_like_estimate_on_every_preset_and_mode():
+    torch.manual_seed(0)
+    ann = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2)).eval()
+    x = torch.rand(8, 4)
+    snn = isp.convert(ann, coding="rate", timesteps=4, calibration=x)
+    activity = E.collect(snn, x)
+    for hw in PRESETS:
+        for mode in ("full", "ops"):
+            a, b = E.price(activity, hw, mode), E.estimate(snn, x, hardware=hw, mode=mode)
+            assert a.total_j == pytest.approx(b.total_j) and a.ann_total_j == pytest.approx(b.ann_total_j)
