@@ -128,8 +128,8 @@ class GateArith:
     name = "gates"
     native = False
 
-    def __init__(self, backend: str = "bitsliced", **options) -> None:
-        self.kw = gate_ops.check_options("GateArith", dict(backend=backend, **options))
+    def __init__(self, backend: str = "bitsliced", api: str = "GateArith", **options) -> None:
+        self.kw = gate_ops.check_options(api, dict(backend=backend, **options))  # api: named in errors
 
     def add(self, a, b):
         return gate_ops.add(a, b, **self.kw)

@@ -26,7 +26,6 @@ from isospike.errors import UnsupportedLayerError
 from isospike.exact.arith import GateArith, TorchArith
 from isospike.exact.bert import ExactBertLayer, ExactBertModel, is_bert_layer, is_bert_model
 from isospike.exact.counting import ExactCounts
-from isospike.exact.ops import check_options
 from isospike.exact.layers import (
     ACTIVATIONS,
     ExactAdaptiveAvgPool2d,
@@ -401,8 +400,7 @@ def convert(model: nn.Module, *, backend: str = "bitsliced", count: bool = True,
 
     ``model`` must be float32 (TypeError otherwise: call ``model.float()``), and so must the
     floating inputs of the returned network."""
-    check_options("isp.exact.convert", dict(backend=backend, **options))
-    return _convert(model, GateArith(backend=backend, **options), count, "convert")
+    return _convert(model, GateArith(backend=backend, api="isp.exact.convert", **options), count, "convert")
 
 
 def reference(model: nn.Module) -> ExactNetwork:
