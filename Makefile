@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(VENV)/bin/isospike demo
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 -q --durations=15
 
 # Peer libraries for side-by-side benchmarks only (never runtime dependencies).
 # SpikingJelly and NeuroBench declare torchvision/torchaudio, which would pull another torch:

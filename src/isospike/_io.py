@@ -3,6 +3,7 @@ the previous version in place."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import secrets
@@ -36,16 +37,52 @@ def _mode(path: Path) -> int:
     return os.stat(path).st_mode & 0o7777
 
 
+_TEMP_TAG = "isospike-tmp"
+
+
+def _temporaries(path: Path) -> list[Path]:
+    """The temporary files :func:`atomic_write` made next to ``path`` (any process)."""
+    return sorted(path.parent.glob(f".{glob.escape(path.name)}.{_TEMP_TAG}.*"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, OverflowError):
+        return True  # someone else's process (or an unknowable pid): leave its file alone
+    return True
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete the temporary files of earlier writes to ``path`` whose process is gone (killed
+    mid-write: SIGKILL, power loss); returns them. Files of running processes are kept."""
+    removed = []
+    for tmp in _temporaries(path):
+        parts = tmp.name[len(path.name) + 2:].split(".")  # <tag>.<pid>.<token><suffix>
+        if len(parts) < 3 or parts[0] != _TEMP_TAG or not parts[1].isdigit() or _alive(int(parts[1])):
+            continue
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
 def _new_temporary(path: Path, attempts: int = 100) -> tuple[Path, int]:
     """Create an empty, uniquely named hidden file next to ``path``; return it and its mode.
 
     Like :func:`tempfile.mkstemp` (``O_EXCL``: never reuses an existing file), but the mode is
     left to the umask (``0o666 & ~umask``, what any new file gets), read back without changing
-    the process umask.
+    the process umask. The name carries this process's id, so that a later write can tell a
+    file left by a killed process (see :func:`remove_stale_temporaries`).
     """
     suffix = path.suffix or ".tmp"
+    remove_stale_temporaries(path)
     for _ in range(attempts):
-        candidate = path.parent / f".{path.name}.{secrets.token_hex(6)}{suffix}"
+        candidate = path.parent / f".{path.name}.{_TEMP_TAG}.{os.getpid()}.{secrets.token_hex(6)}{suffix}"
         try:
             fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:

@@ -67,6 +67,23 @@ def _coding(text: str) -> str:
     return text
 
 
+def _out_folder(text: str) -> str:
+    """An argparse type: a folder the command can write its results to, checked before the run
+    (an existing file, or a parent that is not a writable folder, is a usage error)."""
+    import os
+    from pathlib import Path
+
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file; --out takes a folder for the results")
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot write to {text}: {parent} is not a writable folder")
+    return text
+
+
 def _positive_ints(text: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
@@ -96,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         "spikes over --timesteps, and write report.html + report.md with plots, and results.json.",
         epilog=EXIT_STATUS,
     )
-    demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    demo.add_argument("--out", type=_out_folder, default="runs/demo", help="output folder (default: runs/demo)")
     demo.add_argument("--timesteps", type=_positive_ints, default=[1, 2, 4, 8, 16, 32],
                       help="comma-separated numbers of time steps (default: 1,2,4,8,16,32)")
     demo.add_argument("--epochs", type=_positive_int, default=30, help="ANN training epochs (default: 30)")
@@ -118,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="nq: noise-aware rate conversion (default); spiking-gamma: SpikingGamma on row sequences")
     train.add_argument("--dataset", default="digits", help="digits (default), fashion-mnist, cifar10, cifar100")
     train.add_argument("--model", default="small-cnn", help="small-cnn (default), vgg-small, vgg11, vgg16, resnet20")
-    train.add_argument("--out", default=None, help="output folder (default: runs/train-<dataset>-<model>)")
+    train.add_argument("--out", type=_out_folder, default=None, help="output folder (default: runs/train-<dataset>-<model>)")
     train.add_argument("--ann-epochs", type=_nonnegative_int, default=10, help="epochs of plain ReLU training first (0: start from --init or random)")
     train.add_argument("--init", default=None,
                        help="state dict of a trained ReLU --model to fine-tune (.safetensors, or a weights-only .pt)")
@@ -163,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     energy.add_argument("--hardware", default="horowitz45,loihi,truenorth,cim-memristor",
                         help="comma-separated presets (default: horowitz45,loihi,truenorth,cim-memristor)")
     energy.add_argument("--samples", type=_positive_int, default=256, help="test images to run (default: 256)")
-    energy.add_argument("--out", default="runs/energy", help="output folder (default: runs/energy)")
+    energy.add_argument("--out", type=_out_folder, default="runs/energy", help="output folder (default: runs/energy)")
 
     conv = sub.add_parser(
         "convert",
@@ -185,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--samples", type=_positive_int, default=500, help="test samples to evaluate (default: 500; sentences for BERT)")
     conv.add_argument("--text", action="append", default=None,
                       help="a sentence for a BERT-style --model (repeatable; default: two built-in sentences)")
-    conv.add_argument("--out", default=None, help="output folder (default: runs/convert-<dataset>-<coding>)")
+    conv.add_argument("--out", type=_out_folder, default=None, help="output folder (default: runs/convert-<dataset>-<coding>)")
 
     ver = sub.add_parser(
         "verify",
@@ -198,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("snn", help="a .safetensors file written by isospike.save / `isospike convert`")
     ver.add_argument("--dataset", default="digits", help="test data to verify on (default: digits)")
     ver.add_argument("--samples", type=_positive_int, default=256, help="test samples (default: 256)")
-    ver.add_argument("--out", default=None, help="output folder (default: next to the file, <name>-verify)")
+    ver.add_argument("--out", type=_out_folder, default=None, help="output folder (default: next to the file, <name>-verify)")
 
     sw = sub.add_parser(
         "sweep",
@@ -215,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--arch", default=None, help=arch_help)
     sw.add_argument("--dataset", default=None, help="dataset (timesteps, dead-zone; default: digits)")
     sw.add_argument("--samples", type=_positive_int, default=500, help="test samples, or operand pairs for leak/noise (default: 500)")
-    sw.add_argument("--out", default=None, help="output folder (default: runs/sweep-<param>)")
+    sw.add_argument("--out", type=_out_folder, default=None, help="output folder (default: runs/sweep-<param>)")
     sw.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
 

@@ -40,3 +40,26 @@ def one_line(exc: BaseException, limit: int | None = None) -> str:
     after ``limit`` characters when given."""
     text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
     return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
+
+
+class FileFormatError(IsospikeError, ValueError):
+    """A saved network or NIR file is malformed, inconsistent with its tensors, or asks for
+    something isospike never loads (an unknown operation, a name that is not a plain identifier,
+    an argument outside its range). The message names the file and the field."""
+
+
+class SimulationTooLargeError(IsospikeError, ValueError, MemoryError):
+    """A simulation would need more memory than the machine has: raised before anything is
+    allocated, with the estimate and what to change (fewer steps, a smaller batch, chunks)."""
+
+
+def check_count(value: object, name: str, minimum: int = 1) -> int:
+    """``value`` as an int when it is a whole number >= ``minimum`` (a bool, 2.7 or NaN is
+    refused, never truncated); a ValueError naming ``name`` otherwise."""
+    import math
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)) \
+            or int(value) != value or value < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    return int(value)

@@ -22,7 +22,10 @@ warning is issued on export.
 from __future__ import annotations
 
 import json
+import math
 import operator
+import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,10 @@ import torch
 from torch import fx, nn
 
 from isospike._io import atomic_write
+from isospike.conversion.registry import codings
+from isospike.errors import FileFormatError, one_line
+from isospike.serialize.modules import read_module
+from isospike.serialize.schema import Field, is_module_path, parse_json
 
 _META = "isospike"
 
@@ -51,7 +58,7 @@ def export(snn: nn.Module, path: str | Path | None = None):
     from isospike.conversion.sigma_delta import SigmaDeltaPopulation
     from isospike.conversion.timefold import CountingSynapse, TimeBroadcast, TimeFoldedNeuron
     from isospike.conversion.ttfs import TTFSPopulation
-    from isospike.serialize import _module_spec
+    from isospike.serialize.modules import write_module
 
     if not isinstance(snn, SpikingNetwork):
         raise TypeError(f"isospike.nir.export expects a network from isospike.convert, got {type(snn).__name__}")
@@ -142,7 +149,7 @@ def export(snn: nn.Module, path: str | Path | None = None):
             elif isinstance(m, (TTFSPopulation, SigmaDeltaPopulation)):
                 approximate = True
                 shape = sample_shape(node) or ()
-                spec = _module_spec(m, {})
+                spec = write_module(m, {})
                 buffers = {k: v.tolist() for k, v in m.state_dict().items()}
                 level = m.scale * m.window if isinstance(m, TTFSPopulation) else m.threshold
                 nodes[name] = nir.IF(r=np.ones(shape, np.float32), v_threshold=np.full(shape, level, np.float32),
@@ -266,33 +273,151 @@ def _scale_for(scale: float | torch.Tensor, weight: torch.Tensor, dim: int) -> t
     return s.reshape(shape)
 
 
+def _check_hdf5(path: Path, max_depth: int = 16) -> None:
+    """Refuse NIR files whose arrays would read other files or blow up in memory, before nir
+    reads them: external storage, virtual datasets, external or soft links, groups nested deeper
+    than ``max_depth``, or arrays declaring far more bytes than the file holds (compression bombs)."""
+    import h5py
+
+    size = max(path.stat().st_size, 1)
+    declared = 0
+
+    def visit(group: Any, depth: int, where: str) -> None:
+        nonlocal declared
+        if depth > max_depth:
+            raise FileFormatError(f"{path}: groups nest deeper than {max_depth} levels at {where!r}; the file is crafted")
+        for key in group.keys():
+            link = group.get(key, getlink=True)
+            if not isinstance(link, h5py.HardLink):
+                raise FileFormatError(f"{path}: {where}/{key} is a {type(link).__name__}; NIR files hold their arrays "
+                                      "themselves, links to other objects or files are refused")
+            item = group[key]
+            if isinstance(item, h5py.Group):
+                visit(item, depth + 1, f"{where}/{key}")
+            elif isinstance(item, h5py.Dataset):
+                if item.external or item.is_virtual:
+                    raise FileFormatError(f"{path}: the array {where}/{key} is stored in other files; NIR files "
+                                          "hold their arrays themselves")
+                declared += int(item.size) * int(item.dtype.itemsize)
+                if declared > max(2**31, 100 * size):
+                    raise FileFormatError(f"{path}: its arrays declare {declared / 2**30:.1f} GiB in a file of "
+                                          f"{size / 2**20:.1f} MiB (compressed more than 100x); refusing to inflate it")
+
+    try:
+        with h5py.File(path, "r") as f:
+            visit(f, 0, "")
+    except FileFormatError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path} is not a readable NIR (HDF5) file ({one_line(exc, 200)}); isospike.nir.load reads "
+                         "files written by nir.write / isospike.nir.export") from None
+
+
+def _read_nir(path: Path) -> Any:
+    """nir.read of a checked file, its failures as one line naming the file."""
+    import nir
+
+    if not path.exists():
+        raise FileNotFoundError(f"no NIR file at {path}")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; isospike.nir.load reads one .nir file")
+    if not os.access(path, os.R_OK):
+        raise PermissionError(f"{path} exists but cannot be read; make it readable, e.g. chmod u+r")
+    _check_hdf5(path)
+    try:
+        try:
+            return nir.read(str(path))
+        except ValueError as exc:  # nir's shape inference rejects grouped convolutions
+            if "Type inference" not in str(exc):
+                raise
+            return nir.read(str(path), type_check=False)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
+        raise ValueError(f"{path} is not a readable NIR graph ({type(exc).__name__}: {one_line(exc, 200)}); "
+                         "isospike.nir.load reads files written by nir.write / isospike.nir.export") from None
+
+
+_NIR_KEY = re.compile(r"[A-Za-z0-9_.\-]{1,128}\Z")
+# Largest input (values per sample) a NIR graph may declare: its shapes are propagated with one sample.
+MAX_INPUT_VALUES = 2**26
+
+
+def _module_names(keys: list[str], source: str) -> dict[str, str]:
+    """A module name for each NIR node key: the key with every character outside [A-Za-z0-9_]
+    replaced by '_', made unique. Keys outside a plain character set are refused."""
+    names: dict[str, str] = {}
+    used: set[str] = set()
+    for key in keys:
+        if not isinstance(key, str) or not _NIR_KEY.match(key):
+            raise FileFormatError(f"{source}: NIR node key {str(key)[:60]!r} is not a plain name (letters, digits, "
+                                  "'_', '.', '-', at most 128); the file is damaged or crafted")
+        base = re.sub(r"[^A-Za-z0-9_]", "_", key).lstrip("_") or "node"
+        if base in ("input", "output") or not is_module_path(base):
+            base = f"n_{base}"
+        name, k = base, 2
+        while name in used:
+            name, k = f"{base}_{k}", k + 1
+        used.add(name)
+        names[key] = name
+    return names
+
+
+def _stored_population_tensors(info: Field) -> dict[str, torch.Tensor]:
+    """The buffers of an isospike population kept in a NIR node's metadata (numbers only)."""
+    out = {}
+    for key, value in info.object().items():
+        if key not in ("silent_level", "slot_reads"):
+            raise value.error("one of the population buffers 'silent_level', 'slot_reads'")
+        out[key] = _numbers(value, torch.int64 if key == "silent_level" else torch.float32)
+    return out
+
+
+def _numbers(field: Field, dtype: torch.dtype) -> torch.Tensor:
+    """A finite number or a rectangular nested list of them, as a tensor."""
+    data = field.value
+    try:
+        arr = np.asarray(data, dtype=np.float64) if not isinstance(data, (bool, str, dict)) else None
+    except (ValueError, TypeError):
+        arr = None
+    if arr is None or arr.size > 2**20 or not np.isfinite(arr).all():
+        raise field.error("a finite number or a rectangular nested list of finite numbers")
+    return torch.as_tensor(arr, dtype=dtype)
+
+
 def load(path_or_graph: Any) -> nn.Module:
     """A :class:`~isospike.SpikingNetwork` from a NIR file or graph (IF populations, affine/linear,
-    conv, average pooling, flatten; see the module docstring)."""
+    conv, average pooling, flatten; see the module docstring).
+
+    A file is data: its node keys, edges and metadata are checked before use (see
+    docs/verification.md, "Files are data"); a malformed or crafted file raises one ValueError
+    naming the file and what is wrong."""
     import nir
 
     from isospike.conversion.assemble import assemble_time_folded
     from isospike.conversion.graph import propagate_shapes
     from isospike.conversion.network import SpikingNetwork
     from isospike.neurons import IFNeuron
-    from isospike.serialize import _build_module
 
     if isinstance(path_or_graph, (str, Path)):
-        if not Path(path_or_graph).is_file():
-            raise FileNotFoundError(f"no NIR file at {path_or_graph}")
-        try:
-            graph = nir.read(str(path_or_graph))
-        except ValueError as exc:  # nir's shape inference rejects grouped convolutions
-            if "Type inference" not in str(exc):
-                raise
-            graph = nir.read(str(path_or_graph), type_check=False)
-    else:
+        source = str(path_or_graph)
+        graph = _read_nir(Path(path_or_graph))
+    elif isinstance(path_or_graph, nir.NIRGraph):
+        source = "the NIR graph"
         graph = path_or_graph
-    meta = json.loads(_text(graph.metadata.get(_META))) if _META in (graph.metadata or {}) else {}
+    else:
+        raise TypeError(f"isospike.nir.load takes a path or a nir.NIRGraph, got {type(path_or_graph).__name__}")
+    meta_text = (graph.metadata or {}).get(_META)
+    meta = Field(parse_json(_text(meta_text), source, "the graph's isospike metadata") if meta_text is not None else {},
+                 "metadata.isospike", source)
+    names = _module_names(list(graph.nodes), source)
     preds: dict[str, list[str]] = {k: [] for k in graph.nodes}
-    for a, b in graph.edges:
+    edges = []
+    for edge in graph.edges:
+        if not (isinstance(edge, (tuple, list)) and len(edge) == 2 and all(e in graph.nodes for e in edge)):
+            raise FileFormatError(f"{source}: the edge {str(edge)[:80]} does not join two nodes of the graph")
+        a, b = edge
         preds[b].append(a)
-    order = _topological(graph.nodes, graph.edges)
+        edges.append((a, b))
+    order = _topological(graph.nodes, edges)
     modules: dict[str, nn.Module] = {}
     neurons: dict[str, Any] = {}
     fx_graph = fx.Graph()
@@ -300,14 +425,21 @@ def load(path_or_graph: Any) -> nn.Module:
     input_shape = None
     for key in order:
         node = graph.nodes[key]
-        name = key.replace(".", "_")
+        name = names[key]
         if isinstance(node, nir.Input):
+            if input_shape is not None:
+                raise FileFormatError(f"{source}: the graph has more than one nir.Input; isospike networks take one input")
             values[key] = fx_graph.placeholder("input")
-            input_shape = tuple(int(v) for v in np.asarray(node.input_type["input"]).reshape(-1))
+            shape = np.asarray(node.input_type["input"]).reshape(-1)
+            if shape.dtype.kind not in "iu" or (shape < 1).any() or shape.size > 8 \
+                    or math.prod(int(v) for v in shape) > MAX_INPUT_VALUES:
+                raise FileFormatError(f"{source}: the input shape {shape.tolist()[:8]} of node {key!r} must be at most "
+                                      f"8 positive sizes with at most {MAX_INPUT_VALUES} values per sample")
+            input_shape = tuple(int(v) for v in shape)
             continue
         ins = [values[p] for p in preds[key]]
         if not ins:
-            raise ValueError(f"NIR node {key!r} has no input")
+            raise FileFormatError(f"{source}: NIR node {key!r} has no input")
         x = ins[0]
         for other in ins[1:]:
             x = fx_graph.call_function(operator.add, (x, other))
@@ -316,6 +448,8 @@ def load(path_or_graph: Any) -> nn.Module:
             continue
         if isinstance(node, (nir.Affine, nir.Linear)):
             w = torch.as_tensor(np.asarray(node.weight), dtype=torch.float32)
+            if w.dim() != 2:
+                raise FileFormatError(f"{source}: the weight of node {key!r} has shape {tuple(w.shape)}, not [out, in]")
             m = nn.Linear(w.shape[1], w.shape[0], bias=isinstance(node, nir.Affine))
             m.weight.data.copy_(w)
             if isinstance(node, nir.Affine):
@@ -338,18 +472,19 @@ def load(path_or_graph: Any) -> nn.Module:
         elif isinstance(node, nir.Flatten):
             m = nn.Flatten(int(node.start_dim) + 1, int(node.end_dim) if int(node.end_dim) < 0 else int(node.end_dim) + 1)
         elif isinstance(node, nir.IF):
-            info = json.loads(_text(node.metadata[_META])) if node.metadata and _META in node.metadata else None
-            if info is not None and "population" in info:
-                spec = info["population"]
-                neurons[name] = ("population", spec, info["buffers"])
+            text = (node.metadata or {}).get(_META)
+            info = Field(parse_json(_text(text), source, f"the isospike metadata of node {key!r}"),
+                         f"nodes[{key!r}].metadata.isospike", source) if text is not None else None
+            if info is not None and info.get("population") is not None:
+                neurons[name] = ("population", info["population"], _stored_population_tensors(info["buffers"]))
             else:
                 v_reset = np.asarray(node.v_reset) if node.v_reset is not None else np.zeros(1)
                 if not np.allclose(v_reset, 0):
                     raise ValueError(f"NIR IF node {key!r} resets to a nonzero v_reset: not supported")
                 th = torch.as_tensor(np.asarray(node.v_threshold) * np.asarray(node.r), dtype=torch.float32)
                 th = th.flatten()[0] if bool((th == th.flatten()[0]).all()) else th
-                reset = info["reset"] if info else "zero"
-                v_init = torch.as_tensor(info["v_init"], dtype=torch.float32) if info else torch.tensor(0.0)
+                reset = info["reset"].choice(("subtract", "zero")) if info is not None else "zero"
+                v_init = _numbers(info["v_init"], torch.float32) if info is not None else torch.tensor(0.0)
                 neurons[name] = ("if", IFNeuron(threshold=th, reset=reset, v_init=v_init, spike_value=1.0), None)
             m = nn.ReLU()  # placeholder activation, replaced by the population below
         else:
@@ -364,17 +499,17 @@ def load(path_or_graph: Any) -> nn.Module:
         if kind == "if":
             specs[name] = obj
         else:
-            def factory(static: bool, spec=obj, buffers=buffers):
-                spec = dict(spec)
-                if "static_input" in spec:
-                    spec["static_input"] = static
-                pop = _build_module(spec)
+            def factory(static: bool, spec: Field = obj, buffers: dict[str, torch.Tensor] = buffers) -> nn.Module:
+                if isinstance(spec.value, dict) and "static_input" in spec.value:
+                    spec = Field({**spec.value, "static_input": static}, spec.where, spec.source)
+                pop = read_module(spec, buffers.get, allowed=("TTFSPopulation", "SigmaDeltaPopulation"))
                 for k, v in buffers.items():
-                    pop._buffers[k] = torch.as_tensor(v, dtype=pop._buffers[k].dtype)
+                    if k in pop._buffers and pop._buffers[k] is not None and pop._buffers[k].shape == v.shape:
+                        pop._buffers[k] = v.to(pop._buffers[k].dtype)
                 return pop
             specs[name] = factory
     assemble_time_folded(gm, specs)
-    coding = meta.get("coding", "rate")
+    coding = meta.get("coding").choice(codings()) if meta.get("coding") is not None else "rate"
     if coding == "mttfs":  # receivers fold the silent level into their bias again
         from isospike.conversion.assemble import synapses_fed_by
 
@@ -386,16 +521,20 @@ def load(path_or_graph: Any) -> nn.Module:
 
         for syn, pop in synapses_fed_by(gm, set(neurons)).items():
             gm.get_submodule(syn).event_size = gm.get_submodule(pop).threshold
-    return SpikingNetwork(gm, int(meta.get("timesteps", 8)), coding, {"source": "nir"},
-                          fold_time=bool(meta.get("fold_time", True)), readout=meta.get("readout", "mean")).eval()
+    timesteps = meta.get("timesteps").integer(1, 2**31 - 1) if meta.get("timesteps") is not None else 8
+    fold_time = meta.get("fold_time").boolean() if meta.get("fold_time") is not None else True
+    readout = meta.get("readout").choice(("mean", "last")) if meta.get("readout") is not None else "mean"
+    return SpikingNetwork(gm, timesteps, coding, {"source": "nir"}, fold_time=fold_time, readout=readout).eval()
 
 
-def _text(v: Any) -> str:
-    if isinstance(v, bytes):
-        return v.decode("utf8")
-    if isinstance(v, np.ndarray):
-        return _text(v.item())
-    return str(v)
+def _text(v: Any) -> Any:
+    """A metadata entry as h5py returns it (str, bytes or a one-element array) unwrapped; what is
+    not text is left for :func:`parse_json` to refuse."""
+    if isinstance(v, np.ndarray) and v.size == 1:
+        return _text(v.reshape(-1)[0])
+    if isinstance(v, np.bytes_):
+        return bytes(v)
+    return v
 
 
 def _topological(nodes: dict, edges: list[tuple[str, str]]) -> list[str]:

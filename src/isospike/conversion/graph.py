@@ -207,6 +207,11 @@ SHAPE_METHODS = {"view", "reshape", "flatten", "contiguous", "size", "add", "sub
 BATCH_KEEPING_FUNCTIONS = {torch.mean: "mean", torch.sum: "sum", torch.squeeze: "squeeze",
                            torch.transpose: "transpose", torch.permute: "permute"}
 BATCH_KEEPING_METHODS = {"mean", "sum", "squeeze", "transpose", "permute"}
+# Every function and method a converted graph may still call (what check_linear_glue lets through,
+# plus the reshape that time folding writes). Saved networks are read back with these only.
+KEPT_FUNCTIONS = frozenset(LINEAR_FUNCTIONS | set(BATCH_KEEPING_FUNCTIONS)
+                           | {getattr, operator.getitem, operator.mul, operator.truediv, torch.mul})
+KEPT_METHODS = frozenset(SHAPE_METHODS | BATCH_KEEPING_METHODS | {"mul", "div", "reshape"})
 
 
 def _dims(node: fx.Node, kind: str) -> list[int] | None:

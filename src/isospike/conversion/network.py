@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import math
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -10,8 +12,10 @@ import torch
 from torch import Tensor, fx, nn
 from torch.utils._pytree import tree_map
 
-from isospike.conversion.graph import parameter_dtype
+from isospike.conversion.graph import calibrated_batch, parameter_dtype
 from isospike.conversion.timefold import CountingSynapse, SpikingPopulation, TimeFolded
+from isospike.errors import check_count
+from isospike.resources import available_bytes, check_fits
 
 
 @dataclass
@@ -86,6 +90,7 @@ class SpikingNetwork(nn.Module):
         self.fold_time = fold_time
         self.steps_run = self.timesteps  # steps of the last simulation (forward may choose others)
         self.samples_run = 0  # input samples since reset_counts (layers may see several rows each)
+        self._probed_sizes: dict[tuple[int, ...], dict[str, int]] = {}  # population sizes by input shape
 
     # ------------------------------------------------------------------ structure
     def neurons(self) -> Iterator[tuple[str, SpikingPopulation]]:
@@ -133,11 +138,9 @@ class SpikingNetwork(nn.Module):
     def forward_steps(self, x: Tensor, timesteps: int | None = None) -> Any:
         """Simulate and return the raw output at every step, ``[T, batch, ...]`` per output
         tensor (an output that does not depend on time is repeated)."""
-        T = self.timesteps if timesteps is None else int(timesteps)
-        if T < 1:
-            raise ValueError(f"timesteps must be >= 1, got {T}")
+        T = self.timesteps if timesteps is None else check_count(timesteps, "timesteps")
         if not self.fold_time:
-            if timesteps is not None and int(timesteps) != self.timesteps:
+            if timesteps is not None and T != self.timesteps:
                 raise ValueError(f"this {self.coding} network has a fixed window of {self.timesteps} steps")
             T = 1
         if not isinstance(x, Tensor):
@@ -158,6 +161,7 @@ class SpikingNetwork(nn.Module):
             raise ValueError(f"input holds {int((~torch.isfinite(x)).sum())} NaN/inf values: {self.coding} spikes carry "
                              "finite values only (isospike.exact.convert carries IEEE-754 specials); clean the input "
                              "with torch.nan_to_num or drop those samples")
+        self.check_memory(x, T)
         self.reset()
         try:
             with torch.no_grad():
@@ -187,6 +191,80 @@ class SpikingNetwork(nn.Module):
         if self.readout == "last":
             return tree_map(lambda y: y[-1] if isinstance(y, Tensor) else y, steps)
         return tree_map(lambda y: y.mean(0) if isinstance(y, Tensor) else y, steps)
+
+    # ------------------------------------------------------------------ resources
+    def population_sizes(self, x: Tensor) -> dict[str, int] | None:
+        """Values each neuron population holds per input sample and step for inputs shaped like
+        ``x`` (from the shapes recorded at calibration, else from a one-sample, one-step run of a
+        copy); None when they cannot be found."""
+        sample_shape = tuple(x.shape[1:])
+        if sample_shape in self._probed_sizes:
+            return self._probed_sizes[sample_shape]
+        gm = self.graph_module
+        batch = calibrated_batch(gm.graph)
+        placeholder = next((n for n in gm.graph.nodes if n.op == "placeholder"), None)
+        recorded = getattr(placeholder.meta.get("tensor_meta"), "shape", None) if placeholder is not None else None
+        sizes: dict[str, int] | None = {}
+        if batch and recorded is not None and tuple(recorded[1:]) == sample_shape:
+            for node in gm.graph.nodes:
+                if node.op == "call_module" and isinstance(gm.get_submodule(str(node.target)), SpikingPopulation):
+                    shape = getattr(node.meta.get("tensor_meta"), "shape", None)
+                    if shape is None:
+                        sizes = None
+                        break
+                    sizes[str(node.target)] = max(math.prod(shape) // batch, 1)
+        else:
+            sizes = None
+        if sizes is None and x.dim() and x.shape[0] > 0:
+            sizes = self._probe_sizes(x[:1])
+        if sizes is not None:
+            self._probed_sizes[sample_shape] = sizes
+        return sizes
+
+    def _probe_sizes(self, one: Tensor) -> dict[str, int] | None:
+        probe = copy.deepcopy(self.graph_module)
+        for m in probe.modules():
+            if isinstance(m, TimeFolded):
+                m.timesteps = 1 if self.fold_time else m.timesteps
+            if isinstance(m, (SpikingPopulation, CountingSynapse)):
+                m.reset_counts()
+        try:
+            with torch.no_grad():
+                probe(one)
+        except Exception:  # noqa: BLE001 - the real run reports its own error
+            return None
+        return {name: m.neurons_per_sample * max(m.samples, 1) for name, m in probe.named_modules()
+                if isinstance(m, SpikingPopulation)}
+
+    def memory_needed(self, x: Tensor, timesteps: int | None = None) -> tuple[int, str] | None:
+        """A lower bound of the bytes a simulation of ``x`` holds at once, and the population that
+        sets it: the largest population's values over all steps, as its input and its output
+        (time-folded codings), or its first-crossing table of T entries per neuron (TTFS)."""
+        sizes = self.population_sizes(x)
+        if not sizes:
+            return None
+        T = self.timesteps if timesteps is None else int(timesteps)
+        batch = x.shape[0] if x.dim() else 1
+        name, per_sample = max(sizes.items(), key=lambda kv: kv[1])
+        per_value = 2 * x.element_size() * T if self.fold_time else T + 8 + x.element_size()
+        return per_sample * batch * per_value, name
+
+    def check_memory(self, x: Tensor, timesteps: int | None = None) -> None:
+        """Raise :class:`isospike.errors.SimulationTooLargeError` (a ValueError and a
+        MemoryError) before anything is allocated when simulating ``x`` cannot fit in memory."""
+        need = self.memory_needed(x, timesteps)
+        if need is None:
+            return
+        needed, layer = need
+        T = self.timesteps if timesteps is None else int(timesteps)
+        batch = max(x.shape[0] if x.dim() else 1, 1)
+        free = available_bytes(x.device)
+        fitting = max(int((free or 0) // max(needed // batch, 1)), 0)
+        advice = (f"use fewer timesteps, a smaller batch, or isospike.simulate(snn, x, batch_size={fitting}), which "
+                  "runs the batch in chunks that fit") if fitting >= 1 else \
+            f"even one sample does not fit at {T} steps: use fewer timesteps"
+        check_fits(needed, f"simulating {batch} samples for {T} steps (population '{layer}' holds "
+                           f"{needed // batch // max(T, 1)} bytes per sample and step)", advice, x.device)
 
     # ------------------------------------------------------------------ statistics
     def _rows_per_sample(self, rows_seen: int) -> tuple[int, int]:

@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import Tensor
+from torch.utils._pytree import tree_map
 
 from isospike.conversion.network import LayerStats, SpikingNetwork
+from isospike.errors import check_count
 
 
 @dataclass
@@ -36,16 +39,29 @@ class SimulationResult:
         return self.spikes / self.samples if self.samples else 0.0
 
 
-def simulate(snn: SpikingNetwork, x: Tensor, timesteps: int | None = None) -> SimulationResult:
-    """Run ``snn`` on ``x`` from a fresh state with fresh counters and report its activity."""
+def simulate(snn: SpikingNetwork, x: Tensor, timesteps: int | None = None,
+             batch_size: int | None = None) -> SimulationResult:
+    """Run ``snn`` on ``x`` from a fresh state with fresh counters and report its activity.
+
+    ``batch_size``: simulate ``x`` in chunks of this many samples (each from the reset state),
+    for batches whose simulation does not fit in memory at once; outputs and counts are those of
+    one run over the whole batch."""
     if not isinstance(snn, SpikingNetwork):
         raise TypeError(
             f"simulate expects a network returned by isospike.convert, got {type(snn).__name__}"
         )
+    T = snn.timesteps if timesteps is None else check_count(timesteps, "timesteps")
+    if not isinstance(x, Tensor):
+        raise TypeError(f"input must be a tensor, got {type(x).__name__}")
+    chunk = x.shape[0] if batch_size is None or not x.dim() else check_count(batch_size, "batch_size")
     snn.reset_counts()
     with snn.counting_on():
-        out = snn(x, timesteps=timesteps)
+        if not x.dim() or chunk >= x.shape[0]:
+            out = snn(x, timesteps=timesteps)
+        else:
+            parts = [snn(x[i:i + chunk], timesteps=timesteps) for i in range(0, x.shape[0], chunk)]
+            out = tree_map(lambda *ys: torch.cat(ys) if isinstance(ys[0], Tensor) else ys[0], *parts) \
+                if len(parts) > 1 else parts[0]
     layers = snn.layer_stats()
     spikes = sum(s.spikes for s in layers.values() if s.kind == "neuron")
-    T = snn.timesteps if timesteps is None else int(timesteps)
-    return SimulationResult(output=out, spikes=spikes, layers=layers, timesteps=T, samples=x.shape[0])
+    return SimulationResult(output=out, spikes=spikes, layers=layers, timesteps=T, samples=x.shape[0] if x.dim() else 1)

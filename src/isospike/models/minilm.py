@@ -30,12 +30,30 @@ def load_bert(folder: str | Path):
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from transformers import AutoModel, AutoTokenizer
 
+    folder = check_hf_folder(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+    model = AutoModel.from_pretrained(folder, local_files_only=True, use_safetensors=True,
+                                      trust_remote_code=False).eval()
+    return tokenizer, model
+
+
+def check_hf_folder(folder: str | Path) -> Path:
+    """``folder`` when it is a Hugging Face model folder whose weights are safetensors; otherwise
+    one clear error (never transformers' traceback): isospike loads no pickled weights
+    (``pytorch_model.bin``) and runs no code a folder ships (``trust_remote_code`` stays off)."""
     folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder: pass a Hugging Face model folder (config.json + "
+                                "model.safetensors + tokenizer files)")
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{folder} has no config.json: not a Hugging Face model folder")
-    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    model = AutoModel.from_pretrained(folder, local_files_only=True).eval()
-    return tokenizer, model
+    if not any(folder.glob("*.safetensors")):
+        pickled = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+        found = f"its weights are pickled ({', '.join(pickled[:3])})" if pickled else "it holds no weights"
+        raise ValueError(f"{folder}: {found}; isospike loads only safetensors weights (a pickle can run code). "
+                         "Convert them once where you trust the file: AutoModel.from_pretrained(folder)"
+                         ".save_pretrained(folder, safe_serialization=True)")
+    return folder
 
 
 def load_minilm():

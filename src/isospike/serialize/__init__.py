@@ -1,0 +1,266 @@
+"""Saving and loading converted spiking networks: one safetensors file holding every tensor, with
+the network's structure as JSON in the file's metadata (no pickle anywhere).
+
+    isospike.save(snn, "snn.safetensors")
+    snn2 = isospike.load("snn.safetensors")      # identical outputs and counts
+
+The structure is the converted network's dataflow graph (:mod:`isospike.serialize.graph`) and its
+modules by type and constructor arguments (:mod:`isospike.serialize.modules`). A file is data:
+loading one checks every string against a closed set (module types, operations, methods, dtypes,
+plain identifiers) and every size against the stored tensors before anything is built, so it
+cannot run code, import anything, reach attributes of Python objects, or allocate more memory than
+its tensors take. docs/verification.md ("Files are data") states the threat model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, fx, nn
+
+from isospike._io import atomic_write
+from isospike.errors import FileFormatError, one_line
+from isospike.serialize.graph import read_graph, write_graph
+from isospike.serialize.modules import read_module, write_module
+from isospike.serialize.schema import Field, is_module_path, parse_json
+
+__all__ = ["FORMAT", "load", "save"]
+
+FORMAT = "isospike.snn/2"
+_READABLE_FORMATS = ("isospike.snn/1", FORMAT)  # format 2 adds recorded shapes, Ellipsis and inf/nan constants
+_TOP_LEVEL = {"format", "coding", "timesteps", "fold_time", "readout", "info", "modules", "attrs", "graph"}
+
+
+# ---------------------------------------------------------------------------------- saving
+def save(snn: nn.Module, path: str | Path) -> Path:
+    """Write a network from :func:`isospike.convert` to ``path`` (safetensors; structure in its
+    metadata). Atomic: ``path`` holds the old file or the complete new one, and an interrupted
+    save leaves no partial file behind once the next save to that folder runs."""
+    from safetensors.torch import save_file
+
+    from isospike.conversion.network import SpikingNetwork
+
+    if not isinstance(snn, SpikingNetwork):
+        raise TypeError(f"isospike.save expects a network from isospike.convert, got {type(snn).__name__} "
+                        "(exact networks are rebuilt with isospike.exact.convert(model); save the model's state dict)")
+    gm = snn.graph_module
+    paths = {id(m): p for p, m in gm.named_modules() if p}
+    called = {str(n.target) for n in gm.graph.nodes if n.op == "call_module"}
+    modules = {p: write_module(gm.get_submodule(p), paths) for p in sorted(called)}
+    attrs = sorted({str(n.target) for n in gm.graph.nodes if n.op == "get_attr"})
+    structure = {"format": FORMAT, "coding": snn.coding, "timesteps": snn.timesteps, "fold_time": snn.fold_time,
+                 "readout": snn.readout, "info": snn.info, "modules": modules, "attrs": attrs, "graph": write_graph(gm)}
+    tensors = {f"graph_module.{k}": v.detach().contiguous().clone() for k, v in gm.state_dict().items()}
+    for a in attrs:
+        tensors[f"attr.{a}"] = _attribute(gm, a)
+    crossbar = getattr(snn, "crossbar", None)
+    meta = {"isospike": json.dumps(structure, default=_json_default)}
+    if crossbar is not None:
+        meta["crossbar"] = json.dumps(dataclasses.asdict(crossbar), default=_json_default)
+    return atomic_write(path, lambda p: save_file(tensors, str(p), metadata=meta))
+
+
+def _attribute(gm: nn.Module, path: str) -> Tensor:
+    """A tensor attribute of a graph module read by a get_attr node (a parameter, a buffer or
+    fx's ``_tensor_constant0``)."""
+    owner_path, _, name = path.rpartition(".")
+    value = getattr(gm.get_submodule(owner_path), name)
+    if not isinstance(value, Tensor):
+        raise TypeError(f"cannot save the attribute {path!r} of type {type(value).__name__}")
+    return value.detach().contiguous().clone()
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, Tensor):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, tuple):
+        return list(o)
+    raise TypeError(f"cannot store {type(o).__name__} in the network's JSON structure")
+
+
+# ---------------------------------------------------------------------------------- loading
+def _read_file(path: Path) -> tuple[dict[str, str], dict[str, Tensor]]:
+    """The metadata and tensors of a safetensors file, with every failure as one line naming it."""
+    from safetensors import SafetensorError, safe_open
+
+    if not path.exists():
+        raise FileNotFoundError(f"no saved network at {path}")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; isospike.load reads one file written by isospike.save "
+                                "(e.g. runs/convert/snn.safetensors)")
+    if not os.access(path, os.R_OK):
+        raise PermissionError(f"{path} exists but cannot be read (permissions {oct(path.stat().st_mode & 0o777)}); "
+                              "make it readable, e.g. chmod u+r")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
+        raise ValueError(f"{path} is not a readable safetensors file ({reason}); isospike.load reads networks written "
+                         "by isospike.save or `isospike convert` (snn.safetensors)") from None
+    return meta, tensors
+
+
+def _read_crossbar(text: str, source: str) -> Any:
+    from isospike.devices import MemristiveCrossbar
+
+    f = Field(parse_json(text, source, "the crossbar metadata"), "crossbar", source)
+    entries = f.object({fl.name for fl in dataclasses.fields(MemristiveCrossbar)})
+    kinds = {fl.name: fl.type for fl in dataclasses.fields(MemristiveCrossbar)}
+    values: dict[str, Any] = {}
+    for name, field in entries.items():
+        kind = str(kinds[name])
+        if name == "sources":
+            values[name] = {k: v.text(1024) for k, v in field.object().items()}
+        elif field.is_none and "None" in kind:
+            values[name] = None
+        elif kind.startswith("int"):
+            values[name] = field.integer(0, 2**31 - 1)
+        else:
+            values[name] = field.number(0.0, 1e6)
+    try:
+        return MemristiveCrossbar(**values)
+    except ValueError as exc:
+        raise FileFormatError(f"{source}: field crossbar does not describe a crossbar ({exc})") from None
+
+
+def load(path: str | Path) -> nn.Module:
+    """Read a network written by :func:`save` (same outputs, same spike and operation counts).
+
+    Raises :class:`FileNotFoundError`, :class:`PermissionError` or :class:`IsADirectoryError` for
+    a path that cannot be read, and :class:`ValueError` (:class:`isospike.errors.FileFormatError`
+    for a malformed structure) naming the file and the field for anything else."""
+    from isospike.conversion.network import SpikingNetwork
+    from isospike.conversion.registry import codings
+
+    path = Path(path)
+    meta, tensors = _read_file(path)
+    source = str(path)
+    if "isospike" not in meta:
+        raise ValueError(f"{path} is a safetensors file but not an isospike network (no 'isospike' metadata); "
+                         "plain state dicts are loaded with model.load_state_dict(safetensors.torch.load_file(path))")
+    root = Field(parse_json(meta["isospike"], source, "the 'isospike' metadata"), "isospike", source)
+    top = root.object(_TOP_LEVEL)
+    fmt = root["format"]
+    if fmt.value not in _READABLE_FORMATS:
+        raise FileFormatError(f"{source}: unsupported network format {str(fmt.value)[:60]!r} (this isospike reads "
+                              f"{', '.join(_READABLE_FORMATS)}); save it again with this version")
+    coding = root["coding"].choice(codings())
+    timesteps = root["timesteps"].integer(1, 2**31 - 1)
+    fold_time, readout = root["fold_time"].boolean(), root["readout"].choice(("mean", "last"))
+    info = top["info"].value if "info" in top else {}
+    if not isinstance(info, dict):
+        raise top["info"].error("an object")
+
+    declared = root["modules"].object()
+    attrs = [a.module_path() for a in root["attrs"].items(max_len=100_000)]
+    names = sorted(list(declared) + attrs)
+    for name in names:
+        if not is_module_path(name):
+            raise declared[name].error("declared under a dotted module path of plain names (e.g. 'features.0')") \
+                if name in declared else FileFormatError(f"{source}: attribute name {name[:60]!r} is not a plain path")
+    for a, b in zip(names, names[1:]):
+        if a == b or b.startswith(a + "."):
+            raise FileFormatError(f"{source}: the declared modules and attributes {a!r} and {b!r} overlap; each "
+                                  "module and tensor attribute has its own path")
+
+    def stored_under(prefix: str):
+        return lambda key: tensors.get(f"graph_module.{prefix}.{key}")
+
+    modules: dict[str, Any] = {p: read_module(spec, stored_under(p)) for p, spec in declared.items()}
+    for a in attrs:
+        key = f"attr.{a}"
+        if key not in tensors:
+            raise FileFormatError(f"{source}: the attribute {a!r} has no stored tensor {key!r}")
+        modules[a] = tensors[key]
+    graph = read_graph(root["graph"], set(declared), set(attrs))
+    try:
+        gm = fx.GraphModule(modules, graph)
+    except RuntimeError as exc:
+        raise FileFormatError(f"{source}: the graph does not match its modules ({exc})") from None
+    _assign_tensors(gm, {k.removeprefix("graph_module."): v for k, v in tensors.items()
+                         if k.startswith("graph_module.")}, source)
+    for p, spec in declared.items():
+        src = spec.get("silent_source")
+        if src is not None and not src.is_none:
+            target = modules.get(src.module_path())
+            from isospike.conversion.ttfs import TTFSPopulation
+
+            if not isinstance(target, TTFSPopulation):
+                raise src.error("the path of a TTFS population the file declares")
+            object.__setattr__(gm.get_submodule(p), "silent_source", target)
+    try:
+        snn = SpikingNetwork(gm, timesteps, coding, info, fold_time=fold_time, readout=readout)
+    except ValueError as exc:
+        raise FileFormatError(f"{source}: {exc}") from None
+    if "crossbar" in meta:
+        snn.crossbar = _read_crossbar(meta["crossbar"], source)
+    _dry_run(snn.eval(), source)
+    return snn
+
+
+# Largest input (values per sample) a file may record; one sample of it is run when loading.
+MAX_INPUT_VALUES = 2**26
+
+
+def _dry_run(snn: Any, source: str) -> None:
+    """Run one sample of zeros shaped like the recorded input, one step (the window for TTFS), so
+    a file whose graph cannot run is refused here, naming the file, not at the first call."""
+    placeholder = next((n for n in snn.graph_module.graph.nodes if n.op == "placeholder"), None)
+    meta = placeholder.meta.get("tensor_meta") if placeholder is not None else None
+    if meta is None:
+        return
+    shape = tuple(meta.shape)
+    if not shape or math.prod(shape[1:]) > MAX_INPUT_VALUES:
+        raise FileFormatError(f"{source}: the recorded input shape {list(shape)[:8]} is not [batch, ...] with at most "
+                              f"{MAX_INPUT_VALUES} values per sample; the file is damaged or crafted")
+    x = torch.zeros(1, *shape[1:], dtype=meta.dtype)
+    try:
+        snn(x, timesteps=1 if snn.fold_time else None)
+    except Exception as exc:  # noqa: BLE001 - whatever a malformed graph raises, the file is at fault
+        raise FileFormatError(f"{source}: the network it describes does not run on one input of its recorded shape "
+                              f"{list(shape[1:])} ({type(exc).__name__}: {one_line(exc, 200)}); the file is damaged "
+                              "or crafted") from None
+    finally:
+        snn.reset()
+        snn.reset_counts()
+        snn.steps_run = snn.timesteps
+
+
+def _assign_tensors(gm: nn.Module, state: dict[str, Tensor], source: str) -> None:
+    """Put the stored tensors in place of the module's (declared-only, meta) ones: the names must
+    match one to one and each shape must be the declared one."""
+    own = gm.state_dict(keep_vars=True)
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise FileFormatError(f"{source}: the stored tensors do not match the structure: missing {missing[:5]}, "
+                              f"unexpected {unexpected[:5]}; the file is damaged")
+    for key, t in own.items():
+        value = state[key]
+        if tuple(value.shape) != tuple(t.shape):
+            raise FileFormatError(f"{source}: the tensor {key!r} is stored with shape {tuple(value.shape)} but the "
+                                  f"structure declares {tuple(t.shape)}; the file is damaged or crafted")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise FileFormatError(f"{source}: the tensor {key!r} holds NaN or infinite values; the file is damaged")
+        if value.is_floating_point() != t.is_floating_point() and t.dtype != torch.bool:
+            raise FileFormatError(f"{source}: the tensor {key!r} is stored as {value.dtype}, the structure needs "
+                                  f"{'a floating' if t.is_floating_point() else 'an integer'} tensor")
+    try:
+        gm.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as exc:
+        raise FileFormatError(f"{source}: the stored tensors do not fit the structure ({str(exc).splitlines()[0]})") \
+            from None
+    for key, t in list(gm.named_parameters()) + list(gm.named_buffers()):
+        if t.is_meta:
+            raise FileFormatError(f"{source}: no stored tensor for {key!r}; the file is damaged")
