@@ -359,3 +359,34 @@ def test_convert_a_hugging_face_bert_folder_to_exact_circuits(tmp_path, capsys):
     assert results["sentences"][0]["bit_identical_to_reference"] is True
     assert main(["convert", "--model", str(folder), "--coding", "rate"]) == 1
     assert "--coding exact" in capsys.readouterr().err
+
+
+def test_a_hugging_face_folder_with_pickled_weights_is_one_line(tmp_path, capsys):
+    """pytorch_model.bin is a pickle: refused before transformers reads it, in one line."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from isospike.models.minilm import load_minilm
+
+    tok, _ = load_minilm()
+    folder = tmp_path / "pickled-bert"
+    tok.save_pretrained(folder)
+    model = BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=16, num_hidden_layers=1,
+                                 num_attention_heads=2, intermediate_size=32))
+    model.config.save_pretrained(folder)
+    torch.save(model.state_dict(), str(folder / "pytorch_model.bin"))  # the legacy pickled format
+    assert main(["convert", "--model", str(folder), "--coding", "exact", "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pytorch_model.bin" in err[0] and "only safetensors weights" in err[0]
+
+
+def test_an_output_folder_that_cannot_be_written_is_a_usage_error_before_the_run(tmp_path, capsys):
+    taken = tmp_path / "taken"
+    taken.write_text("a file, not a folder")
+    for argv in (["demo", "--out", str(taken)], ["convert", "--out", str(taken / "sub")]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert "--out" in err and str(taken) in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]

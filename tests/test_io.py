@@ -55,3 +55,30 @@ def test_written_files_get_the_permissions_of_any_new_file(tmp_path, umask):
     assert expected == 0o666 & ~umask
     assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in written} == {p.name: expected for p in written}
     assert sorted(f.name for f in tmp_path.iterdir()) == ["plain.txt", "r.json", "report.md", "w.safetensors"]
+
+
+def test_a_write_killed_mid_way_leaves_a_temporary_the_next_write_removes(tmp_path):
+    """SIGKILL cannot be caught: the killed process leaves its temporary file; the next write to
+    the same path removes it (its process is gone), and keeps a running process's file."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    target = tmp_path / "snn.safetensors"
+    code = ("import sys, time\nfrom isospike._io import atomic_write\n"
+            "def slow(p):\n    p.write_bytes(b'x' * 1000)\n    print('writing', flush=True)\n    time.sleep(60)\n"
+            "atomic_write(sys.argv[1], slow)\n")
+    child = subprocess.Popen([sys.executable, "-c", code, str(target)], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "writing"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(timeout=30)
+    left = [p for p in tmp_path.iterdir() if p.name != target.name]
+    assert len(left) == 1 and not target.exists()
+    running = tmp_path / f".{target.name}.isospike-tmp.{os.getpid()}.feedbeef.safetensors"
+    running.write_bytes(b"in progress")
+    deadline = time.time() + 30
+    while left[0].exists() and time.time() < deadline:
+        atomic_write(target, lambda p: p.write_bytes(b"new"))
+    assert not left[0].exists() and running.exists() and target.read_bytes() == b"new"

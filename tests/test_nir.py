@@ -90,3 +90,14 @@ def test_layers_over_tokens_get_a_named_error():
                       coding="rate", calibration=x)
     with pytest.raises(TypeError, match="tokens"):
         isp.nir.export(snn)
+
+
+def test_a_loaded_network_exports_to_nir(tmp_path, trained_digits_cnn, digits):
+    """Saved files keep the shapes recorded at calibration, so NIR export works after isp.load."""
+    snn = isp.convert(trained_digits_cnn, coding="rate", timesteps=4, calibration=digits.train.x[:256])
+    again = isp.load(isp.save(snn, tmp_path / "snn.safetensors"))
+    graph = isp.nir.export(again, tmp_path / "m.nir")
+    assert [type(n).__name__ for n in graph.nodes.values()] == \
+        [type(n).__name__ for n in isp.nir.export(snn).nodes.values()]
+    x = digits.test.x[:32]
+    assert torch.allclose(isp.nir.load(tmp_path / "m.nir")(x), snn(x), atol=1e-5)

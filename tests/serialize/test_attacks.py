@@ -60,13 +60,15 @@ def node(structure, op=None, target=None):
 
 
 # ------------------------------------------------------------------ code in names
-def test_placeholder_code_is_refused_and_never_runs(tmp_path, saved):
+def test_placeholder_code_is_refused_and_never_runs(tmp_path, saved, capsys):
     _, structure, tensors = saved
     canary = tmp_path / "canary"
     node(structure, "placeholder")["target"] = f"x={payload(canary)}"
     refused(write(tmp_path, structure, tensors), canary, "identifier")
     # the CLI's verify command reads the same file: one line, exit status 1, no traceback
     assert main(["verify", str(tmp_path / "evil.safetensors"), "--out", str(tmp_path / "v")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("isospike: error:") and "Traceback" not in err[0]
     assert not canary.exists()
 
 

@@ -138,3 +138,18 @@ def test_unreadable_files_are_a_one_line_value_error_naming_the_file(tmp_path, c
         isp.load(path)
     message = str(e.value)
     assert str(path) in message and "isospike.save" in message and "\n" not in message
+
+
+def test_paths_that_cannot_be_read_say_why(tmp_path):
+    import os
+
+    with pytest.raises(FileNotFoundError, match="no saved network"):
+        isp.load(tmp_path / "missing.safetensors")
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        isp.load(tmp_path)
+    if os.geteuid() != 0:  # root reads any file
+        x = torch.randn(8, 6)
+        path = isp.save(isp.convert(Residual().eval(), coding="rate", timesteps=2, calibration=x), tmp_path / "r.st")
+        path.chmod(0)
+        with pytest.raises(PermissionError, match="cannot be read"):
+            isp.load(path)
