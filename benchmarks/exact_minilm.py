@@ -18,7 +18,7 @@ from _common import RESULTS, print_table, write_results
 
 import isospike as isp
 from isospike.exact.arith import GateArith, TorchArith
-from isospike.exact.bert import mean_pooling
+from isospike.models.minilm import mean_pooling
 from isospike.models.minilm import load_minilm
 from isospike.models.minilm import mean_pooling as native_pooling
 

@@ -12,7 +12,7 @@ import torch
 
 import isospike as isp
 from isospike.exact.arith import GateArith, TorchArith
-from isospike.exact.bert import mean_pooling
+from isospike.models.minilm import mean_pooling
 from isospike.models.minilm import load_minilm
 from isospike.models.minilm import mean_pooling as native_pooling
 

@@ -77,6 +77,30 @@ def fit_erf_piece(a, b, degree):
     return hi_lo(mpmath.erf(a)), f32(c), err
 
 
+def fit_sin(degree=9):
+    """sin(r) = r + r^3 P(r^2) on |r| <= pi/4 (the reduced argument of sin/cos)."""
+    return fit_odd(mpmath.sin, 1e-4, float(mpmath.pi / 4), degree)
+
+
+def fit_cos(degree=8):
+    """cos(r) = 1 - r^2 / 2 + r^4 P(r^2) on |r| <= pi/4; P of degree (degree - 4) / 2 in r^2."""
+    r = cheb_grid(1e-3, float(mpmath.pi / 4))
+    target = np.array([float((mpmath.cos(v) - 1 + v * v / 2) / v ** 4) for v in r])
+    c, err = lawson_fit(r * r, target, range((degree - 2) // 2), r ** 4 / np.cos(r))
+    return f32(c), err
+
+
+def pio2_parts():
+    """pi/2 as three float32 parts (Cody-Waite): P1 + P2 + P3 carries ~72 bits."""
+    rest = mpmath.pi / 2
+    parts = []
+    for _ in range(3):
+        part = float(np.float32(float(rest)))
+        parts.append(part)
+        rest -= mpmath.mpf(part)
+    return parts
+
+
 if __name__ == "__main__":
     np.set_printoptions(precision=9)
     c, e = fit_exp()
@@ -88,3 +112,8 @@ if __name__ == "__main__":
     for a, b in ((1.0, 2.0), (2.0, 3.0), (3.0, 3.9)):
         c0, c, e = fit_erf_piece(a, b, 10)
         print(f"ERF_PIECE[{a}] erf(a) (hi, lo)", c0, "Q", c, "max abs err", e)
+    c, e = fit_sin()
+    print("SIN_P", c, "max rel err", e)
+    c, e = fit_cos()
+    print("COS_P", c, "max rel err", e)
+    print("PIO2 (P1, P2, P3)", pio2_parts(), "TWO_OVER_PI", float(np.float32(float(2 / mpmath.pi))))

@@ -160,44 +160,58 @@ def _row(name: str, guarantee: str, excess: Tensor, bound: float) -> LayerCertif
                             int(excess.numel()))
 
 
+def _float_leaves(value: Any) -> list[Tensor]:
+    """The floating tensors of a module output (tensor, tuple, list, dict / ModelOutput), in order."""
+    if isinstance(value, Tensor):
+        return [value.detach()] if value.is_floating_point() else []
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _float_leaves(v)]
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _float_leaves(v)]
+    return []
+
+
 def _verify_exact(net: nn.Module, x: Any) -> Certificate:
-    from isospike.conversion.equivalent import _exact_reference
-    from isospike.exact.layers import ExactLayer
+    """Run the gate network and its reference on ``x`` (a tensor, a tuple of positional inputs or
+    a dict of keyword inputs) and compare, bit for bit, the output of every module without
+    children (each call of it) and the network's output."""
     from isospike.metrics import ulp_distance
 
-    ref = _exact_reference(net)
-    args = x if isinstance(x, tuple) else (x,)
-    got: dict[str, list[Tensor]] = {"snn": [], "ref": []}
-    names: list[str] = []
+    ref = net.reference()
+    args, kwargs = (x, {}) if not isinstance(x, (tuple, dict)) else ((x, {}) if isinstance(x, tuple) else ((), x))
+    if not isinstance(args, tuple):
+        args = (args,)
 
-    def run(model: nn.Module, key: str) -> Any:
+    def run(model: nn.Module) -> list[tuple[str, list[Tensor]]]:
+        records: list[tuple[str, list[Tensor]]] = []
         hooks = []
         for name, m in model.named_modules():
-            if isinstance(m, ExactLayer):
-                if key == "snn":
-                    names.append(name)
-                hooks.append(m.register_forward_hook(lambda mod, i, o: got[key].append(o.detach())))
+            if name and not any(True for _ in m.children()):
+                hooks.append(m.register_forward_hook(
+                    lambda mod, i, o, name=name: records.append((name, _float_leaves(o)))))
         try:
             with torch.no_grad():
-                return model(*args)
+                out = model(*args, **kwargs)
         finally:
             for h in hooks:
                 h.remove()
+        records.append(("output", _float_leaves(out)))
+        return records
 
-    run(net, "snn")
-    run(ref, "ref")
-    cert = Certificate("exact", int(args[0].shape[0]) if args and torch.is_tensor(args[0]) and args[0].dim() else 1)
-    for i, (a, b) in enumerate(zip(got["snn"], got["ref"])):
-        label = names[i] if i < len(names) else f"call {i}"
-        if a.is_floating_point():
-            ulp = ulp_distance(a, b)
+    got, want = run(net), run(ref)
+    first = args[0] if args else next(iter(kwargs.values()), None)
+    cert = Certificate("exact", int(first.shape[0]) if torch.is_tensor(first) and first.dim() else 1)
+    calls: dict[str, int] = {}
+    for (label, a_list), (_, b_list) in zip(got, want):
+        calls[label] = calls.get(label, 0) + 1
+        name = label if calls[label] == 1 else f"{label} (call {calls[label]})"
+        for j, (a, b) in enumerate(zip(a_list, b_list)):
+            ulp = ulp_distance(a, b) if a.dtype == torch.float32 else (a != b).to(torch.int64)
             worst = int(ulp.max()) if ulp.numel() else 0
             diff = (a.double() - b.double()).abs()
+            finite = torch.isfinite(diff)
             bad = int((ulp > 0).sum())
-            cert.layers.append(LayerCertificate(f"{label} [{i}]", "bit-exact",
-                                                float(diff[torch.isfinite(diff)].max()) if torch.isfinite(diff).any() else 0.0,
-                                                0.0, bad == 0, bad, int(ulp.numel()), worst))
-        else:
-            bad = int((a != b).sum())
-            cert.layers.append(LayerCertificate(f"{label} [{i}]", "bit-exact", float(bad), 0.0, bad == 0, bad, int(a.numel()), 0))
+            cert.layers.append(LayerCertificate(name if len(a_list) == 1 else f"{name} [{j}]", "bit-exact",
+                                                float(diff[finite].max()) if finite.any() else 0.0, 0.0, bad == 0,
+                                                bad, int(ulp.numel()), worst))
     return cert

@@ -135,13 +135,10 @@ def spiking_activity(snn: nn.Module, inputs: Tensor) -> NetworkActivity:
 
 def exact_activity(net: nn.Module, inputs: Any) -> NetworkActivity:
     """Run an ``isospike.exact.convert`` network and read each layer's gate counts."""
-    layers_by_path = net.exact_layers() if hasattr(net, "exact_layers") else {}
-    if layers_by_path and not any(m.count for m in layers_by_path.values()):
+    if not getattr(net, "counting_gates", False):
         raise ValueError("this exact network does not count its gates (a reference from isospike.exact.reference / "
                          "isospike.equivalent runs plain float32 operations, or convert(..., count=False)): estimate "
                          "isospike.exact.convert(model) for the gate circuits, or the original model as an ANN")
-    for m in layers_by_path.values():
-        m.last_counts = None  # counts of this run only
     _call(net, inputs)
     n = _batch_size(inputs)
     layers = []

@@ -356,3 +356,180 @@ def rms_norm(A, x: Tensor, normalized_shape, weight: Tensor | None, eps: float) 
     ms = A.div(tree_sum(A, A.mul(xf, xf), -1).unsqueeze(-1), n)
     y = A.mul(xf, rsqrt(A, A.add(ms, const(ms, eps))).expand_as(xf)).reshape(x.shape)
     return A.mul(y, weight.expand_as(y)) if weight is not None else y
+
+
+# ---------------------------------------------------------------- sin, cos
+TWO_OVER_PI = 0.6366197466850281  # float32(2/pi)
+PIO2 = (1.5707963705062866, -4.371138828673793e-08, -1.7151245100058819e-15)  # pi/2 = P1 + P2 + P3
+SIN_P = (-0.1666666716337204, 0.008333329111337662, -0.00019839312881231308, 2.718121777434135e-06)
+COS_P = (0.04166664555668831, -0.0013887316454201937, 2.44331567955669e-05)
+TRIG_MAX = 2.0 ** 21  # above |x| = 2^21 (k no longer exact) sin/cos are not meaningful: NaN
+
+
+def _sin_cos_reduced(A, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(sin r, cos r, quadrant bits q & 1, q & 2) with x = k pi/2 + r, |r| <= pi/4, q = k mod 4:
+    k = round(x 2/pi) by the 1.5 * 2^23 trick, r = x - k (P1 + P2 + P3) by three fmas."""
+    t = A.fma(x, const(x, TWO_OVER_PI), const(x, ROUND_MAGIC))
+    kf = A.sub(t, const(x, ROUND_MAGIC))
+    r = A.fma(A.neg(kf), const(x, PIO2[0]), x)
+    r = A.fma(A.neg(kf), const(x, PIO2[1]), r)
+    r = A.fma(A.neg(kf), const(x, PIO2[2]), r)
+    k = A.to_int(kf)  # the quadrant is k's two low bits: wiring, no arithmetic
+    odd, high = (k & 1).bool(), (k & 2).bool()
+    r2 = A.mul(r, r)
+    p = const(x, SIN_P[-1])
+    for c in reversed(SIN_P[:-1]):
+        p = A.fma(p, r2, const(x, c))
+    s = A.fma(A.mul(r, r2), p, r)
+    q = const(x, COS_P[-1])
+    for c in reversed(COS_P[:-1]):
+        q = A.fma(q, r2, const(x, c))
+    c = A.fma(A.mul(r2, r2), q, A.fma(r2, const(x, -0.5), const(x, 1.0)))
+    return s, c, odd, high
+
+
+def _trig_special(A, x: Tensor, y: Tensor) -> Tensor:
+    """NaN for NaN, infinite and too large |x| (where the reduction is not exact)."""
+    ok = A.lt(A.abs(x), const(x, TRIG_MAX))
+    return A.where(ok, y, const(x, math.nan))
+
+
+def sin(A, x: Tensor) -> Tensor:
+    """sin x: quadrant 0, 1, 2, 3 of x = k pi/2 + r gives sin r, cos r, -sin r, -cos r (minimax
+    polynomials on |r| <= pi/4, tools/fit_coefficients.py). |x| >= 2^21, inf, NaN -> NaN."""
+    if A.native:
+        return torch.sin(x)
+    s, c, odd, high = _sin_cos_reduced(A, x)
+    y = A.where(odd, c, s)
+    y = A.where(high, A.neg(y), y)
+    return _trig_special(A, x, y)
+
+
+def cos(A, x: Tensor) -> Tensor:
+    """cos x: quadrant 0, 1, 2, 3 gives cos r, -sin r, -cos r, sin r (see :func:`sin`)."""
+    if A.native:
+        return torch.cos(x)
+    s, c, odd, high = _sin_cos_reduced(A, x)
+    y = A.where(odd, s, c)
+    y = A.where(odd ^ high, A.neg(y), y)
+    return _trig_special(A, x, y)
+
+
+# ---------------------------------------------------------------- powers, statistics
+def pow_scalar(A, x: Tensor, exponent: float) -> Tensor:
+    """x ** e for the exponents models use: integers |e| <= 16 by repeated multiplication from the
+    left (x * x * ... * x; e < 0: 1 / that; e = 0: 1, as torch, even for NaN), e = 0.5: sqrt,
+    e = -0.5: rsqrt. Other exponents raise ValueError."""
+    if A.native:
+        return torch.pow(x, exponent)
+    if exponent == 0.5:
+        return A.sqrt(x)
+    if exponent == -0.5:
+        return rsqrt(A, x)
+    if float(exponent) != int(exponent) or abs(exponent) > 16:
+        raise ValueError(f"pow: the exponent {exponent!r} has no pinned algorithm (integers |e| <= 16, 0.5 and -0.5 "
+                         "do); rewrite it with exp or multiplications")
+    e = int(exponent)
+    if e == 0:
+        return const(x, 1.0)
+    y = x
+    for _ in range(abs(e) - 1):
+        y = A.mul(y, x)
+    return A.div(const(x, 1.0), y) if e < 0 else y
+
+
+def _reduce_dims(x: Tensor, dims) -> tuple[Tensor, list[int]]:
+    """``x`` with the reduced ``dims`` (None or []: all) moved last and flattened into one (their
+    row-major order), and the dims normalized."""
+    nd = x.dim()
+    dims = list(range(nd)) if dims is None or (isinstance(dims, (list, tuple)) and len(dims) == 0) else \
+        [d % max(nd, 1) for d in ([dims] if isinstance(dims, int) else dims)]
+    keep = [d for d in range(nd) if d not in dims]
+    moved = x.permute(*keep, *sorted(dims)) if nd else x.reshape(1)
+    lead = [x.shape[d] for d in keep]
+    return moved.reshape(*lead, math.prod(x.shape[d] for d in dims) if nd else 1), sorted(dims)
+
+
+def _keepdim(y: Tensor, x: Tensor, dims: list[int], keepdim: bool) -> Tensor:
+    if not keepdim or x.dim() == 0:
+        return y
+    shape = [1 if d in dims else s for d, s in enumerate(x.shape)]
+    return y.reshape(shape)
+
+
+def sum_dims(A, x: Tensor, dims=None, keepdim: bool = False) -> Tensor:
+    """Sum over ``dims`` (flattened in row-major order) by the pairwise tree; an empty sum is +0."""
+    flat, dims = _reduce_dims(x, dims)
+    y = tree_sum(A, flat, -1) if flat.shape[-1] else flat.new_zeros(flat.shape[:-1])
+    return _keepdim(y, x, dims, keepdim)
+
+
+def mean_dims(A, x: Tensor, dims=None, keepdim: bool = False) -> Tensor:
+    """Pairwise-tree sum over ``dims`` divided by their size (NaN for an empty reduction, as torch)."""
+    flat, dims = _reduce_dims(x, dims)
+    n = flat.shape[-1]
+    s = tree_sum(A, flat, -1) if n else flat.new_zeros(flat.shape[:-1])
+    y = A.div(s, const(s, float(n)))
+    return _keepdim(y, x, dims, keepdim)
+
+
+def var_dims(A, x: Tensor, dims=None, correction: float = 1.0, keepdim: bool = False) -> Tensor:
+    """sum((x - mean)^2) / (N - correction) over ``dims`` (pairwise trees), as torch.var."""
+    flat, dims = _reduce_dims(x, dims)
+    n = flat.shape[-1]
+    mean = A.div(tree_sum(A, flat, -1), const(flat[..., 0], float(n))) if n else flat.new_full(flat.shape[:-1], math.nan)
+    d = A.sub(flat, mean.unsqueeze(-1).expand_as(flat))
+    ss = tree_sum(A, A.mul(d, d), -1) if n else mean.clone()
+    y = A.div(ss, const(ss, max(n - correction, 0.0)))
+    return _keepdim(y, x, dims, keepdim)
+
+
+def extreme_dims(A, x: Tensor, dims=None, keepdim: bool = False, largest: bool = True) -> Tensor:
+    """Maximum (or minimum) over ``dims`` by the pairwise tree of IEEE maximum/minimum (NaN wins)."""
+    flat, dims = _reduce_dims(x, dims)
+    y = tree_reduce(A, "maximum" if largest else "minimum", flat, -1)
+    return _keepdim(y, x, dims, keepdim)
+
+
+def arg_extreme(A, x: Tensor, dim: int, largest: bool = True) -> tuple[Tensor, Tensor]:
+    """(values, indices) of the maximum (minimum) along ``dim`` as torch.max(x, dim): a pairwise
+    tree of comparisons; a pair keeps its left element unless the right one is strictly larger
+    (smaller) or NaN while the left is not, so the first maximum wins and NaN counts as largest."""
+    x = x.movedim(dim, -1)
+    n = x.shape[-1]
+    if n == 0:
+        raise ValueError("cannot reduce an empty dimension")
+    idx = torch.arange(n, device=x.device).expand(x.shape).contiguous()
+    while x.shape[-1] > 1:
+        m = x.shape[-1]
+        left, right = x[..., 0:m - 1:2], x[..., 1:m:2]
+        beats = A.lt(left, right) if largest else A.lt(right, left)
+        nan_right = A.logical_and(A.logical_not(A.eq(right, right)), A.eq(left, left))
+        take = A.logical_or(beats, nan_right)
+        vals = A.where(take, right, left)
+        ids = torch.where(take, idx[..., 1:m:2], idx[..., 0:m - 1:2])
+        if m % 2:
+            vals, ids = torch.cat([vals, x[..., m - 1:]], -1), torch.cat([ids, idx[..., m - 1:]], -1)
+        x, idx = vals, ids
+    return x[..., 0], idx[..., 0]
+
+
+def layer_norm_stats(A, x: Tensor, normalized_shape, weight: Tensor | None, bias: Tensor | None,
+                     eps: float) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`layer_norm` and its statistics (mean, 1/sqrt(var + eps)), each shaped
+    ``x.shape[:-len(normalized_shape)] + (1,) * len(normalized_shape)`` as aten.native_layer_norm."""
+    nd = len(normalized_shape)
+    xf = _flat_last(x, nd)
+    n = const(xf[..., :1], float(xf.shape[-1]))
+    mean = A.div(tree_sum(A, xf, -1).unsqueeze(-1), n)
+    d = A.sub(xf, mean.expand_as(xf))
+    var = A.div(tree_sum(A, A.mul(d, d), -1).unsqueeze(-1), n)
+    r = rsqrt(A, A.add(var, const(var, eps)))
+    y = A.mul(d, r.expand_as(d)).reshape(x.shape)
+    if weight is not None:
+        y = A.mul(y, weight.expand_as(y))
+    if bias is not None:
+        y = A.add(y, bias.expand_as(y))
+    stat_shape = tuple(x.shape[: x.dim() - nd]) + (1,) * nd
+    return y, mean.reshape(stat_shape), r.reshape(stat_shape)
+

@@ -121,21 +121,18 @@ def load_model(model: str | None, arch: str | None, dataset: str | None, echo: C
 
 def convert_exact(model: nn.Module, described: str, source: str | None = None) -> nn.Module:
     """``isospike.exact.convert(model)``; a noise-aware quantized network (a folder from
-    `isospike train`, given as ``source``) that the gate circuits refuse gets a message pointing
-    at its ReLU ANN."""
+    `isospike train`, given as ``source``), whose floor has no gate circuit, is refused up front
+    with a message pointing at its ReLU ANN."""
     import isospike as isp
-    from isospike.errors import UnsupportedLayerError
     from isospike.train.qcfs import NoisyQCFS
 
-    try:
-        return isp.exact.convert(model)
-    except UnsupportedLayerError as exc:
-        if not any(isinstance(m, NoisyQCFS) for m in model.modules()):
-            raise
-        raise ValueError(f"{described} is a noise-aware quantized network (NoisyQCFS activations: clamp and floor of "
-                         f"the input over the trained lambda), which the exact gate circuits do not convert ({exc}); "
-                         f"{_relu_ann_hint(source)}, or pick a spiking coding (rate, ttfs, mttfs, "
-                         "sigma_delta)") from None
+    quantizers = [name for name, m in model.named_modules() if isinstance(m, NoisyQCFS)]
+    if quantizers:
+        raise ValueError(f"{described} is a noise-aware quantized network (NoisyQCFS activations at "
+                         f"{', '.join(repr(q) for q in quantizers[:3])}: clamp and floor of the input over the trained "
+                         "lambda; aten.floor has no gate circuit), which the exact gate circuits do not convert; "
+                         f"{_relu_ann_hint(source)}, or pick a spiking coding (rate, ttfs, mttfs, sigma_delta)")
+    return isp.exact.convert(model)
 
 
 def _relu_ann_hint(source: str | None) -> str:
