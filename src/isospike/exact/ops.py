@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from isospike.exact.backends import bitsliced, neuron
+from isospike.exact.backends._kernels import pack_gather
 from isospike.exact.circuits_registry import COMPARISONS, FLOAT_OPS, conversion_netlist, float_op_netlist, mixed_op_netlist
 from isospike.exact.counting import OpCounts, active_counters
 from isospike.exact.formats import BFLOAT16, FLOAT16, FLOAT32, FloatFormat, format_of
@@ -329,3 +330,105 @@ def logical_or(a: Tensor, b: Tensor, **kw) -> Tensor:
 def logical_not(a: Tensor, **kw) -> Tensor:
     """NOT a on a bool tensor: one NOT neuron per element."""
     return _logical("not", a, **kw)
+
+
+# ------------------------------------------------------------------ packed reductions
+def _pack_rows(x: Tensor, shape: torch.Size, width: int, out: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """The operand ``x`` of a reduction over the last dimension of ``shape`` (``x`` broadcasts to
+    it) as words [width, k * Wl]: column i (one reduced element) of every lane packed into its
+    own Wl = ceil(L / 64) words, L = lanes (the leading dimensions), so columns pair word for
+    word. Broadcast dimensions are gathered by index, never materialized."""
+    k = shape[-1]
+    lead = shape[:-1]
+    L = math.prod(lead)
+    own = x.reshape(-1, x.shape[-1]) if x.dim() else x.reshape(1, 1)
+    rows = torch.arange(own.shape[0]).reshape(x.shape[:-1]).expand(lead).reshape(-1).numpy()
+    int_dtype = {8: torch.int8, 16: torch.int16, 32: torch.int32, 64: torch.int64}[width]
+    src = own.detach().contiguous().view(int_dtype).cpu().numpy()
+    if own.shape[-1] != k:  # a last dimension of size 1 broadcast over k
+        src = np.ascontiguousarray(np.broadcast_to(src, (src.shape[0], k)))
+    wl = (L + 63) // 64
+    if out is None:
+        out = np.empty((width, k * wl), dtype=np.uint64)
+    pack_gather(src.view({8: np.uint8, 16: np.uint16, 32: np.uint32, 64: np.uint64}[width]),
+                rows.astype(np.int64), width, out)
+    return out, wl
+
+
+def _run_words(netlist: Netlist, op: str, words: np.ndarray, mask: np.ndarray, lanes: int) -> np.ndarray:
+    counters = active_counters()
+    out, (spikes, events) = bitsliced.evaluate_words(netlist, words, mask, count=bool(counters))
+    if counters:
+        counts = OpCounts(1, lanes, netlist.n_gates * lanes, spikes, events)
+        for counter in counters:
+            counter.record(op, counts)
+    return out
+
+
+def _tree_words(op: str, fmt: FloatFormat, words: np.ndarray, k: int, wl: int, L: int) -> np.ndarray:
+    """Pairwise tree over the k row blocks of ``words`` (row 2i with 2i+1, an odd last row moves
+    up unchanged), staying packed. Returns one block [width, wl]."""
+    netlist = float_op_netlist(op, fmt.name)
+    width = fmt.width
+    block_mask = bitsliced.lane_mask(L) if L else np.zeros(wl, np.uint64)
+    while k > 1:
+        half = k // 2
+        blocks = words.reshape(width, k, wl)
+        pair = np.empty((2 * width, half, wl), dtype=np.uint64)  # left operands' lines, then right's
+        pair[:width] = blocks[:, 0:2 * half:2, :]
+        pair[width:] = blocks[:, 1:2 * half:2, :]
+        out = _run_words(netlist, op, pair.reshape(2 * width, half * wl), np.tile(block_mask, half), half * L)
+        if k % 2:
+            out = np.concatenate([out.reshape(width, half, wl), blocks[:, k - 1:k, :]], axis=1).reshape(width, -1)
+        words, k = out, half + k % 2
+    return words
+
+
+def _unpack_rows(words: np.ndarray, fmt: FloatFormat, L: int, shape: torch.Size, device: torch.device) -> Tensor:
+    return _tensor_of(bitsliced.unpack(words, L), fmt.dtype, shape, fmt.width).to(device)
+
+
+def tree(op: str, x: Tensor, **kw) -> Tensor:
+    """Reduce the last dimension of ``x`` by the pairwise tree of ``op`` ("add", "maximum",
+    "minimum"): element 2i with 2i+1, an odd last element carried up; the same order and bits as
+    repeated :func:`add` calls (``isospike.exact.functions.tree_reduce``), evaluated with the
+    values kept in packed spike lines between the tree's levels (bit-sliced backend)."""
+    opts = check_options(f"isp.exact.tree_{op}", kw)
+    if op not in ("add", "maximum", "minimum"):
+        raise ValueError(f"tree: op must be 'add', 'maximum' or 'minimum', got {op!r}")
+    if x.shape[-1] == 0:
+        raise ValueError("cannot reduce an empty dimension")
+    if opts["backend"] != "bitsliced":
+        from isospike.exact.functions import tree_reduce
+        from isospike.exact.arith import GateArith
+
+        return tree_reduce(GateArith(**opts), op, x, -1)
+    fmt = format_of(x.dtype)
+    k, lead = x.shape[-1], x.shape[:-1]
+    L = math.prod(lead)
+    words, wl = _pack_rows(x, x.shape, fmt.width)
+    return _unpack_rows(_tree_words(op, fmt, words, k, wl, L), fmt, L, lead, x.device)
+
+
+def dot(a: Tensor, b: Tensor, **kw) -> Tensor:
+    """Sum over the last dimension of a * b (broadcasting): every product by the multiplier
+    circuit, then the pairwise add tree of :func:`tree`; the same bits as ``mul`` then the
+    tree, with the products kept packed (bit-sliced backend)."""
+    opts = check_options("isp.exact.dot", kw)
+    shape = torch.broadcast_shapes(a.shape, b.shape)
+    if len(shape) == 0 or shape[-1] == 0:
+        raise ValueError(f"dot needs a last dimension with elements, got shape {tuple(shape)}")
+    if a.dtype != b.dtype:
+        raise TypeError(f"dot: operands must share one dtype, got {a.dtype} and {b.dtype}")
+    if opts["backend"] != "bitsliced":
+        return tree("add", mul(a, b, **opts), **opts)
+    fmt = format_of(a.dtype)
+    k, lead = shape[-1], shape[:-1]
+    L = math.prod(lead)
+    wl = (L + 63) // 64
+    operands = np.empty((2 * fmt.width, k * wl), dtype=np.uint64)  # a's spike lines, then b's
+    _pack_rows(a, shape, fmt.width, operands[:fmt.width])
+    _pack_rows(b, shape, fmt.width, operands[fmt.width:])
+    block_mask = bitsliced.lane_mask(L) if L else np.zeros(wl, np.uint64)
+    products = _run_words(float_op_netlist("mul", fmt.name), "mul", operands, np.tile(block_mask, k), k * L)
+    return _unpack_rows(_tree_words("add", fmt, products, k, wl, L), fmt, L, lead, a.device)

@@ -170,3 +170,27 @@ def run_program(kinds, srcs, dst, n_slots, in_slots, out_slots, inputs, outputs,
         if count:
             counters[ch, 0] = spikes
             counters[ch, 1] = events
+
+
+@njit(parallel=True, boundscheck=False, cache=True)
+def pack_gather(src, rows, width, out):  # pragma: no cover - compiled
+    """Spatial bit encoding of gathered rows, one block of words per column. src: uint32/uint64
+    [R, K] bit patterns; rows: int64 [L] (lane -> row of src); out: uint64 [width, K * Wl] with
+    Wl = ceil(L / 64) and bit j of out[b, i * Wl + w] = bit b of src[rows[64 w + j], i]
+    (padding lanes 0). Broadcast operands are packed without being expanded first."""
+    L = rows.shape[0]
+    K = src.shape[1]
+    wl = (L + 63) // 64
+    for w in prange(wl):
+        lo = w * 64
+        m = min(L, lo + 64) - lo
+        vals = np.zeros(64, np.uint64)
+        for i in range(K):
+            for j in range(m):
+                vals[j] = np.uint64(src[rows[lo + j], i])
+            for kb in range(width):
+                kk = np.uint64(kb)
+                word = np.uint64(0)
+                for j in range(np.uintp(64)):
+                    word |= ((vals[j] >> kk) & np.uint64(1)) << np.uint64(j)
+                out[kb, i * wl + w] = word

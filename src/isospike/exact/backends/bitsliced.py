@@ -144,3 +144,22 @@ def evaluate(netlist: Netlist, inputs: dict[str, np.ndarray], count: bool = Fals
         row += len(bits)
     totals = counters.sum(0)
     return outputs, (int(totals[0]), int(totals[1]))
+
+
+def evaluate_words(netlist: Netlist, words_in: np.ndarray, mask: np.ndarray,
+                   count: bool = False) -> tuple[np.ndarray, tuple[int, int]]:
+    """Evaluate ``netlist`` on values already packed into spike-line words: ``words_in`` uint64
+    [input lines (inputs concatenated in netlist order), W]; ``mask`` uint64 [W] marks the valid
+    lanes (for the counts). Returns the output lines' words [output lines, W] and, with
+    ``count``, (spikes, synaptic events) over the valid lanes. Chains of operations stay packed
+    between calls, without the lane transposes of :func:`evaluate`."""
+    prog = compile_program(netlist)
+    nwords = words_in.shape[1]
+    words_out = np.empty((len(prog.out_slots), nwords), dtype=np.uint64)
+    counters = np.zeros((max((nwords + CHUNK - 1) // CHUNK, 1), 2), dtype=np.int64)
+    if nwords:
+        run_program(prog.kinds, prog.srcs, prog.dst, prog.n_slots, prog.in_slots, prog.out_slots,
+                    np.ascontiguousarray(words_in), words_out, count, np.ascontiguousarray(mask), prog.gate_fanout,
+                    prog.input_fanout, counters)
+    totals = counters.sum(0)
+    return words_out, (int(totals[0]), int(totals[1]))
