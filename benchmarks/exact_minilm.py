@@ -17,10 +17,7 @@ import torch
 from _common import RESULTS, print_table, write_results
 
 import isospike as isp
-from isospike.exact.arith import GateArith, TorchArith
-from isospike.models.minilm import mean_pooling
-from isospike.models.minilm import load_minilm
-from isospike.models.minilm import mean_pooling as native_pooling
+from isospike.models.minilm import SentenceEmbedder, load_minilm
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog near the river bank.",
@@ -33,21 +30,22 @@ SEED_MEAN_ULP = 6.19  # NEXUS, Qwen3-0.6B (28 layers) vs PyTorch float32; one la
 @torch.no_grad()
 def main() -> None:
     tokenizer, model = load_minilm()
-    snn, ref = isp.exact.convert(model), isp.exact.reference(model)
+    embedder = SentenceEmbedder(model).eval()  # encoder + mean pooling: both through the gates
+    snn, ref = isp.exact.convert(embedder), isp.exact.reference(embedder)
     rows, results, all_ulp = [], [], []
+    hooks = {}  # the token states of each network's encoder
+    for name, net in (("snn", snn), ("ref", ref), ("native", embedder)):
+        net.encoder.register_forward_hook(lambda m, a, o, name=name: hooks.__setitem__(name, o.last_hidden_state))
     for text in SENTENCES:
         enc = tokenizer([text], return_tensors="pt", truncation=True, max_length=16)
         n_tok = int(enc["input_ids"].shape[1])
         t0 = time.perf_counter()
-        hidden = snn(**enc).last_hidden_state
-        emb = mean_pooling(GateArith(), hidden, enc["attention_mask"])
+        emb = snn(**enc)
         seconds = time.perf_counter() - t0
         counts = snn.counts()
-        ref_hidden = ref(**enc).last_hidden_state
-        ref_emb = mean_pooling(TorchArith(), ref_hidden, enc["attention_mask"])
-        with torch.no_grad():
-            nat_hidden = model(**enc).last_hidden_state
-            nat_emb = native_pooling(nat_hidden, enc["attention_mask"])
+        ref_emb = ref(**enc)
+        nat_emb = embedder(**enc)
+        hidden, ref_hidden, nat_hidden = hooks["snn"], hooks["ref"], hooks["native"]
         equal = torch.equal(hidden.view(torch.int32), ref_hidden.view(torch.int32)) and torch.equal(
             emb.view(torch.int32), ref_emb.view(torch.int32))
         u_tok = isp.metrics.ulp_distance(hidden, nat_hidden).flatten()

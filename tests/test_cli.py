@@ -390,3 +390,27 @@ def test_an_output_folder_that_cannot_be_written_is_a_usage_error_before_the_run
         err = capsys.readouterr().err
         assert "--out" in err and str(taken) in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+def test_convert_a_hugging_face_decoder_folder_generates_through_the_gates(tmp_path, capsys):
+    """`isospike convert --hf FOLDER` takes decoder LLMs too: a tiny Llama saved with a real
+    tokenizer; logits bit-exact against the reference and tokens generated through the gates."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from isospike.models.minilm import load_minilm
+
+    tok, _ = load_minilm()
+    folder = tmp_path / "tiny-llama"
+    tok.save_pretrained(folder)
+    torch_mod = __import__("torch")
+    torch_mod.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=tok.vocab_size, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                 num_attention_heads=2, num_key_value_heads=1)).save_pretrained(folder)
+    out = tmp_path / "llama"
+    assert main(["convert", "--hf", str(folder), "--text", "Spikes add up.", "--samples", "1", "--max-new-tokens", "2",
+                 "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["decoder"] is True and results["architecture"] == "LlamaForCausalLM"
+    sentence = results["sentences"][0]
+    assert sentence["bit_identical_to_reference"] is True and sentence["generated_equals_reference"] is True
+    assert "generated through gates" in capsys.readouterr().out

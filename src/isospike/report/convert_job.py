@@ -51,10 +51,10 @@ def _plot_layers(stats: dict, path: Path, title: str) -> Path:
 
 
 def run_convert(args: argparse.Namespace, echo=print) -> Path:
-    if args.model and Path(args.model).is_dir() and (Path(args.model) / "config.json").is_file():
-        from isospike.report.bert_job import run_convert_bert
+    if getattr(args, "hf", None) or (args.model and Path(args.model).is_dir() and (Path(args.model) / "config.json").is_file()):
+        from isospike.report.hf_job import run_convert_hf
 
-        return run_convert_bert(args, echo)
+        return run_convert_hf(args, echo)
     model, data, described = load_model(args.model, args.arch, args.dataset, echo)
     out = Path(args.out or f"runs/convert-{data.name}-{args.coding}")
     out.mkdir(parents=True, exist_ok=True)
