@@ -151,7 +151,7 @@ def main() -> None:
     print(f"teacher: {100 * acc_teacher:.2f}% ({time.perf_counter() - t0:.0f} s)")
 
     device = OptoelectronicSynapse.in2o3()
-    student = TTFSBertClassifier(teacher.bert, teacher.head, timesteps=15, activation="relu", device=device)
+    student = TTFSBertClassifier(teacher.bert, teacher.head, timesteps=15, activation="relu", synapse=device)
     student.init_scales(train.input_ids[:64], train.attention_mask[:64])
     acc_post = evaluate(student, test)  # before distillation: post-hoc quantization of the teacher
     t0 = time.perf_counter()

@@ -41,7 +41,7 @@ def test_codings_section(tmp_path, ann_and_data):
     snns = {
         "rate": isp.convert(ann, coding="rate", timesteps=4, calibration=x_cal),
         "ttfs": isp.convert(ann, coding="ttfs", timesteps=15, calibration=x_cal,
-                            device=isp.devices.OptoelectronicSynapse.in2o3()),
+                            synapse=isp.devices.OptoelectronicSynapse.in2o3()),
         "mttfs": isp.convert(ann, coding="mttfs", timesteps=15, calibration=x_cal, dead_zone=1),
         "sigma_delta": isp.convert(ann, coding="sigma_delta", calibration=x_cal),
     }
@@ -106,3 +106,34 @@ def test_errors_name_the_problem():
         isp.convert(model, coding="rate", timesteps=4, calibration=torch.randn(8, 4))
     with pytest.raises((TypeError, ValueError)):
         isp.exact.add(torch.ones(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64))
+
+
+def test_exact_is_a_coding_and_synapse_replaces_device(ann_and_data):
+    """DESIGN section 1: isp.convert(model, coding="exact"), isp.codings() lists it, synapse= names
+    the TTFS synapse model (device= still works for a release with a warning; a torch device
+    there is a TypeError), and isp.simulate takes exact networks."""
+    import warnings
+
+    ann, cal, x = ann_and_data
+    x = x[:4]
+    assert "exact" in isp.codings()
+    snn = isp.convert(ann, coding="exact", calibration=cal)
+    assert isinstance(snn, isp.exact.ExactNetwork) and isinstance(snn, type(ann))
+    assert torch.equal(snn(x).view(torch.int32), isp.exact.reference(ann)(x).view(torch.int32))
+    with pytest.raises(ValueError, match="one time step"):
+        isp.convert(ann, coding="exact", timesteps=4)
+    res = isp.simulate(snn, x)
+    assert res.timesteps == 1 and res.samples == 4 and res.spikes > 0 and res.layers
+    assert all(layer.kind == "gates" for layer in res.layers.values())
+    in2o3 = isp.devices.OptoelectronicSynapse.in2o3()
+    a = isp.convert(ann, coding="ttfs", calibration=cal, synapse=in2o3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        b = isp.convert(ann, coding="ttfs", calibration=cal, device=in2o3)
+    assert any(issubclass(w.category, DeprecationWarning) and "synapse=" in str(w.message) for w in caught)
+    assert torch.equal(a(x), b(x))
+    for bad in ("cuda", torch.device("cpu")):
+        with pytest.raises(TypeError, match=r"\.to\(device\)"):
+            isp.convert(ann, coding="ttfs", calibration=cal, device=bad)
+    with pytest.raises(TypeError, match="once"):
+        isp.convert(ann, coding="ttfs", calibration=cal, synapse=in2o3, device=in2o3)

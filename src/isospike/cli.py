@@ -62,8 +62,8 @@ def _coding(text: str) -> str:
     """An argparse type: ``exact`` or a coding registered with :func:`isospike.codings`."""
     from isospike.conversion import codings
 
-    if text != "exact" and text not in codings():
-        raise argparse.ArgumentTypeError(f"unknown coding {text!r}; choose exact or one of {', '.join(codings())}")
+    if text not in codings():
+        raise argparse.ArgumentTypeError(f"unknown coding {text!r}; choose one of {', '.join(codings())}")
     return text
 
 
@@ -204,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--timesteps", type=_positive_int, default=None, help="time steps T (default: rate 8, ttfs/mttfs 15, sigma_delta 1)")
     conv.add_argument("--dead-zone", type=_nonnegative_int, default=0, help="mttfs: levels around the silent one sent as silence (default: 0)")
     conv.add_argument("--levels", type=_positive_int, default=16, help="sigma_delta: spike size = percentile / levels (default: 16)")
-    conv.add_argument("--device", default="ideal", choices=["ideal", "in2o3"], help="ttfs: synapse read device (default: ideal)")
+    conv.add_argument("--synapse", "--device", dest="synapse", default="ideal", choices=["ideal", "in2o3"],
+                      help="ttfs: synapse model the spikes are read through (default: ideal; --device is its old name)")
     conv.add_argument("--samples", type=_positive_int, default=500, help="test samples to evaluate (default: 500; sentences for BERT)")
     conv.add_argument("--text", action="append", default=None,
                       help="a sentence for a Hugging Face model (repeatable; default: two built-in sentences)")

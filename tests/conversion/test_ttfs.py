@@ -74,7 +74,7 @@ def test_ttfs_quant_levels_gradients_and_signed():
 
 def test_hybrid_forward_is_noisy_while_gradients_stay_the_qnn_ones():
     dev = OptoelectronicSynapse.in2o3(DeviceVariation(0.2))
-    m = TTFSQuant(timesteps=15, scale=0.1, device=dev).train()
+    m = TTFSQuant(timesteps=15, scale=0.1, synapse=dev).train()
     m.generator = torch.Generator().manual_seed(0)
     clean = TTFSQuant(timesteps=15, scale=0.1).train()
     z = torch.rand(1000, requires_grad=True)
@@ -98,8 +98,8 @@ def _cnn(seed=0):
 def test_every_ttfs_layer_equals_its_qnn_layer(rounding):
     x = torch.rand(32, 1, 8, 8)
     dev = OptoelectronicSynapse.in2o3()
-    qnn = qnn_from(_cnn(), 15, calibration=x, device=dev, rounding=rounding).eval()
-    snn = isp.convert(qnn, "ttfs", device=dev)
+    qnn = qnn_from(_cnn(), 15, calibration=x, synapse=dev, rounding=rounding).eval()
+    snn = isp.convert(qnn, "ttfs", synapse=dev)
     q_out, s_out = {}, {}
     for p, m in ttfs_layers(qnn).items():
         m.register_forward_hook(lambda mod, i, o, p=p: q_out.__setitem__(p, o))
@@ -119,7 +119,7 @@ def test_every_ttfs_layer_equals_its_qnn_layer(rounding):
 def test_post_hoc_conversion_counts_and_device_noise():
     x = torch.rand(16, 1, 8, 8)
     ann = _cnn(1)
-    snn = isp.convert(ann, "ttfs", timesteps=15, calibration=x, device=OptoelectronicSynapse.in2o3())
+    snn = isp.convert(ann, "ttfs", timesteps=15, calibration=x, synapse=OptoelectronicSynapse.in2o3())
     res = isp.simulate(snn, x)
     assert res.layers["7"].device_reads == res.layers["7"].synaptic_ops > 0  # a layer fed by TTFS spikes
     assert res.layers["3"].device_reads == 0  # pooling reads no device
@@ -129,7 +129,7 @@ def test_post_hoc_conversion_counts_and_device_noise():
     th = pop.thresholds()
     assert torch.all(th[1:] < th[:-1])  # a decreasing staircase
     noisy = isp.convert(ann, "ttfs", timesteps=15, calibration=x,
-                        device=OptoelectronicSynapse.in2o3(DeviceVariation(0.3)))
+                        synapse=OptoelectronicSynapse.in2o3(DeviceVariation(0.3)))
     assert not torch.equal(noisy(x), snn(x))
     with pytest.raises(ValueError, match="fixed window"):
         snn(x, timesteps=4)

@@ -23,7 +23,7 @@ class Residual(nn.Module):
 
 CASES = [
     ("rate", dict(timesteps=4)),
-    ("ttfs", dict(timesteps=15, device=OptoelectronicSynapse.in2o3(DeviceVariation(0.0)))),
+    ("ttfs", dict(timesteps=15, synapse=OptoelectronicSynapse.in2o3(DeviceVariation(0.0)))),
     ("mttfs", dict(timesteps=15, per_channel=True, dead_zone=1)),
     ("sigma_delta", dict(levels=8, max_spikes_per_step=2, timesteps=6)),
 ]

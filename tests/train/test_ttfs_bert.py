@@ -36,7 +36,7 @@ def test_binarize_per_head_sign_times_mean_and_straight_through():
 
 def test_spiking_mode_is_identical_noise_free_and_counts(tiny_bert):
     ids, mask, _ = toy()
-    m = TTFSBertClassifier(tiny_bert, torch.nn.Linear(32, 2), timesteps=15, device=OptoelectronicSynapse.in2o3())
+    m = TTFSBertClassifier(tiny_bert, torch.nn.Linear(32, 2), timesteps=15, synapse=OptoelectronicSynapse.in2o3())
     m.init_scales(ids, mask)
     with torch.no_grad():
         y = m.eval()(ids, mask)

@@ -96,7 +96,7 @@ def convert_mttfs(
     if int(dead_zone) != dead_zone or dead_zone < 0:
         raise ValueError(f"dead_zone must be an integer >= 0 (levels around the silent one), got {dead_zone!r}")
     try:
-        snn = convert_ttfs(model, timesteps=timesteps, calibration=calibration, device=None, percentile=percentile,
+        snn = convert_ttfs(model, timesteps=timesteps, calibration=calibration, synapse=None, percentile=percentile,
                            rounding=rounding, fold_bn=fold_bn, calibration_batch_size=calibration_batch_size)
     except UnsupportedLayerError as exc:  # name the coding the user asked for
         raise UnsupportedLayerError(exc.layer_type, exc.path, CODING, exc.hint) from exc

@@ -46,6 +46,10 @@ def simulate(snn: SpikingNetwork, x: Tensor, timesteps: int | None = None,
     ``batch_size``: simulate ``x`` in chunks of this many samples (each from the reset state),
     for batches whose simulation does not fit in memory at once; outputs and counts are those of
     one run over the whole batch."""
+    from isospike.exact.model_conversion import ExactNetwork
+
+    if isinstance(snn, ExactNetwork):
+        return _simulate_exact(snn, x, timesteps, batch_size)
     if not isinstance(snn, SpikingNetwork):
         raise TypeError(
             f"simulate expects a network returned by isospike.convert, got {type(snn).__name__}"
@@ -65,3 +69,28 @@ def simulate(snn: SpikingNetwork, x: Tensor, timesteps: int | None = None,
     layers = snn.layer_stats()
     spikes = sum(s.spikes for s in layers.values() if s.kind == "neuron")
     return SimulationResult(output=out, spikes=spikes, layers=layers, timesteps=T, samples=x.shape[0] if x.dim() else 1)
+
+
+def _simulate_exact(net: Any, x: Any, timesteps: int | None, batch_size: int | None) -> SimulationResult:
+    """An exact gate network: one time step; per module path, its gates (neurons evaluated once
+    per value), the spikes they fire and the synaptic events they cause."""
+    if timesteps not in (None, 1):
+        raise ValueError(f"exact networks compute in one time step (spatial bit coding); got timesteps={timesteps!r}")
+    if batch_size is not None:
+        raise ValueError("batch_size: an exact network computes each value in one pass; call it on smaller batches")
+    if not net.counting_gates:
+        raise ValueError("this exact network does not count its gates (isospike.exact.reference, or convert(..., "
+                         "count=False)); simulate isospike.exact.convert(model) to see its spikes")
+    args, kwargs = (x, {}) if not isinstance(x, (tuple, dict)) else ((x, {}) if isinstance(x, tuple) else ((), x))
+    if not isinstance(args, tuple):
+        args = (args,)
+    out = net(*args, **kwargs)
+    first = args[0] if args else next(iter(kwargs.values()), None)
+    samples = int(first.shape[0]) if isinstance(first, Tensor) and first.dim() else 1
+    layers = {}
+    for name, c in net.layer_counts().items():
+        layers[name] = LayerStats(name=name or "<model>", kind="gates", neuron_updates=c.gate_evaluations,
+                                  spikes=c.spikes, synaptic_ops=c.synaptic_events, timesteps=1, samples=samples,
+                                  outputs=c.lanes // max(samples, 1))
+    return SimulationResult(output=out, spikes=sum(s.spikes for s in layers.values()), layers=layers, timesteps=1,
+                            samples=samples)

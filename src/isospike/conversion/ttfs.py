@@ -29,7 +29,8 @@ from isospike.conversion.graph import fold_batchnorm, propagate_shapes, relu_fun
 from isospike.conversion.network import SpikingNetwork
 from isospike.conversion.rate import check_rate_graph, has_trained_threshold
 from isospike.conversion.timefold import SpikingPopulation
-from isospike.devices import DeviceVariation, OptoelectronicSynapse
+from isospike.devices import DeviceVariation, OptoelectronicSynapse, resolve_synapse
+from isospike.devices.arguments import _UNSET
 
 CODING = "ttfs"
 
@@ -158,20 +159,23 @@ def convert_ttfs(
     *,
     timesteps: int = 15,
     calibration: Any = None,
-    device: OptoelectronicSynapse | None = None,
+    synapse: OptoelectronicSynapse | None = _UNSET,
     percentile: float = 99.9,
     rounding: Rounding = "round",
     fold_bn: bool = True,
     calibration_batch_size: int = 256,
+    device: Any = _UNSET,
 ) -> SpikingNetwork:
     """Convert a QNN (TTFSQuant activations) or a ReLU ANN to a TTFS SNN (see module docstring).
 
     Args:
         timesteps: window T for ReLUs converted post hoc (TTFSQuant layers keep their own).
-        device: synapse device for all layers (default: each TTFSQuant's own, else ideal reads).
+        synapse: synapse model for all layers, e.g. ``OptoelectronicSynapse.in2o3()`` (default: each
+            TTFSQuant's own, else ideal reads). ``device=`` is its deprecated name.
         percentile: post-hoc step = percentile of the ReLU's activations / T.
         rounding: post-hoc rounding ("round" or "floor").
     """
+    device = resolve_synapse(synapse, device, "isospike.convert(coding='ttfs')")
     gm = trace(model, CODING)
     relu_functions_to_modules(gm)
     folded = fold_batchnorm(gm) if fold_bn else []

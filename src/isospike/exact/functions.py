@@ -43,6 +43,11 @@ def tree_reduce(A, op: str, x: Tensor, dim: int = -1) -> Tensor:
         raise ValueError("cannot reduce an empty dimension")
     if hasattr(A, "tree"):  # gate circuits: the same tree, evaluated with packed spike lines
         return A.tree(op, x)
+    return tree_levels(A, op, x)
+
+
+def tree_levels(A, op: str, x: Tensor) -> Tensor:
+    """The pairwise tree over the last dimension, one ``A.<op>`` call per level."""
     fn = getattr(A, op)
     while x.shape[-1] > 1:
         n = x.shape[-1]

@@ -24,7 +24,7 @@ from isospike.exact.counting import OpCounts, active_counters
 from isospike.exact.formats import BFLOAT16, FLOAT16, FLOAT32, FloatFormat, format_of
 from isospike.exact.netlist import Netlist
 
-Backend = Literal["bitsliced", "neuron"]
+Backend = Literal["bitsliced", "torch", "neuron"]
 _INT_DTYPES = {torch.int8: 8, torch.int16: 16, torch.int32: 32, torch.uint8: 8, torch.int64: 64}
 
 
@@ -38,7 +38,24 @@ def _bits_of(x: Tensor, width: int) -> np.ndarray:
     return raw.astype(np.uint64)
 
 
-def _tensor_of(bits: np.ndarray, dtype: torch.dtype, shape: torch.Size, width: int) -> Tensor:
+def _bits_for(x: Tensor, width: int, backend: str) -> np.ndarray | Tensor:
+    """Lane bit patterns for ``backend``: uint64 numpy (bitsliced, neuron) or int64 on x's own
+    device (torch)."""
+    if backend != "torch":
+        return _bits_of(x, width)
+    if x.dtype == torch.bool:
+        return x.reshape(-1).to(torch.int64)
+    int_dtype = {8: torch.int8, 16: torch.int16, 32: torch.int32, 64: torch.int64}[width]
+    flat = x.detach().contiguous().reshape(-1)
+    flat = flat if flat.dtype == int_dtype else flat.view(int_dtype)
+    return flat.to(torch.int64) & ((1 << width) - 1) if width < 64 else flat
+
+
+def _tensor_of(bits: np.ndarray | Tensor, dtype: torch.dtype, shape: torch.Size, width: int) -> Tensor:
+    if isinstance(bits, Tensor):  # torch backend: stays on its device
+        wrapped = bits - ((bits >> (width - 1)) & 1) * (1 << width)  # two's complement of the low width bits
+        ints = wrapped.to({8: torch.int8, 16: torch.int16, 32: torch.int32}[width])
+        return (ints if dtype in (torch.int8, torch.int16, torch.int32) else ints.view(dtype)).reshape(shape)
     np_uint = {8: np.uint8, 16: np.uint16, 32: np.uint32}[width]
     np_int = {8: np.int8, 16: np.int16, 32: np.int32}[width]
     ints = torch.from_numpy(bits.astype(np_uint).view(np_int).copy())
@@ -59,8 +76,8 @@ def check_options(api: str, options: dict) -> dict:
                         f"accepted: {', '.join(OPTIONS)}")
     opts = OPTIONS | options
     backend, leak, noise = opts["backend"], opts["leak"], opts["noise"]
-    if backend not in ("bitsliced", "neuron"):
-        raise ValueError(f"{api}: backend must be 'bitsliced' or 'neuron', got {backend!r}")
+    if backend not in ("bitsliced", "torch", "neuron"):
+        raise ValueError(f"{api}: backend must be 'bitsliced', 'torch' or 'neuron', got {backend!r}")
     if not isinstance(leak, (int, float)) or not 0.0 < leak <= 1.0:
         raise ValueError(f"{api}: leak (beta) must be a number in (0, 1], got {leak!r}")
     if not isinstance(noise, (int, float)) or not math.isfinite(noise) or noise < 0:
@@ -69,7 +86,7 @@ def check_options(api: str, options: dict) -> dict:
         raise ValueError(f"{api}: noise_model must be one of {neuron.NOISE_MODELS}, got {opts['noise_model']!r}")
     if opts["generator"] is not None and not isinstance(opts["generator"], torch.Generator):
         raise TypeError(f"{api}: generator must be a torch.Generator or None, got {type(opts['generator']).__name__}")
-    if backend == "bitsliced" and (noise != 0.0 or leak != 1.0):
+    if backend in ("bitsliced", "torch") and (noise != 0.0 or leak != 1.0):
         raise ValueError(f"{api}: leak and noise act only in the membrane simulation: pass backend='neuron'")
     return opts
 
@@ -79,6 +96,19 @@ def run_netlist(netlist: Netlist, op: str, inputs: dict[str, np.ndarray], n: int
                 generator: torch.Generator | None = None) -> dict[str, np.ndarray]:
     """Evaluate a netlist on N lanes with the chosen backend; record activity in active counters."""
     counters = active_counters()
+    if backend == "torch":
+        from isospike.exact.backends import torch_bitsliced
+
+        tin = {k: v if isinstance(v, Tensor) else torch.from_numpy(v.view(np.int64)) for k, v in inputs.items()}
+        if n == 0:
+            device = next(iter(tin.values())).device if tin else torch.device("cpu")
+            return {name: torch.zeros(0, dtype=torch.int64, device=device) for name in netlist.outputs}
+        out, (spikes, events) = torch_bitsliced.evaluate(netlist, tin, count=bool(counters))
+        if counters:
+            counts = OpCounts(1, n, netlist.n_gates * n, spikes, events)
+            for counter in counters:
+                counter.record(op, counts)
+        return out
     if n == 0:
         return {name: np.zeros(0, dtype=np.uint64) for name in netlist.outputs}
     if backend == "bitsliced":
@@ -109,11 +139,17 @@ def _float_op(op: str, *operands: Tensor, **kw) -> Tensor:
     n = int(np.prod(shape)) if len(shape) else 1
     netlist = float_op_netlist(op, fmt.name)
     names = list(netlist.input_widths)
-    inputs = {name: _bits_of(t.expand(shape), fmt.width) for name, t in zip(names, operands)}
+    inputs = {name: _bits_for(t.expand(shape), fmt.width, opts["backend"]) for name, t in zip(names, operands)}
     out = run_netlist(netlist, op, inputs, n, **opts)["y"]
     if op in COMPARISONS:
-        return torch.from_numpy(out.astype(np.bool_)).reshape(shape)
+        return _bool_of(out, shape, operands[0].device)
     return _tensor_of(out, fmt.dtype, shape, fmt.width).to(operands[0].device)
+
+
+def _bool_of(bits: np.ndarray | Tensor, shape: torch.Size, device: torch.device) -> Tensor:
+    if isinstance(bits, Tensor):
+        return (bits != 0).reshape(shape)
+    return torch.from_numpy(bits.astype(np.bool_)).reshape(shape).to(device)
 
 
 def _doc(text: str):
@@ -203,7 +239,8 @@ def _convert(x: Tensor, dst: FloatFormat, backend: Backend, kw) -> Tensor:
     if src == dst:
         return x.clone()
     netlist = conversion_netlist("float", src.name, dst.name)
-    out = run_netlist(netlist, f"{src.name}_to_{dst.name}", {"a": _bits_of(x, src.width)}, x.numel(), **opts)["y"]
+    out = run_netlist(netlist, f"{src.name}_to_{dst.name}", {"a": _bits_for(x, src.width, opts["backend"])}, x.numel(),
+                      **opts)["y"]
     return _tensor_of(out, dst.dtype, x.shape, dst.width).to(x.device)
 
 
@@ -231,7 +268,8 @@ def from_int(x: Tensor, dtype: torch.dtype = torch.float32, backend: Backend = "
     width = 64 if x.dtype == torch.int64 else 32
     xi = x if x.dtype in (torch.int32, torch.int64) else x.to(torch.int32)  # lossless widening
     netlist = conversion_netlist("from_int", str(width), dst.name)
-    out = run_netlist(netlist, f"int{width}_to_{dst.name}", {"a": _bits_of(xi, width)}, x.numel(), **opts)["y"]
+    out = run_netlist(netlist, f"int{width}_to_{dst.name}", {"a": _bits_for(xi, width, opts["backend"])}, x.numel(),
+                      **opts)["y"]
     return _tensor_of(out, dst.dtype, x.shape, dst.width).to(x.device)
 
 
@@ -243,7 +281,8 @@ def to_int(x: Tensor, backend: Backend = "bitsliced", **kw) -> Tensor:
         raise TypeError(f"expected a torch.Tensor, got {type(x).__name__}")
     src = format_of(x.dtype)
     netlist = conversion_netlist("to_int", src.name, "32")
-    out = run_netlist(netlist, f"{src.name}_to_int32", {"a": _bits_of(x, src.width)}, x.numel(), **opts)["y"]
+    out = run_netlist(netlist, f"{src.name}_to_int32", {"a": _bits_for(x, src.width, opts["backend"])}, x.numel(),
+                      **opts)["y"]
     return _tensor_of(out, torch.int32, x.shape, 32).to(x.device)
 
 
@@ -258,7 +297,8 @@ def ldexp(x: Tensor, k: Tensor, backend: Backend = "bitsliced", **kw) -> Tensor:
         raise TypeError(f"ldexp: k must be an int32 tensor, got {k.dtype}")
     shape = _broadcast(("ldexp", x, k))
     n = int(np.prod(shape)) if len(shape) else 1
-    inputs = {"a": _bits_of(x.expand(shape), fmt.width), "k": _bits_of(k.expand(shape), 32)}
+    b = opts["backend"]
+    inputs = {"a": _bits_for(x.expand(shape), fmt.width, b), "k": _bits_for(k.expand(shape), 32, b)}
     out = run_netlist(mixed_op_netlist("ldexp", fmt.name), "ldexp", inputs, n, **opts)["y"]
     return _tensor_of(out, fmt.dtype, shape, fmt.width).to(x.device)
 
@@ -275,8 +315,10 @@ def where(cond: Tensor, a: Tensor, b: Tensor, backend: Backend = "bitsliced", **
     fmt = format_of(a.dtype)
     shape = _broadcast(("where", cond, a, b))
     n = int(np.prod(shape)) if len(shape) else 1
-    inputs = {"cond": cond.expand(shape).reshape(-1).cpu().numpy().astype(np.uint64),
-              "a": _bits_of(a.expand(shape), fmt.width), "b": _bits_of(b.expand(shape), fmt.width)}
+    bk = opts["backend"]
+    cond_bits = _bits_for(cond.expand(shape), 1, bk) if bk == "torch" else \
+        cond.expand(shape).reshape(-1).cpu().numpy().astype(np.uint64)
+    inputs = {"cond": cond_bits, "a": _bits_for(a.expand(shape), fmt.width, bk), "b": _bits_for(b.expand(shape), fmt.width, bk)}
     out = run_netlist(mixed_op_netlist("where", fmt.name), "where", inputs, n, **opts)["y"]
     return _tensor_of(out, fmt.dtype, shape, fmt.width).to(a.device)
 
@@ -312,9 +354,12 @@ def _logical(op: str, *xs: Tensor, **kw) -> Tensor:
             raise TypeError(f"logical_{op} expects bool tensors")
     shape = _broadcast((f"logical_{op}", *xs))
     n = int(np.prod(shape)) if len(shape) else 1
-    inputs = {name: x.expand(shape).reshape(-1).cpu().numpy().astype(np.uint64) for name, x in zip("ab", xs)}
+    if opts["backend"] == "torch":
+        inputs = {name: _bits_for(x.expand(shape), 1, "torch") for name, x in zip("ab", xs)}
+    else:
+        inputs = {name: x.expand(shape).reshape(-1).cpu().numpy().astype(np.uint64) for name, x in zip("ab", xs)}
     out = run_netlist(_logic_netlist(op), f"logical_{op}", inputs, n, **opts)["y"]
-    return torch.from_numpy(out.astype(np.bool_)).reshape(shape)
+    return _bool_of(out, shape, xs[0].device)
 
 
 def logical_and(a: Tensor, b: Tensor, **kw) -> Tensor:
@@ -398,11 +443,11 @@ def tree(op: str, x: Tensor, **kw) -> Tensor:
         raise ValueError(f"tree: op must be 'add', 'maximum' or 'minimum', got {op!r}")
     if x.shape[-1] == 0:
         raise ValueError("cannot reduce an empty dimension")
-    if opts["backend"] != "bitsliced":
-        from isospike.exact.functions import tree_reduce
+    if opts["backend"] != "bitsliced":  # one netlist run per level on the other backends
         from isospike.exact.arith import GateArith
+        from isospike.exact.functions import tree_levels
 
-        return tree_reduce(GateArith(**opts), op, x, -1)
+        return tree_levels(GateArith(**opts), op, x)
     fmt = format_of(x.dtype)
     k, lead = x.shape[-1], x.shape[:-1]
     L = math.prod(lead)

@@ -25,8 +25,8 @@ def convert_options(args: argparse.Namespace) -> dict[str, Any]:
         opts["dead_zone"] = args.dead_zone
     if args.coding == "sigma_delta":
         opts["levels"] = args.levels
-    if args.coding == "ttfs" and args.device == "in2o3":
-        opts["device"] = isp.devices.OptoelectronicSynapse.in2o3()
+    if args.coding == "ttfs" and args.synapse == "in2o3":
+        opts["synapse"] = isp.devices.OptoelectronicSynapse.in2o3()
     return opts
 
 

@@ -16,6 +16,8 @@ device these are the uniform levels scale * q. :class:`TTFSQuant` is that activa
 
 from __future__ import annotations
 
+from typing import Any
+
 import copy
 from collections.abc import Callable
 
@@ -23,7 +25,8 @@ import torch
 from torch import Tensor, nn
 
 from isospike.coding.ttfs import Rounding
-from isospike.devices import OptoelectronicSynapse
+from isospike.devices import OptoelectronicSynapse, resolve_synapse
+from isospike.devices.arguments import _UNSET
 
 
 def round_ste(x: Tensor) -> Tensor:
@@ -42,13 +45,15 @@ class TTFSQuant(nn.Module):
         scale: initial step (learnable; LSQ gradient).
         signed: two spike channels, levels -T..T (for signed operands).
         rounding: "round" (threshold half a level below each level) or "floor".
-        device: optoelectronic synapse whose reads give the levels (None: ideal uniform levels).
+        synapse: optoelectronic synapse whose reads give the levels (None: ideal uniform levels);
+            ``device=`` is its deprecated name.
         learn_scale: make the step a trainable parameter.
     """
 
     def __init__(self, timesteps: int = 15, scale: float = 0.1, signed: bool = False, rounding: Rounding = "round",
-                 device: OptoelectronicSynapse | None = None, learn_scale: bool = True) -> None:
+                 synapse: OptoelectronicSynapse | None = _UNSET, learn_scale: bool = True, device: Any = _UNSET) -> None:
         super().__init__()
+        device = resolve_synapse(synapse, device, "TTFSQuant")
         if timesteps < 1:
             raise ValueError(f"timesteps must be >= 1, got {timesteps}")
         if rounding not in ("round", "floor"):
@@ -162,14 +167,16 @@ def _replace_relus(model: nn.Module, make) -> int:
     return n
 
 
-def qnn_from(model: nn.Module, timesteps: int = 15, calibration: Tensor | None = None, device: OptoelectronicSynapse | None = None,
-             rounding: Rounding = "round", percentile: float = 99.9) -> nn.Module:
+def qnn_from(model: nn.Module, timesteps: int = 15, calibration: Tensor | None = None,
+             synapse: OptoelectronicSynapse | None = _UNSET, rounding: Rounding = "round", percentile: float = 99.9,
+             device: Any = _UNSET) -> nn.Module:
     """The QNN equivalent to a TTFS network: a copy of ``model`` with every ``nn.ReLU`` replaced
     by a :class:`TTFSQuant` (unsigned, window ``timesteps``). With ``calibration`` inputs each
     step starts at the ``percentile``-th percentile of its ReLU's activations / T; max pooling
     becomes average pooling."""
     from isospike.train.nq import relu_percentiles
 
+    device = resolve_synapse(synapse, device, "qnn_from")
     scales = relu_percentiles(model, calibration, percentile) if calibration is not None else None
     model = copy.deepcopy(model)
     paths = [p for p, m in model.named_modules() if isinstance(m, nn.ReLU)]
@@ -179,7 +186,7 @@ def qnn_from(model: nn.Module, timesteps: int = 15, calibration: Tensor | None =
         parent_path, _, name = path.rpartition(".")
         parent = model.get_submodule(parent_path) if parent_path else model
         s = scales[path] / timesteps if scales is not None else 1.0 / timesteps
-        setattr(parent, name, TTFSQuant(timesteps, s, rounding=rounding, device=device))
+        setattr(parent, name, TTFSQuant(timesteps, s, rounding=rounding, synapse=device))
     for path, m in list(model.named_modules()):
         if isinstance(m, nn.MaxPool2d):
             parent_path, _, name = path.rpartition(".")

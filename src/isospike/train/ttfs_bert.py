@@ -24,6 +24,8 @@ spike counting) and records per-layer counts (``layer_stats()``) for the energy 
 
 from __future__ import annotations
 
+from typing import Any
+
 import copy
 from dataclasses import dataclass
 
@@ -31,7 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from isospike.devices import OptoelectronicSynapse
+from isospike.devices import OptoelectronicSynapse, resolve_synapse
+from isospike.devices.arguments import _UNSET
 from isospike.train.ttfs import TTFSQuant
 
 
@@ -72,7 +75,7 @@ class TTFSBertLayer(nn.Module):
         self.ln2 = copy.deepcopy(layer.output.LayerNorm)
         self.activation = activation
         self.binary_kv = binary_kv
-        q = dict(timesteps=T, device=device)
+        q = dict(timesteps=T, synapse=device)
         self.q_in = TTFSQuant(scale=0.1, signed=True, **q)
         self.q_query = TTFSQuant(scale=0.1, signed=True, **q)
         self.q_probs = TTFSQuant(scale=1.0 / T, signed=False, learn_scale=False, **q)
@@ -119,14 +122,15 @@ class TTFSBertClassifier(nn.Module):
     ``hidden_states`` of the last forward are kept in ``.hidden`` (for distillation)."""
 
     def __init__(self, bert: nn.Module, head: nn.Linear, timesteps: int = 15, activation: str = "relu",
-                 device: OptoelectronicSynapse | None = None, binary_kv: bool = True) -> None:
+                 synapse: OptoelectronicSynapse | None = _UNSET, binary_kv: bool = True, device: Any = _UNSET) -> None:
         super().__init__()
+        device = resolve_synapse(synapse, device, "TTFSBertClassifier")
         if activation not in ("relu", "gelu"):
             raise ValueError(f"activation must be 'relu' or 'gelu', got {activation!r}")
         self.embeddings = copy.deepcopy(bert.embeddings)
         self.layers = nn.ModuleList(TTFSBertLayer(layer, timesteps, activation, device, binary_kv)
                                     for layer in bert.encoder.layer)
-        self.q_pool = TTFSQuant(timesteps, 0.05, signed=True, device=device)
+        self.q_pool = TTFSQuant(timesteps, 0.05, signed=True, synapse=device)
         self.head = copy.deepcopy(head)
         self.timesteps = timesteps
         self.hidden: list[Tensor] = []
