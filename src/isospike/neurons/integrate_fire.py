@@ -194,6 +194,7 @@ class IFNeuron(nn.Module):
             x_seq.dtype == torch.float32
             and x_seq.device.type == "cpu"
             and not (torch.is_grad_enabled() and x_seq.requires_grad)
+            and not torch.compiler.is_compiling()  # dynamo cannot trace into numba: the torch path compiles
         )
         if use_kernel:
             out, per_step = self._run_kernel(x_steps, constant_input, T, binary)

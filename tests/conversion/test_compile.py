@@ -1,0 +1,26 @@
+"""torch.compile on converted networks: dynamo cannot trace into the numba kernel, so the IF
+populations take their torch path while compiling (the same float32 sequence). Spikes are the
+eager run's exactly; the outputs agree to float rounding (inductor fuses the synapse layers'
+bias additions and the read-out mean, so their last bit may differ, as for any compiled model)."""
+
+import pytest
+import torch
+from torch import nn
+
+import isospike as isp
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("coding", ["rate", "ttfs"])
+def test_compiled_networks_give_the_eager_outputs_and_counts(coding):
+    torch.manual_seed(0)
+    ann = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
+    x = torch.randn(16, 6)
+    snn = isp.convert(ann, coding=coding, calibration=x)
+    eager = isp.simulate(snn, x)
+    compiled = torch.compile(snn)
+    snn.reset_counts()
+    with snn.counting_on():
+        y = compiled(x)
+    assert torch.allclose(y, eager.output, rtol=1e-6, atol=1e-6)
+    assert sum(s.spikes for s in snn.layer_stats().values() if s.kind == "neuron") == eager.spikes
