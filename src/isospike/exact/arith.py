@@ -158,8 +158,9 @@ class GateArith:
     name = "gates"
     native = False
 
-    def __init__(self, backend: str = "bitsliced", api: str = "GateArith", **options) -> None:
+    def __init__(self, backend: str = "bitsliced", api: str = "GateArith", shard: bool = False, **options) -> None:
         self.kw = gate_ops.check_options(api, dict(backend=backend, **options))  # api: named in errors
+        self.shard = bool(shard)  # matrix products split across torch.distributed ranks
 
     def add(self, a, b):
         return gate_ops.add(a, b, **self.kw)

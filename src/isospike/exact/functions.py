@@ -82,6 +82,14 @@ def matmul(A, a: Tensor, b: Tensor) -> Tensor:
     if a.dim() == 0 or b.dim() == 0:
         raise ValueError(f"matmul needs operands of at least one dimension, got shapes {tuple(a.shape)} and "
                          f"{tuple(b.shape)}; use * to scale by a scalar")
+    if getattr(A, "shard", False) and b.dim() >= 2:  # output columns split across torch.distributed ranks
+        from isospike.exact.distributed import sharded_columns
+
+        return sharded_columns(lambda part: _matmul_shapes(A, a, part), b)
+    return _matmul_shapes(A, a, b)
+
+
+def _matmul_shapes(A, a: Tensor, b: Tensor) -> Tensor:
     row, col = a.dim() == 1, b.dim() == 1
     y = _matmul(A, a[None] if row else a, b[:, None] if col else b)
     if col:

@@ -150,17 +150,20 @@ def _convert(model: nn.Module, arith: Any, count: bool, api: str) -> ExactNetwor
     return _exact_copy(model, arith, count)
 
 
-def convert(model: nn.Module, *, backend: str = "bitsliced", count: bool = True, **options: Any) -> ExactNetwork:
+def convert(model: nn.Module, *, backend: str = "bitsliced", count: bool = True, shard: bool = False,
+            **options: Any) -> ExactNetwork:
     """A copy of ``model`` (in eval mode) whose every floating-point operation is computed by
     integrate-and-fire threshold-gate circuits on spatial-bit spikes. It is called exactly like
     ``model`` and its outputs equal ``reference(model)``'s bit for bit. ``backend``/``options``:
     see :mod:`isospike.exact.ops` (e.g. backend="neuron", leak=..., noise=...). ``count``: record
-    per-module gate activity (``layer_counts()``).
+    per-module gate activity (``layer_counts()``). ``shard``: split the matrix products by output
+    columns across the ranks of the initialized ``torch.distributed`` process group
+    (:mod:`isospike.exact.distributed`; bit-identical to one process).
 
     ``model`` must be float32 (TypeError otherwise: call ``model.float()``), and so must the
     floating inputs of the returned network. An operation without a circuit raises
     :class:`~isospike.UnsupportedLayerError` naming the ATen operation and the module path."""
-    return _convert(model, GateArith(backend=backend, api="isp.exact.convert", **options), count, "convert")
+    return _convert(model, GateArith(backend=backend, api="isp.exact.convert", shard=shard, **options), count, "convert")
 
 
 def reference(model: nn.Module) -> ExactNetwork:
