@@ -7,7 +7,7 @@ PY      = $(VENV)/bin/python
 PIP     = $(VENV)/bin/pip
 STAMP   = $(VENV)/.isospike-installed
 
-.PHONY: demo test bench-setup bench clean
+.PHONY: demo test check bench-setup bench clean
 
 # torch==2.13.0 first: pip then takes the CPU build that lies on this machine's disk
 # instead of resolving `torch>=2.2` to a multi-GB CUDA build.
@@ -27,7 +27,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/isospike demo
 
-test: $(STAMP)
+# static checks first: lint (pycodestyle, pyflakes, import order, bugbear, pyupgrade)
+check: $(STAMP)
+	$(VENV)/bin/ruff check src/isospike
+
+test: check
 	$(PY) -m pytest -n 2 -q --durations=15
 
 # Peer libraries for side-by-side benchmarks only (never runtime dependencies).

@@ -2,13 +2,22 @@
 prove how close they are, train them, and estimate their cost on neuromorphic hardware."""
 
 from isospike import coding, data, devices, energy, exact, metrics, models, neurons, nir, train
-from isospike.conversion import LayerStats, SimulationResult, SpikingNetwork, codings, convert, simulate
-from isospike.errors import DatasetNotFoundError, IsospikeError, UnsupportedLayerError
-from isospike.conversion.equivalent import equivalent
-from isospike.serialize import load, save
 from isospike.certificate import Certificate, verify
+from isospike.conversion import LayerStats, SimulationResult, SpikingNetwork, codings, convert, simulate
+from isospike.conversion.equivalent import equivalent
+from isospike.errors import DatasetNotFoundError, IsospikeError, UnsupportedLayerError
+from isospike.serialize import load, save
 
-__version__ = "0.1.0"
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("isospike")
+    except PackageNotFoundError:  # a source tree that was not installed
+        return "0.2.0"
+
+
+__version__ = _version()
 
 __all__ = [
     "Certificate", "DatasetNotFoundError", "IsospikeError", "LayerStats", "SimulationResult", "SpikingNetwork",

@@ -21,7 +21,6 @@ Guarantees:
 from __future__ import annotations
 
 import math
-
 from dataclasses import asdict, dataclass, field
 from typing import Any
 

@@ -18,7 +18,6 @@ import sys
 from isospike import __version__
 from isospike.errors import IsospikeError, one_line
 
-
 EXIT_STATUS = ("exit status: 0 done; 1 error found while running (missing or unreadable file, model that does not "
                "fit, unknown dataset or hardware), one line 'isospike: error: ...'; 2 usage error (unknown command or "
                "option, malformed or out-of-range option value), usage line + error; 130 interrupted.")
@@ -136,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dataset", default="digits", help="digits (default), fashion-mnist, cifar10, cifar100")
     train.add_argument("--model", default="small-cnn", help="small-cnn (default), vgg-small, vgg11, vgg16, resnet20")
     train.add_argument("--out", type=_out_folder, default=None, help="output folder (default: runs/train-<dataset>-<model>)")
-    train.add_argument("--ann-epochs", type=_nonnegative_int, default=10, help="epochs of plain ReLU training first (0: start from --init or random)")
+    train.add_argument("--ann-epochs", type=_nonnegative_int, default=10,
+                       help="epochs of plain ReLU training first (0: start from --init or random)")
     train.add_argument("--init", default=None,
                        help="state dict of a trained ReLU --model to fine-tune (.safetensors, or a weights-only .pt)")
     train.add_argument("--epochs", type=_positive_int, default=4, help="noise-aware epochs (default: 4)")
@@ -201,12 +201,16 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--arch", default=None, help=arch_help)
     conv.add_argument("--dataset", default=None, help="digits (default), fashion-mnist, cifar10, cifar100")
     conv.add_argument("--coding", type=_coding, default="rate", help="rate (default), ttfs, mttfs, sigma_delta, exact")
-    conv.add_argument("--timesteps", type=_positive_int, default=None, help="time steps T (default: rate 8, ttfs/mttfs 15, sigma_delta 1)")
-    conv.add_argument("--dead-zone", type=_nonnegative_int, default=0, help="mttfs: levels around the silent one sent as silence (default: 0)")
-    conv.add_argument("--levels", type=_positive_int, default=16, help="sigma_delta: spike size = percentile / levels (default: 16)")
+    conv.add_argument("--timesteps", type=_positive_int, default=None,
+                      help="time steps T (default: rate 8, ttfs/mttfs 15, sigma_delta 1)")
+    conv.add_argument("--dead-zone", type=_nonnegative_int, default=0,
+                      help="mttfs: levels around the silent one sent as silence (default: 0)")
+    conv.add_argument("--levels", type=_positive_int, default=16,
+                      help="sigma_delta: spike size = percentile / levels (default: 16)")
     conv.add_argument("--synapse", "--device", dest="synapse", default="ideal", choices=["ideal", "in2o3"],
                       help="ttfs: synapse model the spikes are read through (default: ideal; --device is its old name)")
-    conv.add_argument("--samples", type=_positive_int, default=500, help="test samples to evaluate (default: 500; sentences for BERT)")
+    conv.add_argument("--samples", type=_positive_int, default=500,
+                      help="test samples to evaluate (default: 500; sentences for BERT)")
     conv.add_argument("--text", action="append", default=None,
                       help="a sentence for a Hugging Face model (repeatable; default: two built-in sentences)")
     conv.add_argument("--out", type=_out_folder, default=None, help="output folder (default: runs/convert-<dataset>-<coding>)")
@@ -238,7 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--model", default=None, help=model_help + " (timesteps, dead-zone)")
     sw.add_argument("--arch", default=None, help=arch_help)
     sw.add_argument("--dataset", default=None, help="dataset (timesteps, dead-zone; default: digits)")
-    sw.add_argument("--samples", type=_positive_int, default=500, help="test samples, or operand pairs for leak/noise (default: 500)")
+    sw.add_argument("--samples", type=_positive_int, default=500,
+                    help="test samples, or operand pairs for leak/noise (default: 500)")
     sw.add_argument("--out", type=_out_folder, default=None, help="output folder (default: runs/sweep-<param>)")
     sw.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser

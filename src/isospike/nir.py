@@ -129,8 +129,9 @@ def export(snn: nn.Module, path: str | Path | None = None):
                     bias = _np(layer.bias) if layer.bias is not None else np.zeros(layer.out_channels, np.float32)
                     in_shape = sample_shape(src)
                     spatial = None if not in_shape else (int(in_shape[-1]) if cls is nir.Conv1d else np.array(in_shape[1:]))
+                    padding = np.array(_conv_padding(layer, str(node.target)))
                     nodes[name] = cls(input_shape=spatial,
-                                      weight=_np(w), stride=np.array(layer.stride), padding=np.array(_conv_padding(layer, str(node.target))),
+                                      weight=_np(w), stride=np.array(layer.stride), padding=padding,
                                       dilation=np.array(layer.dilation), groups=layer.groups, bias=bias)
                 elif isinstance(layer, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
                     nodes[name] = _avg_pool_node(layer, sample_shape(src), str(node.target))
@@ -457,9 +458,9 @@ def load(path_or_graph: Any) -> nn.Module:
         elif isinstance(node, (nir.Conv2d, nir.Conv1d)):
             w = torch.as_tensor(np.asarray(node.weight), dtype=torch.float32)
             cls = nn.Conv2d if isinstance(node, nir.Conv2d) else nn.Conv1d
-            m = cls(w.shape[1] * int(node.groups), w.shape[0], tuple(w.shape[2:]), stride=tuple(np.atleast_1d(node.stride).tolist()),
-                    padding=tuple(np.atleast_1d(node.padding).tolist()), dilation=tuple(np.atleast_1d(node.dilation).tolist()),
-                    groups=int(node.groups))
+            m = cls(w.shape[1] * int(node.groups), w.shape[0], tuple(w.shape[2:]),
+                    stride=tuple(np.atleast_1d(node.stride).tolist()), padding=tuple(np.atleast_1d(node.padding).tolist()),
+                    dilation=tuple(np.atleast_1d(node.dilation).tolist()), groups=int(node.groups))
             m.weight.data.copy_(w)
             m.bias.data.copy_(torch.as_tensor(np.asarray(node.bias), dtype=torch.float32))
         elif isinstance(node, nir.AvgPool2d):

@@ -53,5 +53,6 @@ def decode(spikes: Tensor, dtype: torch.dtype, bit_order: BitOrder = "msb") -> T
     weights = torch.ones(width, dtype=torch.int64, device=spikes.device) << torch.arange(width, device=spikes.device)
     ints = (bits.to(torch.int64) * weights).sum(-1)  # two's complement wrap for the top bit
     if width < 64:
-        ints = ints.to(int_dtype) if int_dtype == torch.uint8 else ((ints + (1 << (width - 1))) % (1 << width) - (1 << (width - 1))).to(int_dtype)
+        half = 1 << (width - 1)
+        ints = ints.to(int_dtype) if int_dtype == torch.uint8 else ((ints + half) % (1 << width) - half).to(int_dtype)
     return ints.view(dtype) if dtype != int_dtype else ints

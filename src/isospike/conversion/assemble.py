@@ -4,7 +4,7 @@ they meet time-varying ones. Coding-independent; each coding supplies its neuron
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import fx, nn
@@ -130,8 +130,8 @@ def assemble_time_folded(gm: fx.GraphModule, neurons: dict[str, IFNeuron] | dict
             src = node.args[0]
             static = not (isinstance(src, fx.Node) and src in varying)
             spikes = isinstance(src, fx.Node) and _carries_spikes(gm, src, neuron_nodes)
-            _set_module(gm, str(node.target), CountingSynapse(m, spike_input=spikes, static_input=static,
-                                                              reads_device=reads_device and spikes and isinstance(m, SYNAPSE_TYPES)))
+            reads = reads_device and spikes and isinstance(m, SYNAPSE_TYPES)
+            _set_module(gm, str(node.target), CountingSynapse(m, spike_input=spikes, static_input=static, reads_device=reads))
 
     _fold_batch_reshapes(gm, varying)
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import copy
 import operator
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 import torch.nn.functional as F

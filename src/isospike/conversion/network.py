@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, fx, nn
@@ -108,7 +109,7 @@ class SpikingNetwork(nn.Module):
         for _, m in self.neurons():
             m.reset()
 
-    def set_counting(self, enabled: bool) -> "SpikingNetwork":
+    def set_counting(self, enabled: bool) -> SpikingNetwork:
         """Turn the per-layer synaptic-operation counts on (default) or off. Off, a simulation
         gives the same outputs and spike counts, without the event counting that energy
         estimates need (about half the work of a spiking convolution). Returns the network."""
@@ -117,7 +118,7 @@ class SpikingNetwork(nn.Module):
         return self
 
     @contextlib.contextmanager
-    def counting_on(self) -> Iterator["SpikingNetwork"]:
+    def counting_on(self) -> Iterator[SpikingNetwork]:
         """Counts on inside the block (simulate and energy estimates need them), as before after."""
         before = {name: m.counting for name, m in self.synapses()}
         self.set_counting(True)

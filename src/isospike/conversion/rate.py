@@ -67,7 +67,8 @@ def check_rate_graph(gm, activation_types: tuple[type, ...], ttfs: bool = False,
                 activations.append(str(node.target))
             elif not isinstance(m, SYNAPSE_TYPES + POOL_TYPES + PASSTHROUGH_TYPES):
                 name = type(m).__name__
-                raise UnsupportedLayerError(name, str(node.target), coding, _HINTS.get(name, "no spiking equivalent in this coding"))
+                hint = _HINTS.get(name, "no spiking equivalent in this coding")
+                raise UnsupportedLayerError(name, str(node.target), coding, hint)
             if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
                 if m.running_mean is None:
                     raise UnsupportedLayerError(

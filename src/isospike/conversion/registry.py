@@ -32,7 +32,8 @@ def get_converter(name: str) -> Converter:
         raise ValueError(f"unknown coding {name!r}; available: {', '.join(codings())}") from None
 
 
-def convert(model: nn.Module, coding: str = "rate", *, timesteps: int | None = None, calibration: Any = None, **options: Any) -> nn.Module:
+def convert(model: nn.Module, coding: str = "rate", *, timesteps: int | None = None, calibration: Any = None,
+            **options: Any) -> nn.Module:
     """Convert an ANN into a spiking network with the named coding.
 
     Args:

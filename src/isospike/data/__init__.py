@@ -25,6 +25,7 @@ def load_dataset(name: str, **kwargs) -> DatasetSplits:
 
 
 __all__ = [
-    "DATASETS", "DatasetSplits", "LabelledData", "TextDataset", "TextSplit", "load_bbc_news", "load_glue", "load_movie_reviews", "load_cifar10", "load_cifar100", "load_dataset",
-    "load_digits", "load_fashion_mnist", "read_idx", "stratified_split", "train_validation_split",
+    "DATASETS", "DatasetSplits", "LabelledData", "TextDataset", "TextSplit", "load_bbc_news", "load_glue",
+    "load_movie_reviews", "load_cifar10", "load_cifar100", "load_dataset", "load_digits", "load_fashion_mnist",
+    "read_idx", "stratified_split", "train_validation_split",
 ]

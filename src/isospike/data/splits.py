@@ -29,7 +29,7 @@ class LabelledData:
         # unpacking: x, y = data
         return iter((self.x, self.y))
 
-    def subset(self, n: int, seed: int = 0) -> "LabelledData":
+    def subset(self, n: int, seed: int = 0) -> LabelledData:
         """A random (seeded) subset of ``n`` samples (all of them if ``n >= len``)."""
         if n >= len(self):
             return self

@@ -15,8 +15,9 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -82,7 +83,7 @@ class OptoelectronicSynapse:
 
     # ---------------------------------------------------------------- constructors
     @classmethod
-    def in2o3(cls, variation: DeviceVariation | None = None) -> "OptoelectronicSynapse":
+    def in2o3(cls, variation: DeviceVariation | None = None) -> OptoelectronicSynapse:
         """The In2O3 synapse of Otters, fitted curve (see ``IN2O3_SOURCE``)."""
         p = IN2O3_FIT
 
@@ -95,7 +96,7 @@ class OptoelectronicSynapse:
 
     @classmethod
     def from_samples(cls, times, values, name: str = "measured", source: str = "user samples",
-                     variation: DeviceVariation | None = None) -> "OptoelectronicSynapse":
+                     variation: DeviceVariation | None = None) -> OptoelectronicSynapse:
         """Monotone (PCHIP) interpolation of measured samples, normalized by the value at the
         first time (which becomes t = 0). Values must not increase with time."""
         from scipy.interpolate import PchipInterpolator
@@ -122,7 +123,7 @@ class OptoelectronicSynapse:
         return cls(curve, float(t[-1]), name, source, variation)
 
     @classmethod
-    def from_csv(cls, path: str | os.PathLike, variation: DeviceVariation | None = None) -> "OptoelectronicSynapse":
+    def from_csv(cls, path: str | os.PathLike, variation: DeviceVariation | None = None) -> OptoelectronicSynapse:
         """Read ``time,value`` rows (a header row is allowed) and interpolate them."""
         times, values = [], []
         with open(path, newline="") as f:
@@ -139,7 +140,7 @@ class OptoelectronicSynapse:
 
     @classmethod
     def from_function(cls, fn: Callable[[np.ndarray], np.ndarray], t_end: float, name: str = "custom",
-                      source: str = "user function", variation: DeviceVariation | None = None) -> "OptoelectronicSynapse":
+                      source: str = "user function", variation: DeviceVariation | None = None) -> OptoelectronicSynapse:
         return cls(fn, t_end, name, source, variation)
 
     # ---------------------------------------------------------------- use
@@ -168,7 +169,7 @@ class OptoelectronicSynapse:
         """Nominal read value at each slot k = 0..T: O(t_k) (float64 [T+1]); ~(T - k)/T."""
         return torch.from_numpy(self(self.slot_times(timesteps)))
 
-    def with_variation(self, variation: DeviceVariation | None) -> "OptoelectronicSynapse":
+    def with_variation(self, variation: DeviceVariation | None) -> OptoelectronicSynapse:
         return OptoelectronicSynapse(self._curve, self.t_end, self.name, self.source, variation)
 
     def __repr__(self) -> str:

@@ -10,7 +10,6 @@ models by duck typing and imports neither the converters nor the training code.
 from __future__ import annotations
 
 import contextlib
-
 from dataclasses import dataclass, field
 from typing import Any
 

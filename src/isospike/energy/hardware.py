@@ -103,7 +103,7 @@ class Hardware:
             return self.memory_pj_per_bit
         return sram_pj_per_bit(max(capacity_bytes, 1.0))
 
-    def with_(self, **changes) -> "Hardware":
+    def with_(self, **changes) -> Hardware:
         """A copy with some fields changed (e.g. ``hop_pj``, ``device_sharing``)."""
         return replace(self, **changes)
 

@@ -6,6 +6,7 @@ from isospike.exact import functions
 from isospike.exact.arith import GateArith, NativeArith, TorchArith
 from isospike.exact.cost import OpCost, cost
 from isospike.exact.counting import ExactCounts, OpCounts, counting
+from isospike.exact.model_conversion import ExactNetwork, convert, reference
 from isospike.exact.ops import (
     abs,
     add,
@@ -28,10 +29,10 @@ from isospike.exact.ops import (
     to_int,
     where,
 )
-from isospike.exact.model_conversion import ExactNetwork, convert, reference
 
 __all__ = [
-    "ExactCounts", "ExactNetwork", "GateArith", "NativeArith", "TorchArith", "convert", "functions", "reference", "OpCost", "OpCounts", "abs", "add", "cost", "counting", "div", "eq", "fma", "from_int",
-    "ldexp", "le", "lt", "maximum", "minimum", "mul", "neg", "sqrt", "sub", "to_bfloat16", "to_float16",
-    "to_float32", "to_int", "where",
+    "ExactCounts", "ExactNetwork", "GateArith", "NativeArith", "OpCost", "OpCounts", "TorchArith", "abs", "add",
+    "convert", "cost", "counting", "div", "eq", "fma", "from_int", "functions", "ldexp", "le", "lt", "maximum",
+    "minimum", "mul", "neg", "reference", "sqrt", "sub", "to_bfloat16", "to_float16", "to_float32", "to_int",
+    "where",
 ]

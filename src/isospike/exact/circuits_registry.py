@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from isospike.exact.formats import BFLOAT16, FLOAT16, FLOAT32, FloatFormat
 from isospike.exact.fp.add import build_add
@@ -36,13 +36,13 @@ COMPARISONS = {"eq", "lt", "le"}
 MIXED_OPS = {"ldexp": build_ldexp, "where": build_select}
 
 
-@lru_cache(maxsize=None)
+@cache
 def float_op_netlist(op: str, fmt_name: str) -> Netlist:
     """The netlist of ``op`` on format ``fmt_name`` (built on first use, then shared)."""
     return FLOAT_OPS[op][1](FORMATS_BY_NAME[fmt_name]).build()
 
 
-@lru_cache(maxsize=None)
+@cache
 def conversion_netlist(kind: str, src: str, dst: str) -> Netlist:
     """kind: "float" (src float -> dst float), "from_int" (int bits src -> dst float),
     "to_int" (src float -> int bits dst)."""
@@ -55,7 +55,7 @@ def conversion_netlist(kind: str, src: str, dst: str) -> Netlist:
     raise ValueError(kind)
 
 
-@lru_cache(maxsize=None)
+@cache
 def mixed_op_netlist(op: str, fmt_name: str) -> Netlist:
     return MIXED_OPS[op](FORMATS_BY_NAME[fmt_name]).build()
 

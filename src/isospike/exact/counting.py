@@ -11,9 +11,9 @@ counting (a population count per gate) is off otherwise.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
 
 
 @dataclass
@@ -30,7 +30,7 @@ class OpCounts:
     spikes: int = 0
     synaptic_events: int = 0
 
-    def add(self, other: "OpCounts") -> None:
+    def add(self, other: OpCounts) -> None:
         self.calls += other.calls
         self.lanes += other.lanes
         self.gate_evaluations += other.gate_evaluations

@@ -14,7 +14,8 @@ the gates are (96% of an LLM's prefill time here). Without an initialized proces
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.distributed as dist

@@ -16,8 +16,8 @@ SUM_M (2 neurons), 2:1 multiplexer = AND + MUX_H (2 neurons).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 MASK = (1 << 64) - 1
 

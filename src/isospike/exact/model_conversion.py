@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import copy
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -87,7 +88,7 @@ class ExactNetwork(nn.Module):
                 total.record(op, oc)
         return total
 
-    def reference(self) -> "ExactNetwork":
+    def reference(self) -> ExactNetwork:
         """The float32 reference of this network (same weights, same pinned operation sequence)."""
         return _exact_copy(self, TorchArith(), False)
 

@@ -181,7 +181,7 @@ class Circuit:
         return level[0]
 
     # ------------------------------------------------------------------ freeze
-    def build(self) -> "Netlist":
+    def build(self) -> Netlist:
         """Keep the gates that reach an output; number wires; freeze."""
         live = set()
         stack = [w for bits in self.outputs.values() for w in bits]

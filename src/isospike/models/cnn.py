@@ -6,7 +6,8 @@ it unchanged in meaning (max pooling of spike trains is not the max of their rat
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 from torch import nn
 

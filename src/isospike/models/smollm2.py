@@ -125,7 +125,7 @@ def load(layers: int | None = None, tokenizer: bool = True) -> tuple[Any, Any]:
     if unexpected or set(missing) - {"lm_head.weight"}:
         raise ValueError(f"{path}: tensors do not match a Llama model: missing {missing[:3]}, unexpected {unexpected[:3]}")
     model.tie_weights()
-    for name, buf in model.named_buffers():  # rotary frequencies are computed, not stored: build them on CPU
+    for buf in model.buffers():  # rotary frequencies are computed, not stored: build them on CPU
         if buf.is_meta:
             model.model.rotary_emb = type(model.model.rotary_emb)(config=config)
             break

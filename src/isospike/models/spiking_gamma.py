@@ -7,8 +7,8 @@ Every time constant is in milliseconds, so one set of weights runs at any step d
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import torch
 from torch import Tensor, nn

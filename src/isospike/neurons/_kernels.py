@@ -20,7 +20,8 @@ def n_blocks(m: int) -> int:
 
 
 @njit(parallel=True, boundscheck=False, fastmath=False, cache=True)
-def integrate_fire_multistep(x, constant_input, timesteps, v, threshold, value, leak, reset_to_zero, binary, out, counts):  # pragma: no cover - compiled
+def integrate_fire_multistep(x, constant_input, timesteps, v, threshold, value, leak, reset_to_zero, binary, out,
+                             counts):  # pragma: no cover - compiled
     """Run ``timesteps`` IF/LIF steps in place.
 
     Args:

@@ -93,7 +93,8 @@ def run_convert(args: argparse.Namespace, echo=print) -> Path:
     echo(cert.table())
     doc.heading("Accuracy").table(["network", "accuracy (%)", "test samples"], summary)
     doc.heading("Equivalence certificate").paragraph(
-        f"`isospike.verify` on {cert.samples} test samples: **{'all guarantees hold' if cert.holds else 'some guarantees fail'}**.")
+        f"`isospike.verify` on {cert.samples} test samples: "
+        f"**{'all guarantees hold' if cert.holds else 'some guarantees fail'}**.")
     doc.table(["layer", "guarantee", "measured max |diff|", "bound", "violations", "holds"],
               [[c.layer, c.guarantee, c.max_abs_diff if c.max_ulp is None else f"{c.max_ulp} ULP", c.bound,
                 f"{c.violations}/{c.entries}", "yes" if c.holds else "NO"] for c in cert.layers])

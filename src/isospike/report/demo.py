@@ -9,9 +9,9 @@ import platform
 import shlex
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -90,8 +90,9 @@ def compare_codings(model: torch.nn.Module, data, samples: int, exact_samples: i
                     echo=print) -> list[CodingRow]:
     """Convert ``model`` under every coding (and to exact gate circuits), then measure, certify and
     price each on the same test images."""
-    import isospike as isp
     from tqdm.auto import tqdm
+
+    import isospike as isp
 
     x, y = data.test.x[:samples], data.test.y[:samples]
     cal = data.train.x[:512]
@@ -203,7 +204,8 @@ def run_demo(
     doc.paragraph(f"Run time {seconds:.1f} s, seed {seed}.")
     doc.heading("Model and data")
     doc.bullets([
-        f"Data: scikit-learn digits, {len(data.train)} training / {len(data.test)} test images (8x8), stratified split, seed {seed}.",
+        f"Data: scikit-learn digits, {len(data.train)} training / {len(data.test)} test images (8x8), stratified split, "
+        f"seed {seed}.",
         f"ANN: SmallCNN ({n_params} parameters), {epochs} epochs AdamW; test accuracy **{100 * ann_acc:.2f}%**.",
         "Conversion: `isospike.convert(model, coding=..., calibration=512 training images)`; exact: "
         "`isospike.exact.convert(model)` (IEEE-754 float32 arithmetic from IF-neuron threshold gates).",

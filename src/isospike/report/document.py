@@ -15,9 +15,10 @@ import html
 import platform
 import shlex
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from isospike._io import atomic_write_text
 from isospike.report.tables import fmt, markdown_table
@@ -46,32 +47,32 @@ class Document:
     title: str
     blocks: list[tuple[str, Any]] = field(default_factory=list)
 
-    def heading(self, text: str) -> "Document":
+    def heading(self, text: str) -> Document:
         self.blocks.append(("h2", text))
         return self
 
-    def paragraph(self, text: str) -> "Document":
+    def paragraph(self, text: str) -> Document:
         self.blocks.append(("p", text))
         return self
 
-    def bullets(self, items: Sequence[str]) -> "Document":
+    def bullets(self, items: Sequence[str]) -> Document:
         self.blocks.append(("ul", list(items)))
         return self
 
-    def table(self, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> "Document":
+    def table(self, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> Document:
         self.blocks.append(("table", (list(headers), [list(r) for r in rows])))
         return self
 
-    def image(self, filename: str, caption: str) -> "Document":
+    def image(self, filename: str, caption: str) -> Document:
         """A PNG in the report's folder (give its file name)."""
         self.blocks.append(("img", (filename, caption)))
         return self
 
-    def code(self, text: str) -> "Document":
+    def code(self, text: str) -> Document:
         self.blocks.append(("code", text))
         return self
 
-    def provenance(self, command: str | None = None) -> "Document":
+    def provenance(self, command: str | None = None) -> Document:
         """The exact command and the versions that produced the report."""
         record = provenance_record(command)
         self.heading("Provenance")

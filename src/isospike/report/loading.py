@@ -5,15 +5,14 @@ Face BERT-style folder, or -- when nothing is given -- the demo CNN trained on t
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 
 from isospike.data import DatasetSplits, load_dataset
 from isospike.errors import one_line
-
 
 SAVE_HINT = ("save the weights only: safetensors.torch.save_file(model.state_dict(), 'model.safetensors') "
              "or torch.save(model.state_dict(), 'model.pt')")

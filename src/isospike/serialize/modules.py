@@ -10,7 +10,8 @@ their shapes were checked, so a file cannot make the loader allocate more than i
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch

@@ -13,7 +13,8 @@ import json
 import keyword
 import math
 import re
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from isospike.errors import FileFormatError
 
@@ -99,9 +100,9 @@ class Entries(dict):
     """The entries of a JSON object as :class:`Field` values; a missing one is a
     :class:`FileFormatError` naming the object, not a ``KeyError``."""
 
-    owner: "Field"
+    owner: Field
 
-    def __missing__(self, key: str) -> "Field":
+    def __missing__(self, key: str) -> Field:
         raise FileFormatError(f"{self.owner.source}: field {self.owner.where} has no entry {key!r}; the file is "
                               "damaged or was not written by this version of isospike")
 

@@ -1,9 +1,9 @@
 """Training: plain classifiers (the ANNs to convert) and conversion-aware recipes."""
 
 from isospike.train.classifier import TrainingHistory, accuracy, fit_classifier
+from isospike.train.gamma import evaluate_sequences, gradient_alignment, spiking_gamma
 from isospike.train.nq import load_best, load_trained, measure_sigma, noise_aware, save_trained
 from isospike.train.qcfs import NoisyQCFS, quantize_relus
-from isospike.train.gamma import evaluate_sequences, gradient_alignment, spiking_gamma
 from isospike.train.ttfs import TTFSQuant, mask_ttfs, qnn_from, ttfs_layers
 
 __all__ = [

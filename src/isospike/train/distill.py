@@ -83,7 +83,8 @@ def _loop(model: nn.Module, data: Encoded, epochs: int, lr: float, batch_size: i
     opt = torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
     steps = epochs * ((len(data) + batch_size - 1) // batch_size)
     warm = max(1, steps // 10)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (steps - s) / max(steps - warm, 1)))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (steps - s) / max(steps - warm, 1)))
     losses = []
     for epoch in tqdm(range(epochs), desc=desc, disable=not progress, leave=False):
         model.train()

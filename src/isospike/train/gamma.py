@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from isospike.data.splits import as_labelled
 from isospike.data.sequences import frames_to_steps, steps_per_frame
+from isospike.data.splits import as_labelled
 from isospike.models.spiking_gamma import SpikingGammaNet
 
 
@@ -44,7 +44,7 @@ class SequenceTiming:
         ms = self.readout_ms if self.readout_ms is not None else frames * self.frame_ms / 4
         return max(1, min(total, int(round(ms / self.dt_ms))))
 
-    def at(self, dt_ms: float) -> "SequenceTiming":
+    def at(self, dt_ms: float) -> SequenceTiming:
         return SequenceTiming(self.frame_ms, dt_ms, self.readout_ms)
 
 
@@ -181,7 +181,8 @@ def spiking_gamma(model: nn.Module, data: Any, *, epochs: int = 10, mode: str = 
                 correct += int((out.argmax(-1) == yb).sum())
         ep = SequenceEpoch(epoch + 1, loss_sum / len(x), float("nan") if waveform else correct / len(x))
         if validation is not None and not waveform:
-            ep.val_accuracy = evaluate_sequences(model, validation, frame_ms=frame_ms, dt_ms=dt_ms, readout_ms=readout_ms)["accuracy"]
+            ep.val_accuracy = evaluate_sequences(model, validation, frame_ms=frame_ms, dt_ms=dt_ms,
+                                                 readout_ms=readout_ms)["accuracy"]
         history.epochs.append(ep)
         bar.set_postfix(loss=f"{ep.loss:.4g}", acc=f"{ep.train_accuracy:.3f}")
     model.eval()

@@ -16,10 +16,9 @@ device these are the uniform levels scale * q. :class:`TTFSQuant` is that activa
 
 from __future__ import annotations
 
-from typing import Any
-
 import copy
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn

@@ -24,10 +24,9 @@ spike counting) and records per-layer counts (``layer_stats()``) for the energy 
 
 from __future__ import annotations
 
-from typing import Any
-
 import copy
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -141,7 +140,7 @@ class TTFSBertClassifier(nn.Module):
     def quantizers(self) -> dict[str, TTFSQuant]:
         return {n: m for n, m in self.named_modules() if isinstance(m, TTFSQuant)}
 
-    def spiking(self, on: bool = True) -> "TTFSBertClassifier":
+    def spiking(self, on: bool = True) -> TTFSBertClassifier:
         """Run every TTFS activation as its spiking population and count (True), or as the QNN."""
         for m in self.quantizers().values():
             m.spiking = on

@@ -9,7 +9,7 @@ interpreter over cache-sized chunks of words. Wires share a small set of storage
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -32,7 +32,7 @@ class Program:
     input_fanout: np.ndarray  # int64 [n_in]
 
 
-@lru_cache(maxsize=None)
+@cache
 def compile_program(netlist: Netlist) -> Program:
     """Assign storage slots: slot 0/1 hold the constants, each input gets a slot, each gate
     output reuses a slot freed by a wire whose last reader is an earlier gate."""
@@ -113,7 +113,8 @@ def lane_mask(n: int) -> np.ndarray:
     return mask
 
 
-def evaluate(netlist: Netlist, inputs: dict[str, np.ndarray], count: bool = False) -> tuple[dict[str, np.ndarray], tuple[int, int]]:
+def evaluate(netlist: Netlist, inputs: dict[str, np.ndarray],
+             count: bool = False) -> tuple[dict[str, np.ndarray], tuple[int, int]]:
     """Evaluate ``netlist`` on N lanes. ``inputs[name]``: uint64 [N] bit patterns (the
     values of each input word). Returns the output words' bit patterns (uint64 [N] each) and,
     with ``count``, (spikes fired by the gates, synaptic events) over the N lanes."""

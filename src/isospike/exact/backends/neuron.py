@@ -18,7 +18,7 @@ Gates of equal depth are independent, so they are simulated together, level by l
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Literal
 
 import numpy as np
@@ -40,7 +40,7 @@ class Level:
     fanout: torch.Tensor  # int64 [n]
 
 
-@lru_cache(maxsize=None)
+@cache
 def levels_of(netlist: Netlist) -> tuple[Level, ...]:
     base = netlist.first_gate_wire
     depth = np.zeros(netlist.n_wires, dtype=np.int64)

@@ -11,7 +11,7 @@ chunks so the wire table stays bounded. On CPU it gives the same bits as the num
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ class Level:
     srcs: Tensor
 
 
-@lru_cache(maxsize=None)
+@cache
 def schedule(netlist: Netlist) -> tuple[Level, ...]:
     """The netlist's gates grouped by depth and kind (CPU index tensors)."""
     base = netlist.first_gate_wire

@@ -28,7 +28,7 @@ aten = torch.ops.aten
 _local = threading.local()
 
 
-def active_capture() -> "GateCapture | None":
+def active_capture() -> GateCapture | None:
     """The capture running on this thread, if any."""
     return getattr(_local, "capture", None)
 
@@ -69,7 +69,7 @@ class GateCapture(TorchDispatchMode):
         self.refused: UnsupportedLayerError | None = None
 
     # ------------------------------------------------------------------ mode stack
-    def __enter__(self) -> "GateCapture":
+    def __enter__(self) -> GateCapture:
         self._outer = active_capture()
         _local.capture = self
         return super().__enter__()

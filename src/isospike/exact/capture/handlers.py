@@ -18,7 +18,8 @@ then the bias). Attention is run through torch's math decomposition (the network
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
