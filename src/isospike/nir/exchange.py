@@ -384,9 +384,68 @@ def _numbers(field: Field, dtype: torch.dtype) -> torch.Tensor:
     return torch.as_tensor(arr, dtype=dtype)
 
 
-def load(path_or_graph: Any) -> nn.Module:
-    """A :class:`~isospike.SpikingNetwork` from a NIR file or graph (IF populations, affine/linear,
-    conv, average pooling, flatten; see the module docstring).
+def _flatten(graph: Any, source: str, prefix: str = "", depth: int = 0) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The nodes and edges of ``graph`` with nested graphs (snnTorch writes RLeaky as one) inlined
+    under dotted keys: an edge into a subgraph goes to what its Input feeds, an edge out of it
+    leaves from what feeds its Output."""
+    import nir
+
+    if depth > 8:
+        raise FileFormatError(f"{source}: NIR subgraphs nest deeper than 8 levels")
+    nodes: dict[str, Any] = {}
+    entries: dict[str, list[str]] = {}
+    exits: dict[str, list[str]] = {}
+    inner_edges: list[tuple[str, str]] = []
+    for key, node in graph.nodes.items():
+        full = f"{prefix}{key}"
+        if isinstance(node, nir.NIRGraph):
+            sub_nodes, sub_edges = _flatten(node, source, f"{full}.", depth + 1)
+            ins = {k for k, n in sub_nodes.items() if isinstance(n, nir.Input) and k.count(".") == full.count(".") + 1}
+            outs = {k for k, n in sub_nodes.items() if isinstance(n, nir.Output) and k.count(".") == full.count(".") + 1}
+            entries[full] = [b for a, b in sub_edges if a in ins]
+            exits[full] = [a for a, b in sub_edges if b in outs]
+            nodes.update({k: n for k, n in sub_nodes.items() if k not in ins | outs})
+            inner_edges += [(a, b) for a, b in sub_edges if a not in ins and b not in outs]
+        else:
+            nodes[full] = node
+    edges = list(inner_edges)
+    for edge in graph.edges:
+        if not (isinstance(edge, (tuple, list)) and len(edge) == 2 and all(e in graph.nodes for e in edge)):
+            raise FileFormatError(f"{source}: the edge {str(edge)[:80]} does not join two nodes of the graph")
+        a, b = f"{prefix}{edge[0]}", f"{prefix}{edge[1]}"
+        for x in exits.get(a, [a]):
+            for y in entries.get(b, [b]):
+                edges.append((x, y))
+    return nodes, edges
+
+
+_NEURON_TYPES = ("LIF", "CubaLIF", "LI")
+
+
+def _recurrences(nodes: dict[str, Any], edges: list[tuple[str, str]], source: str) -> dict[str, str]:
+    """Neuron -> weight node for each recurrence ``neuron -> weight -> neuron`` (snnTorch's RLeaky,
+    RSynaptic); those two edges are removed from ``edges``. Any other cycle is refused."""
+    import nir
+
+    found: dict[str, str] = {}
+    for a, b in list(edges):
+        if isinstance(nodes[a], (nir.LIF, nir.CubaLIF, nir.LI, nir.IF)) and isinstance(nodes[b], (nir.Linear, nir.Affine)) \
+                and (b, a) in edges and a not in found:
+            found[a] = b
+    for neuron, weight in found.items():
+        edges.remove((neuron, weight))
+        edges.remove((weight, neuron))
+        if any(x == weight or y == weight for x, y in edges):
+            raise FileFormatError(f"{source}: the recurrent weight {weight!r} of {neuron!r} is also connected elsewhere")
+    return found
+
+
+def load(path_or_graph: Any, dt: float = 1e-4) -> nn.Module:
+    """A :class:`~isospike.SpikingNetwork` from a NIR file or graph: isospike's own files exactly,
+    and graphs other libraries export -- IF, LIF, CubaLIF, LI neurons (forward Euler with time step
+    ``dt`` seconds; 1e-4 is snnTorch's), recurrent neurons (snnTorch's RLeaky / RSynaptic, as a
+    cycle or a subgraph), affine/linear, conv, average pooling, flatten, sums (see
+    :mod:`isospike.nir.populations`).
 
     A file is data: its node keys, edges and metadata are checked before use (see
     docs/verification.md, "Files are data"); a malformed or crafted file raises one ValueError
@@ -409,23 +468,22 @@ def load(path_or_graph: Any) -> nn.Module:
     meta_text = (graph.metadata or {}).get(_META)
     meta = Field(parse_json(_text(meta_text), source, "the graph's isospike metadata") if meta_text is not None else {},
                  "metadata.isospike", source)
-    names = _module_names(list(graph.nodes), source)
-    preds: dict[str, list[str]] = {k: [] for k in graph.nodes}
-    edges = []
-    for edge in graph.edges:
-        if not (isinstance(edge, (tuple, list)) and len(edge) == 2 and all(e in graph.nodes for e in edge)):
-            raise FileFormatError(f"{source}: the edge {str(edge)[:80]} does not join two nodes of the graph")
-        a, b = edge
+    all_nodes, edges = _flatten(graph, source)
+    recurrent = _recurrences(all_nodes, edges, source)
+    rec_weights = set(recurrent.values())
+    node_map = {k: n for k, n in all_nodes.items() if k not in rec_weights}
+    names = _module_names(list(node_map), source)
+    preds: dict[str, list[str]] = {k: [] for k in node_map}
+    for a, b in edges:
         preds[b].append(a)
-        edges.append((a, b))
-    order = _topological(graph.nodes, edges)
+    order = _topological(node_map, edges)
     modules: dict[str, nn.Module] = {}
     neurons: dict[str, Any] = {}
     fx_graph = fx.Graph()
     values: dict[str, fx.Node] = {}
     input_shape = None
     for key in order:
-        node = graph.nodes[key]
+        node = node_map[key]
         name = names[key]
         if isinstance(node, nir.Input):
             if input_shape is not None:
@@ -472,6 +530,9 @@ def load(path_or_graph: Any) -> nn.Module:
             m = ElementwiseScale(torch.as_tensor(np.asarray(node.scale), dtype=torch.float32))
         elif isinstance(node, nir.Flatten):
             m = nn.Flatten(int(node.start_dim) + 1, int(node.end_dim) if int(node.end_dim) < 0 else int(node.end_dim) + 1)
+        elif isinstance(node, (nir.LIF, nir.CubaLIF, nir.LI)) or (isinstance(node, nir.IF) and key in recurrent):
+            neurons[name] = ("nir", _nir_neuron_args(node, key, all_nodes.get(recurrent.get(key, "")), source), None)
+            m = nn.ReLU()  # placeholder activation, replaced by the population below
         elif isinstance(node, nir.IF):
             text = (node.metadata or {}).get(_META)
             info = Field(parse_json(_text(text), source, f"the isospike metadata of node {key!r}"),
@@ -499,6 +560,12 @@ def load(path_or_graph: Any) -> nn.Module:
     for name, (kind, obj, buffers) in neurons.items():
         if kind == "if":
             specs[name] = obj
+        elif kind == "nir":
+            from isospike.nir.populations import NIRNeurons
+
+            def nir_factory(static: bool, args: dict = obj) -> nn.Module:
+                return NIRNeurons(dt=dt, static_input=static, **args)
+            specs[name] = nir_factory
         else:
             def factory(static: bool, spec: Field = obj, buffers: dict[str, torch.Tensor] = buffers) -> nn.Module:
                 if isinstance(spec.value, dict) and "static_input" in spec.value:
@@ -528,6 +595,36 @@ def load(path_or_graph: Any) -> nn.Module:
     return SpikingNetwork(gm, timesteps, coding, {"source": "nir"}, fold_time=fold_time, readout=readout).eval()
 
 
+def _nir_neuron_args(node: Any, key: str, rec_node: Any, source: str) -> dict[str, Any]:
+    """Constructor arguments of a NIRNeurons population for a LIF / CubaLIF / LI / IF node."""
+    import nir
+
+    def arr(v: Any) -> np.ndarray:
+        return np.asarray(v, dtype=np.float64) if v is not None else None
+
+    recurrent = None
+    if rec_node is not None:
+        w = torch.as_tensor(np.asarray(rec_node.weight), dtype=torch.float32)
+        if w.dim() != 2 or w.shape[0] != w.shape[1]:
+            raise FileFormatError(f"{source}: the recurrent weight of {key!r} has shape {tuple(w.shape)}, not [n, n]")
+        recurrent = nn.Linear(w.shape[1], w.shape[0], bias=isinstance(rec_node, nir.Affine))
+        with torch.no_grad():
+            recurrent.weight.copy_(w)
+            if isinstance(rec_node, nir.Affine):
+                recurrent.bias.copy_(torch.as_tensor(np.asarray(rec_node.bias), dtype=torch.float32))
+    common = dict(where=key, recurrent=recurrent)
+    if isinstance(node, nir.CubaLIF):
+        return dict(kind="cuba_lif", tau=arr(node.tau_mem), r=arr(node.r), v_leak=arr(node.v_leak),
+                    v_threshold=arr(node.v_threshold), v_reset=arr(getattr(node, "v_reset", 0.0)),
+                    tau_syn=arr(node.tau_syn), w_in=arr(node.w_in), **common)
+    if isinstance(node, nir.LIF):
+        return dict(kind="lif", tau=arr(node.tau), r=arr(node.r), v_leak=arr(node.v_leak),
+                    v_threshold=arr(node.v_threshold), v_reset=arr(getattr(node, "v_reset", 0.0)), **common)
+    if isinstance(node, nir.LI):
+        return dict(kind="li", tau=arr(node.tau), r=arr(node.r), v_leak=arr(node.v_leak), **common)
+    return dict(kind="if", r=arr(node.r), v_threshold=arr(node.v_threshold), v_reset=arr(node.v_reset), **common)
+
+
 def _text(v: Any) -> Any:
     """A metadata entry as h5py returns it (str, bytes or a one-element array) unwrapped; what is
     not text is left for :func:`parse_json` to refuse."""
@@ -553,5 +650,6 @@ def _topological(nodes: dict, edges: list[tuple[str, str]]) -> list[str]:
                 if indeg[b] == 0:
                     ready.append(b)
     if len(order) != len(nodes):
-        raise ValueError("the NIR graph has a cycle (recurrent graphs are not supported)")
+        raise ValueError("the NIR graph has a cycle that is not a neuron's recurrent weight (neuron -> Linear/Affine -> "
+                         "the same neuron, as snnTorch's RLeaky writes it); other cycles are not supported")
     return order

@@ -1,0 +1,137 @@
+"""Neuron populations for the NIR nodes other libraries export: LIF, CubaLIF, LI and IF with NIR's
+reset-to-``v_reset``, optionally with a recurrent weight (snnTorch's RLeaky / RSynaptic).
+
+NIR describes continuous-time neurons; a reader picks the time step ``dt``. These populations
+integrate them with forward Euler, the discretization snnTorch's exporter and importer use
+(dt = 1e-4 s there):
+
+    I[t] = (1 - dt/tau_syn) I[t-1] + (dt w_in / tau_syn) x[t]           (CubaLIF only; x = input)
+    v[t] = (1 - dt/tau) v[t-1] + (dt / tau) v_leak + (dt r / tau) d[t]  (d = I[t] or x[t])
+    s[t] = v[t] > v_threshold ;  v[t] = v_reset where s[t]             (LI: no spike, output v)
+
+A recurrent weight W adds W s[t-1] to the neuron's input. Scale factors an exporter writes from
+float32 rates (dt r / tau = 0.9999997 for snnTorch's r = tau / dt) are taken as 1 when within
+1e-5 of it, so the arithmetic is the source library's own.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from isospike.conversion.timefold import SpikingPopulation
+
+SNAP = 1e-5  # |factor - 1| below which an exported scale factor is exactly 1
+
+
+def _param(values: Any, name: str, where: str) -> Tensor:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.size == 0 or not np.isfinite(arr).all():
+        raise ValueError(f"NIR node {where!r}: {name} must be finite numbers, got {arr.ravel()[:4].tolist()}")
+    return torch.as_tensor(arr)
+
+
+def _snapped(factor: Tensor) -> Tensor:
+    return torch.where((factor - 1).abs() < SNAP, torch.ones_like(factor), factor)
+
+
+class NIRNeurons(SpikingPopulation):
+    """A population of NIR LIF / CubaLIF / LI / IF neurons, time-folded (``[T * batch, ...]`` in
+    and out; ``static_input``: a constant ``[batch, ...]`` input repeated over the steps).
+
+    Output: spikes (1.0) per step, or the membrane for LI. Counts like every population."""
+
+    def __init__(self, kind: str, dt: float, where: str, static_input: bool, *, tau: Any = None, r: Any = 1.0,
+                 v_leak: Any = 0.0, v_threshold: Any = None, v_reset: Any = 0.0, tau_syn: Any = None,
+                 w_in: Any = 1.0, recurrent: nn.Module | None = None) -> None:
+        super().__init__()
+        if kind not in ("lif", "cuba_lif", "li", "if"):
+            raise ValueError(f"unknown NIR neuron kind {kind!r}")
+        if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
+            raise ValueError(f"dt must be a positive time step in seconds, got {dt!r}")
+        self.kind, self.static_input, self.where = kind, static_input, where
+        if kind == "if":  # dv/dt = r I: no leak (tau drops out of Euler with dt/tau r -> r dt, here r)
+            decay, scale, leak = torch.ones(()), _param(r, "r", where), torch.zeros(())
+        else:
+            tau_t = _param(tau, "tau", where)
+            if (tau_t <= 0).any():
+                raise ValueError(f"NIR node {where!r}: tau must be > 0")
+            decay = 1 - dt / tau_t
+            scale = _snapped(dt * _param(r, "r", where) / tau_t)
+            leak = dt / tau_t * _param(v_leak, "v_leak", where)
+        self.register_buffer("decay", decay.float())
+        self.register_buffer("scale", scale.float())
+        self.register_buffer("leak_term", leak.float())
+        self.has_leak_term = bool((leak != 0).any())
+        self.spiking = kind != "li"
+        self.register_buffer("threshold", _param(v_threshold if self.spiking else 0.0, "v_threshold", where).float())
+        self.register_buffer("v_reset", _param(v_reset, "v_reset", where).float())
+        self.current = kind == "cuba_lif"
+        if self.current:
+            tau_s = _param(tau_syn, "tau_syn", where)
+            if (tau_s <= 0).any():
+                raise ValueError(f"NIR node {where!r}: tau_syn must be > 0")
+            self.register_buffer("syn_decay", (1 - dt / tau_s).float())
+            self.register_buffer("syn_scale", _snapped(dt * _param(w_in, "w_in", where) / tau_s).float())
+        self.recurrent = recurrent
+        self.reset_counts()
+
+    def reset(self) -> None:
+        pass  # the state lives within one forward call
+
+    def reset_counts(self) -> None:
+        self.spikes = 0
+        self.neuron_updates = 0
+        self.spikes_by_step: list[int] = []
+        self.samples = 0
+        self.neurons_per_sample = 0
+
+    @staticmethod
+    def _times(factor: Tensor, x: Tensor) -> Tensor:
+        return x if factor.numel() == 1 and float(factor) == 1.0 else factor * x
+
+    def forward(self, x: Tensor) -> Tensor:
+        T = self.timesteps
+        seq = x.unsqueeze(0).expand(T, *x.shape) if self.static_input else x.reshape(T, x.shape[0] // T, *x.shape[1:])
+        v = torch.zeros_like(seq[0])
+        syn = torch.zeros_like(seq[0]) if self.current else None
+        s = torch.zeros_like(seq[0])
+        out = torch.empty_like(seq)
+        if len(self.spikes_by_step) < T:
+            self.spikes_by_step.extend([0] * (T - len(self.spikes_by_step)))
+        for t in range(T):
+            # sums associated as the source libraries write them: (decay * state + input) + recurrence
+            rec = self.recurrent(s) if self.recurrent is not None else None
+            if syn is not None:
+                syn = self.syn_decay * syn + self._times(self.syn_scale, seq[t])
+                if rec is not None:
+                    syn = syn + self._times(self.syn_scale, rec)
+                v = self.decay * v + self._times(self.scale, syn)
+            else:
+                v = self.decay * v + self._times(self.scale, seq[t])
+                if rec is not None:
+                    v = v + self._times(self.scale, rec)
+            if self.has_leak_term:
+                v = v + self.leak_term
+            if self.spiking:
+                fired = v > self.threshold
+                s = fired.to(v.dtype)
+                v = torch.where(fired, self.v_reset.to(v.dtype).expand_as(v), v)
+                out[t] = s
+                count = int(fired.sum())
+                self.spikes += count
+                self.spikes_by_step[t] += count
+            else:
+                out[t] = v
+        self.neuron_updates += seq.numel()
+        self.samples += seq.shape[1]
+        self.neurons_per_sample = math.prod(seq.shape[2:])
+        return out.reshape(-1, *seq.shape[2:])
+
+    def extra_repr(self) -> str:
+        rec = ", recurrent" if self.recurrent is not None else ""
+        return f"{self.kind}{rec}, static_input={self.static_input}"
