@@ -169,3 +169,32 @@ def test_one_collected_activity_prices_like_estimate_on_every_preset_and_mode():
         for mode in ("full", "ops"):
             a, b = E.price(activity, hw, mode), E.estimate(snn, x, hardware=hw, mode=mode)
             assert a.total_j == pytest.approx(b.total_j) and a.ann_total_j == pytest.approx(b.ann_total_j)
+
+
+def test_neurobench_agrees_on_the_split_and_sparsity_of_a_network_with_thresholds_not_1():
+    """Percentile thresholds make rate spikes carry theta != 1, which NeuroBench reads as analog
+    values (MACs). isospike.energy.neurobench_model folds theta into the driven weights and
+    registers the populations: NeuroBench's MAC/AC split, dense count and activation sparsity
+    then equal isospike's, on a network with a residual-free 1-d conv stack not used elsewhere."""
+    pytest.importorskip("neurobench")
+    from neurobench.benchmarks import Benchmark
+    from neurobench.metrics.workload import ActivationSparsity, SynapticOperations
+
+    torch.manual_seed(3)
+    ann = nn.Sequential(nn.Conv1d(2, 6, 3, padding=1), nn.ReLU(), nn.Conv1d(6, 6, 3), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(6 * 10, 5), nn.ReLU(), nn.Linear(5, 3)).eval()
+    x = torch.rand(12, 2, 12)
+    snn = isp.convert(ann, "rate", timesteps=5, calibration=x)
+    assert any(float(m.neuron.spike_value.max()) != 1.0 for _, m in snn.neurons())
+    loader = DataLoader(TensorDataset(x, torch.zeros(len(x), dtype=torch.long)), batch_size=len(x))
+    nb = Benchmark(E.neurobench_model(snn), loader, [], [], [[], [SynapticOperations, ActivationSparsity]]).run()
+    act = E.collect(snn, x)
+    synapses = [a for a in act.layers if a.kind in ("ac", "mac")]
+    assert sum(a.acs for a in synapses) == pytest.approx(nb["SynapticOperations"]["Effective_ACs"])
+    assert sum(a.macs for a in synapses) == pytest.approx(nb["SynapticOperations"]["Effective_MACs"])
+    assert sum(a.dense_ops for a in synapses) == pytest.approx(nb["SynapticOperations"]["Dense"])
+    res = isp.simulate(snn, x)
+    neurons = [s for s in res.layers.values() if s.kind == "neuron"]
+    sparsity = 1 - sum(s.spikes for s in neurons) / sum(s.neuron_updates for s in neurons)
+    assert sparsity == pytest.approx(nb["ActivationSparsity"], abs=1e-9)
+    assert torch.allclose(E.neurobench_model(snn).net(x), snn(x), atol=1e-5)  # the same function
