@@ -7,7 +7,7 @@ PY      = $(VENV)/bin/python
 PIP     = $(VENV)/bin/pip
 STAMP   = $(VENV)/.isospike-installed
 
-.PHONY: demo test check bench-setup bench clean
+.PHONY: demo test check docs wheel-check bench-setup bench clean
 
 # torch==2.13.0 first: pip then takes the CPU build that lies on this machine's disk
 # instead of resolving `torch>=2.2` to a multi-GB CUDA build.
@@ -27,9 +27,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/isospike demo
 
-# static checks first: lint (pycodestyle, pyflakes, import order, bugbear, pyupgrade)
+# static checks first: lint (pycodestyle, pyflakes, import order, bugbear, pyupgrade) and types
 check: $(STAMP)
 	$(VENV)/bin/ruff check src/isospike
+	$(VENV)/bin/mypy
 
 test: check
 	$(PY) -m pytest -n 2 -q --durations=15
@@ -37,6 +38,25 @@ test: check
 # Peer libraries for side-by-side benchmarks only (never runtime dependencies).
 # SpikingJelly and NeuroBench declare torchvision/torchaudio, which would pull another torch:
 # install them without dependencies, then the few they really need.
+# the user docs and the API reference generated from the docstrings; strict: a broken reference fails
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict -q
+
+# the wheel alone, installed into a fresh venv and used outside the source tree
+WHEEL_VENV = build/wheel-venv
+wheel-check: $(STAMP)
+	rm -rf dist $(WHEEL_VENV)
+	$(PY) -m build --wheel --outdir dist
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/pip install -q torch==2.13.0
+	$(WHEEL_VENV)/bin/pip install -q dist/isospike-*.whl
+	cd /tmp && $(CURDIR)/$(WHEEL_VENV)/bin/isospike --version
+	cd /tmp && $(CURDIR)/$(WHEEL_VENV)/bin/python -c "import isospike as isp, torch; from torch import nn; \
+		ann = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2)).eval(); \
+		snn = isp.convert(ann, coding='rate', calibration=torch.randn(16, 4)); \
+		assert isp.__file__.startswith('$(CURDIR)/$(WHEEL_VENV)'), isp.__file__; \
+		print('wheel ok:', isp.__version__, tuple(snn(torch.randn(3, 4)).shape))"
+
 bench-setup: $(STAMP)
 	$(PIP) install -e '.[bench]'
 	$(PIP) install --no-deps spikingjelly
@@ -46,4 +66,4 @@ bench: bench-setup
 	$(PY) benchmarks/neuron_sim.py
 
 clean:
-	rm -rf $(VENV) runs build src/*.egg-info
+	rm -rf $(VENV) runs build dist src/*.egg-info

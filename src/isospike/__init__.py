@@ -8,6 +8,7 @@ from isospike.conversion.equivalent import equivalent
 from isospike.errors import DatasetNotFoundError, IsospikeError, UnsupportedLayerError
 from isospike.serialize import load, save
 
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -32,6 +32,9 @@ from isospike.conversion.network import SpikingNetwork
 from isospike.conversion.sigma_delta import SigmaDeltaPopulation
 from isospike.conversion.timefold import TimeFoldedNeuron
 from isospike.conversion.ttfs import TTFSPopulation
+
+if TYPE_CHECKING:
+    from isospike.exact.model_conversion import ExactNetwork
 
 
 @dataclass
@@ -86,7 +89,7 @@ class Certificate:
         return head + "\n" + text_table(["layer", "guarantee", "measured", "bound", "violations", "holds"], rows)
 
 
-def _capture(model: nn.Module, types: tuple[type, ...], x: Tensor, root: nn.Module | None = None
+def _capture(model: nn.Module, types: tuple[type[nn.Module], ...], x: Tensor, root: nn.Module | None = None
              ) -> dict[str, tuple[Tensor, Tensor]]:
     """Run ``model(x)``; (input, output) of every module of ``types`` in ``root`` (default: model),
     by its path in ``root``, and ``"__output__"``."""
@@ -170,7 +173,7 @@ def _float_leaves(value: Any) -> list[Tensor]:
     return []
 
 
-def _verify_exact(net: nn.Module, x: Any) -> Certificate:
+def _verify_exact(net: ExactNetwork, x: Any) -> Certificate:
     """Run the gate network and its reference on ``x`` (a tensor, a tuple of positional inputs or
     a dict of keyword inputs) and compare, bit for bit, the output of every module without
     children (each call of it) and the network's output."""

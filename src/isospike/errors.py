@@ -60,6 +60,6 @@ def check_count(value: object, name: str, minimum: int = 1) -> int:
     import numbers
 
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)) \
-            or int(value) != value or value < minimum:
+            or (whole := int(value)) != value or value < minimum:  # type: ignore[call-overload]  # typeshed: Real lacks __int__
         raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
-    return int(value)
+    return whole

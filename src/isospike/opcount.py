@@ -35,17 +35,20 @@ def connection_count(layer: nn.Module, active: Tensor, all_weights: bool = False
         y = conv(active, w, None, layer.stride, layer.padding, layer.dilation, layer.groups)
         return y.flatten(1).sum(1)
     if isinstance(layer, (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)):
-        pool = {nn.AvgPool1d: F.avg_pool1d, nn.AvgPool2d: F.avg_pool2d, nn.AvgPool3d: F.avg_pool3d}[type(layer)]
-        kwargs = dict(kernel_size=layer.kernel_size, stride=layer.stride, padding=layer.padding, ceil_mode=layer.ceil_mode)
-        if isinstance(layer, nn.AvgPool1d):
-            y = pool(active, **kwargs) * _prod(layer.kernel_size)  # 1-d pooling has no divisor_override
+        if isinstance(layer, nn.AvgPool1d):  # 1-d pooling has no divisor_override
+            y = F.avg_pool1d(active, layer.kernel_size, layer.stride, layer.padding, layer.ceil_mode) * _prod(layer.kernel_size)
+        elif isinstance(layer, nn.AvgPool2d):
+            y = F.avg_pool2d(active, layer.kernel_size, layer.stride, layer.padding, layer.ceil_mode, divisor_override=1)
         else:
-            y = pool(active, divisor_override=1, **kwargs)
+            y = F.avg_pool3d(active, layer.kernel_size, layer.stride, layer.padding, layer.ceil_mode, divisor_override=1)
         return y.flatten(1).sum(1)
     if isinstance(layer, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)):
-        nd = {nn.AdaptiveAvgPool1d: 1, nn.AdaptiveAvgPool2d: 2, nn.AdaptiveAvgPool3d: 3}[type(layer)]
-        pool = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d}[nd]
-        y = pool(active, layer.output_size)
+        if isinstance(layer, nn.AdaptiveAvgPool1d):
+            nd, y = 1, F.adaptive_avg_pool1d(active, layer.output_size)
+        elif isinstance(layer, nn.AdaptiveAvgPool2d):
+            nd, y = 2, F.adaptive_avg_pool2d(active, layer.output_size)
+        else:
+            nd, y = 3, F.adaptive_avg_pool3d(active, layer.output_size)
         area = torch.ones(())
         for d in range(nd):
             sizes = _adaptive_window_sizes(active.shape[-nd + d], y.shape[-nd + d])

@@ -4,7 +4,7 @@ they meet time-varying ones. Coding-independent; each coding supplies its neuron
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import fx, nn
@@ -104,7 +104,7 @@ def _fold_batch_reshapes(gm: fx.GraphModule, varying: set[fx.Node]) -> None:
     gm.graph.eliminate_dead_code()
 
 
-def assemble_time_folded(gm: fx.GraphModule, neurons: dict[str, IFNeuron] | dict[str, Callable[[bool], nn.Module]],
+def assemble_time_folded(gm: fx.GraphModule, neurons: Mapping[str, IFNeuron] | Mapping[str, Callable[[bool], nn.Module]],
                          reads_device: bool = False) -> None:
     """Replace each activation module whose path is in ``neurons`` by its neuron population
     (in place), wrap synaptic and pooling layers in counters, and broadcast constant tensors

@@ -16,6 +16,7 @@ quantizer it implements, synapses unwrapped, time removed.
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, fx, nn
@@ -25,12 +26,19 @@ from isospike.conversion.sigma_delta import SigmaDeltaPopulation
 from isospike.conversion.timefold import CountingSynapse, TimeBroadcast, TimeFoldedNeuron
 from isospike.conversion.ttfs import TTFSPopulation
 
+if TYPE_CHECKING:
+    from isospike.exact.model_conversion import ExactNetwork
+
 
 class RateQuantizer(nn.Module):
     """``s / T * clip(floor((T z + v_init) / theta), 0, T)``: the spike-count rate of an IF
     neuron (reset by subtraction) driven by a constant current z for T steps, each spike worth
     s (``spike_value``: theta after conversion; 1 where the next layer's weights carry theta, as
     in networks read back from NIR)."""
+
+    threshold: Tensor  # buffers registered in __init__
+    v_init: Tensor
+    spike_value: Tensor
 
     def __init__(self, threshold: Tensor, v_init: Tensor, timesteps: int, spike_value: Tensor | None = None) -> None:
         super().__init__()
@@ -111,6 +119,7 @@ def equivalent(snn: nn.Module) -> nn.Module:
             continue
         path = str(node.target)
         m = gm.get_submodule(path)
+        new: nn.Module
         if isinstance(m, TimeFoldedNeuron):
             new = RateQuantizer(m.neuron.threshold, m.neuron.v_init, snn.timesteps, m.neuron.spike_value)
         elif isinstance(m, TTFSPopulation):
@@ -119,6 +128,7 @@ def equivalent(snn: nn.Module) -> nn.Module:
             new = GridQuantizer(m.threshold)
         elif isinstance(m, CountingSynapse):
             orig = originals[path]
+            assert isinstance(orig, CountingSynapse)  # gm is a copy of snn's graph module: same module types by path
             new = FoldedLayer(orig) if orig.silent_source is not None and orig.silent_source.masked else copy.deepcopy(m.layer)
         elif isinstance(m, TimeBroadcast):
             new = nn.Identity()
@@ -128,10 +138,10 @@ def equivalent(snn: nn.Module) -> nn.Module:
         setattr(gm.get_submodule(parent) if parent else gm, name, new)
     gm.recompile()
     eq = fx.GraphModule(gm, gm.graph)
-    eq.coding = snn.coding  # type: ignore[attr-defined]
+    eq.coding = snn.coding  # type: ignore[assignment]  # torch stub: Module.__setattr__ takes any value
     return eq.eval()
 
 
-def _exact_reference(net: nn.Module) -> nn.Module:
+def _exact_reference(net: ExactNetwork) -> nn.Module:
     """The float32 reference of an exact network (same weights, same pinned sequence)."""
     return net.reference()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import operator
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -112,6 +112,7 @@ def fold_batchnorm(gm: fx.GraphModule) -> list[tuple[str, str]]:
         syn = module_of(gm, prev)
         if len(prev.users) != 1 or not bn.track_running_stats or bn.running_mean is None:
             continue
+        fused: nn.Module
         if isinstance(syn, CONV_TYPES):
             fused = fuse_conv_bn_eval(syn.eval(), bn.eval())
         elif isinstance(syn, nn.Linear) and isinstance(bn, nn.BatchNorm1d):
@@ -180,7 +181,12 @@ def is_tensor_node(node: Any) -> bool:
 def input_nodes(node: fx.Node) -> list[fx.Node]:
     """The fx nodes among a node's (possibly nested) arguments."""
     found: list[fx.Node] = []
-    fx.node.map_arg((node.args, node.kwargs), lambda n: found.append(n) or n)
+
+    def collect(n: fx.Node) -> fx.Node:
+        found.append(n)
+        return n
+
+    fx.node.map_arg((node.args, node.kwargs), collect)
     return found
 
 
@@ -198,14 +204,14 @@ def time_varying_nodes(gm: fx.GraphModule, sources: Iterable[fx.Node]) -> set[fx
 
 # Operations that act on each sample independently and linearly, so a coding may keep them
 # as they are (applied at each time step, or once on a constant input).
-LINEAR_FUNCTIONS = {
+LINEAR_FUNCTIONS: set[Callable[..., Any]] = {
     operator.add, torch.add, torch.flatten, torch.cat, torch.reshape, F.avg_pool1d, F.avg_pool2d,
     F.avg_pool3d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d, F.linear,
     F.conv1d, F.conv2d, F.conv3d, F.dropout, operator.sub, torch.sub, operator.neg, torch.neg,
 }
 SHAPE_METHODS = {"view", "reshape", "flatten", "contiguous", "size", "add", "sub", "neg", "dim", "unsqueeze"}
 # reductions and layout changes that are per-sample as long as they leave dimension 0 alone
-BATCH_KEEPING_FUNCTIONS = {torch.mean: "mean", torch.sum: "sum", torch.squeeze: "squeeze",
+BATCH_KEEPING_FUNCTIONS: dict[Callable[..., Any], str] = {torch.mean: "mean", torch.sum: "sum", torch.squeeze: "squeeze",
                            torch.transpose: "transpose", torch.permute: "permute"}
 BATCH_KEEPING_METHODS = {"mean", "sum", "squeeze", "transpose", "permute"}
 # Every function and method a converted graph may still call (what check_linear_glue lets through,
@@ -223,18 +229,20 @@ def _dims(node: fx.Node, kind: str) -> list[int] | None:
         dim = kw.get("dim", args[0] if args else None)
         if dim is None:
             return None  # all dimensions (or, for squeeze, any size-1 one): the batch too
-        dims = list(dim) if isinstance(dim, (tuple, list)) else [dim]
+        given = list(dim) if isinstance(dim, (tuple, list)) else [dim]
     elif kind == "transpose":
-        dims = [kw.get("dim0", args[0] if args else None), kw.get("dim1", args[1] if len(args) > 1 else None)]
+        given = [kw.get("dim0", args[0] if args else None), kw.get("dim1", args[1] if len(args) > 1 else None)]
     else:  # permute: dimension 0 must stay first
-        perm = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
-        perm = kw.get("dims", perm)
+        perm = kw.get("dims", args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args)
+        if not isinstance(perm, (tuple, list)):
+            return None  # a permutation that is not a literal sequence: unknown
         return [0] if not perm or perm[0] not in (0, -len(perm)) else [1]
-    if not all(isinstance(d, int) for d in dims):
+    dims = [d for d in given if isinstance(d, int)]
+    if len(dims) != len(given):
         return None
     ndim = _ndim(node.args[0])
-    if any(d < 0 for d in dims) and ndim is None:
-        return None
+    if ndim is None:
+        return None if any(d < 0 for d in dims) else dims
     return [d % ndim if d < 0 else d for d in dims]
 
 
@@ -410,6 +418,7 @@ def resolve_inplace(gm: fx.GraphModule) -> None:
             return False  # operator.and_ / or_ are not in place
         if getattr(node.target, "__name__", "").endswith("_"):
             return True
+        assert callable(node.target)  # fx checks that a call_function node's target is callable
         try:
             return bool(inspect.signature(node.target).bind(*node.args, **node.kwargs).arguments.get("inplace"))
         except (TypeError, ValueError):  # builtins without a signature, or arguments that do not bind

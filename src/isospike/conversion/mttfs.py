@@ -40,7 +40,9 @@ def _level_histograms(snn: SpikingNetwork, calibration: Any, batch_size: int, pe
         def record(mod: TTFSPopulation, inputs, _output) -> None:
             v, T = inputs[0], mod.window
             ndims[name] = v.dim() - 1
-            q = T - mod.last_slots
+            slots = mod.last_slots
+            assert slots is not None  # set by the forward call this hook follows
+            q = T - slots
             if mod.signed:
                 q = torch.where(v < 0, -q, q)
             idx = (q + T).to(torch.int64)
@@ -103,7 +105,7 @@ def convert_mttfs(
     hist, ndims = _level_histograms(snn, calibration, calibration_batch_size, per_channel)
     silent: dict[str, list[int] | int] = {}
     for name, pop in snn.neurons():
-        if name not in hist:
+        if name not in hist or not isinstance(pop, TTFSPopulation):  # hist holds the TTFS populations only
             continue
         T = pop.window
         m = _mode(hist[name], T)
@@ -116,8 +118,8 @@ def convert_mttfs(
         pop.dead_zone = int(dead_zone)
     gm = snn.graph_module
     pops = {n for n, _ in snn.neurons()}
-    for syn, pop in synapses_fed_by(gm, pops).items():
-        object.__setattr__(gm.get_submodule(syn), "silent_source", gm.get_submodule(pop))
+    for syn, src in synapses_fed_by(gm, pops).items():
+        object.__setattr__(gm.get_submodule(syn), "silent_source", gm.get_submodule(src))
     info = dict(snn.info)
     info.update({"silent_levels": silent, "dead_zone": int(dead_zone), "per_channel": per_channel,
                  "calibration_level_counts": {n: h.tolist() for n, h in hist.items()}})

@@ -130,10 +130,10 @@ class SpikingNetwork(nn.Module):
 
     def reset_counts(self) -> None:
         self.samples_run = 0
-        for _, m in self.neurons():
-            m.reset_counts()
-        for _, m in self.synapses():
-            m.reset_counts()
+        for _, pop in self.neurons():
+            pop.reset_counts()
+        for _, syn in self.synapses():
+            syn.reset_counts()
 
     # ------------------------------------------------------------------ simulation
     def forward_steps(self, x: Tensor, timesteps: int | None = None) -> Any:
@@ -151,8 +151,8 @@ class SpikingNetwork(nn.Module):
             if isinstance(m, TimeFolded):
                 m.timesteps = T
         calibrated = next((n.meta.get("tensor_meta") for n in self.graph_module.graph.nodes if n.op == "placeholder"), None)
-        ndim = len(calibrated.shape) if hasattr(calibrated, "shape") else None
-        if ndim is not None and x.dim() == ndim - 1:
+        ndim = len(calibrated.shape) if calibrated is not None and hasattr(calibrated, "shape") else None
+        if ndim is not None and calibrated is not None and x.dim() == ndim - 1:
             raise ValueError(f"input of shape {tuple(x.shape)} has no batch dimension (the network takes "
                              f"[batch, {', '.join(map(str, calibrated.shape[1:]))}]): pass x.unsqueeze(0)")
         expected = parameter_dtype(self.graph_module)
@@ -205,17 +205,17 @@ class SpikingNetwork(nn.Module):
         batch = calibrated_batch(gm.graph)
         placeholder = next((n for n in gm.graph.nodes if n.op == "placeholder"), None)
         recorded = getattr(placeholder.meta.get("tensor_meta"), "shape", None) if placeholder is not None else None
-        sizes: dict[str, int] | None = {}
+        sizes: dict[str, int] | None = None
         if batch and recorded is not None and tuple(recorded[1:]) == sample_shape:
+            found: dict[str, int] = {}
             for node in gm.graph.nodes:
                 if node.op == "call_module" and isinstance(gm.get_submodule(str(node.target)), SpikingPopulation):
                     shape = getattr(node.meta.get("tensor_meta"), "shape", None)
                     if shape is None:
-                        sizes = None
                         break
-                    sizes[str(node.target)] = max(math.prod(shape) // batch, 1)
-        else:
-            sizes = None
+                    found[str(node.target)] = max(math.prod(shape) // batch, 1)
+            else:
+                sizes = found
         if sizes is None and x.dim() and x.shape[0] > 0:
             sizes = self._probe_sizes(x[:1])
         if sizes is not None:

@@ -17,7 +17,7 @@ isospike.train.NoisyQCFS) keep their trained threshold and need no calibration d
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, TypeGuard
 
 from torch import nn
 
@@ -34,6 +34,7 @@ from isospike.conversion.graph import (
 from isospike.conversion.network import SpikingNetwork
 from isospike.errors import UnsupportedLayerError
 from isospike.neurons import IFNeuron
+from isospike.neurons.integrate_fire import ResetMode
 
 CODING = "rate"
 
@@ -49,7 +50,14 @@ _HINTS = {
 }
 
 
-def has_trained_threshold(m: nn.Module) -> bool:
+class _TrainedActivation(Protocol):
+    """An activation trained for conversion: its class exposes the spiking threshold."""
+
+    @property
+    def spike_threshold(self) -> float: ...
+
+
+def has_trained_threshold(m: nn.Module) -> TypeGuard[_TrainedActivation]:
     """Activations that carry their own spiking threshold (e.g. the trained clip lambda of
     isospike.train.NoisyQCFS) expose it as ``spike_threshold``."""
     return hasattr(type(m), "spike_threshold") and not isinstance(m, nn.ReLU)
@@ -62,6 +70,7 @@ def check_rate_graph(gm, activation_types: tuple[type, ...], ttfs: bool = False,
     for node in gm.graph.nodes:
         if node.op == "call_module":
             m = module_of(gm, node)
+            assert m is not None  # a call_module node's module
             trained = has_trained_threshold(m) or (ttfs and hasattr(type(m), "ttfs_timesteps"))
             if isinstance(m, activation_types) or trained:
                 activations.append(str(node.target))
@@ -89,7 +98,7 @@ def convert_rate(
     calibration: Any = None,
     percentile: float = 99.9,
     v_init: float = 0.5,
-    reset: str = "subtract",
+    reset: ResetMode = "subtract",
     fold_bn: bool = True,
     calibration_batch_size: int = 256,
 ) -> SpikingNetwork:
@@ -112,7 +121,8 @@ def convert_rate(
     if calibration is not None:
         propagate_shapes(gm, first_batch(calibration))
     activations = check_rate_graph(gm, (nn.ReLU,))
-    trained = {p: gm.get_submodule(p).spike_threshold for p in activations if has_trained_threshold(gm.get_submodule(p))}
+    modules = {p: gm.get_submodule(p) for p in activations}
+    trained = {p: m.spike_threshold for p, m in modules.items() if has_trained_threshold(m)}
     relus = [p for p in activations if p not in trained]
     if relus and calibration is None:
         raise ValueError(

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from isospike.conversion.network import SpikingNetwork
-from isospike.conversion.timefold import TimeFoldedNeuron  # noqa: F401  (rate populations)
+from isospike.conversion.timefold import SpikingPopulation, TimeFoldedNeuron
 
 
 @dataclass
@@ -60,11 +60,12 @@ def layer_gaps(ann: nn.Module, snn: SpikingNetwork, x: Tensor, timesteps: int | 
     for p, n in neurons.items():
         a = ann_out[p]
         r = snn_out[p].reshape(T, -1, *snn_out[p].shape[1:]).mean(0)
-        theta = n.neuron.threshold
-        v = n.neuron.v / theta
+        theta, v_end = n.neuron.threshold, n.neuron.v
+        assert v_end is not None  # the simulation above left each neuron's membrane
+        v = v_end / theta
         result[p] = LayerGap(a.flatten().float(), r.flatten().float(), v.flatten().float())
     return result
 
 
-def neuron_layers(snn: SpikingNetwork) -> dict[str, TimeFoldedNeuron]:
+def neuron_layers(snn: SpikingNetwork) -> dict[str, SpikingPopulation]:
     return dict(snn.neurons())

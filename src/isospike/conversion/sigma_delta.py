@@ -31,7 +31,7 @@ from isospike.conversion.calibration import activation_spans, first_batch
 from isospike.conversion.graph import fold_batchnorm, propagate_shapes, relu_functions_to_modules, trace
 from isospike.conversion.network import SpikingNetwork
 from isospike.conversion.rate import check_rate_graph, has_trained_threshold
-from isospike.conversion.timefold import SpikingPopulation
+from isospike.conversion.timefold import CountingSynapse, SpikingPopulation
 
 CODING = "sigma_delta"
 
@@ -123,7 +123,8 @@ def convert_sigma_delta(
     if calibration is not None:
         propagate_shapes(gm, first_batch(calibration))
     activations = check_rate_graph(gm, (nn.ReLU,), coding=CODING)
-    trained = {p: float(gm.get_submodule(p).spike_threshold) for p in activations if has_trained_threshold(gm.get_submodule(p))}
+    modules = {p: gm.get_submodule(p) for p in activations}
+    trained = {p: float(m.spike_threshold) for p, m in modules.items() if has_trained_threshold(m)}
     relus = [p for p in activations if p not in trained]
     if relus and calibration is None:
         raise ValueError("sigma-delta conversion sets each ReLU's spike size from activation statistics: pass "
@@ -136,7 +137,9 @@ def convert_sigma_delta(
     assemble_time_folded(gm, factories)
     # each unit spike reaching a synapse is one event per connection
     for syn, pop in synapses_fed_by(gm, set(thresholds)).items():
-        gm.get_submodule(syn).event_size = thresholds[pop]
+        synapse = gm.get_submodule(syn)
+        assert isinstance(synapse, CountingSynapse)  # synapses_fed_by gives the paths of counting synapses
+        synapse.event_size = thresholds[pop]
     info = {"thresholds": thresholds, "levels": levels, "percentile": percentile, "trained_thresholds": sorted(trained),
             "max_spikes_per_step": max_spikes_per_step, "folded_batchnorm": folded}
     return SpikingNetwork(gm, timesteps, CODING, info, readout="last")

@@ -9,12 +9,16 @@ Neurons unfold ``[T * batch, ...]`` to ``[T, batch, ...]`` and loop over time.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from isospike.neurons import IFNeuron
 from isospike.opcount import connection_count, dense_connections
+
+if TYPE_CHECKING:
+    from isospike.conversion.ttfs import TTFSPopulation
 
 
 class TimeFolded(nn.Module):
@@ -114,6 +118,10 @@ class CountingSynapse(TimeFolded):
     ``outputs_per_sample``: output values per sample and step; ``parameters``: weights stored.
     """
 
+    # the masked-TTFS population feeding this synapse, kept out of the module tree (see __init__)
+    silent_source: TTFSPopulation | None
+    in_crossbar: bool  # set (True) on the synapses of a crossbar placement; read with getattr(m, "in_crossbar", False)
+
     def __init__(self, layer: nn.Module, spike_input: bool, static_input: bool, reads_device: bool = False) -> None:
         super().__init__()
         self.layer = layer
@@ -152,6 +160,7 @@ class CountingSynapse(TimeFolded):
 
     def _silent_offset(self, x: Tensor) -> Tensor:
         src = self.silent_source
+        assert src is not None  # only called for a synapse fed by a masked-TTFS population
         values = src.silent_values().to(x.dtype)
         return values.expand(src.sample_shape).reshape(x.shape[1:])
 
@@ -201,6 +210,8 @@ class CountingSynapse(TimeFolded):
 class ElementwiseScale(nn.Module):
     """Multiplies its input by a fixed per-element (broadcast) factor: the value spikes carry when
     a graph (e.g. one read from NIR, where spikes are 1) feeds them to an addition directly."""
+
+    scale: Tensor  # buffer registered in __init__
 
     def __init__(self, scale: Tensor) -> None:
         super().__init__()

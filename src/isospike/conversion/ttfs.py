@@ -43,6 +43,9 @@ class TTFSPopulation(SpikingPopulation):
     for two-channel layers. Records spikes, neuron updates (neurons x T) and spikes per slot.
     """
 
+    silent_level: Tensor  # buffers registered in __init__
+    slot_reads: Tensor
+
     def __init__(self, timesteps: int, scale: float, rounding: Rounding = "round", signed: bool = False,
                  device: OptoelectronicSynapse | None = None, silent_level: int | Tensor = 0, dead_zone: int = 0) -> None:
         super().__init__()
@@ -182,10 +185,10 @@ def convert_ttfs(
     if calibration is not None:
         propagate_shapes(gm, first_batch(calibration))
     activations = check_rate_graph(gm, (nn.ReLU,), ttfs=True, coding=CODING)
-    quantized = {p: gm.get_submodule(p) for p in activations if hasattr(type(gm.get_submodule(p)), "ttfs_timesteps")}
+    modules = {p: gm.get_submodule(p) for p in activations}
+    quantized = {p: m for p, m in modules.items() if hasattr(type(m), "ttfs_timesteps")}
     # activations trained with a clip threshold (NoisyQCFS) span [0, lambda]: step = lambda / T
-    clipped = {p: float(gm.get_submodule(p).spike_threshold) for p in activations
-               if p not in quantized and has_trained_threshold(gm.get_submodule(p))}
+    clipped = {p: float(m.spike_threshold) for p, m in modules.items() if p not in quantized and has_trained_threshold(m)}
     relus = [p for p in activations if p not in quantized and p not in clipped]
     if relus and calibration is None:
         raise ValueError("post-hoc TTFS conversion of ReLUs needs calibration data for the steps: pass calibration=...")
@@ -197,7 +200,9 @@ def convert_ttfs(
     for p, lam in clipped.items():
         specs[p] = dict(timesteps=timesteps, scale=lam / timesteps, rounding=rounding, signed=False, device=device)
     for p, m in quantized.items():
-        specs[p] = dict(timesteps=m.timesteps, scale=float(m.scale.detach().abs()), rounding=m.rounding,
+        step = m.scale
+        assert isinstance(step, Tensor)  # a TTFS-quantized activation (TTFSQuant) learns its step as a parameter
+        specs[p] = dict(timesteps=m.timesteps, scale=float(step.detach().abs()), rounding=m.rounding,
                         signed=m.signed, device=device if device is not None else m.device)
     populations = {p: (lambda static, spec=spec: TTFSPopulation(**spec)) for p, spec in specs.items()}
     assemble_time_folded(gm, populations, reads_device=any(s["device"] is not None for s in specs.values()))

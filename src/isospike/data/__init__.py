@@ -1,13 +1,15 @@
 """Offline dataset loaders. Nothing here touches the network: data comes from installed
 packages (scikit-learn digits, Debian's Fashion-MNIST) or from a local folder (CIFAR)."""
 
+from collections.abc import Callable
+
 from isospike.data.cifar import load_cifar10, load_cifar100
 from isospike.data.digits import load_digits
 from isospike.data.fashion_mnist import load_fashion_mnist, read_idx
 from isospike.data.splits import DatasetSplits, LabelledData, stratified_split, train_validation_split
 from isospike.data.text import TextDataset, TextSplit, load_bbc_news, load_glue, load_movie_reviews
 
-DATASETS = {
+DATASETS: dict[str, Callable[..., DatasetSplits]] = {
     "digits": load_digits,
     "fashion-mnist": load_fashion_mnist,
     "cifar10": load_cifar10,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from numpy.typing import DTypeLike
 
 from isospike.data.splits import DatasetSplits, LabelledData
 from isospike.errors import DatasetNotFoundError
@@ -38,7 +39,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         data = f.read()
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise ValueError(f"{path} is not an IDX file (bad magic number)")
-    dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    dtypes: dict[int, DTypeLike] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
     if data[2] not in dtypes:
         raise ValueError(f"{path}: unknown IDX element type 0x{data[2]:02x}")
     ndim = data[3]
@@ -78,7 +79,11 @@ def fashion_mnist_dir(root: str | os.PathLike | None = None) -> Path:
 def load_fashion_mnist(root: str | os.PathLike | None = None) -> DatasetSplits:
     """Fashion-MNIST as float32 ``[N, 1, 28, 28]`` images in [0, 1], official 60k/10k split."""
     d = fashion_mnist_dir(root)
-    arrays = {k: read_idx(_find(d, stem)) for k, stem in _FILES.items()}
+    arrays = {}
+    for k, stem in _FILES.items():
+        path = _find(d, stem)
+        assert path is not None  # fashion_mnist_dir only returns a folder holding every file
+        arrays[k] = read_idx(path)
 
     def part(images: np.ndarray, labels: np.ndarray) -> LabelledData:
         x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)

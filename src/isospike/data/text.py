@@ -111,9 +111,9 @@ def load_glue(task: str, root: str | os.PathLike | None = None) -> TextDataset:
                     labels.append(int(row[1]))
             else:
                 reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-                for row in reader:
-                    texts.append(" [SEP] ".join(row[c] for c in cols))
-                    label = row[label_col]
+                for record in reader:
+                    texts.append(" [SEP] ".join(record[c] for c in cols))
+                    label = record[label_col]
                     labels.append(int(label) if label.isdigit() else int(label == "entailment") if task == "rte" else int(label))
         return TextSplit(texts, np.array(labels, dtype=np.int64))
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -110,9 +110,10 @@ class MemristiveCrossbar:
             for m in model.modules():
                 if isinstance(m, CountingSynapse) and isinstance(m.layer, (nn.Linear, nn.Conv1d, nn.Conv2d)) \
                         and (m.spike_input or not only_spike_driven):
-                    m.layer = crossbar_layer(m.layer, self, gen)
+                    layer = crossbar_layer(m.layer, self, gen)
+                    m.layer = layer
                     m.in_crossbar = True
-                    placed.append(m.layer)
+                    placed.append(layer)
         else:
             for path, m in list(model.named_modules()):
                 if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)) and not isinstance(m, CrossbarLayer):
@@ -138,9 +139,10 @@ class MemristiveCrossbar:
                         model(batch)
             for layer in placed:
                 layer.finish_calibration(self.adc_percentile)
-        if hasattr(model, "reset_counts"):
-            model.reset_counts()
-        model.crossbar = self  # type: ignore[attr-defined]
+        reset_counts = getattr(model, "reset_counts", None)
+        if reset_counts is not None:
+            reset_counts()
+        model.crossbar = self  # type: ignore[assignment]  # torch stub: Module.__setattr__ takes any value
         return model
 
     def hardware(self, base: str = "cim-memristor", analog_integration: bool = True):
@@ -156,14 +158,22 @@ class MemristiveCrossbar:
                                         name=f"{base}{suffix}")
 
 
-class CrossbarLayer:
+if TYPE_CHECKING:  # the mixin is only ever combined with nn.Linear / nn.Conv1d / nn.Conv2d
+    _LayerBase = nn.Module
+else:
+    _LayerBase = object
+
+
+class CrossbarLayer(_LayerBase):
     """Mixin: a Linear/Conv whose weight is the crossbar's realized weight, whose column sums go
     through an ADC (full scale from calibration), and whose bias is added digitally after it."""
 
+    weight: Tensor
+    adc_full_scale: Tensor  # buffer registered in _init_crossbar
     adc_bits: int | None
     calibrating: bool
 
-    def _init_crossbar(self, source: nn.Module, xbar: MemristiveCrossbar, gen: torch.Generator) -> None:
+    def _init_crossbar(self, source: nn.Linear | nn.Conv1d | nn.Conv2d, xbar: MemristiveCrossbar, gen: torch.Generator) -> None:
         self.load_state_dict(source.state_dict())
         with torch.no_grad():
             self.weight.copy_(xbar.effective_weight(source.weight, gen))
@@ -175,9 +185,10 @@ class CrossbarLayer:
     def _bias_shaped(self, y: Tensor) -> Tensor:
         """The digital bias broadcast over the output: the last dimension of a Linear's output
         (any leading dimensions), the channel dimension 1 of a convolution's."""
+        bias = cast(Tensor, self.bias)  # only called on a layer with a bias (a Parameter)
         if isinstance(self, nn.Linear):
-            return self.bias
-        return self.bias.reshape(-1, *([1] * (y.dim() - 2)))
+            return bias
+        return bias.reshape(-1, *([1] * (y.dim() - 2)))
 
     def analog(self, x: Tensor) -> Tensor:  # pragma: no cover - implemented by the subclasses
         raise NotImplementedError
@@ -224,14 +235,17 @@ class CrossbarConv2d(CrossbarLayer, nn.Conv2d):
         return self._conv_forward(x, self.weight, None)
 
 
-def crossbar_layer(layer: nn.Module, xbar: MemristiveCrossbar, gen: torch.Generator) -> nn.Module:
+def crossbar_layer(layer: nn.Module, xbar: MemristiveCrossbar, gen: torch.Generator) -> CrossbarLayer:
     """The crossbar version of a Linear/Conv1d/Conv2d layer (same shapes and hyper-parameters)."""
+    new: CrossbarLayer
     if isinstance(layer, nn.Linear):
         new = CrossbarLinear(layer.in_features, layer.out_features, bias=layer.bias is not None)
     elif isinstance(layer, (nn.Conv1d, nn.Conv2d)):
         cls = CrossbarConv1d if isinstance(layer, nn.Conv1d) else CrossbarConv2d
-        new = cls(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
-                  layer.dilation, layer.groups, layer.bias is not None, layer.padding_mode)
+        new = cls(layer.in_channels, layer.out_channels,
+                  layer.kernel_size, layer.stride,  # type: ignore[arg-type]  # torch stub: _ConvNd sizes are tuple[int, ...]
+                  layer.padding, layer.dilation,  # type: ignore[arg-type]  # (the same, for padding and dilation)
+                  layer.groups, layer.bias is not None, layer.padding_mode)
     else:
         raise TypeError(f"no crossbar version of {type(layer).__name__}")
     new._init_crossbar(layer, xbar, gen)

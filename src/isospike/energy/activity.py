@@ -10,8 +10,9 @@ models by duck typing and imports neither the converters nor the training code.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, cast
 
 import torch
 from torch import Tensor, nn
@@ -20,6 +21,20 @@ from isospike.opcount import connection_count, dense_connections
 
 COUNTED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
                   nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)
+
+
+class _CountingNetwork(Protocol):
+    """A converted spiking network as the energy package reads it (duck typed)."""
+
+    def reset_counts(self) -> None: ...
+
+    def layer_stats(self) -> Mapping[str, Any]: ...
+
+
+class _GateCountingNetwork(Protocol):
+    """An exact gate network as the energy package reads it (duck typed)."""
+
+    def layer_counts(self) -> Mapping[str, Any]: ...
 
 
 @dataclass
@@ -106,13 +121,14 @@ def spiking_activity(snn: nn.Module, inputs: Tensor) -> NetworkActivity:
     if isinstance(snn, SpikingNetwork) and not isinstance(inputs, Tensor):
         raise TypeError(f"a converted spiking network takes one input tensor [batch, ...], got {type(inputs).__name__}; "
                         "concatenate the batches (torch.cat) first")
-    snn.reset_counts()
+    counted = cast(_CountingNetwork, snn)  # converted networks report their counts (see collect)
+    counted.reset_counts()
     counting_on = getattr(snn, "counting_on", None)  # SpikingNetworks can switch counts off; others always count
     with counting_on() if counting_on is not None else contextlib.nullcontext():
         _call(snn, inputs)
     n = _batch_size(inputs)
     layers = []
-    for name, s in snn.layer_stats().items():
+    for name, s in counted.layer_stats().items():
         if s.kind == "neuron":
             layers.append(LayerActivity(name, "neuron", s.timesteps, neuron_updates=s.neuron_updates / n,
                                         spikes=s.spikes / n, neurons=s.neurons,
@@ -141,7 +157,7 @@ def exact_activity(net: nn.Module, inputs: Any) -> NetworkActivity:
     _call(net, inputs)
     n = _batch_size(inputs)
     layers = []
-    for name, c in net.layer_counts().items():
+    for name, c in cast(_GateCountingNetwork, net).layer_counts().items():  # exact networks count their gates
         layers.append(LayerActivity(name, "gates", 1, acs=c.synaptic_events / n, gate_evaluations=c.gate_evaluations / n,
                                     spikes=c.spikes / n, outputs=c.lanes / n))
     return NetworkActivity("exact", n, layers, 1)

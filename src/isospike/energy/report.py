@@ -70,7 +70,7 @@ class EnergyReport:
                      f"{1e9 * c['data_movement']:.4g}", f"{1e9 * c['communication']:.4g}", f"{1e9 * self.total_j:.4g}"])
         out = text_table(["layer", "kind", "MACs", "ACs", "spikes", "compute nJ", "data nJ", "comm nJ", "total nJ"], rows)
         out += f"\n\nhardware: {self.hardware.name} ({self.hardware.description}); mode: {self.mode}; per inference"
-        if self.ratio_to_ann is not None:
+        if self.ann_total_j is not None and self.ratio_to_ann is not None:
             out += f"\nANN on the same hardware: {1e9 * self.ann_total_j:.4g} nJ -> ratio ANN / this = {self.ratio_to_ann:.3g}x"
         return out
 
@@ -92,7 +92,7 @@ class EnergyReport:
         ax.set_ylabel("energy per inference (nJ)")
         ax.set_ylim(0, 1.12 * 1e9 * max(bottom, default=0.0) or 1.0)
         title = f"{self.hardware.name}: {1e9 * self.total_j:.4g} nJ per inference"
-        if self.ratio_to_ann is not None:
+        if self.ann_total_j is not None and self.ratio_to_ann is not None:
             title += f" (ANN {1e9 * self.ann_total_j:.4g} nJ, {self.ratio_to_ann:.2g}x)"
         ax.set_title(title)
         ax.tick_params(axis="x", rotation=60, labelsize=7)

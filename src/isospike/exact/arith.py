@@ -10,6 +10,9 @@ circuits bit for bit), so both runs give identical bits: TorchArith is the refer
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -85,11 +88,11 @@ class TorchArith:
         the end: the same bits as canonicalizing every addition."""
         if x.shape[-1] == 0:
             raise ValueError("cannot reduce an empty dimension")
+        combine: Callable[[Tensor, Tensor], Tensor]
         if op == "add":
             combine = torch.add
         elif op in ("maximum", "minimum"):
-            def combine(a: Tensor, b: Tensor) -> Tensor:
-                return _ieee_minmax(a, b, minimum=op == "minimum")
+            combine = functools.partial(_ieee_minmax, minimum=op == "minimum")
         else:
             raise ValueError(f"tree: op must be 'add', 'maximum' or 'minimum', got {op!r}")
         while x.shape[-1] > 1:

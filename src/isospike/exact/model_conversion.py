@@ -133,9 +133,10 @@ def _exact_class(base: type[nn.Module]) -> type:
 
 def _exact_copy(model: nn.Module, arith: Any, count: bool) -> ExactNetwork:
     already = isinstance(model, ExactNetwork)
-    base = model._exact_base if already else type(model)
+    base = model._exact_base if isinstance(model, ExactNetwork) else type(model)
     net = copy.deepcopy(model)
     net.__class__ = _exact_class(base)
+    assert isinstance(net, ExactNetwork)  # its class now derives from ExactNetwork
     net._exact_arith = arith
     net._exact_count = bool(count) and arith.name == "gates"
     net._exact_counts = {}

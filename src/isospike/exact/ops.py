@@ -11,7 +11,8 @@ and noise (see :mod:`isospike.exact.backends.neuron`).
 from __future__ import annotations
 
 import math
-from typing import Literal
+from collections.abc import Mapping
+from typing import Literal, cast
 
 import numpy as np
 import torch
@@ -91,10 +92,13 @@ def check_options(api: str, options: dict) -> dict:
     return opts
 
 
-def run_netlist(netlist: Netlist, op: str, inputs: dict[str, np.ndarray], n: int, backend: Backend = "bitsliced",
-                leak: float = 1.0, noise: float = 0.0, noise_model: str = "synapse",
-                generator: torch.Generator | None = None) -> dict[str, np.ndarray]:
-    """Evaluate a netlist on N lanes with the chosen backend; record activity in active counters."""
+def run_netlist(netlist: Netlist, op: str, inputs: Mapping[str, np.ndarray | Tensor], n: int,
+                backend: Backend = "bitsliced", leak: float = 1.0, noise: float = 0.0,
+                noise_model: neuron.NoiseModel = "synapse",
+                generator: torch.Generator | None = None) -> dict[str, np.ndarray] | dict[str, Tensor]:
+    """Evaluate a netlist on N lanes with the chosen backend; record activity in active counters.
+    ``inputs``: uint64 numpy bit patterns per input word (``backend="torch"``: int64 tensors, numpy
+    arrays being converted); the outputs are numpy arrays, or int64 tensors with ``backend="torch"``."""
     counters = active_counters()
     if backend == "torch":
         from isospike.exact.backends import torch_bitsliced
@@ -103,18 +107,19 @@ def run_netlist(netlist: Netlist, op: str, inputs: dict[str, np.ndarray], n: int
         if n == 0:
             device = next(iter(tin.values())).device if tin else torch.device("cpu")
             return {name: torch.zeros(0, dtype=torch.int64, device=device) for name in netlist.outputs}
-        out, (spikes, events) = torch_bitsliced.evaluate(netlist, tin, count=bool(counters))
+        tout, (spikes, events) = torch_bitsliced.evaluate(netlist, tin, count=bool(counters))
         if counters:
             counts = OpCounts(1, n, netlist.n_gates * n, spikes, events)
             for counter in counters:
                 counter.record(op, counts)
-        return out
+        return tout
+    np_inputs = cast(dict[str, np.ndarray], inputs)  # the numpy backends get numpy bit patterns (see _bits_for)
     if n == 0:
         return {name: np.zeros(0, dtype=np.uint64) for name in netlist.outputs}
     if backend == "bitsliced":
-        out, (spikes, events) = bitsliced.evaluate(netlist, inputs, count=bool(counters))
+        out, (spikes, events) = bitsliced.evaluate(netlist, np_inputs, count=bool(counters))
     else:
-        out, (spikes, events) = neuron.evaluate(netlist, inputs, leak=leak, noise=noise,
+        out, (spikes, events) = neuron.evaluate(netlist, np_inputs, leak=leak, noise=noise,
                                                 noise_model=noise_model, generator=generator)
     if counters:
         counts = OpCounts(1, n, netlist.n_gates * n, spikes, events)
@@ -340,8 +345,11 @@ def _logic_netlist(op: str) -> Netlist:
 
         c = Circuit(f"logical_{op}")
         a = c.input("a", 1)[0]
-        b = c.input("b", 1)[0] if op != "not" else None
-        y = {"and": lambda: c.and_(a, b), "or": lambda: c.or_(a, b), "not": lambda: c.not_(a)}[op]()
+        if op == "not":
+            y = c.not_(a)
+        else:
+            b = c.input("b", 1)[0]
+            y = {"and": c.and_, "or": c.or_}[op](a, b)
         c.output("y", y)
         _LOGIC[op] = c.build()
     return _LOGIC[op]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -24,13 +25,13 @@ class FastSigmoidSpike(torch.autograd.Function):
     """Heaviside forward, fast-sigmoid surrogate derivative backward."""
 
     @staticmethod
-    def forward(ctx, v: Tensor, slope: float) -> Tensor:  # type: ignore[override]
+    def forward(ctx, v: Tensor, slope: float) -> Tensor:
         ctx.save_for_backward(v)
         ctx.slope = slope
         return (v >= 0).to(v.dtype)
 
     @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
+    def backward(ctx, grad: Tensor):
         (v,) = ctx.saved_tensors
         return grad / (1 + ctx.slope * v.abs()) ** 2, None
 
@@ -77,8 +78,9 @@ class LIFSequenceNet(nn.Module):
         betas = [torch.exp(-dt_ms / lt.exp()) for lt in self.log_tau]
         beta_out = math.exp(-dt_ms / self.tau_out_ms)
         hidden = self.fcs[:-1]
-        v = [x_seq.new_zeros(B, fc.out_features) for fc in hidden]
-        out_v = x_seq.new_zeros(B, self.fcs[-1].out_features)
+        # self.fcs holds only nn.Linear layers (nn.ModuleList is typed as holding any nn.Module)
+        v = [x_seq.new_zeros(B, cast(nn.Linear, fc).out_features) for fc in hidden]
+        out_v = x_seq.new_zeros(B, cast(nn.Linear, self.fcs[-1]).out_features)
         counts = [0.0] * len(hidden)
         outs = []
         for t in range(T):

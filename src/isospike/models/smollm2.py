@@ -88,7 +88,8 @@ def load(layers: int | None = None, tokenizer: bool = True) -> tuple[Any, Any]:
     if not 1 <= keep <= total:
         raise ValueError(f"layers must be in 1..{total}, got {layers!r}")
     heads, kv_heads = int(_field(reader, "llama.attention.head_count")), int(_field(reader, "llama.attention.head_count_kv"))
-    config = LlamaConfig(
+    # rope_theta / torch_dtype: transformers 4.x keywords (>= 4.40 is supported), still accepted by 5.x at run time
+    config = LlamaConfig(  # type: ignore[call-arg]  # transformers 5 signature omits the legacy keywords
         vocab_size=int(_field(reader, "llama.vocab_size")), hidden_size=int(_field(reader, "llama.embedding_length")),
         intermediate_size=int(_field(reader, "llama.feed_forward_length")), num_hidden_layers=keep,
         num_attention_heads=heads, num_key_value_heads=kv_heads,

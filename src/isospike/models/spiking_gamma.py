@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -62,19 +63,20 @@ class SpikingGammaNet(nn.Module):
                        spiking_output=i < len(sizes) - 2, quantizer=quantizer)
             for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))
         )
-        self.config = dict(n_in=n_in, hidden=list(hidden), n_out=n_out, K=K, tau_ms=tuple(tau_ms), theta=theta,
-                           learn_tau=learn_tau, quantizer=quantizer)
+        self.config: dict[str, Any] = dict(n_in=n_in, hidden=list(hidden), n_out=n_out, K=K, tau_ms=tuple(tau_ms),
+                                           theta=theta, learn_tau=learn_tau, quantizer=quantizer)
 
     @property
     def populations(self) -> list[str]:
         return ["input"] + [f"hidden{i}" for i in range(1, len(self.layers))]
 
     def initial_state(self, batch: int, online: bool = False) -> list[GammaState]:
-        return [layer.initial_state(batch, online) for layer in self.layers]
+        # self.layers holds only GammaLayers (nn.ModuleList is typed as holding any nn.Module)
+        return [cast(GammaLayer, layer).initial_state(batch, online) for layer in self.layers]
 
     def constants(self, dt_ms: float, online: bool = False) -> list[StepConstants]:
         """Per-run constants of every layer (see :meth:`GammaLayer.constants`)."""
-        return [layer.constants(dt_ms, online) for layer in self.layers]
+        return [cast(GammaLayer, layer).constants(dt_ms, online) for layer in self.layers]
 
     def step(self, x_t: Tensor, states: list[GammaState], dt_ms: float, online: bool = False,
              constants: list[StepConstants] | None = None) -> tuple[Tensor, list[GammaState], list[Tensor]]:

@@ -89,6 +89,10 @@ class IFNeuron(nn.Module):
     arithmetic step by step in torch (spikes carry no gradient: there is no surrogate here).
     """
 
+    threshold: Tensor  # buffers registered in __init__
+    v_init: Tensor
+    spike_value: Tensor
+
     def __init__(
         self,
         threshold: float | Tensor = 1.0,
@@ -212,6 +216,7 @@ class IFNeuron(nn.Module):
         )
 
     def _run_torch(self, x_steps: Tensor, constant: bool, T: int, p: IFParameters) -> Tensor:
+        assert self.v is not None  # multi_step initialises the state before running
         state = IFState(self.v)
         out = []
         for t in range(T):
@@ -221,6 +226,7 @@ class IFNeuron(nn.Module):
         return torch.stack(out)
 
     def _run_kernel(self, x_steps: Tensor, constant: bool, T: int, binary: bool) -> tuple[Tensor, list[int]]:
+        assert self.v is not None  # multi_step initialises the state before running
         neuron_shape = self.v.shape
         m = self.v.numel()
         x2 = x_steps.detach().reshape(x_steps.shape[0], m).contiguous().numpy()

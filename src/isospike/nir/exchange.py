@@ -28,7 +28,7 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -68,6 +68,7 @@ def export(snn: nn.Module, path: str | Path | None = None):
     producers: dict[fx.Node, list[str]] = {}
     spike_scale: dict[fx.Node, float | torch.Tensor] = {}  # value each spike of this tensor carries
     approximate = False
+    foreign_differs: list[str] = []  # IF populations a standard NIR reader runs with other dynamics
 
     def sample_shape(node: fx.Node) -> tuple[int, ...] | None:
         meta = node.meta.get("tensor_meta")
@@ -112,8 +113,10 @@ def export(snn: nn.Module, path: str | Path | None = None):
         elif node.op == "call_module":
             m = gm.get_submodule(str(node.target))
             name = str(node.target).replace(".", "_")
-            src = node.args[0] if node.args and isinstance(node.args[0], fx.Node) else None
-            scale = spike_scale.get(src, 1.0) if src is not None else 1.0
+            if not node.args or not isinstance(node.args[0], fx.Node):
+                raise TypeError(f"module '{node.target}' takes no tensor input; NIR nodes take one")
+            src = node.args[0]
+            scale = spike_scale.get(src, 1.0)
             if isinstance(m, TimeBroadcast):
                 producers[node] = producers.get(src, [])
                 spike_scale[node] = scale
@@ -147,6 +150,8 @@ def export(snn: nn.Module, path: str | Path | None = None):
                 nodes[name] = nir.IF(r=np.ones(shape, np.float32), v_threshold=th, v_reset=np.zeros(shape, np.float32),
                                      metadata={_META: json.dumps(meta)})
                 spike_scale[node] = n.spike_value.detach().clone()
+                if n.reset_mode == "subtract" or bool((n.v_init != 0).any()) or n.leak != 1.0:
+                    foreign_differs.append(name)
             elif isinstance(m, (TTFSPopulation, SigmaDeltaPopulation)):
                 approximate = True
                 shape = sample_shape(node) or ()
@@ -208,6 +213,15 @@ def export(snn: nn.Module, path: str | Path | None = None):
         raise TypeError(f"NIR cannot describe this network's tensor shapes ({exc}); NIR nodes act on one sample's "
                         "vector or image, so layers over extra dimensions (tokens) have no NIR form; "
                         + _NO_NODE_FIX) from exc
+    if foreign_differs:
+        graph.metadata["isospike_standard_readers"] = (
+            f"the IF nodes {', '.join(foreign_differs[:5])} reset by subtraction and start at v_init (theta/2): NIR's IF "
+            "resets to v_reset and starts at 0, so nirtorch, snnTorch and Norse run them with other dynamics; "
+            "isospike.nir.load restores them exactly from the 'isospike' node metadata")
+        warnings.warn(f"NIR's IF neuron resets to v_reset and starts at 0; the populations {', '.join(foreign_differs[:5])} "
+                      "reset by subtraction and start at v_init (theta/2): another NIR reader (nirtorch, snnTorch, Norse) "
+                      "will run them with those standard dynamics and get different spikes (isospike.nir.load restores "
+                      "them exactly from the metadata)", stacklevel=2)
     if approximate:
         warnings.warn(f"NIR has no {snn.coding} neuron: its populations are exported as nir.IF nodes whose metadata holds "
                       "the exact population (isospike.nir.load restores it; other readers see IF neurons)", stacklevel=2)
@@ -223,21 +237,22 @@ def _broadcastable(scale, shape: tuple[int, ...]) -> tuple[int, ...]:
     return (scale.numel(),) + (1,) * (len(shape) - 1)
 
 
-def _conv_padding(layer: nn.Module, where: str) -> tuple[int, ...]:
+def _conv_padding(layer: nn.Conv1d | nn.Conv2d, where: str) -> tuple[int, ...]:
     """Explicit zero padding of a convolution ('same' / 'valid' resolved); other padding modes
     have no NIR form."""
     if layer.padding_mode != "zeros":
         raise TypeError(f"convolution at '{where}' pads with {layer.padding_mode!r}; NIR convolutions pad with zeros "
                         "only; " + _NO_NODE_FIX)
+    kernel, dilation = tuple(int(k) for k in layer.kernel_size), tuple(int(d) for d in layer.dilation)
     if layer.padding == "valid":
-        return (0,) * len(layer.kernel_size)
+        return (0,) * len(kernel)
     if layer.padding == "same":
-        totals = [d * (k - 1) for d, k in zip(layer.dilation, layer.kernel_size)]
+        totals = [d * (k - 1) for d, k in zip(dilation, kernel)]
         if any(t % 2 for t in totals):
             raise TypeError(f"convolution at '{where}' uses padding='same' with an even kernel (asymmetric padding), "
                             "which NIR cannot express; " + _NO_NODE_FIX)
         return tuple(t // 2 for t in totals)
-    return tuple(layer.padding)
+    return tuple(int(p) for p in layer.padding)
 
 
 def _avg_pool_node(layer: nn.Module, in_shape: tuple[int, ...] | None, where: str):
@@ -505,6 +520,7 @@ def load(path_or_graph: Any, dt: float = 1e-4) -> nn.Module:
         if isinstance(node, nir.Output):
             fx_graph.output(x)
             continue
+        m: nn.Module
         if isinstance(node, (nir.Affine, nir.Linear)):
             w = torch.as_tensor(np.asarray(node.weight), dtype=torch.float32)
             if w.dim() != 2:
@@ -515,12 +531,16 @@ def load(path_or_graph: Any, dt: float = 1e-4) -> nn.Module:
                 m.bias.data.copy_(torch.as_tensor(np.asarray(node.bias), dtype=torch.float32))
         elif isinstance(node, (nir.Conv2d, nir.Conv1d)):
             w = torch.as_tensor(np.asarray(node.weight), dtype=torch.float32)
-            cls = nn.Conv2d if isinstance(node, nir.Conv2d) else nn.Conv1d
-            m = cls(w.shape[1] * int(node.groups), w.shape[0], tuple(w.shape[2:]),
-                    stride=tuple(np.atleast_1d(node.stride).tolist()), padding=tuple(np.atleast_1d(node.padding).tolist()),
-                    dilation=tuple(np.atleast_1d(node.dilation).tolist()), groups=int(node.groups))
-            m.weight.data.copy_(w)
-            m.bias.data.copy_(torch.as_tensor(np.asarray(node.bias), dtype=torch.float32))
+            conv_kw: dict[str, Any] = dict(stride=tuple(np.atleast_1d(node.stride).tolist()),
+                                           padding=tuple(np.atleast_1d(node.padding).tolist()),
+                                           dilation=tuple(np.atleast_1d(node.dilation).tolist()), groups=int(node.groups))
+            kernel = tuple(int(k) for k in w.shape[2:])
+            conv = nn.Conv2d(w.shape[1] * int(node.groups), w.shape[0], (kernel[0], kernel[-1]), **conv_kw) \
+                if isinstance(node, nir.Conv2d) else nn.Conv1d(w.shape[1] * int(node.groups), w.shape[0], kernel[0], **conv_kw)
+            with torch.no_grad():
+                conv.weight.copy_(w)
+                conv.bias.copy_(torch.as_tensor(np.asarray(node.bias), dtype=torch.float32))  # type: ignore[union-attr]  # bias=True
+            m = conv
         elif isinstance(node, nir.AvgPool2d):
             m = nn.AvgPool2d(tuple(np.asarray(node.kernel_size).tolist()), tuple(np.asarray(node.stride).tolist()),
                              tuple(np.asarray(node.padding).tolist()))
@@ -545,7 +565,9 @@ def load(path_or_graph: Any, dt: float = 1e-4) -> nn.Module:
                     raise ValueError(f"NIR IF node {key!r} resets to a nonzero v_reset: not supported")
                 th = torch.as_tensor(np.asarray(node.v_threshold) * np.asarray(node.r), dtype=torch.float32)
                 th = th.flatten()[0] if bool((th == th.flatten()[0]).all()) else th
-                reset = info["reset"].choice(("subtract", "zero")) if info is not None else "zero"
+                reset: Literal["subtract", "zero"] = "zero"
+                if info is not None and info["reset"].choice(("subtract", "zero")) == "subtract":
+                    reset = "subtract"
                 v_init = _numbers(info["v_init"], torch.float32) if info is not None else torch.tensor(0.0)
                 neurons[name] = ("if", IFNeuron(threshold=th, reset=reset, v_init=v_init, spike_value=1.0), None)
             m = nn.ReLU()  # placeholder activation, replaced by the population below
@@ -572,12 +594,17 @@ def load(path_or_graph: Any, dt: float = 1e-4) -> nn.Module:
                     spec = Field({**spec.value, "static_input": static}, spec.where, spec.source)
                 pop = read_module(spec, buffers.get, allowed=("TTFSPopulation", "SigmaDeltaPopulation"))
                 for k, v in buffers.items():
-                    if k in pop._buffers and pop._buffers[k] is not None and pop._buffers[k].shape == v.shape:
-                        pop._buffers[k] = v.to(pop._buffers[k].dtype)
+                    old = pop._buffers.get(k)
+                    if old is not None and old.shape == v.shape:
+                        pop._buffers[k] = v.to(old.dtype)
                 return pop
             specs[name] = factory
     assemble_time_folded(gm, specs)
-    coding = meta.get("coding").choice(codings()) if meta.get("coding") is not None else "rate"
+    def entry(key: str) -> Field | None:
+        return meta.get(key)
+
+    coding_field = entry("coding")
+    coding = coding_field.choice(codings()) if coding_field is not None else "rate"
     if coding == "mttfs":  # receivers fold the silent level into their bias again
         from isospike.conversion.assemble import synapses_fed_by
 
@@ -589,9 +616,10 @@ def load(path_or_graph: Any, dt: float = 1e-4) -> nn.Module:
 
         for syn, pop in synapses_fed_by(gm, set(neurons)).items():
             gm.get_submodule(syn).event_size = gm.get_submodule(pop).threshold
-    timesteps = meta.get("timesteps").integer(1, 2**31 - 1) if meta.get("timesteps") is not None else 8
-    fold_time = meta.get("fold_time").boolean() if meta.get("fold_time") is not None else True
-    readout = meta.get("readout").choice(("mean", "last")) if meta.get("readout") is not None else "mean"
+    steps_field, fold_field, readout_field = entry("timesteps"), entry("fold_time"), entry("readout")
+    timesteps = steps_field.integer(1, 2**31 - 1) if steps_field is not None else 8
+    fold_time = fold_field.boolean() if fold_field is not None else True
+    readout = readout_field.choice(("mean", "last")) if readout_field is not None else "mean"
     return SpikingNetwork(gm, timesteps, coding, {"source": "nir"}, fold_time=fold_time, readout=readout).eval()
 
 
@@ -599,7 +627,7 @@ def _nir_neuron_args(node: Any, key: str, rec_node: Any, source: str) -> dict[st
     """Constructor arguments of a NIRNeurons population for a LIF / CubaLIF / LI / IF node."""
     import nir
 
-    def arr(v: Any) -> np.ndarray:
+    def arr(v: Any) -> np.ndarray | None:
         return np.asarray(v, dtype=np.float64) if v is not None else None
 
     recurrent = None

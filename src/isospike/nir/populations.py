@@ -45,6 +45,15 @@ class NIRNeurons(SpikingPopulation):
 
     Output: spikes (1.0) per step, or the membrane for LI. Counts like every population."""
 
+    decay: Tensor
+    scale: Tensor
+    leak_term: Tensor
+    threshold: Tensor
+    v_reset: Tensor
+    syn_decay: Tensor
+    syn_scale: Tensor
+    recurrent: nn.Module | None
+
     def __init__(self, kind: str, dt: float, where: str, static_input: bool, *, tau: Any = None, r: Any = 1.0,
                  v_leak: Any = 0.0, v_threshold: Any = None, v_reset: Any = 0.0, tau_syn: Any = None,
                  w_in: Any = 1.0, recurrent: nn.Module | None = None) -> None:
@@ -80,6 +89,9 @@ class NIRNeurons(SpikingPopulation):
         self.recurrent = recurrent
         self.reset_counts()
 
+    def _recurrence(self, s: Tensor) -> Tensor | None:
+        return self.recurrent(s) if self.recurrent is not None else None
+
     def reset(self) -> None:
         pass  # the state lives within one forward call
 
@@ -105,7 +117,7 @@ class NIRNeurons(SpikingPopulation):
             self.spikes_by_step.extend([0] * (T - len(self.spikes_by_step)))
         for t in range(T):
             # sums associated as the source libraries write them: (decay * state + input) + recurrence
-            rec = self.recurrent(s) if self.recurrent is not None else None
+            rec = self._recurrence(s)
             if syn is not None:
                 syn = self.syn_decay * syn + self._times(self.syn_scale, seq[t])
                 if rec is not None:

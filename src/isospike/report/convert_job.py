@@ -76,6 +76,7 @@ def run_convert(args: argparse.Namespace, echo=print) -> Path:
     else:
         opts = convert_options(args)
         snn = isp.convert(model, coding=args.coding, calibration=calibration, **opts)
+        assert isinstance(snn, isp.SpikingNetwork)  # every coding but exact builds a SpikingNetwork
         res = isp.simulate(snn, x)
         acc = float((res.output.argmax(-1) == y).float().mean())
         cert = isp.verify(snn, x[: min(len(x), 64)])

@@ -17,7 +17,7 @@ import torch
 
 import isospike
 from isospike._io import atomic_savefig, atomic_write_json
-from isospike.conversion import convert
+from isospike.conversion import SpikingNetwork, convert
 from isospike.conversion.evaluation import TimestepEvaluation, evaluate_over_time
 from isospike.data import load_digits
 from isospike.models import SmallCNN
@@ -99,6 +99,7 @@ def compare_codings(model: torch.nn.Module, data, samples: int, exact_samples: i
     settings = [("rate", dict(timesteps=8)), ("ttfs", dict(timesteps=15)), ("mttfs", dict(timesteps=15)),
                 ("mttfs", dict(timesteps=15, dead_zone=2)), ("sigma_delta", dict(levels=16)), ("exact", {})]
     rows = []
+    snn: torch.nn.Module
     for coding, kw in tqdm(settings, desc="codings", disable=not progress):
         label = coding + (f" (dead zone {kw['dead_zone']})" if kw.get("dead_zone") else "")
         if coding == "exact":
@@ -116,6 +117,7 @@ def compare_codings(model: torch.nn.Module, data, samples: int, exact_samples: i
             xs, energy_in = x, x[:1]
         else:
             snn = isp.convert(model, coding=coding, calibration=cal, **kw)
+            assert isinstance(snn, SpikingNetwork)  # every coding but exact builds a SpikingNetwork
             res = isp.simulate(snn, x)
             acc, spikes, T = float((res.output.argmax(-1) == y).float().mean()), res.spikes_per_sample, snn.timesteps
             cert = isp.verify(snn, x[:64])
@@ -178,6 +180,7 @@ def run_demo(
     echo(f"ANN (SmallCNN, {n_params} parameters): test accuracy {100 * ann_acc:.2f}%")
 
     snn = convert(model, coding="rate", timesteps=max(timesteps), calibration=data.train.x[:512])
+    assert isinstance(snn, SpikingNetwork)  # the rate coding builds a SpikingNetwork
     rows = evaluate_over_time(snn, data.test, timesteps, progress=progress)
     headers = ["T", "ANN acc (%)", "SNN acc (%)", "spikes / sample", "synaptic ops / sample"]
     table = [[r.timesteps, 100 * ann_acc, 100 * r.accuracy, r.spikes_per_sample, r.synaptic_ops_per_sample] for r in rows]

@@ -15,6 +15,7 @@ from isospike.models import SpikingGammaNet
 from isospike.report.document import Document, command_line, provenance_record
 from isospike.report.tables import text_table
 from isospike.train import evaluate_sequences, spiking_gamma
+from isospike.train.gamma import SequenceHistory
 
 
 def run_train_gamma(args: argparse.Namespace, echo=print) -> Path:
@@ -45,13 +46,15 @@ def run_train_gamma(args: argparse.Namespace, echo=print) -> Path:
     doc.paragraph(f"Trained {args.mode} at dt = {args.dt} ms (rows held {args.frame_ms} ms); evaluated at other steps "
                   "with the same weights (time constants are in ms).")
     doc.table(headers, rows)
+    history = net.history
+    assert isinstance(history, SequenceHistory)  # attached by spiking_gamma
     doc.table(["epoch", "loss", "train accuracy (%)"],
-              [[e.epoch, e.loss, 100 * e.train_accuracy] for e in net.history.epochs])
+              [[e.epoch, e.loss, 100 * e.train_accuracy] for e in history.epochs])
     doc.provenance(command_line(args))
     doc.write(out)
     atomic_write_json(out / "results.json", {"config": net.config, "mode": args.mode, "dt_ms": args.dt,
                                              "by_dt": [dict(zip(["dt_ms", "accuracy", "spikes_per_second"], r)) for r in rows],
-                                             "history": net.history.as_dict(),
+                                             "history": history.as_dict(),
                                              "provenance": provenance_record(command_line(args))})
     echo(f"report: {out / 'report.html'}; weights: {out / 'weights.safetensors'}")
     return out

@@ -10,7 +10,7 @@ import argparse
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import torch
 
@@ -23,6 +23,12 @@ DEFAULT_SENTENCES = (
     "Spiking neurons can add floating-point numbers exactly.",
     "The weather in Amsterdam was grey and windy all week.",
 )
+
+
+class _Generates(Protocol):
+    """A Hugging Face decoder: its exact copy keeps the original class and so its ``generate``."""
+
+    def generate(self, *args: Any, **kwargs: Any) -> torch.Tensor: ...
 
 
 def load_hf(folder: str | Path) -> tuple[Any, Any, bool]:
@@ -90,8 +96,8 @@ def run_convert_hf(args: argparse.Namespace, echo=print) -> Path:
             generated = ""
             if decoder and args.max_new_tokens:
                 kw = dict(max_new_tokens=args.max_new_tokens, do_sample=False, pad_token_id=tok.eos_token_id)
-                g = snn.generate(**enc, **kw)
-                r = ref.generate(**enc, **kw)
+                g = cast(_Generates, snn).generate(**enc, **kw)
+                r = cast(_Generates, ref).generate(**enc, **kw)
                 generated = tok.decode(g[0, enc["input_ids"].shape[1]:])
                 record.update(generated=generated, generated_equals_reference=bool(torch.equal(g, r)))
             results.append(record)

@@ -64,8 +64,10 @@ def run_sweep(args: argparse.Namespace, echo=print) -> Path:
         for v in tqdm(values, desc=f"sweep {args.param}", disable=args.no_progress):
             if args.param == "dead-zone":
                 snn = isp.convert(model, coding="mttfs", timesteps=15, calibration=cal, dead_zone=int(v))
+                assert isinstance(snn, isp.SpikingNetwork)  # the M-TTFS coding builds a SpikingNetwork
                 res = isp.simulate(snn, x)
             else:
+                assert isinstance(snn, isp.SpikingNetwork)  # the rate coding builds a SpikingNetwork
                 res = isp.simulate(snn, x, timesteps=int(v))
             rows.append({args.param: int(v), "accuracy": float((res.output.argmax(-1) == y).float().mean()),
                          "spikes_per_sample": res.spikes_per_sample, "synaptic_ops_per_sample": res.synaptic_ops / res.samples})

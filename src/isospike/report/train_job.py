@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from isospike._io import atomic_write, atomic_write_json
-from isospike.conversion import convert
+from isospike.conversion import SpikingNetwork, convert
 from isospike.conversion.evaluation import evaluate_over_time
 from isospike.data import load_dataset
 from isospike.models import build
@@ -18,6 +18,7 @@ from isospike.report.document import Document, command_line, provenance_record
 from isospike.report.loading import load_weights
 from isospike.report.tables import text_table
 from isospike.train import accuracy, fit_classifier, noise_aware, save_trained
+from isospike.train.nq import NoiseAwareHistory
 
 
 def run_train(args: argparse.Namespace, echo=print) -> Path:
@@ -53,12 +54,14 @@ def run_train(args: argparse.Namespace, echo=print) -> Path:
                                 "dataset": args.dataset})
     q_acc = accuracy(trained, data.test)
     snn = convert(trained, coding="rate", timesteps=max(args.timesteps))
+    assert isinstance(snn, SpikingNetwork)  # the rate coding builds a SpikingNetwork
     rows = evaluate_over_time(snn, data.test, args.timesteps)
     headers = ["T", "SNN acc (%)", "spikes / sample"]
     table = [[r.timesteps, 100 * r.accuracy, r.spikes_per_sample] for r in rows]
     echo(f"\nquantized ANN (noise off) test accuracy: {100 * q_acc:.2f}%")
     echo(text_table(headers, table))
     hist = trained.nq_history
+    assert isinstance(hist, NoiseAwareHistory)  # attached by noise_aware
     epochs_table = [[e.epoch, e.train_loss, 100 * e.val_ann_accuracy, 100 * e.val_snn_accuracy,
                      ", ".join(f"{p}: {s:.3f}" for p, s in e.sigma.items())] for e in hist.epochs]
     doc = Document(f"isospike train: {args.model} on {args.dataset}")

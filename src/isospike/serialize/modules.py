@@ -11,7 +11,7 @@ their shapes were checked, so a file cannot make the loader allocate more than i
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -38,7 +38,10 @@ class ModuleCodec(NamedTuple):
     read: Callable[[Field, Stored], nn.Module]
 
 
-def _built(field: Field, build: Callable[[], nn.Module]) -> nn.Module:
+_T = TypeVar("_T")
+
+
+def _built(field: Field, build: Callable[[], _T]) -> _T:
     """Run a constructor on validated arguments; its own refusals name the file's field."""
     try:
         return build()
@@ -71,6 +74,7 @@ def _read_linear_args(field: Field) -> dict[str, Any]:
 
 
 def _conv_args(m: nn.Module) -> dict[str, Any]:
+    assert isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d))  # written for the conv codecs (crossbar convs included)
     return dict(in_channels=m.in_channels, out_channels=m.out_channels, kernel_size=list(m.kernel_size),
                 stride=list(m.stride), padding=m.padding if isinstance(m.padding, str) else list(m.padding),
                 dilation=list(m.dilation), groups=m.groups, bias=m.bias is not None, padding_mode=m.padding_mode)
@@ -176,6 +180,7 @@ def _crossbar_codec(name: str) -> ModuleCodec:
         args = _read_linear_args(f["args"]) if name == "CrossbarLinear" else \
             _read_conv_args(f["args"], 1 if name == "CrossbarConv1d" else 2)
         m = _on_meta(f, cls, **args)
+        assert isinstance(m, memristive.CrossbarLayer)
         bits = f["adc_bits"]
         m.adc_bits = None if bits.is_none else bits.integer(1, 24)
         m.calibrating = False
@@ -186,6 +191,9 @@ def _crossbar_codec(name: str) -> ModuleCodec:
 
 
 def _write_synapse(m: nn.Module, paths: dict[int, str]) -> dict[str, Any]:
+    from isospike.conversion.timefold import CountingSynapse
+
+    assert isinstance(m, CountingSynapse)  # the codec of that type
     src = m.silent_source
     return {"type": "CountingSynapse", "layer": write_module(m.layer, paths), "spike_input": m.spike_input,
             "static_input": m.static_input, "reads_device": m.reads_device, "event_size": m.event_size,
@@ -216,6 +224,9 @@ def _read_synapse(f: Field, stored: Stored) -> nn.Module:
 
 
 def _write_folded_neuron(m: nn.Module, _: dict[int, str]) -> dict[str, Any]:
+    from isospike.conversion.timefold import TimeFoldedNeuron
+
+    assert isinstance(m, TimeFoldedNeuron)  # the codec of that type
     n = m.neuron
     return {"type": "TimeFoldedNeuron", "static_input": m.static_input, "neuron": {"reset": n.reset_mode, "leak": n.leak}}
 
@@ -260,7 +271,7 @@ def _read_device(f: Field) -> Any:
     if not var.is_none:
         v = var.object({"sigma", "kind", "granularity"})
         variation = DeviceVariation(v["sigma"].number(0.0, 10.0), v["kind"].choice(("gaussian", "uniform")),
-                                    v["granularity"].choice(("read", "device", "run")))  # type: ignore[arg-type]
+                                    v["granularity"].choice(("read", "device", "run")))
     times = d["times"].numbers(MAX_CURVE_SAMPLES, lo=0.0)
     values = d["values"].numbers(MAX_CURVE_SAMPLES)
     return _built(f, lambda: OptoelectronicSynapse.from_samples(times, values, name=d["name"].text(256),
@@ -314,12 +325,16 @@ def _args_only(cls: type[nn.Module], args: Callable[[nn.Module], dict[str, Any]]
     return ModuleCodec(lambda m, _: {"type": cls.__name__, "args": args(m)}, read)
 
 
+def _unflatten_args(m: nn.Module) -> dict[str, Any]:
+    assert isinstance(m, nn.Unflatten)  # the codec of that type
+    return {"dim": m.dim, "unflattened_size": list(m.unflattened_size)}
+
+
 def _codecs() -> dict[str, ModuleCodec]:
     table: dict[str, ModuleCodec] = {
         "Linear": ModuleCodec(_write_linear, lambda f, _: _on_meta(f, nn.Linear, **_read_linear_args(f["args"]))),
         "Flatten": _args_only(nn.Flatten, lambda m: {"start_dim": m.start_dim, "end_dim": m.end_dim}, _read_flatten),
-        "Unflatten": _args_only(nn.Unflatten, lambda m: {"dim": m.dim, "unflattened_size": list(m.unflattened_size)},
-                                _read_unflatten),
+        "Unflatten": _args_only(nn.Unflatten, _unflatten_args, _read_unflatten),
         "Identity": ModuleCodec(lambda m, _: {"type": "Identity", "args": {}}, lambda f, _: nn.Identity()),
         "CountingSynapse": ModuleCodec(_write_synapse, _read_synapse),
         "TimeFoldedNeuron": ModuleCodec(_write_folded_neuron, _read_folded_neuron),
@@ -332,8 +347,8 @@ def _codecs() -> dict[str, ModuleCodec]:
         table[conv.__name__] = _conv_codec(conv, dims)
     for dims, pool in ((1, nn.AvgPool1d), (2, nn.AvgPool2d), (3, nn.AvgPool3d)):
         table[pool.__name__] = _pool_codec(pool, dims)
-    for dims, pool in ((1, nn.AdaptiveAvgPool1d), (2, nn.AdaptiveAvgPool2d), (3, nn.AdaptiveAvgPool3d)):
-        table[pool.__name__] = _adaptive_codec(pool, dims)
+    for dims, adaptive in ((1, nn.AdaptiveAvgPool1d), (2, nn.AdaptiveAvgPool2d), (3, nn.AdaptiveAvgPool3d)):
+        table[adaptive.__name__] = _adaptive_codec(adaptive, dims)
     for drop in (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d):
         table[drop.__name__] = _dropout_codec(drop)
     for bn in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d):

@@ -50,7 +50,7 @@ def accuracy(model: Callable[[Tensor], Tensor], data: Any, batch_size: int = 500
             for i in range(0, len(x), batch_size):
                 correct += int((model(x[i:i + batch_size]).argmax(-1) == y[i:i + batch_size]).sum())
     finally:
-        if was_training:
+        if was_training and isinstance(model, nn.Module):  # was_training is only ever True for an nn.Module
             model.train()
     return correct / max(len(x), 1)
 

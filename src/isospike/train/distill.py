@@ -11,7 +11,7 @@ added with weight ``ce_weight``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -48,7 +48,8 @@ class BertClassifier(nn.Module):
     def __init__(self, bert: nn.Module, num_classes: int) -> None:
         super().__init__()
         self.bert = bert
-        self.head = nn.Linear(bert.config.hidden_size, num_classes)
+        config: Any = bert.config  # a transformers PretrainedConfig (nn.Module does not type it)
+        self.head = nn.Linear(config.hidden_size, num_classes)
         self.hidden: list[Tensor] = []
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
@@ -76,8 +77,8 @@ def _loop(model: nn.Module, data: Encoded, epochs: int, lr: float, batch_size: i
           desc: str, weight_decay: float = 0.01, scale_lr: float | None = None) -> list[float]:
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     scales = [p for n, p in trainable if n.endswith(".scale")] if scale_lr is not None else []
-    ids = {id(p) for p in scales}
-    groups = [{"params": [p for _, p in trainable if id(p) not in ids], "lr": lr}]
+    scale_ids = {id(p) for p in scales}
+    groups = [{"params": [p for _, p in trainable if id(p) not in scale_ids], "lr": lr}]
     if scales:  # quantizer step sizes: a step of lr would barely move them in one epoch
         groups.append({"params": scales, "lr": scale_lr, "weight_decay": 0.0})
     opt = torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
@@ -124,11 +125,12 @@ def distill(student: nn.Module, teacher: nn.Module, data: Encoded, epochs: int =
     def loss_fn(ids: Tensor, mask: Tensor, y: Tensor) -> Tensor:
         with torch.no_grad():
             t_logits = teacher(ids, mask)
-            t_hidden = teacher.hidden
+            t_hidden = cast(list[Tensor], teacher.hidden)  # set by every forward of BertClassifier / TTFSBertClassifier
         s_logits = student(ids, mask)
+        s_hidden = cast(list[Tensor], student.hidden)
         soft = -(F.softmax(t_logits, -1) * F.log_softmax(s_logits, -1)).sum(-1).mean()
         m = mask.unsqueeze(-1).to(s_logits.dtype)
-        hid = sum(((sh - th) ** 2 * m).sum() / (m.sum() * sh.shape[-1]) for sh, th in zip(student.hidden, t_hidden))
+        hid = sum(((sh - th) ** 2 * m).sum() / (m.sum() * sh.shape[-1]) for sh, th in zip(s_hidden, t_hidden))
         return soft + hidden_weight * hid + ce_weight * F.cross_entropy(s_logits, y)
 
     return _loop(student, data, epochs, lr, batch_size, seed, loss_fn, progress, desc, scale_lr=scale_lr)

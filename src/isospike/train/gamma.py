@@ -16,8 +16,9 @@ Modes:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +27,7 @@ from tqdm.auto import tqdm
 
 from isospike.data.sequences import frames_to_steps, steps_per_frame
 from isospike.data.splits import as_labelled
-from isospike.models.spiking_gamma import SpikingGammaNet
+from isospike.models.spiking_gamma import GammaRun, SpikingGammaNet
 
 
 @dataclass
@@ -124,7 +125,7 @@ def _online_batch(model: SpikingGammaNet, frames: Tensor, y: Tensor, timing: Seq
         # constants rebuilt per step: each step's backward frees its graph
         out, states, _ = model.step(x[t], states, timing.dt_ms, online=True)
         # this step's term of the offline loss
-        loss = F.mse_loss(out, target[t]) / T if waveform else F.cross_entropy(out, y) / R
+        loss = F.mse_loss(out, target[t]) / T if target is not None else F.cross_entropy(out, y) / R
         loss.backward()
         total += float(loss.detach())
         outs.append(out.detach())
@@ -162,6 +163,7 @@ def spiking_gamma(model: nn.Module, data: Any, *, epochs: int = 10, mode: str = 
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * math.ceil(len(x) / batch_size)))
     history = SequenceHistory(mode)
+    online = model if mode == "online" and isinstance(model, SpikingGammaNet) else None  # online mode: checked above
     bar = tqdm(range(epochs), desc=f"{type(model).__name__} ({mode})", disable=not progress)
     for epoch in bar:
         model.train()
@@ -171,7 +173,7 @@ def spiking_gamma(model: nn.Module, data: Any, *, epochs: int = 10, mode: str = 
             idx = perm[i:i + batch_size]
             fb, yb = x[idx], y[idx]
             opt.zero_grad()
-            loss, out = (_online_batch if mode == "online" else _offline_batch)(model, fb, yb, timing)
+            loss, out = _online_batch(online, fb, yb, timing) if online is not None else _offline_batch(model, fb, yb, timing)
             if max_grad_norm:
                 nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
             opt.step()
@@ -186,7 +188,7 @@ def spiking_gamma(model: nn.Module, data: Any, *, epochs: int = 10, mode: str = 
         history.epochs.append(ep)
         bar.set_postfix(loss=f"{ep.loss:.4g}", acc=f"{ep.train_accuracy:.3f}")
     model.eval()
-    model.history = history  # type: ignore[assignment]
+    model.history = history  # type: ignore[assignment]  # torch types Module.__setattr__ values as Tensor | Module
     return model
 
 
@@ -199,11 +201,14 @@ def evaluate_sequences(model: nn.Module, data: Any, *, frame_ms: float = 4.0, dt
     x, y = _pair(data)
     timing = SequenceTiming(frame_ms, dt_ms, readout_ms)
     R = timing.readout_steps(x.shape[1])
-    correct, spikes, by_pop, steps = 0, 0, {}, 0
+    correct, spikes, steps = 0, 0, 0
+    by_pop: dict[str, int] = {}
     model.eval()
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
-            run = model.run(frames_to_steps(x[i:i + batch_size], frame_ms, dt_ms), dt_ms)
+            # the models this takes define run(x_seq, dt_ms) -> GammaRun (SpikingGammaNet, LIFSequenceNet)
+            run_model = cast(Callable[[Tensor, float], GammaRun], model.run)
+            run = run_model(frames_to_steps(x[i:i + batch_size], frame_ms, dt_ms), dt_ms)
             correct += int((run.outputs[-R:].mean(0).argmax(-1) == y[i:i + batch_size]).sum())
             steps = run.steps
             for p, n in run.spikes.items():

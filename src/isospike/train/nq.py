@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from isospike._io import atomic_write, atomic_write_json
 from isospike.conversion import convert
 from isospike.conversion.calibration import sample_activations
+from isospike.conversion.network import SpikingNetwork
 from isospike.conversion.rate_analysis import layer_gaps
 from isospike.data.splits import LabelledData, train_validation_split
 from isospike.train.classifier import accuracy, classification_step, labelled_batches
@@ -60,6 +61,7 @@ def measure_sigma(model: nn.Module, data: LabelledData, timesteps: int, batch_si
     """Per NoisyQCFS layer: std of (noise-free quantized ANN activation - SNN rate over
     ``timesteps`` steps), pooled over ``data``."""
     snn = convert(model, coding="rate", timesteps=timesteps)
+    assert isinstance(snn, SpikingNetwork)  # the rate coding builds a SpikingNetwork
     sums: dict[str, list[float]] = {}
     for i in range(0, len(data), batch_size):
         gaps = layer_gaps(model, snn, data.x[i:i + batch_size], timesteps)
@@ -74,7 +76,7 @@ def measure_sigma(model: nn.Module, data: LabelledData, timesteps: int, batch_si
 
 def relu_percentiles(model: nn.Module, x: Tensor, q: float = 99.9) -> dict[str, float]:
     """Per nn.ReLU module path: the q-th percentile of its activations on ``x`` (positive)."""
-    relus = {p: m for p, m in model.named_modules() if isinstance(m, nn.ReLU)}
+    relus: dict[str, nn.Module] = {p: m for p, m in model.named_modules() if isinstance(m, nn.ReLU)}
     was_training = model.training
     model.eval()
     try:
@@ -204,11 +206,14 @@ def noise_aware(
     if qcfs_layers(model):
         model = copy.deepcopy(model)
     else:
+        lambdas: float | dict[str, float]
         if init_lambda == "percentile":
-            init_lambda = relu_percentiles(model, data.x[:1024], init_percentile)
-        elif not isinstance(init_lambda, (int, float)):
+            lambdas = relu_percentiles(model, data.x[:1024], init_percentile)
+        elif isinstance(init_lambda, (int, float)):
+            lambdas = init_lambda
+        else:
             raise ValueError(f"init_lambda must be a number or 'percentile', got {init_lambda!r}")
-        model = quantize_relus(model, levels, init_lambda, noise)
+        model = quantize_relus(model, levels, lambdas, noise)
     layers = qcfs_layers(model)
     for m in layers.values():
         m.noise = noise
@@ -285,7 +290,7 @@ def noise_aware(
     for m in layers.values():
         m.generator = None
     model.eval()
-    model.nq_history = history
+    model.nq_history = history  # type: ignore[assignment]  # torch types Module.__setattr__ values as Tensor | Module
     return model
 
 

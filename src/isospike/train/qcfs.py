@@ -40,6 +40,8 @@ class NoisyQCFS(nn.Module):
         sigma: noise standard deviation in activation units (set per epoch by the recipe).
     """
 
+    sigma: Tensor  # buffer (registered in __init__)
+
     def __init__(self, levels: int = 4, init_lambda: float = 8.0, noise: NoiseKind = "gaussian", sigma: float = 0.0) -> None:
         super().__init__()
         if levels < 1:

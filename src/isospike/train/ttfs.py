@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -26,6 +26,9 @@ from torch import Tensor, nn
 from isospike.coding.ttfs import Rounding
 from isospike.devices import OptoelectronicSynapse, resolve_synapse
 from isospike.devices.arguments import _UNSET
+
+if TYPE_CHECKING:
+    from isospike.conversion.ttfs import TTFSPopulation
 
 
 def round_ste(x: Tensor) -> Tensor:
@@ -48,6 +51,9 @@ class TTFSQuant(nn.Module):
             ``device=`` is its deprecated name.
         learn_scale: make the step a trainable parameter.
     """
+
+    slot_reads: Tensor  # buffer (registered in __init__)
+    population: TTFSPopulation | None  # plain attribute, outside the module tree (set in __init__)
 
     def __init__(self, timesteps: int = 15, scale: float = 0.1, signed: bool = False, rounding: Rounding = "round",
                  synapse: OptoelectronicSynapse | None = _UNSET, learn_scale: bool = True, device: Any = _UNSET) -> None:

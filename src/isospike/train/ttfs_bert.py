@@ -66,15 +66,21 @@ class TTFSBertLayer(nn.Module):
     def __init__(self, layer: nn.Module, T: int, activation: str, device: OptoelectronicSynapse | None,
                  binary_kv: bool = True) -> None:
         super().__init__()
-        att = layer.attention.self
-        self.heads, self.head_dim = att.num_attention_heads, att.attention_head_size
-        self.q, self.k, self.v = copy.deepcopy(att.query), copy.deepcopy(att.key), copy.deepcopy(att.value)
-        self.o, self.ln1 = copy.deepcopy(layer.attention.output.dense), copy.deepcopy(layer.attention.output.LayerNorm)
-        self.ff1, self.ff2 = copy.deepcopy(layer.intermediate.dense), copy.deepcopy(layer.output.dense)
-        self.ln2 = copy.deepcopy(layer.output.LayerNorm)
+        bert_layer: Any = layer  # a transformers BertLayer: nn.Module does not type its submodules and attributes
+        att = bert_layer.attention.self
+        self.heads: int = att.num_attention_heads
+        self.head_dim: int = att.attention_head_size
+        self.q: nn.Linear = copy.deepcopy(att.query)
+        self.k: nn.Linear = copy.deepcopy(att.key)
+        self.v: nn.Linear = copy.deepcopy(att.value)
+        self.o: nn.Linear = copy.deepcopy(bert_layer.attention.output.dense)
+        self.ln1: nn.LayerNorm = copy.deepcopy(bert_layer.attention.output.LayerNorm)
+        self.ff1: nn.Linear = copy.deepcopy(bert_layer.intermediate.dense)
+        self.ff2: nn.Linear = copy.deepcopy(bert_layer.output.dense)
+        self.ln2: nn.LayerNorm = copy.deepcopy(bert_layer.output.LayerNorm)
         self.activation = activation
         self.binary_kv = binary_kv
-        q = dict(timesteps=T, synapse=device)
+        q: dict[str, Any] = dict(timesteps=T, synapse=device)
         self.q_in = TTFSQuant(scale=0.1, signed=True, **q)
         self.q_query = TTFSQuant(scale=0.1, signed=True, **q)
         self.q_probs = TTFSQuant(scale=1.0 / T, signed=False, learn_scale=False, **q)
@@ -126,9 +132,10 @@ class TTFSBertClassifier(nn.Module):
         device = resolve_synapse(synapse, device, "TTFSBertClassifier")
         if activation not in ("relu", "gelu"):
             raise ValueError(f"activation must be 'relu' or 'gelu', got {activation!r}")
-        self.embeddings = copy.deepcopy(bert.embeddings)
+        bert_model: Any = bert  # a transformers BertModel: nn.Module does not type its submodules
+        self.embeddings: nn.Module = copy.deepcopy(bert_model.embeddings)
         self.layers = nn.ModuleList(TTFSBertLayer(layer, timesteps, activation, device, binary_kv)
-                                    for layer in bert.encoder.layer)
+                                    for layer in bert_model.encoder.layer)
         self.q_pool = TTFSQuant(timesteps, 0.05, signed=True, synapse=device)
         self.head = copy.deepcopy(head)
         self.timesteps = timesteps

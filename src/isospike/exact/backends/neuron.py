@@ -54,8 +54,8 @@ def levels_of(netlist: Netlist) -> tuple[Level, ...]:
         ins = netlist.ins[gs].astype(np.int64)
         w = np.zeros((len(gs), MAX_ARITY), dtype=np.float32)
         th = np.zeros(len(gs), dtype=np.float32)
-        for row, g in enumerate(gs):
-            kind = BY_CODE[int(netlist.kinds[g])]
+        for row, gate in enumerate(gs):
+            kind = BY_CODE[int(netlist.kinds[gate])]
             w[row, : kind.arity] = kind.weights
             th[row] = kind.threshold
         ins[ins < 0] = 0
@@ -100,9 +100,9 @@ def evaluate(
         vals[1] = 1.0
         row = 2
         for name, width in netlist.input_widths.items():
-            v = inputs[name][lo:hi].astype(np.uint64)
-            bits = (v[None, :] >> np.arange(width, dtype=np.uint64)[:, None]) & np.uint64(1)
-            vals[row:row + width] = torch.from_numpy(bits.astype(np.float32))
+            patterns = inputs[name][lo:hi].astype(np.uint64)
+            in_bits = (patterns[None, :] >> np.arange(width, dtype=np.uint64)[:, None]) & np.uint64(1)
+            vals[row:row + width] = torch.from_numpy(in_bits.astype(np.float32))
             row += width
         in_spikes = vals[2:netlist.first_gate_wire]
         events += int((in_spikes.sum(1).to(torch.int64) * in_fanout).sum())

@@ -102,7 +102,7 @@ def evaluate(netlist: Netlist, inputs: dict[str, Tensor], count: bool = False) -
     base = netlist.first_gate_wire
     total_words = (n + 63) // 64
     chunk = max(1, WIRE_BUDGET // max(netlist.n_wires, 1))
-    outputs = {name: [] for name in netlist.outputs}
+    outputs: dict[str, list[Tensor]] = {name: [] for name in netlist.outputs}
     spikes = events = 0
     for lo in range(0, total_words, chunk):
         words = min(chunk, total_words - lo)
