@@ -414,3 +414,21 @@ def test_convert_a_hugging_face_decoder_folder_generates_through_the_gates(tmp_p
     sentence = results["sentences"][0]
     assert sentence["bit_identical_to_reference"] is True and sentence["generated_equals_reference"] is True
     assert "generated through gates" in capsys.readouterr().out
+
+
+def test_the_convert_report_reads_right(tmp_path):
+    """Ratios state their direction, layers name their type, every NO explains itself, each
+    section says on how many samples it was measured, the ANN baseline's pricing is stated, one
+    number format, one energy plot per hardware preset."""
+    out = tmp_path / "rate"
+    assert main(["convert", "--coding", "rate", "--samples", "60", "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    assert "SNN / ANN = " in md and ("the SNN costs more" in md or "less" in md)
+    assert "(IF neurons)" in md and "(Conv2d synapses)" in md
+    for line in md.splitlines():
+        if "| NO |" in line:
+            assert "expected for rate coding" in line and "docs/verification.md" in line
+    assert "Simulated on 60 test samples" in md and "`isospike.verify` on " in md and "estimate` on " in md
+    assert "ANN baseline on loihi: every MAC at" in md
+    assert "e+0" not in md  # no scientific notation for numbers in the normal range
+    assert (out / "energy_horowitz45.png").is_file() and (out / "energy_loihi.png").is_file()

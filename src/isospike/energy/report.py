@@ -48,6 +48,22 @@ class EnergyReport:
             return None
         return self.ann_total_j / self.total_j
 
+    def comparison(self) -> str:
+        """The energy against the same-hardware ANN with its direction spelled out, e.g.
+        "SNN / ANN = 1.13x: the SNN costs more" (empty when there is no baseline)."""
+        if self.ann_total_j is None or not self.ann_total_j:
+            return ""
+        ratio = self.total_j / self.ann_total_j
+        if ratio > 1:
+            return f"SNN / ANN = {ratio:.3g}x: the SNN costs more"
+        return f"SNN / ANN = {ratio:.3g}x: the SNN costs {1 / ratio:.3g}x less" if ratio > 0 else "SNN / ANN = 0"
+
+    def ann_pricing(self) -> str:
+        """How the ANN baseline is priced on this hardware (its MACs and where the figure comes from)."""
+        source = self.hardware.sources.get("mac_pj", "")
+        text = f"ANN baseline on {self.hardware.name}: every MAC at {self.hardware.mac_pj:g} pJ"
+        return text + (f" ({source})" if source else "")
+
     def as_dict(self) -> dict:
         return {
             "hardware": self.hardware.name, "mode": self.mode, "samples": self.samples, "total_j": self.total_j,
@@ -71,7 +87,7 @@ class EnergyReport:
         out = text_table(["layer", "kind", "MACs", "ACs", "spikes", "compute nJ", "data nJ", "comm nJ", "total nJ"], rows)
         out += f"\n\nhardware: {self.hardware.name} ({self.hardware.description}); mode: {self.mode}; per inference"
         if self.ann_total_j is not None and self.ratio_to_ann is not None:
-            out += f"\nANN on the same hardware: {1e9 * self.ann_total_j:.4g} nJ -> ratio ANN / this = {self.ratio_to_ann:.3g}x"
+            out += f"\nANN on the same hardware: {1e9 * self.ann_total_j:.4g} nJ; {self.comparison()}; {self.ann_pricing()}"
         return out
 
     def plot(self, path: str | Path) -> Path:
@@ -93,7 +109,7 @@ class EnergyReport:
         ax.set_ylim(0, 1.12 * 1e9 * max(bottom, default=0.0) or 1.0)
         title = f"{self.hardware.name}: {1e9 * self.total_j:.4g} nJ per inference"
         if self.ann_total_j is not None and self.ratio_to_ann is not None:
-            title += f" (ANN {1e9 * self.ann_total_j:.4g} nJ, {self.ratio_to_ann:.2g}x)"
+            title += f"\nANN {1e9 * self.ann_total_j:.4g} nJ; {self.comparison()}"
         ax.set_title(title)
         ax.tick_params(axis="x", rotation=60, labelsize=7)
         ax.legend()

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 
 def fmt(v: Any) -> str:
-    """A table cell: floats with 2 decimals (4 significant digits when very large or small)."""
-    if isinstance(v, float):
-        return f"{v:.4g}" if abs(v) >= 1e4 or (v != 0 and abs(v) < 1e-3) else f"{v:.2f}"
-    return str(v)
+    """A table cell, one number format everywhere: 4 significant digits with thousands separators
+    (4,338; 98.00; 0.2960), scientific notation only below 0.001 or from 10^9 (2.384e-07);
+    integers exact with separators (10,701)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    if v == 0 or v != v or v in (float("inf"), float("-inf")):
+        return "0" if v == 0 else str(v)
+    if 1e-3 <= abs(v) < 1e9:
+        decimals = max(0, 3 - math.floor(math.log10(abs(v))))
+        return f"{v:,.{decimals}f}"
+    return f"{v:.3e}"
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
