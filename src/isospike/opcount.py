@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-def _adaptive_window_sizes(n_in: int, n_out: int) -> Tensor:
-    i = torch.arange(n_out)
+def _adaptive_window_sizes(n_in: int, n_out: int, device: torch.device) -> Tensor:
+    i = torch.arange(n_out, device=device)
     start = torch.div(i * n_in, n_out, rounding_mode="floor")
     end = torch.div((i + 1) * n_in + n_out - 1, n_out, rounding_mode="floor")
     return (end - start).to(torch.float64)
@@ -49,9 +49,9 @@ def connection_count(layer: nn.Module, active: Tensor, all_weights: bool = False
             nd, y = 2, F.adaptive_avg_pool2d(active, layer.output_size)
         else:
             nd, y = 3, F.adaptive_avg_pool3d(active, layer.output_size)
-        area = torch.ones(())
+        area = torch.ones((), dtype=torch.float64, device=active.device)
         for d in range(nd):
-            sizes = _adaptive_window_sizes(active.shape[-nd + d], y.shape[-nd + d])
+            sizes = _adaptive_window_sizes(active.shape[-nd + d], y.shape[-nd + d], active.device)
             area = area.unsqueeze(-1) * sizes
         return (y * area).flatten(1).sum(1)
     raise TypeError(f"no connection count for {type(layer).__name__}")
@@ -64,5 +64,5 @@ def _prod(v) -> int:
 def dense_connections(layer: nn.Module, x: Tensor) -> int:
     """Connections per sample if every input and weight were nonzero: the synapses that exist for
     an input shaped like ``x[0]`` (padding contributes none, as in NeuroBench's "Dense")."""
-    ones = torch.ones((1, *x.shape[1:]), dtype=torch.float64)
+    ones = torch.ones((1, *x.shape[1:]), dtype=torch.float64, device=x.device)
     return int(connection_count(layer, ones, all_weights=True).round().item())

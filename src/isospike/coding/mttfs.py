@@ -39,7 +39,7 @@ def most_frequent_level(q: Tensor, channel_dim: int | None = None) -> Tensor:
 def _mode(v: Tensor) -> Tensor:
     lo = int(v.min())
     counts = torch.bincount(v - lo)
-    values = torch.arange(len(counts), dtype=torch.int64) + lo
+    values = torch.arange(len(counts), dtype=torch.int64, device=v.device) + lo
     best = counts == counts.max()
     # tie-break: smallest |level|, then smallest level
     key = torch.where(best, values.abs() * 2 + (values < 0).to(torch.int64), torch.iinfo(torch.int64).max)
@@ -82,7 +82,7 @@ def encode(x: Tensor, timesteps: int = 15, scale: float | Tensor = 1.0, silent_l
     mag = ttfs_levels(x.abs() if signed else x, timesteps, scale, rounding)
     q = torch.where(x < 0, -mag, mag) if signed else mag
     code = spike_code(apply_dead_zone(q, silent_level, dead_zone), silent_level)
-    steps = torch.arange(timesteps).reshape(-1, *([1] * x.dim()))
+    steps = torch.arange(timesteps, device=x.device).reshape(-1, *([1] * x.dim()))
     fired = (steps == timesteps - code.abs()) & (code != 0)
     if not signed:
         return fired.to(torch.float32)

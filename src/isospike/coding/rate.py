@@ -28,11 +28,12 @@ def encode(x: Tensor, timesteps: int, scale: float = 1.0, method: Literal["deter
         raise TypeError(f"x must be a floating-point tensor, got {x.dtype}")
     p = (x.detach().float() / scale).clamp(0, 1)
     if method == "poisson":
-        return (torch.rand((timesteps, *x.shape), generator=generator) < p).to(torch.float32)
+        draws = torch.rand((timesteps, *x.shape), generator=generator, device=generator.device if generator else x.device)
+        return (draws.to(x.device) < p).to(torch.float32)
     if method != "deterministic":
         raise ValueError(f"method must be 'deterministic' or 'poisson', got {method!r}")
     v = torch.full_like(p, 0.5)
-    out = torch.empty((timesteps, *x.shape), dtype=torch.float32)
+    out = torch.empty((timesteps, *x.shape), dtype=torch.float32, device=x.device)
     for t in range(timesteps):
         v = v + p
         s = v >= 1.0

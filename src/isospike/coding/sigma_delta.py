@@ -40,8 +40,8 @@ def encode(x_seq: Tensor, threshold: float, leak: float = 1.0, signed: bool = Tr
         raise ValueError("x_seq holds NaN or inf values: a spike count cannot carry them; clean the signal "
                          "(e.g. torch.nan_to_num) first")
     limit = torch.iinfo(torch.int32).max
-    x_hat = torch.zeros(x_seq.shape[1:], dtype=torch.float64)
-    out = torch.empty(x_seq.shape, dtype=torch.int32)
+    x_hat = torch.zeros(x_seq.shape[1:], dtype=torch.float64, device=x_seq.device)
+    out = torch.empty(x_seq.shape, dtype=torch.int32, device=x_seq.device)
     for t in range(x_seq.shape[0]):
         e = x_seq[t].double() - leak * x_hat
         n = torch.round(e / threshold) if quantizer == "round" else torch.trunc(e / threshold)
@@ -69,8 +69,8 @@ def decode(spikes: Tensor, threshold: float, leak: float = 1.0, dtype: torch.dty
         raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
     if spikes.dim() < 1:
         raise ValueError("spikes must have a leading time dimension [T, ...]")
-    x_hat = torch.zeros(spikes.shape[1:], dtype=torch.float64)
-    out = torch.empty(spikes.shape, dtype=dtype)
+    x_hat = torch.zeros(spikes.shape[1:], dtype=torch.float64, device=spikes.device)
+    out = torch.empty(spikes.shape, dtype=dtype, device=spikes.device)
     for t in range(spikes.shape[0]):
         x_hat = leak * x_hat + threshold * spikes[t].double()
         out[t] = x_hat.to(dtype)

@@ -60,6 +60,6 @@ def decode(spikes: Tensor, scale: float | Tensor = 1.0, reads: Tensor | None = N
     if reads is None:
         value = (T - k).to(torch.float32)
     else:
-        table = torch.cat([reads.to(torch.float32)[:T], torch.zeros(1)])
+        table = torch.cat([reads.to(torch.float32)[:T], torch.zeros(1, device=reads.device)]).to(spikes.device)
         value = T * table[k]
     return value * scale
