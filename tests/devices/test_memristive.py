@@ -92,5 +92,6 @@ def test_crossbar_linear_over_token_sequences_adds_its_bias_per_output():
     layer = nn.Linear(5, 4)
     x = torch.randn(3, 7, 5)  # [batch, tokens, features], as in a transformer
     placed = isp.devices.MemristiveCrossbar(levels=4096, adc_bits=None).place(layer, calibration=lambda m: [m(x)])
+    assert isinstance(placed, isp.devices.memristive.CrossbarLayer)  # a bare layer is itself replaced
     assert placed(x).shape == (3, 7, 4)
     assert torch.allclose(placed(x), layer(x), atol=1e-2)

@@ -34,12 +34,6 @@ _SHAPE_ONLY_TYPES = (nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout, nn.Dropo
 _SHAPE_ONLY_METHODS = {"view", "reshape", "flatten", "contiguous"}
 
 
-def _set_module(gm: fx.GraphModule, path: str, module: nn.Module) -> None:
-    parent_path, _, name = path.rpartition(".")
-    parent = gm.get_submodule(parent_path) if parent_path else gm
-    setattr(parent, name, module)
-
-
 def _shape_only(gm: fx.GraphModule, node: fx.Node) -> bool:
     """True when ``node`` only reshapes (or passes on) its first input."""
     return isinstance(module_of(gm, node), _SHAPE_ONLY_TYPES) or (
@@ -120,7 +114,7 @@ def assemble_time_folded(gm: fx.GraphModule, neurons: Mapping[str, IFNeuron] | M
         static = not (isinstance(src, fx.Node) and src in varying)
         spec = neurons[str(node.target)]
         population = TimeFoldedNeuron(spec, static_input=static) if isinstance(spec, IFNeuron) else spec(static)
-        _set_module(gm, str(node.target), population)
+        gm.set_submodule(str(node.target), population)
 
     for node in list(gm.graph.nodes):
         if node.op != "call_module" or node in neuron_nodes:
@@ -131,7 +125,7 @@ def assemble_time_folded(gm: fx.GraphModule, neurons: Mapping[str, IFNeuron] | M
             static = not (isinstance(src, fx.Node) and src in varying)
             spikes = isinstance(src, fx.Node) and _carries_spikes(gm, src, neuron_nodes)
             reads = reads_device and spikes and isinstance(m, SYNAPSE_TYPES)
-            _set_module(gm, str(node.target), CountingSynapse(m, spike_input=spikes, static_input=static, reads_device=reads))
+            gm.set_submodule(str(node.target), CountingSynapse(m, spike_input=spikes, static_input=static, reads_device=reads))
 
     _fold_batch_reshapes(gm, varying)
 

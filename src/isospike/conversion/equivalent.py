@@ -134,8 +134,7 @@ def equivalent(snn: nn.Module) -> nn.Module:
             new = nn.Identity()
         else:
             continue
-        parent, _, name = path.rpartition(".")
-        setattr(gm.get_submodule(parent) if parent else gm, name, new)
+        gm.set_submodule(path, new)
     gm.recompile()
     eq = fx.GraphModule(gm, gm.graph)
     eq.coding = snn.coding  # type: ignore[assignment]  # torch stub: Module.__setattr__ takes any value

@@ -91,12 +91,6 @@ def module_of(gm: fx.GraphModule, node: fx.Node) -> nn.Module | None:
     return gm.get_submodule(str(node.target)) if node.op == "call_module" else None
 
 
-def _set_module(gm: fx.GraphModule, path: str, module: nn.Module) -> None:
-    parent_path, _, name = path.rpartition(".")
-    parent = gm.get_submodule(parent_path) if parent_path else gm
-    setattr(parent, name, module)
-
-
 def fold_batchnorm(gm: fx.GraphModule) -> list[tuple[str, str]]:
     """Fold every eval-mode BatchNorm that directly follows a Conv/Linear whose output feeds
     only that BatchNorm. Returns the folded (synapse path, batchnorm path) pairs.
@@ -119,7 +113,7 @@ def fold_batchnorm(gm: fx.GraphModule) -> list[tuple[str, str]]:
             fused = fuse_linear_bn_eval(syn.eval(), bn.eval())
         else:
             continue
-        _set_module(gm, str(prev.target), fused)
+        gm.set_submodule(str(prev.target), fused)
         node.replace_all_uses_with(prev)
         gm.graph.erase_node(node)
         folded.append((str(prev.target), str(node.target)))

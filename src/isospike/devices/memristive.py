@@ -117,9 +117,11 @@ class MemristiveCrossbar:
         else:
             for path, m in list(model.named_modules()):
                 if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)) and not isinstance(m, CrossbarLayer):
-                    parent, _, name = path.rpartition(".")
                     layer = crossbar_layer(m, self, gen)
-                    setattr(model.get_submodule(parent) if parent else model, name, layer)
+                    if path:
+                        model.set_submodule(path, layer)
+                    else:  # the model is itself one layer: the crossbar version replaces it
+                        model = cast(nn.Module, layer)
                     placed.append(layer)
         if not placed:
             raise ValueError("no Linear/Conv synapse layer to place on crossbars (spike-driven ones only: "

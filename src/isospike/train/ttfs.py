@@ -188,15 +188,11 @@ def qnn_from(model: nn.Module, timesteps: int = 15, calibration: Tensor | None =
     if not paths:
         raise ValueError("the model has no nn.ReLU modules to replace (functional ReLUs cannot be swapped)")
     for path in paths:
-        parent_path, _, name = path.rpartition(".")
-        parent = model.get_submodule(parent_path) if parent_path else model
         s = scales[path] / timesteps if scales is not None else 1.0 / timesteps
-        setattr(parent, name, TTFSQuant(timesteps, s, rounding=rounding, synapse=device))
+        model.set_submodule(path, TTFSQuant(timesteps, s, rounding=rounding, synapse=device))
     for path, m in list(model.named_modules()):
         if isinstance(m, nn.MaxPool2d):
-            parent_path, _, name = path.rpartition(".")
-            parent = model.get_submodule(parent_path) if parent_path else model
-            setattr(parent, name, nn.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode))
+            model.set_submodule(path, nn.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode))
     return model
 
 
