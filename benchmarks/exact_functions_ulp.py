@@ -38,6 +38,8 @@ FUNCS = {
     "sigmoid": (lambda v: 1 / (1 + gmpy2.exp(-v)), torch.sigmoid, (-90.0, 90.0)),
     "silu": (lambda v: v / (1 + gmpy2.exp(-v)), F.silu, (-90.0, 90.0)),
     "gelu": (lambda v: v / 2 * (1 + gmpy2.erf(v * SQRT1_2)), F.gelu, (-6.0, 6.0)),
+    "sin": (gmpy2.sin, torch.sin, (-16384.0, 16384.0)),  # RoPE angles: positions x frequencies <= 1
+    "cos": (gmpy2.cos, torch.cos, (-16384.0, 16384.0)),
 }
 
 
@@ -73,7 +75,9 @@ def stats(d: torch.Tensor) -> dict:
 # Where the function's value is tiny compared with the terms it is computed from, both torch
 # and the pinned algorithm lose relative accuracy (1 + erf(x/sqrt 2) for x << 0, etc.);
 # ULP statistics are also reported on the region that excludes it.
-WELL_CONDITIONED = {"gelu": lambda x: x >= -3.0, "silu": lambda x: x >= -20.0}
+WELL_CONDITIONED = {"gelu": lambda x: x >= -3.0, "silu": lambda x: x >= -20.0,
+                    # sin/cos: the documented range of the reduction (beyond 2^21 the result is NaN)
+                    "sin": lambda x: x.abs() < 2.0**14, "cos": lambda x: x.abs() < 2.0**14}
 
 
 def main() -> None:
@@ -103,7 +107,8 @@ def main() -> None:
         if name in WELL_CONDITIONED:
             keep = WELL_CONDITIONED[name](x)
             wp, wn = stats(dp[keep]), stats(dn[keep])
-            entry["well_conditioned"] = {"region": {"gelu": "x >= -3", "silu": "x >= -20"}[name], "pinned": wp, "torch": wn}
+            region = {"gelu": "x >= -3", "silu": "x >= -20", "sin": "|x| < 2^14", "cos": "|x| < 2^14"}[name]
+            entry["well_conditioned"] = {"region": region, "pinned": wp, "torch": wn}
             rows.append([name, entry["well_conditioned"]["region"], int(keep.sum()), wp["max_ulp"], f"{wp['mean_ulp']:.4f}",
                          f"{100 * wp['exact_fraction']:.2f}", wn["max_ulp"], f"{wn['mean_ulp']:.4f}",
                          f"{100 * wn['exact_fraction']:.2f}", gates_equal])
