@@ -1,98 +1,128 @@
-"""The device checks in one prepared run (for a session lent a GPU): the CUDA tests, the gate engine
-on the device against the device's own bitwise-AND throughput, and the Open Neuromorphic neuron
-benchmark (linear + LIF, batch 16, T = 500, 4k and 16k neurons).
+"""The device checks in one prepared run (for a session lent a GPU): the CUDA tests, the gate
+engines on the device against the device's own bitwise-AND throughput, an exact network on the
+device, and the Open Neuromorphic neuron benchmark (linear + LIF, batch 16, T = 500, 4k and 16k).
 
     python benchmarks/gpu_suite.py [--device cuda] [--out DIR] [--quick]
 
-Gates: float32 add and mul of 2^22 values with ``backend="torch"`` (packed int64 words, plain
-torch ops on the device), lane-gates per second, and ``&`` over 2^22 int64 words on the same
-device. Neurons: isospike's IF/LIF population (torch path on non-CPU devices, numba on CPU),
-forward only (spikes carry no surrogate gradient here), and snnTorch's Leaky forward + backward
-when snnTorch is installed, on the same device. Every figure carries the device's name.
-Writes gpu_suite.json into ``--out`` (default benchmarks/results).
+Sections (each one's failure is recorded and the run goes on; the JSON is rewritten after each):
+1. ``pytest`` on the CUDA tests (tests/test_cuda.py, tests/exact/test_triton_backend.py,
+   tests/exact/test_torch_backend.py).
+2. Gates: the fused Triton kernel on packed float32 add/mul/fma/div/sqrt circuits (a sweep of
+   lane block and warps on add and mul picks the setting), the plain-torch level engine, the end to
+   end ``isospike.exact`` call on device tensors, and ``&`` over int64 words on the same device;
+   the numba kernel on this machine's CPU cores for reference.
+3. An exact transformer block on the device against the CPU: bit-identical outputs, time.
+4. Neurons: isospike's LIF population vs snnTorch's Leaky on the device.
+Every figure carries the device's name. Writes gpu_suite.json into ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import torch
-from _common import RESULTS, print_table, write_results
+
+from _common import RESULTS, machine, print_table
+from _gpu import (
+    FLOAT_OPS,
+    best_time,
+    bitwise_and_lane_ops_per_s,
+    device_name,
+    end_to_end_rate,
+    open_neuromorphic_lif,
+    torch_levels_rate,
+    triton_kernel_rate,
+)
+
+CUDA_TESTS = ["tests/test_cuda.py", "tests/exact/test_triton_backend.py", "tests/exact/test_torch_backend.py"]
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def cuda_tests(timeout: int) -> dict:
+    t0 = time.perf_counter()
+    try:
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *CUDA_TESTS],
+                              capture_output=True, text=True, timeout=timeout)
+        out = {"returncode": done.returncode, "tail": (done.stdout + done.stderr)[-3000:]}
+    except subprocess.TimeoutExpired as e:
+        out = {"returncode": None, "tail": f"timed out after {timeout} s: {str(e.stdout)[-2000:]}"}
+    out["seconds"] = time.perf_counter() - t0
+    print(out["tail"][-1500:], flush=True)
+    return out
 
 
-def _timed(fn, device: torch.device, repeats: int = 5) -> float:
-    fn()
-    _sync(device)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return best
+def gates(device: torch.device, log2n: int, quick: bool) -> dict:
+    from isospike.exact.backends import triton_bitsliced
+
+    result: dict = {"values": 1 << log2n}
+    result["bitwise_and_lane_ops_per_s"] = {
+        "2^26 words (memory)": bitwise_and_lane_ops_per_s(device, 1 << (16 if quick else 26)),
+        "2^16 words (cache)": bitwise_and_lane_ops_per_s(device, 1 << 16),
+    }
+    anchor = max(result["bitwise_and_lane_ops_per_s"].values())
+    result["best_bitwise_and_lane_ops_per_s"] = anchor
+    if triton_bitsliced.available(device):
+        sweep = []
+        for block in ((4, 8) if quick else (16, 32, 64, 128)):
+            for warps in ((1,) if quick else (1, 2)):
+                for op in ("add", "mul"):
+                    try:
+                        sweep.append(triton_kernel_rate(op, log2n, device, block, warps, repeats=3))
+                    except Exception as e:  # a setting that does not compile is reported, not fatal
+                        sweep.append({"op": op, "block": block, "num_warps": warps, "error": repr(e)[:300]})
+        result["triton_sweep"] = sweep
+        ok = [r for r in sweep if "error" not in r]
+        score: dict[tuple[int, int], float] = {}
+        for r in ok:
+            score[(r["block"], r["num_warps"])] = score.get((r["block"], r["num_warps"]), 0.0) + r["seconds"]
+        block, warps = min(score, key=lambda k: score[k]) if score else (triton_bitsliced.DEFAULT_BLOCK,
+                                                                        triton_bitsliced.DEFAULT_WARPS)
+        result["triton_best"] = {"block": block, "num_warps": warps}
+        print(f"best Triton setting: block {block}, {warps} warps", flush=True)
+        triton_bitsliced.DEFAULT_BLOCK, triton_bitsliced.DEFAULT_WARPS = block, warps
+        result["triton_kernel"] = [triton_kernel_rate(op, log2n, device, block, warps) for op in FLOAT_OPS]
+        result["triton_kernel"] += [triton_kernel_rate(op, log2n + 2, device, block, warps) for op in ("add", "mul")]
+        for r in result["triton_kernel"]:
+            r["ratio_to_bitwise_and"] = r["lane_gates_per_s"] / anchor
+    result["torch_levels"] = [torch_levels_rate(op, log2n - 2, device) for op in ("add", "mul")]
+    result["end_to_end"] = [end_to_end_rate(op, log2n, device) for op in FLOAT_OPS]
+    result["end_to_end"] += [end_to_end_rate(op, log2n + 2, device) for op in ("add", "mul")]
+    # the numba kernel on this machine's own CPU cores, same circuits (reference, not the 2-core figure)
+    result["numba_cpu"] = [end_to_end_rate(op, 18 if quick else 20, torch.device("cpu")) for op in ("add", "mul")]
+    result["cpu_cores"] = os.cpu_count()
+    return result
 
 
-def gates(device: torch.device, log2n: int) -> list[dict]:
-    from isospike.exact import cost, ops
-
-    n = 1 << log2n
-    a, b = torch.randn(n, device=device), torch.randn(n, device=device)
-    words = torch.randint(-2**62, 2**62, (n,), device=device)
-    t_and = _timed(lambda: words & words.roll(1), device)
-    rows = []
-    for op in ("add", "mul"):
-        seconds = _timed(lambda op=op: getattr(ops, op)(a, b, backend="torch"), device, repeats=3)
-        neurons = cost(op).neurons
-        rows.append({"op": op, "values": n, "seconds": seconds, "ops_per_s": n / seconds,
-                     "lane_gates_per_s": n * neurons / seconds, "bitwise_and_lane_ops_per_s": 64 * n / t_and,
-                     "ratio_to_bitwise_and": (n * neurons / seconds) / (64 * n / t_and)})
-    return rows
+def exact_blocks(device: torch.device, quick: bool) -> list[dict]:
+    """Transformer encoder layers through the gates on the device and on the CPU (numba):
+    bit-identical outputs and wall times, a small and a larger one."""
+    sizes = [(16, 8)] if quick else [(128, 16), (256, 64)]
+    return [exact_block(device, d, tokens) for d, tokens in sizes]
 
 
-def neurons(device: torch.device, T: int, sizes: list[int]) -> list[dict]:
-    from isospike.neurons import IFNeuron
+def exact_block(device: torch.device, d: int, tokens: int) -> dict:
+    import isospike as isp
 
-    rows = []
-    for width in sizes:
-        x = torch.rand(T, 16, width, device=device)
-        lin = torch.nn.Linear(width, width).to(device)
-        lif = IFNeuron(threshold=1.0, leak=0.9, reset="zero", step_mode="multi").to(device)
-
-        def isospike_forward() -> None:
-            with torch.no_grad():
-                lif.reset()
-                lif.multi_step(lin(x))
-
-        row = {"neurons": width, "batch": 16, "timesteps": T,
-               "isospike_forward_ms": 1e3 * _timed(isospike_forward, device, repeats=3)}
-        try:
-            import snntorch as snn
-
-            leaky = snn.Leaky(beta=0.9, reset_mechanism="zero").to(device)
-
-            def snntorch_forward_backward() -> None:
-                mem = leaky.init_leaky()
-                out = []
-                cur = lin(x)
-                for t in range(T):
-                    spk, mem = leaky(cur[t], mem)
-                    out.append(spk)
-                torch.stack(out).sum().backward()
-
-            row["snntorch_forward_backward_ms"] = 1e3 * _timed(snntorch_forward_backward, device, repeats=2)
-        except ImportError:
-            row["snntorch_forward_backward_ms"] = None
-        rows.append(row)
-    return rows
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(d, 4, dim_feedforward=2 * d, dropout=0.0, batch_first=True).eval()
+    x = torch.randn(1, tokens, d)
+    cpu_net = isp.exact.convert(layer)
+    want = cpu_net(x)  # compiles the numba kernels
+    t_cpu = best_time(lambda: cpu_net(x), torch.device("cpu"), repeats=1, warmup=0)
+    gpu_net = isp.exact.convert(layer.to(device))
+    xd = x.to(device)
+    gpu_net(xd)  # compiles the kernels
+    t_dev = best_time(lambda: gpu_net(xd), device, repeats=2, warmup=0)
+    y = gpu_net(xd)
+    return {"model": f"nn.TransformerEncoderLayer(d={d}, heads=4, ff={2 * d}), {x.shape[1]} tokens",
+            "bit_identical": bool(torch.equal(y.cpu().view(torch.int32), want.view(torch.int32))),
+            "device_seconds": t_dev, "cpu_seconds": t_cpu, "cpu_cores": os.cpu_count()}
 
 
 def main() -> None:
@@ -100,34 +130,60 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--quick", action="store_true", help="small sizes (a check that the script runs)")
+    ap.add_argument("--test-timeout", type=int, default=240)
     args = ap.parse_args()
     device = torch.device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    tests = None
-    if device.type == "cuda":
-        tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                                "tests/exact/test_torch_backend.py"], capture_output=True, text=True)
-        print(tests.stdout[-2000:])
-    gate_rows = gates(device, 12 if args.quick else 22)
-    neuron_rows = neurons(device, 20 if args.quick else 500, [256] if args.quick else [4096, 16384])
-    print_table(["op", "device", "ops/s", "lane-gates/s", "x bitwise AND"],
-                [[r["op"], name, f"{r['ops_per_s']:.3g}", f"{r['lane_gates_per_s']:.3g}", f"{r['ratio_to_bitwise_and']:.3f}"]
-                 for r in gate_rows])
-    print_table(["neurons", "device", "isospike forward (ms)", "snnTorch forward+backward (ms)"],
-                [[r["neurons"], name, f"{r['isospike_forward_ms']:.1f}",
-                  "-" if r["snntorch_forward_backward_ms"] is None else f"{r['snntorch_forward_backward_ms']:.1f}"]
-                 for r in neuron_rows])
-    data = {"device": name, "quick": args.quick, "gates": gate_rows, "neurons": neuron_rows,
-            "cuda_tests": None if tests is None else {"returncode": tests.returncode, "tail": tests.stdout[-2000:]}}
+    name = device_name(device)
     out = Path(args.out)
-    if out.resolve() == RESULTS.resolve():
-        print(f"written: {write_results('gpu_suite', data)}")
-    else:
-        import json
+    out.mkdir(parents=True, exist_ok=True)
+    data: dict = {"benchmark": "gpu_suite", "device": name, "quick": args.quick, "machine": machine(),
+                  "date": time.strftime("%Y-%m-%d")}
+    try:
+        import triton
 
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "gpu_suite.json").write_text(json.dumps(data, indent=2))
-        print(f"written: {out / 'gpu_suite.json'}")
+        data["triton"] = triton.__version__
+    except ImportError:
+        data["triton"] = None
+
+    def save() -> None:
+        tmp = out / "gpu_suite.json.tmp"
+        tmp.write_text(json.dumps(data, indent=2))
+        os.replace(tmp, out / "gpu_suite.json")
+
+    sections = [
+        ("cuda_tests", lambda: cuda_tests(args.test_timeout) if device.type == "cuda" else None),
+        ("gates", lambda: gates(device, 16 if args.quick else 22, args.quick)),
+        ("exact_blocks", lambda: exact_blocks(device, args.quick)),
+        ("neurons", lambda: [open_neuromorphic_lif(device, w, T=20 if args.quick else 500)
+                             for w in ([256] if args.quick else [4096, 16384])]),
+    ]
+    for key, run in sections:
+        t0 = time.perf_counter()
+        print(f"== {key}", flush=True)
+        try:
+            data[key] = run()
+        except Exception:
+            data[key] = {"error": traceback.format_exc()[-3000:]}
+            print(data[key]["error"], flush=True)
+        print(f"   {key}: {time.perf_counter() - t0:.1f} s", flush=True)
+        save()
+
+    g = data.get("gates", {})
+    if "triton_kernel" in g:
+        print_table(["op (float32)", "device", "gates", "kernel G lane-gates/s", "x bitwise AND"],
+                    [[r["op"], name, r["gates"], f"{r['lane_gates_per_s'] / 1e9:,.0f}", f"{r['ratio_to_bitwise_and']:.3f}"]
+                     for r in g["triton_kernel"]])
+    if "end_to_end" in g:
+        print_table(["op (float32)", "device", "end-to-end M ops/s", "G lane-gates/s"],
+                    [[r["op"], name, f"{r['ops_per_s'] / 1e6:.1f}", f"{r['lane_gates_per_s'] / 1e9:,.0f}"]
+                     for r in g["end_to_end"]])
+    if isinstance(data.get("neurons"), list):
+        print_table(["neurons", "device", "isospike forward (ms)", "snnTorch forward (ms)", "snnTorch fwd+bwd (ms)"],
+                    [[r["neurons"], name, f"{r['isospike_forward_ms']:.1f}",
+                      "-" if r.get("snntorch_forward_ms") is None else f"{r['snntorch_forward_ms']:.1f}",
+                      "-" if r.get("snntorch_forward_backward_ms") is None else f"{r['snntorch_forward_backward_ms']:.1f}"]
+                     for r in data["neurons"]])
+    print(f"written: {out / 'gpu_suite.json'}")
 
 
 if __name__ == "__main__":

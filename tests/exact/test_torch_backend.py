@@ -68,3 +68,16 @@ def test_cuda_tensors_stay_on_the_device_and_give_the_cpu_bits():
     a, b = operands()
     y = ops.mul(a.cuda(), b.cuda(), backend="torch")
     assert y.is_cuda and torch.equal(bits(y.cpu()), bits(ops.mul(a, b)))
+
+
+def test_nested_counters_with_equal_totals_leave_in_the_right_order():
+    # two counters with equal totals compare equal: leaving the inner block must not take out the outer
+    a = torch.ones(4)
+    with counting() as outer:
+        with counting() as inner:
+            pass
+        ops.add(a, a)
+    assert outer.calls == 1 and inner.calls == 0
+    with counting() as again:
+        ops.add(a, a)
+    assert again.calls == 1 and outer.calls == 1

@@ -67,4 +67,6 @@ def counting() -> Iterator[ExactCounts]:
     try:
         yield counts
     finally:
-        stack.remove(counts)
+        # by identity: two counters with equal totals are equal dataclasses, and list.remove
+        # would take the first of them (an enclosing counter) out of the stack
+        del stack[next(i for i, c in enumerate(stack) if c is counts)]

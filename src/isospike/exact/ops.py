@@ -25,7 +25,8 @@ from isospike.exact.counting import OpCounts, active_counters
 from isospike.exact.formats import BFLOAT16, FLOAT16, FLOAT32, FloatFormat, format_of
 from isospike.exact.netlist import Netlist
 
-Backend = Literal["bitsliced", "torch", "neuron"]
+Backend = Literal["bitsliced", "torch", "triton", "neuron"]
+TENSOR_BACKENDS = ("torch", "triton")  # lane bit patterns stay int64 tensors on their device
 _INT_DTYPES = {torch.int8: 8, torch.int16: 16, torch.int32: 32, torch.uint8: 8, torch.int64: 64}
 
 
@@ -42,7 +43,7 @@ def _bits_of(x: Tensor, width: int) -> np.ndarray:
 def _bits_for(x: Tensor, width: int, backend: str) -> np.ndarray | Tensor:
     """Lane bit patterns for ``backend``: uint64 numpy (bitsliced, neuron) or int64 on x's own
     device (torch)."""
-    if backend != "torch":
+    if backend not in TENSOR_BACKENDS:
         return _bits_of(x, width)
     if x.dtype == torch.bool:
         return x.reshape(-1).to(torch.int64)
@@ -77,8 +78,8 @@ def check_options(api: str, options: dict) -> dict:
                         f"accepted: {', '.join(OPTIONS)}")
     opts = OPTIONS | options
     backend, leak, noise = opts["backend"], opts["leak"], opts["noise"]
-    if backend not in ("bitsliced", "torch", "neuron"):
-        raise ValueError(f"{api}: backend must be 'bitsliced', 'torch' or 'neuron', got {backend!r}")
+    if backend not in ("bitsliced", "torch", "triton", "neuron"):
+        raise ValueError(f"{api}: backend must be 'bitsliced', 'torch', 'triton' or 'neuron', got {backend!r}")
     if not isinstance(leak, (int, float)) or not 0.0 < leak <= 1.0:
         raise ValueError(f"{api}: leak (beta) must be a number in (0, 1], got {leak!r}")
     if not isinstance(noise, (int, float)) or not math.isfinite(noise) or noise < 0:
@@ -87,9 +88,27 @@ def check_options(api: str, options: dict) -> dict:
         raise ValueError(f"{api}: noise_model must be one of {neuron.NOISE_MODELS}, got {opts['noise_model']!r}")
     if opts["generator"] is not None and not isinstance(opts["generator"], torch.Generator):
         raise TypeError(f"{api}: generator must be a torch.Generator or None, got {type(opts['generator']).__name__}")
-    if backend in ("bitsliced", "torch") and (noise != 0.0 or leak != 1.0):
+    if backend != "neuron" and (noise != 0.0 or leak != 1.0):
         raise ValueError(f"{api}: leak and noise act only in the membrane simulation: pass backend='neuron'")
     return opts
+
+
+def on_device(api: str, opts: dict, *tensors: Tensor) -> dict:
+    """Resolve the backend for where the operands live: ``"bitsliced"`` (the default) on a CPU
+    tensor is the numba kernel; on any other device it is the fused Triton kernel where Triton
+    can run there (CUDA), else the plain-torch evaluation, so values never leave their device.
+    An explicit ``"triton"`` that cannot run raises. Returns ``opts`` with the backend replaced."""
+    from isospike.exact.backends import triton_bitsliced
+
+    device = next((t.device for t in tensors if isinstance(t, Tensor)), torch.device("cpu"))
+    backend = opts["backend"]
+    if backend == "bitsliced" and device.type != "cpu":
+        backend = "triton" if triton_bitsliced.available(device) else "torch"
+    elif backend == "triton" and not triton_bitsliced.available(device):
+        raise ValueError(f"{api}: backend='triton' needs Triton and a CUDA tensor (or TRITON_INTERPRET=1 for its CPU "
+                         f"interpreter); got a {device.type} tensor{'' if triton_bitsliced._triton() else ' and no Triton'}: "
+                         "use backend='bitsliced' (chooses for the device) or 'torch'")
+    return opts if backend == opts["backend"] else {**opts, "backend": backend}
 
 
 def run_netlist(netlist: Netlist, op: str, inputs: Mapping[str, np.ndarray | Tensor], n: int,
@@ -100,14 +119,15 @@ def run_netlist(netlist: Netlist, op: str, inputs: Mapping[str, np.ndarray | Ten
     ``inputs``: uint64 numpy bit patterns per input word (``backend="torch"``: int64 tensors, numpy
     arrays being converted); the outputs are numpy arrays, or int64 tensors with ``backend="torch"``."""
     counters = active_counters()
-    if backend == "torch":
-        from isospike.exact.backends import torch_bitsliced
+    if backend in TENSOR_BACKENDS:
+        from isospike.exact.backends import torch_bitsliced, triton_bitsliced
 
         tin = {k: v if isinstance(v, Tensor) else torch.from_numpy(v.view(np.int64)) for k, v in inputs.items()}
         if n == 0:
             device = next(iter(tin.values())).device if tin else torch.device("cpu")
             return {name: torch.zeros(0, dtype=torch.int64, device=device) for name in netlist.outputs}
-        tout, (spikes, events) = torch_bitsliced.evaluate(netlist, tin, count=bool(counters))
+        engine = triton_bitsliced if backend == "triton" else torch_bitsliced
+        tout, (spikes, events) = engine.evaluate(netlist, tin, count=bool(counters))
         if counters:
             counts = OpCounts(1, n, netlist.n_gates * n, spikes, events)
             for counter in counters:
@@ -140,6 +160,7 @@ def _float_op(op: str, *operands: Tensor, **kw) -> Tensor:
     if len(dtypes) != 1:
         raise TypeError(f"{op}: operands must share one dtype, got {sorted(map(str, dtypes))}; cast them first")
     fmt = format_of(operands[0].dtype)
+    opts = on_device(f"isp.exact.{op}", opts, *operands)
     shape = _broadcast((op, *operands))
     n = int(np.prod(shape)) if len(shape) else 1
     netlist = float_op_netlist(op, fmt.name)
@@ -237,7 +258,7 @@ def le(a: Tensor, b: Tensor, **kw) -> Tensor:
 
 
 def _convert(x: Tensor, dst: FloatFormat, backend: Backend, kw) -> Tensor:
-    opts = check_options(f"isp.exact.to_{dst.name}", {"backend": backend, **kw})
+    opts = on_device(f"isp.exact.to_{dst.name}", check_options(f"isp.exact.to_{dst.name}", {"backend": backend, **kw}), x)
     if not isinstance(x, Tensor):
         raise TypeError(f"expected a torch.Tensor, got {type(x).__name__}")
     src = format_of(x.dtype)
@@ -266,7 +287,7 @@ def to_float16(x: Tensor, backend: Backend = "bitsliced", **kw) -> Tensor:
 
 def from_int(x: Tensor, dtype: torch.dtype = torch.float32, backend: Backend = "bitsliced", **kw) -> Tensor:
     """Integer tensor (int8/int16/int32/int64/uint8) -> ``dtype``, round to nearest even."""
-    opts = check_options("isp.exact.from_int", {"backend": backend, **kw})
+    opts = on_device("isp.exact.from_int", check_options("isp.exact.from_int", {"backend": backend, **kw}), x)
     if not isinstance(x, Tensor) or x.dtype not in _INT_DTYPES:
         raise TypeError(f"from_int expects an int8/int16/int32/int64/uint8 tensor, got {getattr(x, 'dtype', type(x))}")
     dst = format_of(dtype)
@@ -281,7 +302,7 @@ def from_int(x: Tensor, dtype: torch.dtype = torch.float32, backend: Backend = "
 def to_int(x: Tensor, backend: Backend = "bitsliced", **kw) -> Tensor:
     """Float tensor -> int32, rounding toward zero; NaN, infinities and out-of-range values give
     -2^31 (x86's "integer indefinite", which is what numpy and torch give on x86)."""
-    opts = check_options("isp.exact.to_int", {"backend": backend, **kw})
+    opts = on_device("isp.exact.to_int", check_options("isp.exact.to_int", {"backend": backend, **kw}), x)
     if not isinstance(x, Tensor):
         raise TypeError(f"expected a torch.Tensor, got {type(x).__name__}")
     src = format_of(x.dtype)
@@ -297,6 +318,7 @@ def ldexp(x: Tensor, k: Tensor, backend: Backend = "bitsliced", **kw) -> Tensor:
     opts = check_options("isp.exact.ldexp", {"backend": backend, **kw})
     if not isinstance(x, Tensor) or not isinstance(k, Tensor):
         raise TypeError("ldexp expects two tensors")
+    opts = on_device("isp.exact.ldexp", opts, x, k)
     fmt = format_of(x.dtype)
     if k.dtype != torch.int32:
         raise TypeError(f"ldexp: k must be an int32 tensor, got {k.dtype}")
@@ -317,11 +339,12 @@ def where(cond: Tensor, a: Tensor, b: Tensor, backend: Backend = "bitsliced", **
         raise TypeError(f"where: cond must be a bool tensor, got {cond.dtype}")
     if a.dtype != b.dtype:
         raise TypeError(f"where: a and b must share one dtype, got {a.dtype} and {b.dtype}")
+    opts = on_device("isp.exact.where", opts, a, b, cond)
     fmt = format_of(a.dtype)
     shape = _broadcast(("where", cond, a, b))
     n = int(np.prod(shape)) if len(shape) else 1
     bk = opts["backend"]
-    cond_bits = _bits_for(cond.expand(shape), 1, bk) if bk == "torch" else \
+    cond_bits = _bits_for(cond.expand(shape), 1, bk) if bk in TENSOR_BACKENDS else \
         cond.expand(shape).reshape(-1).cpu().numpy().astype(np.uint64)
     inputs = {"cond": cond_bits, "a": _bits_for(a.expand(shape), fmt.width, bk), "b": _bits_for(b.expand(shape), fmt.width, bk)}
     out = run_netlist(mixed_op_netlist("where", fmt.name), "where", inputs, n, **opts)["y"]
@@ -360,9 +383,10 @@ def _logical(op: str, *xs: Tensor, **kw) -> Tensor:
     for x in xs:
         if not isinstance(x, Tensor) or x.dtype != torch.bool:
             raise TypeError(f"logical_{op} expects bool tensors")
+    opts = on_device(f"isp.exact.logical_{op}", opts, *xs)
     shape = _broadcast((f"logical_{op}", *xs))
     n = int(np.prod(shape)) if len(shape) else 1
-    if opts["backend"] == "torch":
+    if opts["backend"] in TENSOR_BACKENDS:
         inputs = {name: _bits_for(x.expand(shape), 1, "torch") for name, x in zip("ab", xs)}
     else:
         inputs = {name: x.expand(shape).reshape(-1).cpu().numpy().astype(np.uint64) for name, x in zip("ab", xs)}
@@ -451,6 +475,7 @@ def tree(op: str, x: Tensor, **kw) -> Tensor:
         raise ValueError(f"tree: op must be 'add', 'maximum' or 'minimum', got {op!r}")
     if x.shape[-1] == 0:
         raise ValueError("cannot reduce an empty dimension")
+    opts = on_device(f"isp.exact.tree_{op}", opts, x)
     if opts["backend"] != "bitsliced":  # one netlist run per level on the other backends
         from isospike.exact.arith import GateArith
         from isospike.exact.functions import tree_levels
@@ -473,6 +498,7 @@ def dot(a: Tensor, b: Tensor, **kw) -> Tensor:
         raise ValueError(f"dot needs a last dimension with elements, got shape {tuple(shape)}")
     if a.dtype != b.dtype:
         raise TypeError(f"dot: operands must share one dtype, got {a.dtype} and {b.dtype}")
+    opts = on_device("isp.exact.dot", opts, a, b)
     if opts["backend"] != "bitsliced":
         return tree("add", mul(a, b, **opts), **opts)
     fmt = format_of(a.dtype)
