@@ -70,14 +70,14 @@ def packed_words(op: str, log2n: int, device: torch.device) -> tuple[object, tor
 
 
 def triton_kernel_rate(op: str, log2n: int, device: torch.device, block: int, num_warps: int,
-                       repeats: int = 5) -> dict:
+                       kernel: str = "gates", repeats: int = 5) -> dict:
     """The fused Triton kernel alone on packed words: seconds and lane-gates per second."""
     from isospike.exact.backends import triton_bitsliced
 
     netlist, words, n = packed_words(op, log2n, device)
-    t = best_time(lambda: triton_bitsliced.evaluate_words(netlist, words, n, block=block, num_warps=num_warps),
-                  device, repeats=repeats)
-    return {"op": op, "values": n, "block": block, "num_warps": num_warps, "gates": netlist.n_gates,
+    t = best_time(lambda: triton_bitsliced.evaluate_words(netlist, words, n, block=block, num_warps=num_warps,
+                                                          kernel=kernel), device, repeats=repeats)
+    return {"op": op, "values": n, "kernel": kernel, "block": block, "num_warps": num_warps, "gates": netlist.n_gates,
             "seconds": t, "lane_gates_per_s": netlist.n_gates * n / t}
 
 

@@ -89,6 +89,92 @@ def run_program(kinds, srcs, dst, gate_fanout, n_gates, in_slots, in_fanout, n_i
 
 
 @triton.jit
+def run_gates(gate_ops, gate_srcs, gate_fanout, n_gates, in_slots, in_fanout, n_in, out_slots, n_out,
+              words_in, words_out, row_stride, lane_mask, counters, scratch, n_words, n_slots,
+              COUNT: tl.constexpr, BLOCK: tl.constexpr):
+    """run_program with each gate in two words (gate_ops int32: kind | dst << 5; gate_srcs int64:
+    four 16-bit input slots) and only the inputs a gate kind reads loaded."""
+    pid = tl.program_id(0)
+    lane = tl.arange(0, BLOCK)
+    offs = pid * BLOCK + lane
+    valid = offs < n_words
+    base = scratch + pid.to(tl.int64) * n_slots * BLOCK + lane
+    tl.store(base, tl.zeros([BLOCK], dtype=tl.int64))
+    tl.store(base + BLOCK, tl.full([BLOCK], -1, dtype=tl.int64))
+    spikes = tl.zeros([BLOCK], dtype=tl.int64)
+    events = tl.zeros([BLOCK], dtype=tl.int64)
+    mask = tl.zeros([BLOCK], dtype=tl.int64)
+    if COUNT:
+        mask = tl.load(lane_mask + offs, mask=valid, other=0)
+    for i in range(n_in):
+        v = tl.load(words_in + i * row_stride + offs, mask=valid, other=0)
+        tl.store(base + tl.load(in_slots + i).to(tl.int64) * BLOCK, v)
+        if COUNT:
+            events += popcount(v & mask) * tl.load(in_fanout + i)
+    for g in range(n_gates):
+        op = tl.load(gate_ops + g)
+        src = tl.load(gate_srcs + g)
+        k = op & 31
+        pa = base + (src & 0xFFFF) * BLOCK
+        pb = base + ((src >> 16) & 0xFFFF) * BLOCK
+        pc = base + ((src >> 32) & 0xFFFF) * BLOCK
+        # gate codes of isospike.exact.gates, the most frequent first
+        if k == 14:  # MUX_H
+            y = tl.load(pa) | (tl.load(pb) & ~tl.load(pc))
+        elif k == 1:  # AND
+            y = tl.load(pa) & tl.load(pb)
+        elif k == 10:  # XOR_H
+            y = (tl.load(pa) | tl.load(pb)) & ~tl.load(pc)
+        elif k == 8:  # MAJ
+            a = tl.load(pa)
+            b = tl.load(pb)
+            y = (a & b) | (tl.load(pc) & (a | b))
+        elif k == 12:  # SUM_M
+            a = tl.load(pa)
+            b = tl.load(pb)
+            c = tl.load(pc)
+            m = tl.load(base + ((src >> 48) & 0xFFFF) * BLOCK)
+            y = (~m & (a | b | c)) | (m & a & b & c)
+        elif k == 9:  # MAJN
+            a = tl.load(pa)
+            b = tl.load(pb)
+            y = (a & ~b) | (tl.load(pc) & (a | ~b))
+        elif k == 2:  # OR
+            y = tl.load(pa) | tl.load(pb)
+        elif k == 5:  # ANDN
+            y = tl.load(pa) & ~tl.load(pb)
+        elif k == 0:  # NOT
+            y = ~tl.load(pa)
+        elif k == 3:  # NAND
+            y = ~(tl.load(pa) & tl.load(pb))
+        elif k == 4:  # NOR
+            y = ~(tl.load(pa) | tl.load(pb))
+        elif k == 6:  # AND3
+            y = tl.load(pa) & tl.load(pb) & tl.load(pc)
+        elif k == 7:  # OR3
+            y = tl.load(pa) | tl.load(pb) | tl.load(pc)
+        elif k == 11:  # XNOR_H
+            y = ~(tl.load(pa) | tl.load(pb)) | tl.load(pc)
+        elif k == 13:  # PREFIX_G
+            y = tl.load(pa) | (tl.load(pb) & tl.load(pc))
+        elif k == 15:  # AND4
+            y = tl.load(pa) & tl.load(pb) & tl.load(pc) & tl.load(base + ((src >> 48) & 0xFFFF) * BLOCK)
+        else:  # 16: OR4
+            y = tl.load(pa) | tl.load(pb) | tl.load(pc) | tl.load(base + ((src >> 48) & 0xFFFF) * BLOCK)
+        tl.store(base + (op >> 5).to(tl.int64) * BLOCK, y)
+        if COUNT:
+            pcount = popcount(y & mask)
+            spikes += pcount
+            events += pcount * tl.load(gate_fanout + g)
+    for o in range(n_out):
+        v = tl.load(base + tl.load(out_slots + o).to(tl.int64) * BLOCK)
+        tl.store(words_out + o * row_stride + offs, v, mask=valid)
+    if COUNT:
+        tl.store(counters + 2 * pid, tl.sum(spikes, axis=0))
+        tl.store(counters + 2 * pid + 1, tl.sum(events, axis=0))
+
+
+@triton.jit
 def pack_lanes(values, out, n, n_words, width, BLOCK_W: tl.constexpr):
     """Spatial bit encoding: values int64 [n] bit patterns -> out int64 [width, n_words] (row
     stride n_words) with bit j of out[k, w] = bit k of values[64 w + j]; padding lanes 0."""
