@@ -61,6 +61,9 @@ bench-setup: $(STAMP)
 	$(PIP) install -e '.[bench]'
 	$(PIP) install --no-deps spikingjelly
 	$(PIP) install loguru h5py scipy requests
+	# JapaneseVowels + BasicMotions .ts files (isospike.data.load_japanese_vowels / load_basic_motions);
+	# found with importlib.util.find_spec, never imported, so none of sktime's requirements are needed
+	$(PIP) install --no-deps 'sktime==1.2.0'
 
 bench: bench-setup
 	$(PY) benchmarks/neuron_sim.py
