@@ -70,14 +70,14 @@ def packed_words(op: str, log2n: int, device: torch.device) -> tuple[object, tor
 
 
 def triton_kernel_rate(op: str, log2n: int, device: torch.device, block: int, num_warps: int,
-                       kernel: str = "gates", repeats: int = 5) -> dict:
+                       repeats: int = 5) -> dict:
     """The fused Triton kernel alone on packed words: seconds and lane-gates per second."""
     from isospike.exact.backends import triton_bitsliced
 
     netlist, words, n = packed_words(op, log2n, device)
-    t = best_time(lambda: triton_bitsliced.evaluate_words(netlist, words, n, block=block, num_warps=num_warps,
-                                                          kernel=kernel), device, repeats=repeats)
-    return {"op": op, "values": n, "kernel": kernel, "block": block, "num_warps": num_warps, "gates": netlist.n_gates,
+    t = best_time(lambda: triton_bitsliced.evaluate_words(netlist, words, n, block=block, num_warps=num_warps),
+                  device, repeats=repeats)
+    return {"op": op, "values": n, "block": block, "num_warps": num_warps, "gates": netlist.n_gates,
             "seconds": t, "lane_gates_per_s": netlist.n_gates * n / t}
 
 
@@ -147,3 +147,23 @@ def open_neuromorphic_lif(device: torch.device, width: int, T: int = 500, batch:
         row["snntorch_forward_ms"] = 1e3 * best_time(lambda: snntorch_run(False), device, repeats=repeats)
     row["snntorch_forward_backward_ms"] = 1e3 * best_time(lambda: snntorch_run(True), device, repeats=repeats)
     return row
+
+
+def device_column(measure: Callable[[torch.device], list[dict]], key: str) -> dict:
+    """The GPU column of a CPU benchmark: measured by ``measure(cuda)`` when a CUDA device is
+    present; otherwise empty, pointing at the last real run recorded by benchmarks/gpu_suite.py
+    (never an estimate)."""
+    import json
+    from pathlib import Path
+
+    if torch.cuda.is_available():
+        device = torch.device("cuda")
+        return {"device": device_name(device), "measured_here": True, "rows": measure(device)}
+    recorded = Path(__file__).resolve().parent / "results" / "gpu_suite.json"
+    note = "no CUDA device in this run: GPU column empty"
+    if recorded.exists():
+        run = json.loads(recorded.read_text())
+        note += (f"; last real run: {run.get('device')} on {run.get('date')}, {key} in {recorded.name} "
+                 "(python benchmarks/gpu_suite.py)")
+    print(note)
+    return {"device": None, "measured_here": False, "rows": [], "note": note}

@@ -19,6 +19,7 @@ import argparse
 import numpy as np
 import torch
 from _common import print_table, time_call, write_results
+from _gpu import bitwise_and_lane_ops_per_s, device_column, end_to_end_rate, triton_kernel_rate
 
 import isospike.exact as ex
 from isospike.exact.cost import SEED_FP32_NEURONS
@@ -75,9 +76,32 @@ def main() -> None:
     print("bitwise baselines (lane-ops/s): " + ", ".join(f"{k}: {v / 1e9:.0f} G" for k, v in base.items()))
     print_table(["op (float32)", "neurons", "seed neurons", "depth", "M ops/s", "G lane-gates/s",
                  "ratio to best bitwise", "vs seed code"], rows)
+    cpu_lane_gates = {r["op"]: r["lane_gates_per_s"] for r in results}
+
+    def on_gpu(device: torch.device) -> list[dict]:
+        """Fused Triton kernel (packed words) and end to end on device tensors, 2^22 values, against
+        the device's own bitwise AND and this run's CPU figure."""
+        gpu_and = bitwise_and_lane_ops_per_s(device, 1 << 26)
+        out = []
+        for op in ops:
+            kernel = triton_kernel_rate(op, 22, device, 128, 2)
+            e2e = end_to_end_rate(op, 22, device)
+            out.append({"op": op, "kernel_lane_gates_per_s": kernel["lane_gates_per_s"],
+                        "end_to_end_ops_per_s": e2e["ops_per_s"], "bitwise_and_lane_ops_per_s": gpu_and,
+                        "kernel_ratio_to_bitwise_and": kernel["lane_gates_per_s"] / gpu_and,
+                        "kernel_over_this_cpu": kernel["lane_gates_per_s"] / cpu_lane_gates[op]})
+        return out
+
+    gpu = device_column(on_gpu, "gates.triton_kernel")
+    if gpu["rows"]:
+        print_table(["op (float32)", "device", "kernel G lane-gates/s", "x device bitwise AND", "x this CPU",
+                     "end-to-end M ops/s"],
+                    [[r["op"], gpu["device"], f"{r['kernel_lane_gates_per_s'] / 1e9:,.0f}",
+                      f"{r['kernel_ratio_to_bitwise_and']:.2f}", f"{r['kernel_over_this_cpu']:.0f}",
+                      f"{r['end_to_end_ops_per_s'] / 1e6:,.0f}"] for r in gpu["rows"]])
     path = write_results("exact_speed", {
         "elements": n, "bitwise_baselines_lane_ops_per_s": base, "best_bitwise_lane_ops_per_s": anchor,
-        "results": results, "seed_reference_code_ops_per_s": SEED_CODE_OPS_PER_S,
+        "results": results, "seed_reference_code_ops_per_s": SEED_CODE_OPS_PER_S, "gpu": gpu,
     })
     print(f"written: {path}")
 

@@ -69,28 +69,25 @@ def gates(device: torch.device, log2n: int, quick: bool) -> dict:
     result["best_bitwise_and_lane_ops_per_s"] = anchor
     if triton_bitsliced.available(device):
         sweep = []
-        for kernel in ("gates", "program"):
-            for block in ((4, 8) if quick else (16, 32, 64, 128)):
-                for warps in ((1,) if quick else (1, 2)):
-                    for op in ("add", "mul"):
-                        try:
-                            sweep.append(triton_kernel_rate(op, log2n, device, block, warps, kernel, repeats=3))
-                        except Exception as e:  # a setting that does not compile is reported, not fatal
-                            sweep.append({"op": op, "kernel": kernel, "block": block, "num_warps": warps,
-                                          "error": repr(e)[:300]})
+        for block in ((4, 8) if quick else (16, 32, 64, 128)):
+            for warps in ((1,) if quick else (1, 2)):
+                for op in ("add", "mul"):
+                    try:
+                        sweep.append(triton_kernel_rate(op, log2n, device, block, warps, repeats=3))
+                    except Exception as e:  # a setting that does not compile is reported, not fatal
+                        sweep.append({"op": op, "block": block, "num_warps": warps, "error": repr(e)[:300]})
         result["triton_sweep"] = sweep
-        score: dict[tuple[str, int, int], float] = {}
+        score: dict[tuple[int, int], float] = {}
         for r in sweep:
             if "error" not in r:
-                key = (r["kernel"], r["block"], r["num_warps"])
-                score[key] = score.get(key, 0.0) + r["seconds"]
-        defaults = (triton_bitsliced.DEFAULT_KERNEL, triton_bitsliced.DEFAULT_BLOCK, triton_bitsliced.DEFAULT_WARPS)
-        kernel, block, warps = min(score, key=lambda k: score[k]) if score else defaults
-        result["triton_best"] = {"kernel": kernel, "block": block, "num_warps": warps}
-        print(f"best Triton setting: kernel {kernel}, block {block}, {warps} warps", flush=True)
-        triton_bitsliced.DEFAULT_KERNEL, triton_bitsliced.DEFAULT_BLOCK, triton_bitsliced.DEFAULT_WARPS = kernel, block, warps
-        result["triton_kernel"] = [triton_kernel_rate(op, log2n, device, block, warps, kernel) for op in FLOAT_OPS]
-        result["triton_kernel"] += [triton_kernel_rate(op, log2n + 2, device, block, warps, kernel) for op in ("add", "mul")]
+                score[(r["block"], r["num_warps"])] = score.get((r["block"], r["num_warps"]), 0.0) + r["seconds"]
+        defaults = (triton_bitsliced.DEFAULT_BLOCK, triton_bitsliced.DEFAULT_WARPS)
+        block, warps = min(score, key=lambda k: score[k]) if score else defaults
+        result["triton_best"] = {"block": block, "num_warps": warps}
+        print(f"best Triton setting: block {block}, {warps} warps", flush=True)
+        triton_bitsliced.DEFAULT_BLOCK, triton_bitsliced.DEFAULT_WARPS = block, warps
+        result["triton_kernel"] = [triton_kernel_rate(op, log2n, device, block, warps) for op in FLOAT_OPS]
+        result["triton_kernel"] += [triton_kernel_rate(op, log2n + 2, device, block, warps) for op in ("add", "mul")]
         for r in result["triton_kernel"]:
             r["ratio_to_bitwise_and"] = r["lane_gates_per_s"] / anchor
     result["torch_levels"] = [torch_levels_rate(op, log2n - 2, device) for op in ("add", "mul")]

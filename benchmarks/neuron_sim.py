@@ -15,6 +15,7 @@ import argparse
 
 import torch
 from _common import print_table, time_call, write_results
+from _gpu import device_column, open_neuromorphic_lif
 
 from isospike.neurons import IFNeuron, IFParameters, IFState, if_step
 
@@ -114,7 +115,15 @@ def main() -> None:
     print_table(["case", "neuron", "implementation", "ms", "time / isospike", "spike agreement"], rows)
     print("\nisospike returns float32 spikes like the peers; 'bool out' returns one-byte events.")
     print("memory floor = reading the input once (x.sum()).")
-    path = write_results("neuron_sim", {"results": results})
+    # the Open Neuromorphic setup (linear + LIF, batch 16, T = 500) on the device, vs snnTorch there
+    gpu = device_column(lambda device: [open_neuromorphic_lif(device, w) for w in (4096, 16384)], "neurons")
+    if gpu["rows"]:
+        print_table(["neurons", "device", "isospike forward (ms)", "snnTorch forward (ms)", "snnTorch fwd+bwd (ms)"],
+                    [[r["neurons"], gpu["device"], f"{r['isospike_forward_ms']:.1f}",
+                      "-" if r["snntorch_forward_ms"] is None else f"{r['snntorch_forward_ms']:.1f}",
+                      "-" if r["snntorch_forward_backward_ms"] is None else f"{r['snntorch_forward_backward_ms']:.1f}"]
+                     for r in gpu["rows"]])
+    path = write_results("neuron_sim", {"results": results, "gpu": gpu})
     print(f"\nwritten: {path}")
 
 

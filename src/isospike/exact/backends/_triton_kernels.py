@@ -13,87 +13,18 @@ def popcount(x):
     return ((x * 0x0101010101010101) >> 56) & 0xFF
 
 @triton.jit
-def run_program(kinds, srcs, dst, gate_fanout, n_gates, in_slots, in_fanout, n_in, out_slots, n_out,
-                words_in, words_out, row_stride, lane_mask, counters, scratch, n_words, n_slots,
-                COUNT: tl.constexpr, BLOCK: tl.constexpr):
-    pid = tl.program_id(0)
-    lane = tl.arange(0, BLOCK)
-    offs = pid * BLOCK + lane
-    valid = offs < n_words
-    base = scratch + pid.to(tl.int64) * n_slots * BLOCK + lane
-    tl.store(base, tl.zeros([BLOCK], dtype=tl.int64))
-    tl.store(base + BLOCK, tl.full([BLOCK], -1, dtype=tl.int64))
-    spikes = tl.zeros([BLOCK], dtype=tl.int64)
-    events = tl.zeros([BLOCK], dtype=tl.int64)
-    mask = tl.zeros([BLOCK], dtype=tl.int64)
-    if COUNT:
-        mask = tl.load(lane_mask + offs, mask=valid, other=0)
-    for i in range(n_in):
-        v = tl.load(words_in + i * row_stride + offs, mask=valid, other=0)
-        tl.store(base + tl.load(in_slots + i).to(tl.int64) * BLOCK, v)
-        if COUNT:
-            events += popcount(v & mask) * tl.load(in_fanout + i)
-    for g in range(n_gates):
-        k = tl.load(kinds + g)
-        a = tl.load(base + tl.load(srcs + 4 * g).to(tl.int64) * BLOCK)
-        b = tl.load(base + tl.load(srcs + 4 * g + 1).to(tl.int64) * BLOCK)
-        # unused inputs point at slot 0 (the constant 0), so loading all four is always safe
-        c = tl.load(base + tl.load(srcs + 4 * g + 2).to(tl.int64) * BLOCK)
-        e = tl.load(base + tl.load(srcs + 4 * g + 3).to(tl.int64) * BLOCK)
-        # gate codes of isospike.exact.gates, the most frequent first
-        if k == 14:  # MUX_H
-            y = a | (b & ~c)
-        elif k == 1:  # AND
-            y = a & b
-        elif k == 10:  # XOR_H
-            y = (a | b) & ~c
-        elif k == 8:  # MAJ
-            y = (a & b) | (c & (a | b))
-        elif k == 12:  # SUM_M
-            y = (~e & (a | b | c)) | (e & a & b & c)
-        elif k == 9:  # MAJN
-            y = (a & ~b) | (c & (a | ~b))
-        elif k == 2:  # OR
-            y = a | b
-        elif k == 5:  # ANDN
-            y = a & ~b
-        elif k == 0:  # NOT
-            y = ~a
-        elif k == 3:  # NAND
-            y = ~(a & b)
-        elif k == 4:  # NOR
-            y = ~(a | b)
-        elif k == 6:  # AND3
-            y = a & b & c
-        elif k == 7:  # OR3
-            y = a | b | c
-        elif k == 11:  # XNOR_H
-            y = ~(a | b) | c
-        elif k == 13:  # PREFIX_G
-            y = a | (b & c)
-        elif k == 15:  # AND4
-            y = a & b & c & e
-        else:  # 16: OR4
-            y = a | b | c | e
-        tl.store(base + tl.load(dst + g).to(tl.int64) * BLOCK, y)
-        if COUNT:
-            pc = popcount(y & mask)
-            spikes += pc
-            events += pc * tl.load(gate_fanout + g)
-    for o in range(n_out):
-        v = tl.load(base + tl.load(out_slots + o).to(tl.int64) * BLOCK)
-        tl.store(words_out + o * row_stride + offs, v, mask=valid)
-    if COUNT:
-        tl.store(counters + 2 * pid, tl.sum(spikes, axis=0))
-        tl.store(counters + 2 * pid + 1, tl.sum(events, axis=0))
-
-
-@triton.jit
 def run_gates(gate_ops, gate_srcs, gate_fanout, n_gates, in_slots, in_fanout, n_in, out_slots, n_out,
               words_in, words_out, row_stride, lane_mask, counters, scratch, n_words, n_slots,
               COUNT: tl.constexpr, BLOCK: tl.constexpr):
-    """run_program with each gate in two words (gate_ops int32: kind | dst << 5; gate_srcs int64:
-    four 16-bit input slots) and only the inputs a gate kind reads loaded."""
+    """Evaluate a slot-allocated netlist (isospike.exact.backends.bitsliced.compile_program) on a
+    block of BLOCK packed words per program instance.
+
+    gate_ops: int32 [G] kind | dst slot << 5; gate_srcs: int64 [G] four 16-bit input slots (unused
+    ones 0); in_slots / out_slots: int32 slot of each input / output line; words_in / words_out:
+    int64 [lines, row_stride] (only the first n_words columns are read / written); scratch: int64
+    [programs * n_slots * BLOCK], each program's slots. With COUNT, counters int64 [programs, 2]
+    receive the spikes fired by the gates and the synaptic events (spikes x fan-out, input spikes
+    included) over the lanes set in lane_mask. Only the inputs a gate kind reads are loaded."""
     pid = tl.program_id(0)
     lane = tl.arange(0, BLOCK)
     offs = pid * BLOCK + lane

@@ -28,11 +28,9 @@ from isospike.exact.backends.torch_bitsliced import _lane_mask
 from isospike.exact.netlist import Netlist
 
 SCRATCH_BUDGET = 1 << 25  # int64 words of slot scratch per launch (256 MiB); larger inputs run in chunks
-# words per program instance (2,048 lanes) and warps: the best of a sweep on an H100 (benchmarks/gpu_suite.py)
-DEFAULT_BLOCK = 32
-DEFAULT_WARPS = 1
-# "gates": two descriptor words per gate and only the inputs its kind reads; "program": five words, four inputs
-DEFAULT_KERNEL = "gates"
+# words per program instance (8,192 lanes) and warps: the best of a sweep on an H100 (benchmarks/gpu_suite.py)
+DEFAULT_BLOCK = 128
+DEFAULT_WARPS = 2
 
 
 @functools.cache
@@ -59,10 +57,10 @@ def available(device: torch.device) -> bool:
     return device.type == "cuda" or (interpreted() and device.type == "cpu")
 
 
-def _kernel(name: str):
-    from isospike.exact.backends import _triton_kernels
+def _kernel():
+    from isospike.exact.backends._triton_kernels import run_gates
 
-    return getattr(_triton_kernels, {"gates": "run_gates", "program": "run_program"}[name])
+    return run_gates
 
 
 PACK_BLOCK = 16  # words per program instance of the (un)packing kernels
@@ -101,19 +99,18 @@ def triton_cdiv(a: int, b: int) -> int:
 
 @functools.lru_cache(maxsize=64)
 def _device_program(netlist: Netlist, device: torch.device) -> tuple[Tensor, ...]:
+    """The slot program as the kernel reads it: two words per gate (kind | dst << 5 as int32; the
+    four input slots as 16-bit fields of an int64), fan-outs, input and output slots."""
     prog = compile_program(netlist)
     as_t = lambda a, dtype: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)  # noqa: E731
-    return (as_t(prog.kinds, torch.int32), as_t(prog.srcs.reshape(-1), torch.int32), as_t(prog.dst, torch.int32),
-            as_t(prog.gate_fanout, torch.int64), as_t(prog.in_slots, torch.int32), as_t(prog.input_fanout, torch.int64),
-            as_t(prog.out_slots, torch.int32),
-            # two words per gate for run_gates: kind | dst << 5 (int32), four 16-bit input slots (int64)
-            as_t(prog.kinds.astype(np.int64) | (prog.dst.astype(np.int64) << 5), torch.int32),
-            as_t((prog.srcs.astype(np.int64) << np.array([0, 16, 32, 48])).sum(1), torch.int64))
+    gate_ops = prog.kinds.astype(np.int64) | (prog.dst.astype(np.int64) << 5)
+    gate_srcs = (prog.srcs.astype(np.int64) << np.array([0, 16, 32, 48])).sum(1)
+    return (as_t(gate_ops, torch.int32), as_t(gate_srcs, torch.int64), as_t(prog.gate_fanout, torch.int64),
+            as_t(prog.in_slots, torch.int32), as_t(prog.input_fanout, torch.int64), as_t(prog.out_slots, torch.int32))
 
 
 def evaluate_words(netlist: Netlist, words_in: Tensor, n: int, count: bool = False, *,
-                   block: int | None = None, num_warps: int | None = None,
-                   kernel: str | None = None) -> tuple[Tensor, tuple[int, int]]:
+                   block: int | None = None, num_warps: int | None = None) -> tuple[Tensor, tuple[int, int]]:
     """Evaluate ``netlist`` on packed words: ``words_in`` int64 [input lines, W] (inputs concatenated
     in netlist order) on a CUDA device; ``n`` valid lanes (<= 64 W). Returns the output lines' words
     int64 [output lines, W] and, with ``count``, (spikes, synaptic events) over the valid lanes.
@@ -124,9 +121,6 @@ def evaluate_words(netlist: Netlist, words_in: Tensor, n: int, count: bool = Fal
                            "use backend='torch' instead")
     block = DEFAULT_BLOCK if block is None else block
     num_warps = DEFAULT_WARPS if num_warps is None else num_warps
-    kernel = DEFAULT_KERNEL if kernel is None else kernel
-    if kernel not in ("gates", "program"):
-        raise ValueError(f"kernel must be 'gates' or 'program', got {kernel!r}")
     if block <= 0 or block & (block - 1):
         raise ValueError(f"block must be a power of two, got {block}")
     prog = compile_program(netlist)
@@ -135,7 +129,7 @@ def evaluate_words(netlist: Netlist, words_in: Tensor, n: int, count: bool = Fal
     if max(len(prog.in_slots), len(prog.out_slots)) * words_in.shape[1] >= 2**31:
         raise ValueError("too many lanes for one call of the fused kernel (32-bit word offsets): split the input")
     device = words_in.device
-    kinds, srcs, dst, gate_fanout, in_slots, in_fanout, out_slots, gate_ops, gate_srcs = _device_program(netlist, device)
+    gate_ops, gate_srcs, gate_fanout, in_slots, in_fanout, out_slots = _device_program(netlist, device)
     words_in = words_in.contiguous()
     W = words_in.shape[1]
     out = torch.empty((len(prog.out_slots), W), dtype=torch.int64, device=device)
@@ -147,14 +141,9 @@ def evaluate_words(netlist: Netlist, words_in: Tensor, n: int, count: bool = Fal
         programs = triton.cdiv(words, block)
         scratch = torch.empty(programs * prog.n_slots * block, dtype=torch.int64, device=device)
         counters = torch.zeros((programs, 2), dtype=torch.int64, device=device)
-        rest = (len(prog.in_slots), out_slots, len(prog.out_slots), words_in[:, lo:], out[:, lo:], W,
-                mask[lo:] if count else mask, counters, scratch, words, prog.n_slots)
-        if kernel == "gates":
-            _kernel("gates")[(programs,)](gate_ops, gate_srcs, gate_fanout, len(prog.kinds), in_slots, in_fanout, *rest,
-                                          COUNT=count, BLOCK=block, num_warps=num_warps)
-        else:
-            _kernel("program")[(programs,)](kinds, srcs, dst, gate_fanout, len(prog.kinds), in_slots, in_fanout, *rest,
-                                            COUNT=count, BLOCK=block, num_warps=num_warps)
+        _kernel()[(programs,)](gate_ops, gate_srcs, gate_fanout, len(prog.kinds), in_slots, in_fanout, len(prog.in_slots),
+                               out_slots, len(prog.out_slots), words_in[:, lo:], out[:, lo:], W, mask[lo:] if count else mask,
+                               counters, scratch, words, prog.n_slots, COUNT=count, BLOCK=block, num_warps=num_warps)
         if count:
             totals = counters.sum(0).tolist()
             spikes += int(totals[0])
@@ -163,8 +152,7 @@ def evaluate_words(netlist: Netlist, words_in: Tensor, n: int, count: bool = Fal
 
 
 def evaluate(netlist: Netlist, inputs: dict[str, Tensor], count: bool = False,
-             block: int | None = None, num_warps: int | None = None,
-             kernel: str | None = None) -> tuple[dict[str, Tensor], tuple[int, int]]:
+             block: int | None = None, num_warps: int | None = None) -> tuple[dict[str, Tensor], tuple[int, int]]:
     """Evaluate ``netlist`` on N lanes given each input word's bit patterns (int64 [N] tensors on
     one CUDA device). Returns the output words' bit patterns (int64 [N] each) and, with ``count``,
     (spikes fired by the gates, synaptic events): the same contract and bits as
@@ -185,7 +173,7 @@ def evaluate(netlist: Netlist, inputs: dict[str, Tensor], count: bool = False,
         width = netlist.input_widths[name]
         pack(inputs[name], width, out=words_in[row:row + width])
         row += width
-    words_out, counts = evaluate_words(netlist, words_in, n, count, block=block, num_warps=num_warps, kernel=kernel)
+    words_out, counts = evaluate_words(netlist, words_in, n, count, block=block, num_warps=num_warps)
     outputs: dict[str, Tensor] = {}
     row = 0
     for name, bits in netlist.outputs.items():
