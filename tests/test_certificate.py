@@ -84,3 +84,32 @@ def test_meaningless_tolerances_are_refused(tolerance):
     x = torch.rand(8, 4)
     with pytest.raises(ValueError, match="tolerance"):
         isp.verify(isp.convert(ann, coding="rate", calibration=x), x, tolerance=tolerance)
+
+
+def test_reset_to_zero_neurons_follow_their_own_rule():
+    """A rate network whose IF neurons reset to zero (as a foreign NIR file holds): the first layer
+    is qnn-equivalent to the neuron's own quantizer (not reset-by-subtraction's formula), and the
+    spike-fed layers claim no rate bound instead of reporting a failure."""
+    import isospike as isp
+    from isospike.conversion.timefold import TimeFoldedNeuron
+
+    torch.manual_seed(0)
+    ann = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
+    x = torch.rand(40, 6)
+    snn = isp.convert(ann, coding="rate", timesteps=7, calibration=x)
+    for m in snn.modules():
+        if isinstance(m, TimeFoldedNeuron):
+            m.neuron.reset_mode = "zero"
+    cert = isp.verify(snn, x)
+    assert cert.holds, cert.table()
+    kinds = [c.guarantee for c in cert.layers]
+    assert kinds[0] == "qnn-equivalent" and kinds[1] == "none (reset to zero or leak)"
+    assert cert.layers[0].max_abs_diff <= 1e-6  # float rounding of the mean rate only
+    # the subtraction formula would not match these neurons: the quantizer really follows the rule
+    first = next(m for m in snn.modules() if isinstance(m, TimeFoldedNeuron)).neuron
+    from isospike.conversion.equivalent import RateQuantizer
+
+    z = torch.linspace(0, 2, 200).unsqueeze(1) * first.threshold.max()
+    zero = RateQuantizer(first.threshold, first.v_init, 7, first.spike_value, "zero")(z)
+    subtract = RateQuantizer(first.threshold, first.v_init, 7, first.spike_value)(z)
+    assert not torch.equal(zero, subtract)

@@ -172,3 +172,28 @@ def test_leaky_integrator_and_bad_cycles():
                           type_check=False)
     with pytest.raises(ValueError, match="recurrent weight"):
         isp.nir.load(cyclic)
+
+
+def test_an_input_node_holding_the_example_batch_gets_the_right_advice_and_input_shape_fixes_it():
+    """Some exporters (Norse) write the example batch into nir.Input: [5, 12] for samples of 12
+    features. Five samples then look like one sample without a batch; the error must not only
+    say unsqueeze(0) (which would read the five samples as one), and input_shape= loads it right."""
+    torch.manual_seed(0)
+    w = np.random.default_rng(0).normal(size=(3, 12)).astype(np.float32)
+    nodes = {"input": nir.Input(input_type={"input": np.array([5, 12])}),
+             "fc": nir.Linear(w),
+             "li": nir.LI(tau=np.full(3, 5e-3), r=np.ones(3), v_leak=np.zeros(3)),
+             "output": nir.Output(output_type={"output": np.array([5, 3])})}
+    g = nir.NIRGraph(nodes=nodes, edges=[("input", "fc"), ("fc", "li"), ("li", "output")], type_check=False)
+    x = torch.randn(5, 12)
+    with pytest.raises(ValueError, match=r"one sample, pass x.unsqueeze\(0\).*input_shape=\(12,\)"):
+        isp.nir.load(g, dt=1e-3)(x)
+    snn = isp.nir.load(g, dt=1e-3, input_shape=(12,))
+    y = snn(x, timesteps=4)
+    assert y.shape == (5, 3)
+    assert torch.allclose(y[2:3], snn(x[2:3], timesteps=4))  # each row its own sample
+    for bad in ((0, 12), (12.0,), (), "12", (True,)):
+        with pytest.raises((ValueError, TypeError), match="input_shape"):
+            isp.nir.load(g, input_shape=bad)
+    with pytest.raises(ValueError, match="cannot run on samples of shape"):
+        isp.nir.load(g, input_shape=(7,))

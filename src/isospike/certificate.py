@@ -16,6 +16,10 @@ Guarantees:
   clipped mean of its input current: |r - clip(mean current, 0, theta)| <= bound. Checked on the
   SNN itself for every neuron; a neuron whose membrane ends outside that range (late negative
   input) breaks it and is counted.
+* "none (reset to zero or leak)" (spike-fed layers of neurons that reset to zero or leak, as NIR
+  files from other tools hold): the residual is lost at each spike, so no bound is claimed; such
+  a layer cannot fail. Its first layer (constant input) is still qnn-equivalent to its own
+  quantizer (the neuron's step run on the constant current).
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ from isospike.conversion.network import SpikingNetwork
 from isospike.conversion.sigma_delta import SigmaDeltaPopulation
 from isospike.conversion.timefold import TimeFoldedNeuron
 from isospike.conversion.ttfs import TTFSPopulation
+
+# guarantee of a spike-fed layer whose neurons reset to zero or leak (NIR files from other tools):
+# its rate has no residual bound, so the layer makes no claim that could fail
+MEASURED_ONLY = "none (reset to zero or leak)"
 
 if TYPE_CHECKING:
     from isospike.exact.model_conversion import ExactNetwork
@@ -136,6 +144,10 @@ def verify(snn: nn.Module, x: Tensor, tolerance: float = 0.0) -> Certificate:
                 diff = (rate - o_eq).abs()
                 bound = tolerance + 1e-6 * float(m.neuron.threshold.max())
                 cert.layers.append(_row(name, "qnn-equivalent", diff, bound))
+            elif m.neuron.reset_mode != "subtract" or m.neuron.leak != 1.0:
+                # reset to zero / a leak loses the residual at each spike: no rate bound to claim
+                row = _row(name, MEASURED_ONLY, torch.zeros(0), math.inf)
+                cert.layers.append(row)
             else:
                 current = i_snn.reshape(T, -1, *i_snn.shape[1:]).mean(0)
                 th, v0 = m.neuron.threshold, m.neuron.v_init

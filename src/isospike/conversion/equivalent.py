@@ -2,7 +2,8 @@
 quantizer it implements, synapses unwrapped, time removed.
 
 * rate (IF, reset by subtraction, V(0) = v_init): ``theta / T * clip(floor((T z + v_init) /
-  theta), 0, T)`` -- exact for a population whose input current is constant over the T steps
+  theta), 0, T)``; other reset rules and leaks (foreign NIR files): the neuron's own step run on
+  the constant current -- exact for a population whose input current is constant over the T steps
   (the first hidden layer under direct input coding); deeper layers receive spike trains whose
   current varies over time, and equal it only within the residual bound checked by
   :func:`isospike.verify`.
@@ -31,30 +32,49 @@ if TYPE_CHECKING:
 
 
 class RateQuantizer(nn.Module):
-    """``s / T * clip(floor((T z + v_init) / theta), 0, T)``: the spike-count rate of an IF
-    neuron (reset by subtraction) driven by a constant current z for T steps, each spike worth
-    s (``spike_value``: theta after conversion; 1 where the next layer's weights carry theta, as
-    in networks read back from NIR)."""
+    """The spike-count rate of an IF/LIF neuron driven by a constant current z for T steps, each
+    spike worth s (``spike_value``: theta after conversion; 1 where the next layer's weights carry
+    theta, as in networks read back from NIR), under the neuron's own reset rule and leak.
+
+    Reset by subtraction without leak (what conversion builds) has the closed form
+    ``s / T * clip(floor((T z + v_init) / theta), 0, T)``; any other neuron (reset to zero, a leak,
+    as foreign NIR files hold) is its own step function run T times on the constant current."""
 
     threshold: Tensor  # buffers registered in __init__
     v_init: Tensor
     spike_value: Tensor
 
-    def __init__(self, threshold: Tensor, v_init: Tensor, timesteps: int, spike_value: Tensor | None = None) -> None:
+    def __init__(self, threshold: Tensor, v_init: Tensor, timesteps: int, spike_value: Tensor | None = None,
+                 reset: str = "subtract", leak: float = 1.0) -> None:
         super().__init__()
+        if reset not in ("subtract", "zero"):
+            raise ValueError(f"reset must be 'subtract' or 'zero', got {reset!r}")
         self.register_buffer("threshold", threshold.detach().clone())
         self.register_buffer("v_init", v_init.detach().clone())
         value = threshold if spike_value is None else spike_value
         self.register_buffer("spike_value", torch.as_tensor(value).detach().clone())
         self.timesteps = int(timesteps)
+        self.reset = reset
+        self.leak = float(leak)
 
     def forward(self, z: Tensor) -> Tensor:
         T, th = self.timesteps, self.threshold
-        n = torch.floor((T * z + self.v_init) / th).clamp(0, T)
+        if self.reset == "subtract" and self.leak == 1.0:
+            n = torch.floor((T * z + self.v_init) / th).clamp(0, T)
+        else:
+            from isospike.neurons import IFParameters, if_step
+            from isospike.neurons.integrate_fire import initial_state
+
+            p = IFParameters(th, self.leak, self.reset, self.v_init)  # type: ignore[arg-type]  # checked in __init__
+            state, n = initial_state(z, p), torch.zeros_like(z)
+            for _ in range(T):
+                s, state = if_step(z, state, p)
+                n = n + s
         return n * self.spike_value.to(z.dtype) / T
 
     def extra_repr(self) -> str:
-        return f"T={self.timesteps}"
+        rule = "" if self.reset == "subtract" and self.leak == 1.0 else f", reset={self.reset}, leak={self.leak:g}"
+        return f"T={self.timesteps}{rule}"
 
 
 class LevelQuantizer(nn.Module):
@@ -121,7 +141,8 @@ def equivalent(snn: nn.Module) -> nn.Module:
         m = gm.get_submodule(path)
         new: nn.Module
         if isinstance(m, TimeFoldedNeuron):
-            new = RateQuantizer(m.neuron.threshold, m.neuron.v_init, snn.timesteps, m.neuron.spike_value)
+            n = m.neuron
+            new = RateQuantizer(n.threshold, n.v_init, snn.timesteps, n.spike_value, n.reset_mode, n.leak)
         elif isinstance(m, TTFSPopulation):
             new = LevelQuantizer(m)
         elif isinstance(m, SigmaDeltaPopulation):

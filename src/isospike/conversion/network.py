@@ -153,8 +153,12 @@ class SpikingNetwork(nn.Module):
         calibrated = next((n.meta.get("tensor_meta") for n in self.graph_module.graph.nodes if n.op == "placeholder"), None)
         ndim = len(calibrated.shape) if calibrated is not None and hasattr(calibrated, "shape") else None
         if ndim is not None and calibrated is not None and x.dim() == ndim - 1:
+            sample = tuple(calibrated.shape[1:])
+            hint = (" If its first dimension is the batch instead, the NIR file's Input node declared a batch of its "
+                    f"own: load it with isospike.nir.load(path, input_shape={sample[1:]})"
+                    if self.info.get("source") == "nir" and len(sample) > 1 else "")
             raise ValueError(f"input of shape {tuple(x.shape)} has no batch dimension (the network takes "
-                             f"[batch, {', '.join(map(str, calibrated.shape[1:]))}]): pass x.unsqueeze(0)")
+                             f"[batch, {', '.join(map(str, sample))}]): if it is one sample, pass x.unsqueeze(0).{hint}")
         expected = parameter_dtype(self.graph_module)
         if x.is_floating_point() and expected is not None and x.dtype != expected:
             raise TypeError(f"input dtype {x.dtype} differs from the network's {expected}: pass x.to({expected})")

@@ -455,12 +455,29 @@ def _recurrences(nodes: dict[str, Any], edges: list[tuple[str, str]], source: st
     return found
 
 
-def load(path_or_graph: Any, dt: float = 1e-4) -> nn.Module:
+def _checked_shape(shape: Any, source: str) -> tuple[int, ...]:
+    """A user-given sample shape: at most 8 positive whole sizes, at most MAX_INPUT_VALUES values."""
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise TypeError(f"input_shape must be a tuple of sizes (one sample's shape), got {shape!r}") from None
+    if not dims or len(dims) > 8 or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims) \
+            or math.prod(dims) > MAX_INPUT_VALUES:
+        raise ValueError(f"input_shape must be 1 to 8 positive whole sizes with at most {MAX_INPUT_VALUES} values, "
+                         f"got {shape!r}")
+    return dims
+
+
+def load(path_or_graph: Any, dt: float = 1e-4, input_shape: tuple[int, ...] | None = None) -> nn.Module:
     """A :class:`~isospike.SpikingNetwork` from a NIR file or graph: isospike's own files exactly,
     and graphs other libraries export -- IF, LIF, CubaLIF, LI neurons (forward Euler with time step
     ``dt`` seconds; 1e-4 is snnTorch's), recurrent neurons (snnTorch's RLeaky / RSynaptic, as a
     cycle or a subgraph), affine/linear, conv, average pooling, flatten, sums (see
     :mod:`isospike.nir.populations`).
+
+    ``input_shape``: the shape of one sample, overriding the file's ``nir.Input`` node (some
+    exporters, e.g. Norse's, write the example batch into it: a file declaring [5, 12] for
+    samples of 12 features loads with ``input_shape=(12,)``). The network takes [batch, *shape].
 
     A file is data: its node keys, edges and metadata are checked before use (see
     docs/verification.md, "Files are data"); a malformed or crafted file raises one ValueError
@@ -496,6 +513,7 @@ def load(path_or_graph: Any, dt: float = 1e-4) -> nn.Module:
     neurons: dict[str, Any] = {}
     fx_graph = fx.Graph()
     values: dict[str, fx.Node] = {}
+    override = _checked_shape(input_shape, source) if input_shape is not None else None
     input_shape = None
     for key in order:
         node = node_map[key]
@@ -576,8 +594,16 @@ def load(path_or_graph: Any, dt: float = 1e-4) -> nn.Module:
         modules[name] = m
         values[key] = fx_graph.call_module(name, (x,))
     gm = fx.GraphModule(modules, fx_graph)
+    if override is not None:
+        input_shape = override
     if input_shape is not None:
-        propagate_shapes(gm, torch.zeros(1, *input_shape))
+        try:
+            propagate_shapes(gm, torch.zeros(1, *input_shape))
+        except (RuntimeError, ValueError) as exc:
+            origin = "the input_shape given" if override is not None else "its nir.Input node"
+            raise ValueError(f"{source}: the network cannot run on samples of shape {input_shape} ({origin}): "
+                             f"{str(exc).splitlines()[0]}; pass isospike.nir.load(path, input_shape=...) with one "
+                             "sample's shape") from None
     specs: dict[str, Any] = {}
     for name, (kind, obj, buffers) in neurons.items():
         if kind == "if":
