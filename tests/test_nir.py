@@ -230,3 +230,29 @@ def test_norse_exports_load_and_match_norse_step_for_step(cell):
     assert spikes > 20
     with pytest.raises(ValueError, match="convention must be one of"):
         isp.nir.load(graph, convention="snntorch")
+
+
+def test_norse_runs_our_rate_export_as_the_nir_specification_alone_defines_it(tmp_path):
+    """What a standard reader makes of an exported rate network: Norse reads our file (IF ->
+    IAFCell: reset to zero, membrane from 0) and its outputs equal isospike's reading of the same
+    file with convention="standard" (metadata ignored) at every step; isospike's own reading keeps
+    reset by subtraction and the initial membrane, and differs (which export warns about)."""
+    nt = pytest.importorskip("norse.torch")
+    torch.manual_seed(0)
+    ann = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4)).eval()
+    x = torch.rand(50, 8)
+    snn = isp.convert(ann, coding="rate", timesteps=8, calibration=x)
+    with pytest.warns(UserWarning, match="standard reader"):
+        isp.nir.export(snn, tmp_path / "rate.nir")
+    norse_net = nt.from_nir(nir.read(str(tmp_path / "rate.nir")))
+    state, steps = None, []
+    with torch.no_grad():
+        for _ in range(8):
+            y, state = norse_net(x, state)
+            steps.append(y)
+    norse_steps = torch.stack(steps)
+    standard = isp.nir.load(tmp_path / "rate.nir", convention="standard")
+    assert torch.allclose(standard.forward_steps(x, 8), norse_steps, atol=1e-5)
+    ours = isp.nir.load(tmp_path / "rate.nir")
+    assert torch.allclose(ours(x), snn(x), atol=1e-6)
+    assert not torch.allclose(ours.forward_steps(x, 8), norse_steps, atol=1e-3)

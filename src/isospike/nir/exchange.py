@@ -468,7 +468,7 @@ def _checked_shape(shape: Any, source: str) -> tuple[int, ...]:
     return dims
 
 
-CONVENTIONS = ("nir", "norse")
+CONVENTIONS = ("nir", "standard", "norse")
 
 
 def _norse_args(args: dict[str, Any], dt: float) -> dict[str, Any]:
@@ -496,7 +496,11 @@ def load(path_or_graph: Any, dt: float | None = None, input_shape: tuple[int, ..
     ``dt``: the reader's time step in seconds (default 1e-4, snnTorch's; 1e-3, Norse's, with
     ``convention="norse"``).
 
-    ``convention``: ``"nir"`` (default) reads the file as the NIR specification defines it;
+    ``convention``: ``"nir"`` (default) reads the file as the NIR specification defines it, and
+    restores isospike's own populations from the metadata isospike writes (reset by subtraction,
+    initial membrane, TTFS / sigma-delta populations); ``"standard"`` ignores that metadata and runs
+    every node as the specification alone defines it: what other readers (Norse, nirtorch) run, to
+    see what an exported network becomes there;
     ``"norse"`` reads files written by Norse 1.1's ``norse.torch.to_nir`` as Norse runs them: its
     exporter writes time constants as ``dt x tau`` (``dt / tau_mem_inv``), its CubaLIF (``LIFCell``)
     adds the input to the synaptic current without the ``dt / tau_syn`` factor, and its Input node
@@ -524,7 +528,9 @@ def load(path_or_graph: Any, dt: float | None = None, input_shape: tuple[int, ..
         graph = path_or_graph
     else:
         raise TypeError(f"isospike.nir.load takes a path or a nir.NIRGraph, got {type(path_or_graph).__name__}")
-    meta_text = (graph.metadata or {}).get(_META)
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+    meta_text = None if convention == "standard" else (graph.metadata or {}).get(_META)
     meta = Field(parse_json(_text(meta_text), source, "the graph's isospike metadata") if meta_text is not None else {},
                  "metadata.isospike", source)
     all_nodes, edges = _flatten(graph, source)
@@ -540,8 +546,6 @@ def load(path_or_graph: Any, dt: float | None = None, input_shape: tuple[int, ..
     neurons: dict[str, Any] = {}
     fx_graph = fx.Graph()
     values: dict[str, fx.Node] = {}
-    if convention not in CONVENTIONS:
-        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
     if dt is None:
         dt = 1e-3 if convention == "norse" else 1e-4
     if not (isinstance(dt, (int, float)) and not isinstance(dt, bool) and math.isfinite(dt) and dt > 0):
@@ -608,7 +612,7 @@ def load(path_or_graph: Any, dt: float | None = None, input_shape: tuple[int, ..
             neurons[name] = ("nir", _norse_args(args, dt) if convention == "norse" else args, None)
             m = nn.ReLU()  # placeholder activation, replaced by the population below
         elif isinstance(node, nir.IF):
-            text = (node.metadata or {}).get(_META)
+            text = None if convention == "standard" else (node.metadata or {}).get(_META)
             info = Field(parse_json(_text(text), source, f"the isospike metadata of node {key!r}"),
                          f"nodes[{key!r}].metadata.isospike", source) if text is not None else None
             if info is not None and info.get("population") is not None:
