@@ -66,6 +66,10 @@ bench-setup: $(STAMP)
 	# JapaneseVowels + BasicMotions .ts files (isospike.data.load_japanese_vowels / load_basic_motions);
 	# found with importlib.util.find_spec, never imported, so none of sktime's requirements are needed
 	$(PIP) install --no-deps 'sktime==1.2.0'
+	# BIG-bench's source archive (358 MB, not installed): VitaminC, epistemic reasoning and the CIFAR-10
+	# test images are streamed out of it by isospike.data (load_vitaminc, load_epistemic_reasoning, load_cifar10_png)
+	test -f $(HOME)/.cache/isospike/bigbench-1.0.0.tar.gz || $(PIP) download --no-deps --no-binary :all: \
+		'bigbench==1.0.0' -d $(HOME)/.cache/isospike
 
 bench: bench-setup
 	$(PY) benchmarks/neuron_sim.py

@@ -1,9 +1,11 @@
 """Offline dataset loaders. Nothing here touches the network: data comes from installed
 packages (scikit-learn digits, Debian's Fashion-MNIST, the .ts time series in sktime's wheel) or
-from a local folder (CIFAR)."""
+from a local folder (CIFAR), or streamed out of a downloaded archive (BIG-bench's VitaminC,
+epistemic reasoning and CIFAR-10 PNGs, fetched by ``make bench-setup``)."""
 
 from collections.abc import Callable
 
+from isospike.data.bigbench import load_cifar10_png, load_epistemic_reasoning, load_vitaminc
 from isospike.data.cifar import load_cifar10, load_cifar100
 from isospike.data.digits import load_digits
 from isospike.data.fashion_mnist import load_fashion_mnist, read_idx
@@ -23,11 +25,13 @@ DATASETS: dict[str, Callable[..., DatasetSplits]] = {
     "fashion-mnist": load_fashion_mnist,
     "cifar10": load_cifar10,
     "cifar100": load_cifar100,
+    "cifar10-png": load_cifar10_png,  # the CIFAR-10 test images from BIG-bench, split 8,000 / 2,000
 }
 
 
 def load_dataset(name: str, **kwargs) -> DatasetSplits:
-    """Load a dataset by name: one of ``DATASETS`` ("digits", "fashion-mnist", "cifar10", "cifar100")."""
+    """Load a dataset by name: one of ``DATASETS`` ("digits", "fashion-mnist", "cifar10", "cifar100",
+    "cifar10-png")."""
     try:
         loader = DATASETS[name]
     except KeyError:
@@ -39,5 +43,6 @@ __all__ = [
     "DATASETS", "DatasetSplits", "LabelledData", "TextDataset", "TextSplit", "TimeSeriesData", "TimeSeriesDataset",
     "load_basic_motions", "load_bbc_news", "load_glue", "load_japanese_vowels", "load_movie_reviews", "parse_ts",
     "read_ts", "load_cifar10", "load_cifar100", "load_dataset", "load_digits", "load_fashion_mnist",
-    "read_idx", "stratified_split", "train_validation_split",
+    "read_idx", "stratified_split", "train_validation_split", "load_cifar10_png", "load_epistemic_reasoning",
+    "load_vitaminc",
 ]
