@@ -66,3 +66,29 @@ def test_ttfs_encode_refuses_meaningless_windows_and_scales(kwargs, match):
         ttfs.encode(torch.rand(3, 4), **kwargs)
     with pytest.raises(ValueError, match="NaN"):
         ttfs.encode(torch.tensor([float("nan")]), timesteps=4, scale=0.1)
+
+
+def test_lowest_level_silence_is_the_seed_ttfs_baseline():
+    """Matterhorn's TTFS baseline: offset (unsigned) levels, the lowest level silent."""
+    assert mttfs.lowest_level(T, signed=True) == -T and mttfs.lowest_level(T, signed=False) == 0
+    low = mttfs.lowest_level(T, signed=True)
+    floor = torch.full((50,), -10.0)  # every value clipped to the lowest level, -T
+    assert mttfs.encode(floor, T, 0.1, silent_level=low, signed=True).sum() == 0
+    assert mttfs.encode(floor, T, 0.1, signed=True).sum() == 50  # signed TTFS: all fire
+    zeros = torch.zeros(50)
+    assert mttfs.encode(zeros, T, 0.1, signed=True).sum() == 0  # signed TTFS: 0 is silent
+    assert mttfs.encode(zeros, T, 0.1, silent_level=low, signed=True).sum() == 50
+    x = torch.randn(300, generator=torch.Generator().manual_seed(1))
+    spikes = mttfs.encode(x, T, 0.1, silent_level=low, signed=True)
+    assert torch.equal(mttfs.decode(spikes, 0.1, silent_level=low, signed=True),
+                       mttfs.decode(mttfs.encode(x, T, 0.1, signed=True), 0.1, signed=True))
+    q = ttfs.levels(x.abs(), T, 0.1)
+    assert int(spikes.sum()) == int(((torch.where(x < 0, -q, q)) != low).sum())  # one spike per non-lowest neuron
+
+
+def test_check_silence_names_the_accepted_values():
+    assert mttfs.check_silence("lowest") == "lowest"
+    with pytest.raises(ValueError, match="'zero', 'lowest', 'mode'.*got 'low'"):
+        mttfs.check_silence("low")
+    with pytest.raises(ValueError, match="'zero', 'lowest'"):
+        mttfs.check_silence("mode", ("zero", "lowest"))

@@ -153,3 +153,48 @@ def test_paths_that_cannot_be_read_say_why(tmp_path):
         path.chmod(0)
         with pytest.raises(PermissionError, match="cannot be read"):
             isp.load(path)
+
+
+def _rewrite_populations(path, out, change):
+    """Copy a saved network with each TTFS population's JSON spec passed through ``change``."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    structure = json.loads(meta["isospike"])
+    for spec in structure["modules"].values():
+        if spec["type"] == "TTFSPopulation":
+            change(spec)
+    save_file(load_file(str(path)), str(out), metadata={"isospike": json.dumps(structure)})
+    return out
+
+
+def test_ttfs_seed_baseline_round_trips_and_its_silence_is_checked(tmp_path):
+    """silence='lowest' (Matterhorn's TTFS baseline) is saved, read from a closed set, and must
+    match the stored silent levels; files of plain TTFS carry no silence entry."""
+    from isospike.train.ttfs import TTFSQuant
+
+    torch.manual_seed(0)
+    qnn = nn.Sequential(nn.Linear(5, 16), TTFSQuant(15, 0.1, signed=True), nn.Linear(16, 8), TTFSQuant(15, 0.1),
+                        nn.Linear(8, 3)).eval()
+    x = torch.randn(64, 5)
+    snn = isp.convert(qnn, coding="ttfs", calibration=x, silence="lowest")
+    path = isp.save(snn, tmp_path / "seed.safetensors")
+    again = isp.load(path)
+    a, b = isp.simulate(snn, x), isp.simulate(again, x)
+    assert torch.equal(a.output, b.output) and a.spikes == b.spikes and a.synaptic_ops == b.synaptic_ops
+    assert again.info["silence"] == "lowest"
+    assert [m.silence for _, m in again.neurons()] == [m.silence for _, m in snn.neurons()] == ["lowest", "lowest"]
+    plain = isp.save(isp.convert(qnn, coding="ttfs", calibration=x), tmp_path / "plain.safetensors")
+    from safetensors import safe_open
+
+    with safe_open(str(plain), framework="pt") as f:
+        assert '"silence"' not in f.metadata()["isospike"]
+    bad = _rewrite_populations(path, tmp_path / "bad.safetensors", lambda s: s.update(silence="__import__('os')"))
+    with pytest.raises(ValueError, match="refusing field.*silence"):
+        isp.load(bad)
+    # a file may not claim the baseline while storing another silent level
+    wrong = _rewrite_populations(path, tmp_path / "wrong.safetensors",
+                                 lambda s: s.update(silence="zero") if s["signed"] else None)
+    with pytest.raises(ValueError, match="silent_level"):
+        isp.load(wrong)

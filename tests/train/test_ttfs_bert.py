@@ -129,3 +129,45 @@ def test_masked_ttfs_keeps_logits_and_saves_spikes(tiny_bert):
     assert all(z == (0 if p.endswith("q_probs") else 2) for p, z in zones.items())
     _, spikes3, _ = spiking_run()
     assert spikes2 < spikes3 < spikes1
+
+
+def test_seed_ttfs_baseline_keeps_logits_and_silences_the_lowest_level(tiny_bert):
+    """mask_ttfs(silence="lowest"): Matterhorn's TTFS baseline (offset levels, the lowest silent)."""
+    from isospike.train.ttfs import mask_ttfs
+
+    ids, mask, _ = toy()
+    m = TTFSBertClassifier(tiny_bert, torch.nn.Linear(32, 2), timesteps=15, activation="relu")
+    m.init_scales(ids, mask)
+
+    def spiking_run():
+        m.spiking(True)
+        m.reset_counts()
+        with torch.no_grad():
+            out = m(ids, mask)
+        st = m.layer_stats()
+        m.spiking(False)
+        return out, st
+
+    y0, st0 = spiking_run()
+    silent = mask_ttfs(m, silence="lowest")  # no calibration needed
+    quant = m.quantizers()
+    assert all(silent[p] == (-15 if q.signed else 0) for p, q in quant.items())
+    y1, st1 = spiking_run()
+    assert torch.allclose(y0, y1, atol=1e-5)
+    with torch.no_grad():
+        assert torch.allclose(m.eval()(ids, mask), y1, atol=1e-5)
+    for p, q in quant.items():  # unsigned layers unchanged; signed ones fire unless at -T
+        if not q.signed:
+            assert st1[p].spikes == st0[p].spikes
+        else:
+            assert st1[p].spikes > st0[p].spikes
+    # every spike of layers.0.q_in drives the q, k and v projections (32 outputs each)
+    fed = st1["layers.0.q"].synaptic_ops + st1["layers.0.k"].synaptic_ops + st1["layers.0.v"].synaptic_ops
+    assert fed == st1["layers.0.q_in"].spikes * 3 * 32
+    mask_ttfs(m, silence="zero")  # masking undone: signed TTFS again
+    _, st2 = spiking_run()
+    assert all(st2[p].spikes == st0[p].spikes for p in quant)
+    with pytest.raises(ValueError, match="'zero', 'lowest', 'mode'"):
+        mask_ttfs(m, silence="smallest")
+    with pytest.raises(ValueError, match="pass run"):
+        mask_ttfs(m)

@@ -12,15 +12,47 @@ Signed (two-channel) layers use signed levels -T..T; level 0 is then sent on the
     m = most_frequent_level(levels(x_cal, T, a))        # per layer (or per channel with dim=...)
     spikes = encode(x, timesteps=T, scale=a, silent_level=m)     # [T, ...] 0/1
     x_hat = decode(spikes, scale=a, silent_level=m)              # == ttfs.decode(ttfs.encode(x))
+
+Which level is silent (:data:`Silence`, the ``silence=`` option of the TTFS codings):
+
+* ``"zero"``: isospike's signed TTFS -- sign-and-magnitude channels, level 0 silent;
+* ``"lowest"``: the TTFS baseline of the Matterhorn paper -- levels offset to be unsigned
+  (q + T on a signed layer), so the lowest level (:func:`lowest_level`: -T signed, 0 unsigned) is
+  silent and 0 fires; on unsigned (ReLU) layers it is the same as ``"zero"``;
+* ``"mode"``: M-TTFS -- each layer's most frequent level on calibration data is silent.
+
+The spike format is the same for all three (one spike per non-silent neuron, on its sign's
+channel at its level's slot, the codes of the silent level and 0 swapped): only which neurons
+stay silent changes. The seed's one-channel offset code would need a window of 2T slots for the
+2T + 1 levels of a signed layer; neuron updates are counted for T slots here, as for signed TTFS.
 """
 
 from __future__ import annotations
+
+from typing import Literal, cast
 
 import torch
 from torch import Tensor
 
 from isospike.coding.ttfs import Rounding, first_spike_slot
 from isospike.coding.ttfs import levels as ttfs_levels
+
+Silence = Literal["zero", "lowest", "mode"]
+SILENCES: tuple[Silence, ...] = ("zero", "lowest", "mode")
+
+
+def check_silence(silence: object, accepted: tuple[Silence, ...] = SILENCES, hint: str = "") -> Silence:
+    """``silence`` if it is one of ``accepted``, else a ValueError naming the accepted values."""
+    if not isinstance(silence, str) or silence not in accepted:
+        names = ", ".join(repr(a) for a in accepted)
+        raise ValueError(f"silence must be one of {names} (which level is sent as silence), got {silence!r}{hint}")
+    return cast(Silence, silence)
+
+
+def lowest_level(timesteps: int, signed: bool) -> int:
+    """The lowest level of a TTFS layer: -T on a signed (two-channel) layer, 0 on an unsigned one.
+    Matterhorn's TTFS baseline (``silence="lowest"``) sends it as silence."""
+    return -int(timesteps) if signed else 0
 
 
 def most_frequent_level(q: Tensor, channel_dim: int | None = None) -> Tensor:

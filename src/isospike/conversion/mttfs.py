@@ -116,6 +116,7 @@ def convert_mttfs(
             m = m.reshape(-1, *([1] * (ndims[name] - 1)))
         pop.silent_level = m.to(torch.int64)
         pop.dead_zone = int(dead_zone)
+        pop.silence = "mode"
     gm = snn.graph_module
     pops = {n for n, _ in snn.neurons()}
     for syn, src in synapses_fed_by(gm, pops).items():

@@ -16,14 +16,14 @@ the analog input (a MAC layer); BatchNorm is folded.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
-from isospike.coding.mttfs import apply_dead_zone, spike_code
+from isospike.coding.mttfs import Silence, apply_dead_zone, check_silence, lowest_level, spike_code
 from isospike.coding.ttfs import Rounding
-from isospike.conversion.assemble import assemble_time_folded
+from isospike.conversion.assemble import assemble_time_folded, synapses_fed_by
 from isospike.conversion.calibration import activation_spans, first_batch
 from isospike.conversion.graph import fold_batchnorm, propagate_shapes, relu_functions_to_modules, trace
 from isospike.conversion.network import SpikingNetwork
@@ -41,23 +41,40 @@ class TTFSPopulation(SpikingPopulation):
     Input: membrane potentials V (any shape, float32). Output: what the next layer's synapses
     read for each neuron -- ``scale * T * O(t_k)`` at its spike slot k (0 when silent), signed
     for two-channel layers. Records spikes, neuron updates (neurons x T) and spikes per slot.
+
+    ``silent_level`` is the level sent as silence (0: plain TTFS), ``dead_zone`` the levels around
+    it also sent as silence, and ``silence`` the rule that chose it (:data:`isospike.coding.mttfs.
+    Silence`: "zero", "lowest" -- the Matterhorn paper's TTFS baseline, -T on signed layers -- or
+    "mode" for M-TTFS; default: inferred from the level). A "zero" or "lowest" rule must match
+    ``silent_level`` (checked, also when a saved network is loaded).
     """
 
     silent_level: Tensor  # buffers registered in __init__
     slot_reads: Tensor
 
     def __init__(self, timesteps: int, scale: float, rounding: Rounding = "round", signed: bool = False,
-                 device: OptoelectronicSynapse | None = None, silent_level: int | Tensor = 0, dead_zone: int = 0) -> None:
+                 device: OptoelectronicSynapse | None = None, silent_level: int | Tensor = 0, dead_zone: int = 0,
+                 silence: Silence | None = None) -> None:
         super().__init__()
         if dead_zone < 0:
             raise ValueError(f"dead_zone must be >= 0, got {dead_zone}")
         m = torch.as_tensor(silent_level, dtype=torch.int64)
         if (m != 0).any() or dead_zone:
             if device is not None:
-                raise ValueError("masked TTFS decodes spikes with a digital level table: use device=None "
+                what = "the TTFS baseline with the lowest level silent (silence='lowest')" if silence == "lowest" \
+                    else "masked TTFS"
+                raise ValueError(f"{what} decodes spikes with a digital level table: use device=None "
                                  "(the memristive crossbar of isospike.devices is its analog synapse)")
             if int(m.abs().max()) > timesteps or (not signed and int(m.min()) < 0):
                 raise ValueError(f"silent_level must be a level in {'-T..T' if signed else '0..T'} (T = {timesteps})")
+        # the rule that chose the silent level (see isospike.coding.mttfs.Silence); None: inferred
+        if silence is None:
+            silence = "mode" if bool((m != 0).any()) or dead_zone else "zero"
+        silence = check_silence(silence)
+        if silence != "mode" and bool((m != (0 if silence == "zero" else lowest_level(timesteps, signed))).any()):
+            raise ValueError(f"silence={silence!r} sends level {0 if silence == 'zero' else lowest_level(timesteps, signed)} "
+                             f"as silence, but silent_level is {m.tolist()}")
+        self.silence: Silence = silence
         self.register_buffer("silent_level", m)
         self.dead_zone = int(dead_zone)
         self.window = int(timesteps)
@@ -91,7 +108,8 @@ class TTFSPopulation(SpikingPopulation):
 
     @property
     def masked(self) -> bool:
-        """True for M-TTFS (a silent level other than 0, or a dead zone)."""
+        """True when silence stands for a level other than 0 (M-TTFS, or the lowest level of a signed
+        layer under ``silence="lowest"``) or a dead zone is on: receivers fold the silent value."""
         return bool((self.silent_level != 0).any()) or self.dead_zone > 0
 
     def silent_values(self) -> Tensor:
@@ -153,7 +171,8 @@ class TTFSPopulation(SpikingPopulation):
 
     def extra_repr(self) -> str:
         dev = self.device.name if self.device is not None else "ideal"
-        extra = f", silent_level={self.silent_level.tolist()}, dead_zone={self.dead_zone}" if self.masked else ""
+        extra = f", silence={self.silence}, silent_level={self.silent_level.tolist()}, dead_zone={self.dead_zone}" \
+            if self.masked else ""
         return f"T={self.window}, scale={self.scale:.4g}, rounding={self.rounding}, signed={self.signed}, device={dev}{extra}"
 
 
@@ -168,6 +187,7 @@ def convert_ttfs(
     fold_bn: bool = True,
     calibration_batch_size: int = 256,
     device: Any = _UNSET,
+    silence: Literal["zero", "lowest"] = "zero",
 ) -> SpikingNetwork:
     """Convert a QNN (TTFSQuant activations) or a ReLU ANN to a TTFS SNN (see module docstring).
 
@@ -177,7 +197,16 @@ def convert_ttfs(
             TTFSQuant's own, else ideal reads). ``device=`` is its deprecated name.
         percentile: post-hoc step = percentile of the ReLU's activations / T.
         rounding: post-hoc rounding ("round" or "floor").
+        silence: which level a neuron sends as silence (no spike, no synaptic event).
+            ``"zero"`` (default): isospike's signed TTFS, sign-and-magnitude channels with level 0
+            silent. ``"lowest"``: the TTFS baseline of the Matterhorn paper -- levels offset to be
+            unsigned (q + T), so the lowest level (-T on a signed layer) is silent and 0 fires; the
+            receivers fold the silent value into their bias (as for M-TTFS), so outputs equal the
+            QNN's up to float summation order. Unsigned (ReLU) layers are the same under both.
+            Signed layers then need digital reads (``synapse=None``). The most frequent level is
+            ``coding="mttfs"``.
     """
+    rule: Silence = check_silence(silence, ("zero", "lowest"), hint=" (the most frequent level: coding='mttfs')")
     device = resolve_synapse(synapse, device, "isospike.convert(coding='ttfs')")
     gm = trace(model, CODING)
     relu_functions_to_modules(gm)
@@ -204,11 +233,23 @@ def convert_ttfs(
         assert isinstance(step, Tensor)  # a TTFS-quantized activation (TTFSQuant) learns its step as a parameter
         specs[p] = dict(timesteps=m.timesteps, scale=float(step.detach().abs()), rounding=m.rounding,
                         signed=m.signed, device=device if device is not None else m.device)
+    for spec in specs.values():
+        if rule == "lowest":
+            if spec["signed"] and spec["device"] is not None:
+                raise ValueError("silence='lowest' decodes the offset levels of signed layers with a digital level "
+                                 "table: convert with synapse=None")
+            spec.update(silent_level=lowest_level(spec["timesteps"], spec["signed"]), silence=rule)
     populations = {p: (lambda static, spec=spec: TTFSPopulation(**spec)) for p, spec in specs.items()}
     assemble_time_folded(gm, populations, reads_device=any(s["device"] is not None for s in specs.values()))
+    if rule == "lowest":  # receivers hold the silent value in their bias (as for M-TTFS)
+        pops = {n for n, m in gm.named_modules() if isinstance(m, TTFSPopulation)}
+        for syn, src in synapses_fed_by(gm, pops).items():
+            object.__setattr__(gm.get_submodule(syn), "silent_source", gm.get_submodule(src))
     windows = {s["timesteps"] for s in specs.values()} or {timesteps}
     specs = {p: specs[p] for p in activations}  # graph order
     info = {"steps": {p: s["scale"] for p, s in specs.items()}, "windows": sorted(windows),
             "trained_layers": sorted(quantized), "post_hoc_layers": relus, "folded_batchnorm": folded,
             "device": None if device is None else device.name}
+    if rule != "zero":
+        info["silence"] = rule
     return SpikingNetwork(gm, max(windows), CODING, info, fold_time=False)

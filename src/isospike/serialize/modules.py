@@ -279,18 +279,24 @@ def _read_device(f: Field) -> Any:
 
 
 def _write_ttfs(m: nn.Module, _: dict[int, str]) -> dict[str, Any]:
-    return {"type": "TTFSPopulation", "timesteps": m.window, "scale": m.scale, "rounding": m.rounding, "signed": m.signed,
-            "device": _device_spec(m.device), "dead_zone": m.dead_zone}
+    spec = {"type": "TTFSPopulation", "timesteps": m.window, "scale": m.scale, "rounding": m.rounding,
+            "signed": m.signed, "device": _device_spec(m.device), "dead_zone": m.dead_zone}
+    if m.silence != "zero":  # files of plain (signed) TTFS stay as before
+        spec["silence"] = m.silence
+    return spec
 
 
 def _read_ttfs(f: Field, stored: Stored) -> nn.Module:
+    from isospike.coding.mttfs import SILENCES
     from isospike.conversion.ttfs import TTFSPopulation
 
-    f.object({"type", "timesteps", "scale", "rounding", "signed", "device", "dead_zone"})
+    f.object({"type", "timesteps", "scale", "rounding", "signed", "device", "dead_zone", "silence"})
     T = f["timesteps"].integer(1, MAX_WINDOW)
+    silence = f.get("silence")  # absent in files of plain TTFS and in files older than the option
     args = dict(timesteps=T, scale=f["scale"].number(0.0), rounding=f["rounding"].choice(("round", "floor")),
                 signed=f["signed"].boolean(), device=_read_device(f["device"]),
-                silent_level=_needed(stored, "silent_level", f), dead_zone=f["dead_zone"].integer(0, T))
+                silent_level=_needed(stored, "silent_level", f), dead_zone=f["dead_zone"].integer(0, T),
+                silence=None if silence is None else silence.choice(SILENCES))
     return _built(f, lambda: TTFSPopulation(**args))
 
 

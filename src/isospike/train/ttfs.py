@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from isospike.coding.mttfs import Silence
 from isospike.coding.ttfs import Rounding
 from isospike.devices import OptoelectronicSynapse, resolve_synapse
 from isospike.devices.arguments import _UNSET
@@ -201,24 +202,48 @@ def ttfs_layers(model: nn.Module) -> dict[str, TTFSQuant]:
 
 
 @torch.no_grad()
-def mask_ttfs(model: nn.Module, run, dead_zone: int = 0, dead_zone_layers: Callable[[str], bool] | None = None
-              ) -> dict[str, int]:
-    """Turn every :class:`TTFSQuant` of ``model`` into masked TTFS (M-TTFS, Matterhorn).
+def mask_ttfs(model: nn.Module, run: Callable[[], object] | None = None, dead_zone: int = 0,
+              dead_zone_layers: Callable[[str], bool] | None = None, silence: Silence = "mode") -> dict[str, int]:
+    """Choose the level each :class:`TTFSQuant` of ``model`` sends as silence: masked TTFS (M-TTFS,
+    Matterhorn) by default.
 
-    ``run()`` feeds calibration data through ``model``; each layer's most frequent level (on that
-    data, before any dead zone) becomes its silent level, and ``dead_zone`` is applied around it
-    in the layers whose path ``dead_zone_layers(path)`` accepts (default: all).
-    Returns {layer path: silent level}. Masking without a dead zone changes no value."""
-    from isospike.coding.mttfs import most_frequent_level
+    ``silence`` (see :mod:`isospike.coding.mttfs`):
 
+    * ``"mode"`` (default, M-TTFS): ``run()`` feeds calibration data through ``model``; each layer's
+      most frequent level on that data (before any dead zone) becomes its silent level;
+    * ``"lowest"``: the Matterhorn paper's TTFS baseline -- levels offset to be unsigned, so the
+      lowest level (-T on signed layers, 0 on unsigned ones) is silent; ``run`` is not needed;
+    * ``"zero"``: isospike's signed TTFS (level 0 silent), i.e. masking undone.
+
+    ``dead_zone`` k (lossy) also sends every level within k of the silent one as silence, in the
+    layers whose path ``dead_zone_layers(path)`` accepts (default: all). Returns {layer path:
+    silent level}. Without a dead zone the choice changes no value, only which neurons spike."""
+    from isospike.coding.mttfs import check_silence, lowest_level, most_frequent_level
+
+    silence = check_silence(silence)
+    if int(dead_zone) != dead_zone or dead_zone < 0:
+        raise ValueError(f"dead_zone must be an integer >= 0 (levels around the silent one), got {dead_zone!r}")
+    if silence == "mode" and run is None:
+        raise ValueError("silence='mode' measures each layer's most frequent level: pass run, a function feeding "
+                         "calibration data through the model")
     layers = ttfs_layers(model)
     if not layers:
         raise ValueError("the model has no TTFSQuant layers to mask (see isospike.train.qnn_from)")
     for m in layers.values():
-        if m.device is not None:
+        if m.device is not None and (silence != "zero" or dead_zone):
             raise ValueError("masked TTFS decodes spikes with a digital level table; remove the optoelectronic device "
                              "(m.device = None) first")
         m.silent_level, m.dead_zone = 0, 0
+
+    def zone(name: str) -> int:
+        return int(dead_zone) if dead_zone_layers is None or dead_zone_layers(name) else 0
+
+    if silence != "mode":
+        for name, m in layers.items():
+            m.silent_level = lowest_level(m.timesteps, m.signed) if silence == "lowest" else 0
+            m.dead_zone = zone(name)
+        return {name: m.silent_level for name, m in layers.items()}
+    assert run is not None  # checked above
     counts: dict[str, Tensor] = {}
 
     def hook(name: str):
@@ -243,6 +268,6 @@ def mask_ttfs(model: nn.Module, run, dead_zone: int = 0, dead_zone_layers: Calla
             continue
         levels = torch.arange(-m.timesteps, m.timesteps + 1).repeat_interleave(counts[name])
         m.silent_level = int(most_frequent_level(levels))
-        m.dead_zone = int(dead_zone) if dead_zone_layers is None or dead_zone_layers(name) else 0
+        m.dead_zone = zone(name)
         silent[name] = m.silent_level
     return silent
