@@ -21,7 +21,8 @@ archive, a fixed stratified 8,000 train / 2,000 test split, `make bench-setup` f
     python benchmarks/rate_conversion.py --datasets cifar10-png --models resnet20,vgg-small --threads 1 --reuse
 
 trains with random crops (4-pixel padding) and horizontal flips, on inputs normalised per channel,
-within a CPU budget of about 60-90 minutes per model on one thread (see BUDGETS), and writes
+within a CPU budget of about 60-90 minutes per model on one uncontended thread (2.5-3 hours on
+a shared, loaded 2-core machine; see the budgets in main()), and writes
 rate_conversion_cifar10.json / .png and rate_residual_depth_cifar10.png (the residual error of the
 QCFS and NQ networks layer by layer, by depth). Every stage is cached under
 runs/bench-cache/rate_conversion/<case>-<config digest>/: the ANN (checkpoint after every epoch:
@@ -529,9 +530,11 @@ def main() -> None:
         "digits": {"train_samples": 10**9, "ann_epochs": 30, "nq_epochs": 10},
         "fashion-mnist": {"train_samples": 60000, "ann_epochs": 6, "nq_epochs": 4},
         "cifar10": {"train_samples": 50000, "ann_epochs": 10, "nq_epochs": 4, "augment": True},
-        # CPU budget: about 60-90 minutes per model on one thread of this 2-core machine (shared):
-        # ANN ~1.5-2 min per epoch, QCFS/NQ ~2.5 min per epoch (sigma and the validation SNN
-        # measured after each), each accuracy-vs-T curve (2,000 images, T up to 32) ~6-10 min.
+        # CPU budget: about 60-90 minutes per model on one uncontended thread (ResNet-20: a training
+        # step of 128 images ~1.5 s, so ~1.6 min per ANN epoch, ~2.5 min per QCFS/NQ epoch with sigma
+        # and the validation SNN measured after it, ~4-5 min per accuracy-vs-T curve on 2,000 images).
+        # Measured on the shared 2-core machine (load average 4-11): ANN 12 epochs 25 min, QCFS/NQ
+        # epochs 3-9 min each, so 2.5-3 hours per model there: run it with --reuse, resumable.
         "cifar10-png": {"train_samples": 8000, "ann_epochs": 12, "nq_epochs": 4, "augment": True},
     }
     if args.quick:
