@@ -242,7 +242,7 @@ def test_norse_runs_our_rate_export_as_the_nir_specification_alone_defines_it(tm
     ann = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4)).eval()
     x = torch.rand(50, 8)
     snn = isp.convert(ann, coding="rate", timesteps=8, calibration=x)
-    with pytest.warns(UserWarning, match="standard reader"):
+    with pytest.warns(UserWarning, match="another NIR reader"):
         isp.nir.export(snn, tmp_path / "rate.nir")
     norse_net = nt.from_nir(nir.read(str(tmp_path / "rate.nir")))
     state, steps = None, []
