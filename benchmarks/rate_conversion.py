@@ -21,8 +21,8 @@ archive, a fixed stratified 8,000 train / 2,000 test split, `make bench-setup` f
     python benchmarks/rate_conversion.py --datasets cifar10-png --models resnet20,vgg-small --threads 1 --reuse
 
 trains with random crops (4-pixel padding) and horizontal flips, on inputs normalised per channel,
-within a CPU budget of about 60-90 minutes per model on one uncontended thread (2.5-3 hours on
-a shared, loaded 2-core machine; see the budgets in main()), and writes
+within a CPU budget of at most 60-90 minutes per model on one thread (measured: ResNet-20 92 min
+on a loaded 2-core machine, VGG-small 16 min on a quiet one; see the budgets in main()), and writes
 rate_conversion_cifar10.json / .png and rate_residual_depth_cifar10.png (the residual error of the
 QCFS and NQ networks layer by layer, by depth). Every stage is cached under
 runs/bench-cache/rate_conversion/<case>-<config digest>/: the ANN (checkpoint after every epoch:
@@ -379,7 +379,7 @@ def plot(results: dict, path) -> None:
     from isospike._io import atomic_savefig
 
     cases = list(results)
-    fig, axes = plt.subplots(1, len(cases), figsize=(5 * len(cases), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(cases), figsize=(5.5 * len(cases), 5.6), squeeze=False)
     styles = {"isospike_plain": ("plain conversion (isospike)", "o-"), "spikingjelly_99.9": ("SpikingJelly 99.9%", "s--"),
               "spikingjelly_channelwise_half": ("SpikingJelly channel-wise, half thr.", "s:"),
               "qcfs": ("QCFS L=4 (isospike)", "^-"), "nq": ("noise-aware NQ L=4 (isospike)", "D-")}
@@ -403,7 +403,7 @@ def plot(results: dict, path) -> None:
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(case)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16))  # below: the curves stay visible
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
@@ -530,11 +530,10 @@ def main() -> None:
         "digits": {"train_samples": 10**9, "ann_epochs": 30, "nq_epochs": 10},
         "fashion-mnist": {"train_samples": 60000, "ann_epochs": 6, "nq_epochs": 4},
         "cifar10": {"train_samples": 50000, "ann_epochs": 10, "nq_epochs": 4, "augment": True},
-        # CPU budget: about 60-90 minutes per model on one uncontended thread (ResNet-20: a training
-        # step of 128 images ~1.5 s, so ~1.6 min per ANN epoch, ~2.5 min per QCFS/NQ epoch with sigma
-        # and the validation SNN measured after it, ~4-5 min per accuracy-vs-T curve on 2,000 images).
-        # Measured on the shared 2-core machine (load average 4-11): ANN 12 epochs 25 min, QCFS/NQ
-        # epochs 3-9 min each, so 2.5-3 hours per model there: run it with --reuse, resumable.
+        # CPU budget: at most 60-90 minutes per model on one thread of the shared 2-core machine.
+        # Measured (one thread, whole pipeline incl. evaluation): ResNet-20 92 min while the machine
+        # was loaded (load average 4-11; ANN 12 epochs 25 min, QCFS 35 min, NQ 23 min), VGG-small
+        # 16 min once it was quiet (ANN 4.6 min). Every stage is cached: --reuse resumes.
         "cifar10-png": {"train_samples": 8000, "ann_epochs": 12, "nq_epochs": 4, "augment": True},
     }
     if args.quick:
