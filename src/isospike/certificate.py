@@ -33,34 +33,13 @@ from torch import Tensor, nn
 
 from isospike.conversion.equivalent import equivalent
 from isospike.conversion.network import SpikingNetwork
-from isospike.conversion.sigma_delta import SigmaDeltaPopulation
-from isospike.conversion.timefold import TimeFoldedNeuron
-from isospike.conversion.ttfs import TTFSPopulation
+from isospike.guarantees import BIT_EXACT, MEASURED_ONLY, LayerCertificate
+from isospike.neurons.populations import SpikingPopulation
 
-# guarantee of a spike-fed layer whose neurons reset to zero or leak (NIR files from other tools):
-# its rate has no residual bound, so the layer makes no claim that could fail
-MEASURED_ONLY = "none (reset to zero or leak)"
+__all__ = ["MEASURED_ONLY", "Certificate", "LayerCertificate", "verify"]
 
 if TYPE_CHECKING:
     from isospike.exact.model_conversion import ExactNetwork
-
-
-@dataclass
-class LayerCertificate:
-    """One layer's guarantee and its measurement.
-
-    max_abs_diff: largest |SNN - equivalent| (or |rate - clipped mean current| for bounded-error
-    layers); max_ulp: largest ULP distance (bit-exact layers); bound: the allowed difference;
-    violations: entries beyond the bound; entries: values compared."""
-
-    layer: str
-    guarantee: str
-    max_abs_diff: float
-    bound: float
-    holds: bool
-    violations: int = 0
-    entries: int = 0
-    max_ulp: int | None = None
 
 
 @dataclass
@@ -126,52 +105,20 @@ def verify(snn: nn.Module, x: Tensor, tolerance: float = 0.0) -> Certificate:
         return _verify_exact(snn, x)
     if not isinstance(snn, SpikingNetwork):
         raise TypeError(f"verify expects a network from isospike.convert or isospike.exact.convert, got {type(snn).__name__}")
-    from isospike.conversion.equivalent import GridQuantizer, LevelQuantizer, RateQuantizer
-
     eq = equivalent(snn)
-    T = snn.timesteps
-    snn_layers = _capture(snn, (TimeFoldedNeuron, TTFSPopulation, SigmaDeltaPopulation), x, root=snn.graph_module)
-    eq_layers = _capture(eq, (RateQuantizer, LevelQuantizer, GridQuantizer), x)
+    populations = {name: m for name, m in snn.graph_module.named_modules() if isinstance(m, SpikingPopulation)}
+    snn_layers = _capture(snn, (SpikingPopulation,), x, root=snn.graph_module)
+    eq_modules = dict(eq.named_modules())
+    eq_layers = _capture(eq, tuple({type(eq_modules[n]) for n in populations if n in eq_modules}), x)
     cert = Certificate(snn.coding, int(x.shape[0]))
-    for name, m in snn.graph_module.named_modules():
-        if name not in snn_layers:
+    for name, m in populations.items():
+        if name not in snn_layers or name not in eq_layers:
             continue
-        i_snn, o_snn = snn_layers[name]
-        _, o_eq = eq_layers[name]
-        if isinstance(m, TimeFoldedNeuron):
-            rate = o_snn.reshape(T, -1, *o_snn.shape[1:]).mean(0)
-            if m.static_input:
-                diff = (rate - o_eq).abs()
-                bound = tolerance + 1e-6 * float(m.neuron.threshold.max())
-                cert.layers.append(_row(name, "qnn-equivalent", diff, bound))
-            elif m.neuron.reset_mode != "subtract" or m.neuron.leak != 1.0:
-                # reset to zero / a leak loses the residual at each spike: no rate bound to claim
-                row = _row(name, MEASURED_ONLY, torch.zeros(0), math.inf)
-                cert.layers.append(row)
-            else:
-                current = i_snn.reshape(T, -1, *i_snn.shape[1:]).mean(0)
-                th, v0 = m.neuron.threshold, m.neuron.v_init
-                value = rate * (th / m.neuron.spike_value)  # in input units, whatever a spike is worth
-                diff = (value - torch.minimum(current.clamp_min(0), th)).abs()
-                bound_t = torch.maximum(v0, th - v0) / T
-                rows = _row(name, "bounded-error", diff - bound_t, tolerance + 1e-6 * float(th.max()))
-                rows.max_abs_diff = float(diff.max()) if diff.numel() else 0.0
-                rows.bound = float(bound_t.max())
-                cert.layers.append(rows)
-        else:
-            out_snn = o_snn if snn.fold_time is False else o_snn.reshape(T, -1, *o_snn.shape[1:])[-1]
-            diff = (out_snn - o_eq).abs()
-            cert.layers.append(_row(name, "qnn-equivalent", diff, tolerance))
+        current, output = snn_layers[name]
+        cert.layers.append(m.certify(name, current, output, eq_layers[name][1], snn.timesteps, snn.fold_time, tolerance))
     y_snn, y_eq = snn_layers["__output__"][1], eq_layers["__output__"][1]
     cert.output_max_abs_diff = float((y_snn - y_eq).abs().max()) if torch.is_tensor(y_snn) and y_snn.numel() else 0.0
     return cert
-
-
-def _row(name: str, guarantee: str, excess: Tensor, bound: float) -> LayerCertificate:
-    """excess: |diff| (qnn) or |diff| - per-neuron bound (bounded-error); violations: excess > bound."""
-    bad = int((excess > bound).sum())
-    return LayerCertificate(name, guarantee, float(excess.max()) if excess.numel() else 0.0, bound, bad == 0, bad,
-                            int(excess.numel()))
 
 
 def _float_leaves(value: Any) -> list[Tensor]:
@@ -225,7 +172,7 @@ def _verify_exact(net: ExactNetwork, x: Any) -> Certificate:
             diff = (a.double() - b.double()).abs()
             finite = torch.isfinite(diff)
             bad = int((ulp > 0).sum())
-            cert.layers.append(LayerCertificate(name if len(a_list) == 1 else f"{name} [{j}]", "bit-exact",
+            cert.layers.append(LayerCertificate(name if len(a_list) == 1 else f"{name} [{j}]", BIT_EXACT,
                                                 float(diff[finite].max()) if finite.any() else 0.0, 0.0, bad == 0,
                                                 bad, int(ulp.numel()), worst))
     return cert

@@ -17,18 +17,29 @@ class UnsupportedLayerError(IsospikeError, TypeError):
     Attributes:
         layer_type: the module class name or function name, e.g. ``"Sigmoid"``.
         path: the dotted path of the layer inside the model, e.g. ``"features.3"``.
-        coding: the coding that was requested.
+        coding: the coding that was requested (set once, where the conversion was asked for:
+            graph passes shared by the codings raise without it).
     """
 
-    def __init__(self, layer_type: str, path: str, coding: str, hint: str = "") -> None:
+    def __init__(self, layer_type: str, path: str, coding: str = "", hint: str = "") -> None:
         self.layer_type = layer_type
         self.path = path
         self.coding = coding
         self.hint = hint
-        message = f"{layer_type} at '{path}' is not supported by the '{coding}' coding"
-        if hint:
-            message += f": {hint}"
-        super().__init__(message)
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        by = f"the '{self.coding}' coding" if self.coding else "this coding"
+        return f"{self.layer_type} at '{self.path}' is not supported by {by}" + (f": {self.hint}" if self.hint else "")
+
+    def for_coding(self, coding: str) -> UnsupportedLayerError:
+        """The same error naming ``coding`` (the entry point's name for what was requested)."""
+        self.coding = coding
+        self.args = (self._message(),)
+        return self
+
+    def __str__(self) -> str:
+        return self._message()
 
 
 class DatasetNotFoundError(IsospikeError, FileNotFoundError):

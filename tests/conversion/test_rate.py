@@ -184,8 +184,14 @@ def test_argument_errors():
     model = mlp()
     with pytest.raises(ValueError, match="unknown coding"):
         isp.convert(model, "morse", timesteps=4, calibration=torch.randn(4, 12))
-    with pytest.raises(ValueError, match="positive integer"):
+    with pytest.raises(ValueError, match="timesteps must be a whole number >= 1"):
         isp.convert(model, "rate", timesteps=0, calibration=torch.randn(4, 12))
+    with pytest.raises(TypeError, match="unexpected option.*threshold.*accepted: timesteps, percentile"):
+        isp.convert(model, "rate", calibration=torch.randn(4, 12), threshold=2.0)
+    with pytest.raises(ValueError, match="reset must be one of 'subtract', 'zero'"):
+        isp.convert(model, "rate", calibration=torch.randn(4, 12), reset="hard")
+    with pytest.raises(TypeError, match="fold_bn must be True or False"):
+        isp.convert(model, "rate", calibration=torch.randn(4, 12), fold_bn="yes")
     with pytest.raises(ValueError, match="calibration"):
         isp.convert(model, "rate", timesteps=4)
     with pytest.raises(TypeError, match="nn.Module"):

@@ -21,6 +21,13 @@ def _check(threshold: float, leak: float) -> None:
         raise ValueError(f"leak must be in (0, 1], got {leak}")
 
 
+def settled_level(y: Tensor, threshold: float) -> Tensor:
+    """round(ReLU(y) / threshold): the spike count a sigma-delta ReLU neuron holds once it has
+    settled on the input y (its receivers then hold threshold times it). The one rule of the
+    converted sigma-delta populations and of their equivalent quantizer."""
+    return torch.round(torch.relu(y) / threshold)
+
+
 def encode(x_seq: Tensor, threshold: float, leak: float = 1.0, signed: bool = True,
            max_spikes: int | None = None, quantizer: str = "threshold") -> Tensor:
     """Signed spike counts ``[T, ...]`` (int32) for the signal ``x_seq [T, ...]``.

@@ -1,22 +1,18 @@
-"""ANN -> SNN conversion: tracing, calibration, per-coding layer maps, the spiking network."""
+"""ANN -> SNN conversion: the registry of codings (:mod:`isospike.conversion.coding`), the shared
+pipeline (tracing, checks, calibration, assembly), one module per coding, the spiking network."""
 
-from isospike.conversion.exact import convert_exact
-from isospike.conversion.mttfs import convert_mttfs
+from isospike.conversion.coding import Coding, CodingOptions, codings, convert, get_coding, register
+from isospike.conversion.exact import ExactOptions, convert_exact
+from isospike.conversion.mttfs import MTTFSOptions, convert_mttfs
 from isospike.conversion.network import LayerStats, SpikingNetwork
-from isospike.conversion.rate import convert_rate
-from isospike.conversion.registry import codings, convert, get_converter, register_coding
-from isospike.conversion.sigma_delta import SigmaDeltaPopulation, convert_sigma_delta
+from isospike.conversion.rate import RateOptions, convert_rate
+from isospike.conversion.sigma_delta import SigmaDeltaOptions, SigmaDeltaPopulation, convert_sigma_delta
 from isospike.conversion.simulation import SimulationResult, simulate
-from isospike.conversion.ttfs import TTFSPopulation, convert_ttfs
-
-register_coding("rate", convert_rate)
-register_coding("ttfs", convert_ttfs)
-register_coding("sigma_delta", convert_sigma_delta)
-register_coding("mttfs", convert_mttfs)
-register_coding("exact", convert_exact)
+from isospike.conversion.ttfs import TTFSOptions, TTFSPopulation, convert_ttfs
 
 __all__ = [
-    "LayerStats", "SigmaDeltaPopulation", "SimulationResult", "SpikingNetwork", "TTFSPopulation", "codings", "convert",
-    "convert_exact", "convert_mttfs", "convert_rate", "convert_sigma_delta", "convert_ttfs",
-    "get_converter", "register_coding", "simulate",
+    "Coding", "CodingOptions", "ExactOptions", "LayerStats", "MTTFSOptions", "RateOptions", "SigmaDeltaOptions",
+    "SigmaDeltaPopulation", "SimulationResult", "SpikingNetwork", "TTFSOptions", "TTFSPopulation", "codings", "convert",
+    "convert_exact", "convert_mttfs", "convert_rate", "convert_sigma_delta", "convert_ttfs", "get_coding",
+    "register", "simulate",
 ]

@@ -17,7 +17,7 @@ from isospike.conversion.graph import (
     module_of,
     time_varying_nodes,
 )
-from isospike.conversion.timefold import CountingSynapse, TimeBroadcast, TimeFoldedNeuron
+from isospike.conversion.timefold import CountingSynapse, SpikingPopulation, TimeBroadcast, TimeFoldedNeuron
 from isospike.neurons import IFNeuron
 
 SYNAPSE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -109,12 +109,14 @@ def assemble_time_folded(gm: fx.GraphModule, neurons: Mapping[str, IFNeuron] | M
     neuron_nodes = {n for n in gm.graph.nodes if n.op == "call_module" and str(n.target) in neurons}
     varying = time_varying_nodes(gm, neuron_nodes)
 
+    populations: dict[str, nn.Module] = {}
     for node in neuron_nodes:
         src = node.args[0]
         static = not (isinstance(src, fx.Node) and src in varying)
         spec = neurons[str(node.target)]
         population = TimeFoldedNeuron(spec, static_input=static) if isinstance(spec, IFNeuron) else spec(static)
         gm.set_submodule(str(node.target), population)
+        populations[str(node.target)] = population
 
     for node in list(gm.graph.nodes):
         if node.op != "call_module" or node in neuron_nodes:
@@ -125,7 +127,12 @@ def assemble_time_folded(gm: fx.GraphModule, neurons: Mapping[str, IFNeuron] | M
             static = not (isinstance(src, fx.Node) and src in varying)
             spikes = isinstance(src, fx.Node) and _carries_spikes(gm, src, neuron_nodes)
             reads = reads_device and spikes and isinstance(m, SYNAPSE_TYPES)
-            gm.set_submodule(str(node.target), CountingSynapse(m, spike_input=spikes, static_input=static, reads_device=reads))
+            feeder = source_population(gm, src if isinstance(src, fx.Node) else None, set(populations))
+            pop = populations.get(feeder) if feeder is not None else None
+            # what the synapse must know of the population feeding it (spike size, silent value)
+            wiring = pop.receiver_wiring() if isinstance(pop, SpikingPopulation) else {}
+            gm.set_submodule(str(node.target), CountingSynapse(m, spike_input=spikes, static_input=static,
+                                                               reads_device=reads, **wiring))
 
     _fold_batch_reshapes(gm, varying)
 

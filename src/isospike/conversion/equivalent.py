@@ -1,5 +1,5 @@
 """The plain-PyTorch network a converted SNN equals: every spiking population replaced by the
-quantizer it implements, synapses unwrapped, time removed.
+function it states it computes (``population.equivalent(T)``), synapses unwrapped, time removed.
 
 * rate (IF, reset by subtraction, V(0) = v_init): ``theta / T * clip(floor((T z + v_init) /
   theta), 0, T)``; other reset rules and leaks (foreign NIR files): the neuron's own step run on
@@ -12,99 +12,22 @@ quantizer it implements, synapses unwrapped, time removed.
   so the float operations are the same.
 * sigma_delta: ``theta * round(ReLU(z) / theta)`` -- exact once the network has settled (at
   once with unlimited spikes per step).
+* exact: the pinned float32 reference (:func:`isospike.exact.reference`).
 """
 
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING
 
-import torch
 from torch import Tensor, fx, nn
 
 from isospike.conversion.network import SpikingNetwork
-from isospike.conversion.sigma_delta import SigmaDeltaPopulation
-from isospike.conversion.timefold import CountingSynapse, TimeBroadcast, TimeFoldedNeuron
-from isospike.conversion.ttfs import TTFSPopulation
+from isospike.conversion.timefold import CountingSynapse, SpikingPopulation, TimeBroadcast
+from isospike.neurons.populations import RateQuantizer
+from isospike.neurons.sigma_delta import GridQuantizer
+from isospike.neurons.ttfs import LevelQuantizer
 
-if TYPE_CHECKING:
-    from isospike.exact.model_conversion import ExactNetwork
-
-
-class RateQuantizer(nn.Module):
-    """The spike-count rate of an IF/LIF neuron driven by a constant current z for T steps, each
-    spike worth s (``spike_value``: theta after conversion; 1 where the next layer's weights carry
-    theta, as in networks read back from NIR), under the neuron's own reset rule and leak.
-
-    Reset by subtraction without leak (what conversion builds) has the closed form
-    ``s / T * clip(floor((T z + v_init) / theta), 0, T)``; any other neuron (reset to zero, a leak,
-    as foreign NIR files hold) is its own step function run T times on the constant current."""
-
-    threshold: Tensor  # buffers registered in __init__
-    v_init: Tensor
-    spike_value: Tensor
-
-    def __init__(self, threshold: Tensor, v_init: Tensor, timesteps: int, spike_value: Tensor | None = None,
-                 reset: str = "subtract", leak: float = 1.0) -> None:
-        super().__init__()
-        if reset not in ("subtract", "zero"):
-            raise ValueError(f"reset must be 'subtract' or 'zero', got {reset!r}")
-        self.register_buffer("threshold", threshold.detach().clone())
-        self.register_buffer("v_init", v_init.detach().clone())
-        value = threshold if spike_value is None else spike_value
-        self.register_buffer("spike_value", torch.as_tensor(value).detach().clone())
-        self.timesteps = int(timesteps)
-        self.reset = reset
-        self.leak = float(leak)
-
-    def forward(self, z: Tensor) -> Tensor:
-        T, th = self.timesteps, self.threshold
-        if self.reset == "subtract" and self.leak == 1.0:
-            n = torch.floor((T * z + self.v_init) / th).clamp(0, T)
-        else:
-            from isospike.neurons import IFParameters, if_step
-            from isospike.neurons.integrate_fire import initial_state
-
-            p = IFParameters(th, self.leak, self.reset, self.v_init)  # type: ignore[arg-type]  # checked in __init__
-            state, n = initial_state(z, p), torch.zeros_like(z)
-            for _ in range(T):
-                s, state = if_step(z, state, p)
-                n = n + s
-        return n * self.spike_value.to(z.dtype) / T
-
-    def extra_repr(self) -> str:
-        rule = "" if self.reset == "subtract" and self.leak == 1.0 else f", reset={self.reset}, leak={self.leak:g}"
-        return f"T={self.timesteps}{rule}"
-
-
-class LevelQuantizer(nn.Module):
-    """The activation of a TTFS / M-TTFS population as a plain function of its input: nearest
-    (or floor) level of the nominal level table, signed channels, dead zone around the silent level."""
-
-    def __init__(self, population: TTFSPopulation) -> None:
-        super().__init__()
-        self.population = copy.deepcopy(population)
-        self.population.device = None if population.device is None else population.device.with_variation(None)
-
-    def forward(self, z: Tensor) -> Tensor:
-        p = self.population
-        out = p(z)
-        p.reset_counts()
-        return out
-
-
-class GridQuantizer(nn.Module):
-    """``theta * round(ReLU(z) / theta)``: a settled sigma-delta neuron."""
-
-    def __init__(self, threshold: float) -> None:
-        super().__init__()
-        self.threshold = float(threshold)
-
-    def forward(self, z: Tensor) -> Tensor:
-        return self.threshold * torch.round(torch.relu(z) / self.threshold)
-
-    def extra_repr(self) -> str:
-        return f"threshold={self.threshold:.4g}"
+__all__ = ["FoldedLayer", "GridQuantizer", "LevelQuantizer", "RateQuantizer", "equivalent"]
 
 
 class FoldedLayer(nn.Module):
@@ -113,8 +36,8 @@ class FoldedLayer(nn.Module):
 
     def __init__(self, synapse: CountingSynapse) -> None:
         super().__init__()
-        self.synapse = copy.deepcopy(synapse)
-        object.__setattr__(self.synapse, "silent_source", synapse.silent_source)
+        self.synapse = CountingSynapse(copy.deepcopy(synapse.layer), synapse.spike_input, synapse.static_input,
+                                       silent_source=synapse.silent_source)
 
     def forward(self, x: Tensor) -> Tensor:
         s = self.synapse
@@ -128,7 +51,7 @@ def equivalent(snn: nn.Module) -> nn.Module:
     from isospike.exact.model_conversion import ExactNetwork
 
     if isinstance(snn, ExactNetwork):
-        return _exact_reference(snn)
+        return snn.reference()
     if not isinstance(snn, SpikingNetwork):
         raise TypeError(f"equivalent expects a network from isospike.convert or isospike.exact.convert, "
                         f"got {type(snn).__name__}")
@@ -140,17 +63,13 @@ def equivalent(snn: nn.Module) -> nn.Module:
         path = str(node.target)
         m = gm.get_submodule(path)
         new: nn.Module
-        if isinstance(m, TimeFoldedNeuron):
-            n = m.neuron
-            new = RateQuantizer(n.threshold, n.v_init, snn.timesteps, n.spike_value, n.reset_mode, n.leak)
-        elif isinstance(m, TTFSPopulation):
-            new = LevelQuantizer(m)
-        elif isinstance(m, SigmaDeltaPopulation):
-            new = GridQuantizer(m.threshold)
+        if isinstance(m, SpikingPopulation):
+            new = m.equivalent(snn.timesteps)
         elif isinstance(m, CountingSynapse):
             orig = originals[path]
             assert isinstance(orig, CountingSynapse)  # gm is a copy of snn's graph module: same module types by path
-            new = FoldedLayer(orig) if orig.silent_source is not None and orig.silent_source.masked else copy.deepcopy(m.layer)
+            masked = orig.silent_source is not None and orig.silent_source.masked
+            new = FoldedLayer(orig) if masked else copy.deepcopy(m.layer)
         elif isinstance(m, TimeBroadcast):
             new = nn.Identity()
         else:
@@ -160,8 +79,3 @@ def equivalent(snn: nn.Module) -> nn.Module:
     eq = fx.GraphModule(gm, gm.graph)
     eq.coding = snn.coding  # type: ignore[assignment]  # torch stub: Module.__setattr__ takes any value
     return eq.eval()
-
-
-def _exact_reference(net: ExactNetwork) -> nn.Module:
-    """The float32 reference of an exact network (same weights, same pinned sequence)."""
-    return net.reference()

@@ -30,7 +30,7 @@ class _Tracer(fx.Tracer):
         return trained or super().is_leaf_module(m, qualname)
 
 
-def trace(model: nn.Module, coding: str) -> fx.GraphModule:
+def trace(model: nn.Module, coding: str = "") -> fx.GraphModule:
     """Symbolically trace ``model`` (a copy is traced; ``model`` is untouched)."""
     model = copy.deepcopy(model).eval()
     try:
@@ -329,7 +329,7 @@ def _indexes_batch(node: fx.Node) -> bool:
     return True
 
 
-def check_linear_glue(node: fx.Node, coding: str) -> None:
+def check_linear_glue(node: fx.Node, coding: str = "") -> None:
     """Raise :class:`UnsupportedLayerError` unless a call_function / call_method node is a
     per-sample linear or shape operation that the coding can keep."""
     mixing = _batch_mixing(node)

@@ -13,19 +13,47 @@ A receiving synapse folds the silent value into its bias -- layer(x) = layer(x -
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from isospike.coding.ttfs import Rounding
-from isospike.conversion.assemble import synapses_fed_by
 from isospike.conversion.calibration import calibration_batches
+from isospike.conversion.coding import Coding, CodingOptions, register
 from isospike.conversion.network import SpikingNetwork
-from isospike.conversion.ttfs import TTFSPopulation, convert_ttfs
-from isospike.errors import UnsupportedLayerError
+from isospike.conversion.pipeline import has_trained_threshold, is_ttfs_quantizer, prepare, require_calibration
+from isospike.conversion.ttfs import TTFSOptions, network, population_specs
+from isospike.guarantees import QNN_EQUIVALENT
+from isospike.neurons.ttfs import TTFSPopulation
 
 CODING = "mttfs"
+
+
+@dataclass(frozen=True)
+class MTTFSOptions(CodingOptions):
+    """Options of masked TTFS.
+
+    timesteps, percentile, rounding, fold_bn, calibration_batch_size: as for TTFS (post-hoc
+        steps for plain ReLUs).
+    dead_zone: k >= 0; levels within k of the silent level are sent as silence (lossy).
+    per_channel: one silent level per channel (dim 1 of each activation) instead of per layer.
+    """
+
+    timesteps: int = 15
+    dead_zone: int = 0
+    per_channel: bool = False
+    percentile: float = 99.9
+    rounding: Rounding = "round"
+    fold_bn: bool = True
+    calibration_batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.dead_zone < 0:
+            raise ValueError(f"dead_zone must be an integer >= 0 (levels around the silent one), got {self.dead_zone!r}")
 
 
 def _level_histograms(snn: SpikingNetwork, calibration: Any, batch_size: int, per_channel: bool
@@ -61,7 +89,6 @@ def _level_histograms(snn: SpikingNetwork, calibration: Any, batch_size: int, pe
     finally:
         for h in handles:
             h.remove()
-    snn.reset_counts()
     return hist, ndims
 
 
@@ -73,55 +100,52 @@ def _mode(hist: Tensor, T: int) -> Tensor:
     return levels[key.argmin(-1)]
 
 
-def convert_mttfs(
-    model: nn.Module,
-    *,
-    timesteps: int = 15,
-    calibration: Any = None,
-    dead_zone: int = 0,
-    per_channel: bool = False,
-    percentile: float = 99.9,
-    rounding: Rounding = "round",
-    fold_bn: bool = True,
-    calibration_batch_size: int = 256,
-) -> SpikingNetwork:
-    """Convert a QNN (TTFSQuant activations) or a ReLU ANN to M-TTFS (see module docstring).
-
-    Args:
-        timesteps, percentile, rounding: as for TTFS (post-hoc steps for plain ReLUs).
-        calibration: inputs on which the most frequent levels (and post-hoc steps) are measured.
-        dead_zone: k >= 0; levels within k of the silent level are sent as silence (lossy).
-        per_channel: one silent level per channel (dim 1 of each activation) instead of per layer.
-    """
-    if calibration is None:
-        raise ValueError("M-TTFS measures each layer's most frequent level on calibration data: pass calibration=...")
-    if int(dead_zone) != dead_zone or dead_zone < 0:
-        raise ValueError(f"dead_zone must be an integer >= 0 (levels around the silent one), got {dead_zone!r}")
-    try:
-        snn = convert_ttfs(model, timesteps=timesteps, calibration=calibration, synapse=None, percentile=percentile,
-                           rounding=rounding, fold_bn=fold_bn, calibration_batch_size=calibration_batch_size)
-    except UnsupportedLayerError as exc:  # name the coding the user asked for
-        raise UnsupportedLayerError(exc.layer_type, exc.path, CODING, exc.hint) from exc
-    hist, ndims = _level_histograms(snn, calibration, calibration_batch_size, per_channel)
+def build_mttfs(model: nn.Module, options: MTTFSOptions, calibration: Any) -> SpikingNetwork:
+    """Measure each layer's most frequent level on a plain TTFS network (ideal digital reads), then
+    build the M-TTFS network with those silent levels (see the module docstring)."""
+    o = options
+    require_calibration(calibration, "M-TTFS measures each layer's most frequent level on calibration data")
+    prepared = prepare(model, calibration, fold_bn=o.fold_bn,
+                       keep=lambda m: is_ttfs_quantizer(m) or has_trained_threshold(m))
+    ttfs = TTFSOptions(timesteps=o.timesteps, synapse=None, percentile=o.percentile, rounding=o.rounding,
+                       fold_bn=o.fold_bn, calibration_batch_size=o.calibration_batch_size)
+    specs = population_specs(prepared, ttfs, calibration)
+    for spec in specs.values():
+        spec["device"] = None  # masked codes are decoded with a digital level table
+    plain = copy.deepcopy(prepared)
+    probe = network(plain, specs, CODING, {}, o.timesteps)
+    hist, ndims = _level_histograms(probe, calibration, o.calibration_batch_size, o.per_channel)
     silent: dict[str, list[int] | int] = {}
-    for name, pop in snn.neurons():
-        if name not in hist or not isinstance(pop, TTFSPopulation):  # hist holds the TTFS populations only
+    for name, spec in specs.items():
+        if name not in hist:  # a population the calibration data never reached
             continue
-        T = pop.window
-        m = _mode(hist[name], T)
-        if not pop.signed:
+        m = _mode(hist[name], spec["timesteps"])
+        if not spec["signed"]:
             m = m.clamp_min(0)
         silent[name] = m.tolist()
         if m.dim():  # per channel: broadcast over the dims after the channel
             m = m.reshape(-1, *([1] * (ndims[name] - 1)))
-        pop.silent_level = m.to(torch.int64)
-        pop.dead_zone = int(dead_zone)
-        pop.silence = "mode"
-    gm = snn.graph_module
-    pops = {n for n, _ in snn.neurons()}
-    for syn, src in synapses_fed_by(gm, pops).items():
-        object.__setattr__(gm.get_submodule(syn), "silent_source", gm.get_submodule(src))
-    info = dict(snn.info)
-    info.update({"silent_levels": silent, "dead_zone": int(dead_zone), "per_channel": per_channel,
-                 "calibration_level_counts": {n: h.tolist() for n, h in hist.items()}})
-    return SpikingNetwork(gm, snn.timesteps, CODING, info, fold_time=False)
+        spec.update(silent_level=m.to(torch.int64), dead_zone=o.dead_zone, silence="mode",
+                    sample_shape=probe.graph_module.get_submodule(name).sample_shape)
+    quantized = [p for p in prepared.activations if is_ttfs_quantizer(prepared.modules[p])]
+    info = {"trained_layers": sorted(quantized), "folded_batchnorm": prepared.folded_batchnorm,
+            "post_hoc_layers": [p for p in prepared.activations
+                                if p not in quantized and not has_trained_threshold(prepared.modules[p])],
+            "device": None, "silent_levels": silent, "dead_zone": o.dead_zone, "per_channel": o.per_channel,
+            "calibration_level_counts": {n: h.tolist() for n, h in hist.items()}}
+    return network(prepared, specs, CODING, info, o.timesteps)
+
+
+MTTFS = register(Coding(
+    CODING, MTTFSOptions, build_mttfs, guarantee=f"{QNN_EQUIVALENT} (lossy with a dead zone: equals its quantizer)",
+    summary="TTFS whose silence is each layer's most frequent level (Matterhorn), optional dead zone"))
+
+
+def convert_mttfs(model: nn.Module, *, calibration: Any = None, **options: Any) -> SpikingNetwork:
+    """``isospike.convert(model, coding="mttfs", ...)``; options: :class:`MTTFSOptions`."""
+    snn = MTTFS.convert(model, calibration, **options)
+    assert isinstance(snn, SpikingNetwork)  # what build_mttfs returns
+    return snn
+
+
+__all__ = ["MTTFS", "MTTFSOptions", "build_mttfs", "convert_mttfs"]

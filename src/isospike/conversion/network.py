@@ -71,12 +71,15 @@ class SpikingNetwork(nn.Module):
     the last step (``readout="last"``: codings whose output settles, such as sigma-delta).
 
     Attributes: ``graph_module`` (the fx graph with spiking modules), ``timesteps``, ``coding``
-    (name of the coding), ``info`` (conversion details: thresholds, folded layers, ...).
+    (name of the coding), ``info`` (conversion details: thresholds, folded layers, ...),
+    ``crossbar`` (the memristive crossbar its synapses run on, or None).
     """
 
     def __init__(self, graph_module: fx.GraphModule, timesteps: int, coding: str, info: dict[str, Any],
-                 fold_time: bool = True, readout: str = "mean") -> None:
+                 fold_time: bool = True, readout: str = "mean", crossbar: Any = None) -> None:
         super().__init__()
+        # the memristive crossbar its synapses are placed on (isospike.devices.MemristiveCrossbar.place), if any
+        self.crossbar = crossbar
         if timesteps < 1:
             raise ValueError(f"timesteps must be >= 1, got {timesteps}")
         if readout not in ("mean", "last"):

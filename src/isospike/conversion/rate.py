@@ -17,139 +17,109 @@ isospike.train.NoisyQCFS) keep their trained threshold and need no calibration d
 
 from __future__ import annotations
 
-from typing import Any, Protocol, TypeGuard
+from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
-from isospike.conversion.assemble import PASSTHROUGH_TYPES, POOL_TYPES, SYNAPSE_TYPES, assemble_time_folded
-from isospike.conversion.calibration import activation_spans, first_batch
-from isospike.conversion.graph import (
-    check_linear_glue,
-    fold_batchnorm,
-    module_of,
-    propagate_shapes,
-    relu_functions_to_modules,
-    trace,
-)
+from isospike.conversion.coding import Coding, CodingOptions, register
 from isospike.conversion.network import SpikingNetwork
-from isospike.errors import UnsupportedLayerError
+from isospike.conversion.pipeline import (
+    activation_spans,
+    assemble,
+    has_trained_threshold,
+    prepare,
+    require_calibration,
+    trained_threshold,
+)
+from isospike.guarantees import BOUNDED_ERROR
 from isospike.neurons import IFNeuron
 from isospike.neurons.integrate_fire import ResetMode
+from isospike.neurons.populations import TimeFoldedNeuron
+from isospike.serialize.modules import ModuleCodec, built, needed
+from isospike.serialize.schema import Field
 
 CODING = "rate"
 
-_HINTS = {
-    "MaxPool1d": "the max of spike trains is not the max of their rates; use average pooling "
-    "(e.g. isospike.models with pool='avg') and retrain",
-    "MaxPool2d": "the max of spike trains is not the max of their rates; use average pooling "
-    "(e.g. isospike.models with pool='avg') and retrain",
-    "Sigmoid": "its neurons represent ReLU-like activations only; use ReLU",
-    "Tanh": "its neurons represent ReLU-like activations only; use ReLU",
-    "GELU": "its neurons represent ReLU-like activations only; use ReLU, "
-    "or isospike.exact.convert for a bit-exact spiking version",
-}
 
+@dataclass(frozen=True)
+class RateOptions(CodingOptions):
+    """Options of rate coding.
 
-class _TrainedActivation(Protocol):
-    """An activation trained for conversion: its class exposes the spiking threshold."""
-
-    @property
-    def spike_threshold(self) -> float: ...
-
-
-def has_trained_threshold(m: nn.Module) -> TypeGuard[_TrainedActivation]:
-    """Activations that carry their own spiking threshold (e.g. the trained clip lambda of
-    isospike.train.NoisyQCFS) expose it as ``spike_threshold``."""
-    return hasattr(type(m), "spike_threshold") and not isinstance(m, nn.ReLU)
-
-
-def check_rate_graph(gm, activation_types: tuple[type, ...], ttfs: bool = False, coding: str = CODING) -> list[str]:
-    """Check that every node is supported; return the paths of the activation modules
-    (trained-threshold activations included; ``ttfs``: TTFS-quantized ones too)."""
-    activations = []
-    for node in gm.graph.nodes:
-        if node.op == "call_module":
-            m = module_of(gm, node)
-            assert m is not None  # a call_module node's module
-            trained = has_trained_threshold(m) or (ttfs and hasattr(type(m), "ttfs_timesteps"))
-            if isinstance(m, activation_types) or trained:
-                activations.append(str(node.target))
-            elif not isinstance(m, SYNAPSE_TYPES + POOL_TYPES + PASSTHROUGH_TYPES):
-                name = type(m).__name__
-                hint = _HINTS.get(name, "no spiking equivalent in this coding")
-                raise UnsupportedLayerError(name, str(node.target), coding, hint)
-            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
-                if m.running_mean is None:
-                    raise UnsupportedLayerError(
-                        type(m).__name__, str(node.target), coding,
-                        "without running statistics (track_running_stats=False) it normalizes with the statistics "
-                        "of each batch, so a sample's output depends on the others; train it with running "
-                        "statistics or replace it by its fixed affine map")
-                m.eval()
-        elif node.op in ("call_function", "call_method"):
-            check_linear_glue(node, coding)
-    return activations
-
-
-def convert_rate(
-    model: nn.Module,
-    *,
-    timesteps: int = 8,
-    calibration: Any = None,
-    percentile: float = 99.9,
-    v_init: float = 0.5,
-    reset: ResetMode = "subtract",
-    fold_bn: bool = True,
-    calibration_batch_size: int = 256,
-) -> SpikingNetwork:
-    """Convert a ReLU network to a rate-coded IF network (see the module docstring).
-
-    Args:
-        model: the ANN (not modified; a copy is converted).
-        timesteps: default simulation length T (8 unless given).
-        calibration: input data for the thresholds (tensor, (x, y) pair or iterable of batches).
-        percentile: percentile (0-100] of each ReLU's activations used as its threshold; 100 = max.
-        v_init: initial membrane as a fraction of the threshold.
-        reset: "subtract" (default) or "zero".
-        fold_bn: fold BatchNorm into the preceding Conv/Linear.
+    timesteps: default simulation length T.
+    percentile: percentile (0-100] of each ReLU's calibration activations used as its threshold; 100 = max.
+    v_init: initial membrane as a fraction of the threshold (0.5: spike counts round instead of floor).
+    reset: "subtract" (default) or "zero".
+    fold_bn: fold BatchNorm into the preceding Conv/Linear.
+    calibration_batch_size: inputs per calibration pass.
     """
-    if not 0.0 < percentile <= 100.0:
-        raise ValueError(f"percentile must be in (0, 100], got {percentile}")
-    gm = trace(model, CODING)
-    relu_functions_to_modules(gm)
-    folded = fold_batchnorm(gm) if fold_bn else []
-    if calibration is not None:
-        propagate_shapes(gm, first_batch(calibration))
-    activations = check_rate_graph(gm, (nn.ReLU,))
-    modules = {p: gm.get_submodule(p) for p in activations}
-    trained = {p: m.spike_threshold for p, m in modules.items() if has_trained_threshold(m)}
-    relus = [p for p in activations if p not in trained]
-    if relus and calibration is None:
-        raise ValueError(
-            "rate conversion sets each ReLU neuron's threshold from activation statistics: pass "
-            "calibration=<a few hundred training inputs> (tensor, (x, y) pair or DataLoader)"
-        )
-    thresholds: dict[str, float] = {}
-    dead: list[str] = []
+
+    timesteps: int = 8
+    percentile: float = 99.9
+    v_init: float = 0.5
+    reset: ResetMode = "subtract"
+    fold_bn: bool = True
+    calibration_batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 < self.percentile <= 100.0:
+            raise ValueError(f"percentile must be in (0, 100], got {self.percentile}")
+        if self.calibration_batch_size < 1:
+            raise ValueError(f"calibration_batch_size must be >= 1, got {self.calibration_batch_size}")
+
+
+def build_rate(model: nn.Module, options: RateOptions, calibration: Any) -> SpikingNetwork:
+    """Convert a ReLU network to a rate-coded IF network (see the module docstring)."""
+    o = options
+    prepared = prepare(model, calibration, fold_bn=o.fold_bn)
+    trained_paths, relus = prepared.split(has_trained_threshold)
+    trained = {p: trained_threshold(prepared.modules[p]) for p in trained_paths}
     if relus:
-        thresholds, dead = activation_spans(gm, relus, calibration, percentile, CODING, calibration_batch_size)
+        require_calibration(calibration, "rate conversion sets each ReLU neuron's threshold from activation statistics")
+    thresholds, dead = activation_spans(prepared, relus, calibration, o.percentile, o.calibration_batch_size)
     for path, theta in trained.items():
         if not theta > 0.0:
             raise ValueError(f"activation at '{path}' has a non-positive trained threshold {theta}")
-        thresholds[path] = float(theta)
-    thresholds = {p: thresholds[p] for p in activations}  # graph order
-    neurons = {
-        path: IFNeuron(threshold=th, reset=reset, v_init=v_init * th, spike_value=th)
-        for path, th in thresholds.items()
-    }
-    assemble_time_folded(gm, neurons)
-    info = {
-        "thresholds": thresholds,
-        "trained_thresholds": sorted(trained),
-        "percentile": percentile,
-        "v_init": v_init,
-        "reset": reset,
-        "folded_batchnorm": folded,
-        "never_active_on_calibration": dead,
-    }
-    return SpikingNetwork(gm, timesteps, CODING, info)
+        thresholds[path] = theta
+    thresholds = {p: thresholds[p] for p in prepared.activations}  # graph order
+    neurons = {path: IFNeuron(threshold=th, reset=o.reset, v_init=o.v_init * th, spike_value=th)
+               for path, th in thresholds.items()}
+    gm = assemble(prepared, neurons)
+    info = {"thresholds": thresholds, "trained_thresholds": sorted(trained), "percentile": o.percentile,
+            "v_init": o.v_init, "reset": o.reset, "folded_batchnorm": prepared.folded_batchnorm,
+            "never_active_on_calibration": dead}
+    return SpikingNetwork(gm, o.timesteps, CODING, info)
+
+
+# ----------------------------------------------------------------------- saved files
+def _write_population(m: nn.Module, _: dict[int, str]) -> dict[str, Any]:
+    assert isinstance(m, TimeFoldedNeuron)  # the codec of that type
+    n = m.neuron
+    return {"type": "TimeFoldedNeuron", "static_input": m.static_input, "neuron": {"reset": n.reset_mode, "leak": n.leak}}
+
+
+def _read_population(f: Field, stored: Any) -> nn.Module:
+    f.object({"type", "static_input", "neuron"})
+    n = f["neuron"].object({"reset", "leak"})
+    reset, leak = n["reset"].choice(("subtract", "zero")), n["leak"].number(0.0, 1.0, lo_open=True)
+    neuron = built(f, lambda: IFNeuron(threshold=needed(stored, "neuron.threshold", f), reset=reset,
+                                       v_init=needed(stored, "neuron.v_init", f), leak=leak,
+                                       spike_value=needed(stored, "neuron.spike_value", f)))
+    return TimeFoldedNeuron(neuron, f["static_input"].boolean())
+
+
+RATE = register(Coding(
+    CODING, RateOptions, build_rate, populations={"TimeFoldedNeuron": ModuleCodec(_write_population, _read_population)},
+    guarantee=f"{BOUNDED_ERROR} (qnn-equivalent on the first layer)",
+    summary="IF neurons, reset by subtraction: spike counts over T steps approximate each ReLU"))
+
+
+def convert_rate(model: nn.Module, *, calibration: Any = None, **options: Any) -> SpikingNetwork:
+    """``isospike.convert(model, coding="rate", ...)``; options: :class:`RateOptions`."""
+    snn = RATE.convert(model, calibration, **options)
+    assert isinstance(snn, SpikingNetwork)  # what build_rate returns
+    return snn
+
+
+__all__ = ["RATE", "RateOptions", "build_rate", "convert_rate", "has_trained_threshold"]

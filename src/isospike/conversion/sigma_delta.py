@@ -2,6 +2,7 @@
 of size theta whenever it moves away from what its targets have integrated (send-on-delta,
 O'Connor & Welling 2016; the coding between SpikingGamma neurons, seed 003).
 
+The population is :class:`isospike.neurons.sigma_delta.SigmaDeltaPopulation`.
 A neuron keeps the value its targets hold, yhat = theta * (its spikes so far, signed; they
 integrate them). At each step it computes y = ReLU(input current) and sends n = round(y / theta)
 - yhat / theta spikes (= round((y - yhat) / theta), at most ``max_spikes_per_step`` in magnitude;
@@ -20,126 +21,104 @@ theta = lambda / levels.
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 from typing import Any
 
-import torch
-from torch import Tensor, nn
+from torch import nn
 
-from isospike.conversion.assemble import assemble_time_folded, synapses_fed_by
-from isospike.conversion.calibration import activation_spans, first_batch
-from isospike.conversion.graph import fold_batchnorm, propagate_shapes, relu_functions_to_modules, trace
+from isospike.conversion.coding import Coding, CodingOptions, register
 from isospike.conversion.network import SpikingNetwork
-from isospike.conversion.rate import check_rate_graph, has_trained_threshold
-from isospike.conversion.timefold import CountingSynapse, SpikingPopulation
+from isospike.conversion.pipeline import (
+    activation_spans,
+    assemble,
+    has_trained_threshold,
+    prepare,
+    require_calibration,
+    trained_threshold,
+)
+from isospike.guarantees import QNN_EQUIVALENT
+from isospike.neurons.sigma_delta import SigmaDeltaPopulation
+from isospike.serialize.modules import MAX_SIZE, ModuleCodec
+from isospike.serialize.schema import Field
 
 CODING = "sigma_delta"
 
 
-class SigmaDeltaPopulation(SpikingPopulation):
-    """ReLU neurons sending their output by sigma-delta spikes (see the module docstring).
+@dataclass(frozen=True)
+class SigmaDeltaOptions(CodingOptions):
+    """Options of sigma-delta coding.
 
-    Input: currents ``[T * batch, ...]`` (time-folded) or ``[batch, ...]`` when ``static_input``.
-    Output: what the targets have integrated, ``yhat`` ``[T * batch, ...]`` (float32). Counts unit
-    spikes (|n| summed), neuron updates and spikes per step.
+    timesteps: steps simulated per input (1 suffices for a static input with unlimited spikes per
+        step; with ``max_spikes_per_step`` the network needs about ``levels / max_spikes_per_step``
+        steps per layer to settle).
+    levels: theta = percentile / levels for each ReLU (more levels: closer to the ANN, more spikes).
+    percentile: percentile of each ReLU's calibration activations that spans ``levels`` spikes.
+    max_spikes_per_step: cap on |spikes| a neuron sends in one step (None: no cap).
+    fold_bn, calibration_batch_size: as for rate coding.
     """
 
-    def __init__(self, threshold: float, static_input: bool, max_spikes_per_step: int | None = None) -> None:
-        super().__init__()
-        if not threshold > 0:
-            raise ValueError(f"sigma-delta threshold must be > 0, got {threshold}")
-        if max_spikes_per_step is not None and max_spikes_per_step < 1:
-            raise ValueError(f"max_spikes_per_step must be >= 1 or None, got {max_spikes_per_step}")
-        self.threshold = float(threshold)
-        self.static_input = static_input
-        self.max_spikes_per_step = max_spikes_per_step
-        self.reset_counts()
+    timesteps: int = 1
+    levels: int = 16
+    percentile: float = 99.9
+    max_spikes_per_step: int | None = None
+    fold_bn: bool = True
+    calibration_batch_size: int = 256
 
-    def reset(self) -> None:
-        pass  # the state lives only within one forward call
-
-    def reset_counts(self) -> None:
-        self.spikes = 0
-        self.neuron_updates = 0
-        self.spikes_by_step: list[int] = []
-        self.samples = 0
-        self.neurons_per_sample = 0
-
-    def forward(self, x: Tensor) -> Tensor:
-        T = self.timesteps
-        seq = x.unsqueeze(0).expand(T, *x.shape) if self.static_input else x.reshape(T, x.shape[0] // T, *x.shape[1:])
-        held = torch.zeros_like(seq[0])  # integer spike sum: the targets hold threshold * held
-        out = torch.empty_like(seq)
-        if len(self.spikes_by_step) < T:
-            self.spikes_by_step.extend([0] * (T - len(self.spikes_by_step)))
-        for t in range(T):
-            n = torch.round(torch.relu(seq[t]) / self.threshold) - held
-            if self.max_spikes_per_step is not None:
-                n = n.clamp(-self.max_spikes_per_step, self.max_spikes_per_step)
-            held = held + n
-            out[t] = self.threshold * held
-            count = int(torch.nan_to_num(n.abs(), nan=0.0, posinf=0.0).sum())  # non-finite inputs send no countable spikes
-            self.spikes += count
-            self.spikes_by_step[t] += count
-        self.neuron_updates += seq.numel()
-        self.samples += seq.shape[1]
-        self.neurons_per_sample = math.prod(seq.shape[2:])
-        return out.reshape(-1, *seq.shape[2:])
-
-    def extra_repr(self) -> str:
-        return f"threshold={self.threshold:.4g}, max_spikes_per_step={self.max_spikes_per_step}, static_input={self.static_input}"
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.levels < 1:
+            raise ValueError(f"levels must be >= 1, got {self.levels}")
+        if not 0.0 < self.percentile <= 100.0:
+            raise ValueError(f"percentile must be in (0, 100], got {self.percentile}")
+        if self.max_spikes_per_step is not None and self.max_spikes_per_step < 1:
+            raise ValueError(f"max_spikes_per_step must be >= 1 or None, got {self.max_spikes_per_step}")
 
 
-def convert_sigma_delta(
-    model: nn.Module,
-    *,
-    timesteps: int = 1,
-    calibration: Any = None,
-    levels: int = 16,
-    percentile: float = 99.9,
-    max_spikes_per_step: int | None = None,
-    fold_bn: bool = True,
-    calibration_batch_size: int = 256,
-) -> SpikingNetwork:
-    """Convert a ReLU network to sigma-delta neurons (see the module docstring).
-
-    Args:
-        timesteps: steps simulated per input (1 suffices for a static input with unlimited
-            spikes per step; with ``max_spikes_per_step`` the network needs about ``levels /
-            max_spikes_per_step`` steps per layer to settle).
-        levels: theta = percentile / levels for each ReLU (more levels: closer to the ANN, more spikes).
-        percentile: percentile of each ReLU's calibration activations that spans ``levels`` spikes.
-        max_spikes_per_step: cap on |spikes| a neuron sends in one step (None: no cap).
-
-    The output is the read-out at the last step (``snn.readout == "last"``).
-    """
-    if levels < 1:
-        raise ValueError(f"levels must be >= 1, got {levels}")
-    if not 0.0 < percentile <= 100.0:
-        raise ValueError(f"percentile must be in (0, 100], got {percentile}")
-    gm = trace(model, CODING)
-    relu_functions_to_modules(gm)
-    folded = fold_batchnorm(gm) if fold_bn else []
-    if calibration is not None:
-        propagate_shapes(gm, first_batch(calibration))
-    activations = check_rate_graph(gm, (nn.ReLU,), coding=CODING)
-    modules = {p: gm.get_submodule(p) for p in activations}
-    trained = {p: float(m.spike_threshold) for p, m in modules.items() if has_trained_threshold(m)}
-    relus = [p for p in activations if p not in trained]
-    if relus and calibration is None:
-        raise ValueError("sigma-delta conversion sets each ReLU's spike size from activation statistics: pass "
-                         "calibration=<a few hundred training inputs> (tensor, (x, y) pair or DataLoader)")
-    spans: dict[str, float] = dict(trained)
+def build_sigma_delta(model: nn.Module, options: SigmaDeltaOptions, calibration: Any) -> SpikingNetwork:
+    """Convert a ReLU network to sigma-delta neurons (see the module docstring). The output is the
+    read-out at the last step (``snn.readout == "last"``)."""
+    o = options
+    prepared = prepare(model, calibration, fold_bn=o.fold_bn)
+    trained_paths, relus = prepared.split(has_trained_threshold)
     if relus:
-        spans.update(activation_spans(gm, relus, calibration, percentile, CODING, calibration_batch_size)[0])
-    thresholds = {p: spans[p] / levels for p in activations}
-    factories = {p: (lambda static, th=th: SigmaDeltaPopulation(th, static, max_spikes_per_step)) for p, th in thresholds.items()}
-    assemble_time_folded(gm, factories)
-    # each unit spike reaching a synapse is one event per connection
-    for syn, pop in synapses_fed_by(gm, set(thresholds)).items():
-        synapse = gm.get_submodule(syn)
-        assert isinstance(synapse, CountingSynapse)  # synapses_fed_by gives the paths of counting synapses
-        synapse.event_size = thresholds[pop]
-    info = {"thresholds": thresholds, "levels": levels, "percentile": percentile, "trained_thresholds": sorted(trained),
-            "max_spikes_per_step": max_spikes_per_step, "folded_batchnorm": folded}
-    return SpikingNetwork(gm, timesteps, CODING, info, readout="last")
+        require_calibration(calibration, "sigma-delta conversion sets each ReLU's spike size from activation statistics")
+    spans, _ = activation_spans(prepared, relus, calibration, o.percentile, o.calibration_batch_size)
+    spans.update({p: trained_threshold(prepared.modules[p]) for p in trained_paths})
+    thresholds = {p: spans[p] / o.levels for p in prepared.activations}
+    gm = assemble(prepared, {p: (lambda static, th=th: SigmaDeltaPopulation(th, static, o.max_spikes_per_step))
+                             for p, th in thresholds.items()})
+    info = {"thresholds": thresholds, "levels": o.levels, "percentile": o.percentile,
+            "trained_thresholds": sorted(trained_paths), "max_spikes_per_step": o.max_spikes_per_step,
+            "folded_batchnorm": prepared.folded_batchnorm}
+    return SpikingNetwork(gm, o.timesteps, CODING, info, readout="last")
+
+
+# ----------------------------------------------------------------------- saved files
+def _write_population(m: nn.Module, _: dict[int, str]) -> dict[str, Any]:
+    assert isinstance(m, SigmaDeltaPopulation)  # the codec of that type
+    return {"type": "SigmaDeltaPopulation", "threshold": m.threshold, "static_input": m.static_input,
+            "max_spikes_per_step": m.max_spikes_per_step}
+
+
+def _read_population(f: Field, _: Any) -> nn.Module:
+    f.object({"type", "threshold", "static_input", "max_spikes_per_step"})
+    most = f["max_spikes_per_step"]
+    return SigmaDeltaPopulation(f["threshold"].number(0.0, lo_open=True), f["static_input"].boolean(),
+                                None if most.is_none else most.integer(1, MAX_SIZE))
+
+
+SIGMA_DELTA = register(Coding(
+    CODING, SigmaDeltaOptions, build_sigma_delta,
+    populations={"SigmaDeltaPopulation": ModuleCodec(_write_population, _read_population)},
+    guarantee=f"{QNN_EQUIVALENT} (once settled)",
+    summary="send-on-delta: signed spikes of size theta whenever a ReLU's output moves"))
+
+
+def convert_sigma_delta(model: nn.Module, *, calibration: Any = None, **options: Any) -> SpikingNetwork:
+    """``isospike.convert(model, coding="sigma_delta", ...)``; options: :class:`SigmaDeltaOptions`."""
+    snn = SIGMA_DELTA.convert(model, calibration, **options)
+    assert isinstance(snn, SpikingNetwork)  # what build_sigma_delta returns
+    return snn
+
+
+__all__ = ["SIGMA_DELTA", "SigmaDeltaOptions", "SigmaDeltaPopulation", "build_sigma_delta", "convert_sigma_delta"]

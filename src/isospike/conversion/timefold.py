@@ -14,86 +14,13 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from isospike.neurons import IFNeuron
+from isospike.neurons.populations import SpikingPopulation, TimeFolded, TimeFoldedNeuron
 from isospike.opcount import connection_count, dense_connections
 
 if TYPE_CHECKING:
-    from isospike.conversion.ttfs import TTFSPopulation
+    from isospike.neurons.ttfs import TTFSPopulation
 
-
-class TimeFolded(nn.Module):
-    """Base of modules that need the number of time steps of the current run."""
-
-    timesteps: int = 1
-
-    def extra_repr(self) -> str:
-        return f"timesteps={self.timesteps}"
-
-
-class SpikingPopulation(TimeFolded):
-    """Base of the neuron populations placed in a converted graph. Counters (zeroed by
-    ``reset_counts``): ``spikes``, ``neuron_updates``, ``spikes_by_step`` (list), ``samples``,
-    ``neurons_per_sample``."""
-
-    spikes: int
-    neuron_updates: int
-    spikes_by_step: list[int]
-    samples: int
-    neurons_per_sample: int
-
-    def reset(self) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def reset_counts(self) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
-
-
-class TimeFoldedNeuron(SpikingPopulation):
-    """Runs a spiking neuron population on a time-folded tensor.
-
-    ``static_input`` marks an input that does not change over time (``[batch, ...]``): the
-    neuron then receives the same current at each of the T steps. Output: ``[T * batch, ...]``.
-    """
-
-    def __init__(self, neuron: IFNeuron, static_input: bool) -> None:
-        super().__init__()
-        self.neuron = neuron
-        self.static_input = static_input
-        self.reset_counts()
-
-    def reset_counts(self) -> None:
-        """Zero the neuron's counters and the samples seen."""
-        self.neuron.reset_counts()
-        self.samples = 0
-        self.neurons_per_sample = 0
-
-    @property
-    def spikes(self) -> int:  # type: ignore[override]
-        return self.neuron.spikes
-
-    @property
-    def neuron_updates(self) -> int:  # type: ignore[override]
-        return self.neuron.neuron_updates
-
-    @property
-    def spikes_by_step(self) -> list[int]:  # type: ignore[override]
-        return self.neuron.spikes_by_step
-
-    def forward(self, x: Tensor) -> Tensor:
-        T = self.timesteps
-        if self.static_input:
-            out = self.neuron.multi_step(x, constant_input=True, timesteps=T)
-        else:
-            out = self.neuron.multi_step(x.reshape(T, x.shape[0] // T, *x.shape[1:]))
-        self.samples += out.shape[1]
-        self.neurons_per_sample = math.prod(out.shape[2:])
-        return out.reshape(-1, *out.shape[2:])
-
-    def reset(self) -> None:
-        self.neuron.reset()
-
-    def extra_repr(self) -> str:
-        return f"timesteps={self.timesteps}, static_input={self.static_input}"
+__all__ = ["CountingSynapse", "ElementwiseScale", "SpikingPopulation", "TimeBroadcast", "TimeFolded", "TimeFoldedNeuron"]
 
 
 class TimeBroadcast(TimeFolded):
@@ -120,20 +47,25 @@ class CountingSynapse(TimeFolded):
 
     # the masked-TTFS population feeding this synapse, kept out of the module tree (see __init__)
     silent_source: TTFSPopulation | None
-    in_crossbar: bool  # set (True) on the synapses of a crossbar placement; read with getattr(m, "in_crossbar", False)
 
-    def __init__(self, layer: nn.Module, spike_input: bool, static_input: bool, reads_device: bool = False) -> None:
+    def __init__(self, layer: nn.Module, spike_input: bool, static_input: bool, reads_device: bool = False,
+                 event_size: float | None = None, silent_source: TTFSPopulation | None = None,
+                 in_crossbar: bool = False) -> None:
+        """``event_size``: the input is what a sigma-delta receiver has integrated; each change of
+        ``event_size`` is one spike (an event per connection). ``silent_source``: the masked-TTFS
+        population feeding it, whose silence stands for a nonzero value o: the layer computes
+        layer(x - o) + fold(o), fold(o) = W o being a constant of its bias. ``in_crossbar``: the
+        layer runs on a memristive crossbar (its energy is counted there)."""
         super().__init__()
+        if event_size is not None and not event_size > 0:
+            raise ValueError(f"event_size must be > 0 or None, got {event_size}")
         self.layer = layer
         self.spike_input = spike_input
         self.static_input = static_input
         self.reads_device = reads_device  # each synaptic event reads a synapse device (TTFS)
-        # sigma-delta input: the input is what the receiver has integrated; each change of
-        # event_size is one spike (an event per connection)
-        self.event_size: float | None = None
-        # masked-TTFS input: silence stands for a nonzero value o (the source's silent level);
-        # the layer computes layer(x - o) + fold(o), fold(o) = W o being a constant of its bias
-        object.__setattr__(self, "silent_source", None)
+        self.event_size = None if event_size is None else float(event_size)
+        self.in_crossbar = bool(in_crossbar)
+        object.__setattr__(self, "silent_source", silent_source)  # not a submodule: the population is elsewhere
         self._fold_cache: dict[tuple, Tensor] = {}
         self.counting = True  # False skips the synaptic-operation counts (accuracy-only runs)
         self.reset_counts()
@@ -162,6 +94,10 @@ class CountingSynapse(TimeFolded):
         src = self.silent_source
         assert src is not None  # only called for a synapse fed by a masked-TTFS population
         values = src.silent_values().to(x.dtype)
+        if values.numel() == 1:  # one silent level for the layer
+            return values.reshape(()).expand(x.shape[1:])
+        if src.sample_shape is None:
+            raise RuntimeError("a per-channel masked-TTFS population must run once before the layers it feeds")
         return values.expand(src.sample_shape).reshape(x.shape[1:])
 
     def _fold(self, offset: Tensor) -> Tensor:
@@ -179,7 +115,7 @@ class CountingSynapse(TimeFolded):
             y = self.layer(x) + self._fold(offset)
         else:
             y = self.layer(x)
-        if not getattr(self, "counting", True):
+        if not self.counting:
             return y
         with torch.no_grad():
             steps = 1 if self.static_input else self.timesteps

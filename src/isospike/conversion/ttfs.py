@@ -10,246 +10,193 @@ nominal device. So each converted layer computes the QNN layer of
 
 Trained QNN activations (``TTFSQuant``) keep their step, rounding and device; plain ReLUs are
 converted post hoc with step = percentile / T from calibration data. The first layer receives
-the analog input (a MAC layer); BatchNorm is folded.
+the analog input (a MAC layer); BatchNorm is folded. The population is
+:class:`isospike.neurons.ttfs.TTFSPopulation`.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
-import torch
+import numpy as np
 from torch import Tensor, nn
 
-from isospike.coding.mttfs import Silence, apply_dead_zone, check_silence, lowest_level, spike_code
+from isospike.coding.mttfs import SILENCES, Silence, check_silence, lowest_level
 from isospike.coding.ttfs import Rounding
-from isospike.conversion.assemble import assemble_time_folded, synapses_fed_by
-from isospike.conversion.calibration import activation_spans, first_batch
-from isospike.conversion.graph import fold_batchnorm, propagate_shapes, relu_functions_to_modules, trace
+from isospike.conversion.coding import Coding, CodingOptions, register
 from isospike.conversion.network import SpikingNetwork
-from isospike.conversion.rate import check_rate_graph, has_trained_threshold
-from isospike.conversion.timefold import SpikingPopulation
-from isospike.devices import DeviceVariation, OptoelectronicSynapse, resolve_synapse
-from isospike.devices.arguments import _UNSET
+from isospike.conversion.pipeline import (
+    PreparedGraph,
+    activation_spans,
+    assemble,
+    has_trained_threshold,
+    is_ttfs_quantizer,
+    prepare,
+    require_calibration,
+    trained_threshold,
+)
+from isospike.devices import DeviceVariation, OptoelectronicSynapse
+from isospike.guarantees import QNN_EQUIVALENT
+from isospike.neurons.ttfs import TTFSPopulation
+from isospike.serialize.modules import MAX_CURVE_SAMPLES, MAX_WINDOW, ModuleCodec, built, needed
+from isospike.serialize.schema import Field
 
 CODING = "ttfs"
 
 
-class TTFSPopulation(SpikingPopulation):
-    """A TTFS neuron population (one pass: the window is resolved inside).
+@dataclass(frozen=True)
+class TTFSOptions(CodingOptions):
+    """Options of TTFS coding.
 
-    Input: membrane potentials V (any shape, float32). Output: what the next layer's synapses
-    read for each neuron -- ``scale * T * O(t_k)`` at its spike slot k (0 when silent), signed
-    for two-channel layers. Records spikes, neuron updates (neurons x T) and spikes per slot.
-
-    ``silent_level`` is the level sent as silence (0: plain TTFS), ``dead_zone`` the levels around
-    it also sent as silence, and ``silence`` the rule that chose it (:data:`isospike.coding.mttfs.
-    Silence`: "zero", "lowest" -- the Matterhorn paper's TTFS baseline, -T on signed layers -- or
-    "mode" for M-TTFS; default: inferred from the level). A "zero" or "lowest" rule must match
-    ``silent_level`` (checked, also when a saved network is loaded).
+    timesteps: window T for ReLUs converted post hoc (TTFSQuant layers keep their own).
+    synapse: synapse model for all layers, e.g. ``OptoelectronicSynapse.in2o3()`` (default: each
+        TTFSQuant's own, else ideal reads).
+    percentile: post-hoc step = percentile of the ReLU's activations / T.
+    rounding: post-hoc rounding ("round" or "floor").
+    silence: which level a neuron sends as silence (no spike, no synaptic event).
+        ``"zero"`` (default): isospike's signed TTFS, sign-and-magnitude channels with level 0
+        silent. ``"lowest"``: the TTFS baseline of the Matterhorn paper -- levels offset to be
+        unsigned (q + T), so the lowest level (-T on a signed layer) is silent and 0 fires; the
+        receivers fold the silent value into their bias (as for M-TTFS), so outputs equal the
+        QNN's up to float summation order. Unsigned (ReLU) layers are the same under both.
+        Signed layers then need digital reads (``synapse=None``). The most frequent level is
+        ``coding="mttfs"``.
+    fold_bn, calibration_batch_size: as for rate coding.
     """
 
-    silent_level: Tensor  # buffers registered in __init__
-    slot_reads: Tensor
+    timesteps: int = 15
+    synapse: OptoelectronicSynapse | None = None
+    percentile: float = 99.9
+    rounding: Rounding = "round"
+    silence: Silence = "zero"
+    fold_bn: bool = True
+    calibration_batch_size: int = 256
 
-    def __init__(self, timesteps: int, scale: float, rounding: Rounding = "round", signed: bool = False,
-                 device: OptoelectronicSynapse | None = None, silent_level: int | Tensor = 0, dead_zone: int = 0,
-                 silence: Silence | None = None) -> None:
-        super().__init__()
-        if dead_zone < 0:
-            raise ValueError(f"dead_zone must be >= 0, got {dead_zone}")
-        m = torch.as_tensor(silent_level, dtype=torch.int64)
-        if (m != 0).any() or dead_zone:
-            if device is not None:
-                what = "the TTFS baseline with the lowest level silent (silence='lowest')" if silence == "lowest" \
-                    else "masked TTFS"
-                raise ValueError(f"{what} decodes spikes with a digital level table: use device=None "
-                                 "(the memristive crossbar of isospike.devices is its analog synapse)")
-            if int(m.abs().max()) > timesteps or (not signed and int(m.min()) < 0):
-                raise ValueError(f"silent_level must be a level in {'-T..T' if signed else '0..T'} (T = {timesteps})")
-        # the rule that chose the silent level (see isospike.coding.mttfs.Silence); None: inferred
-        if silence is None:
-            silence = "mode" if bool((m != 0).any()) or dead_zone else "zero"
-        silence = check_silence(silence)
-        if silence != "mode" and bool((m != (0 if silence == "zero" else lowest_level(timesteps, signed))).any()):
-            raise ValueError(f"silence={silence!r} sends level {0 if silence == 'zero' else lowest_level(timesteps, signed)} "
-                             f"as silence, but silent_level is {m.tolist()}")
-        self.silence: Silence = silence
-        self.register_buffer("silent_level", m)
-        self.dead_zone = int(dead_zone)
-        self.window = int(timesteps)
-        self.scale = float(scale)
-        self.rounding: Rounding = rounding
-        self.signed = signed
-        self.device = device
-        reads = device.slot_reads(timesteps).float() if device is not None else \
-            (timesteps - torch.arange(timesteps + 1, dtype=torch.float32)) / timesteps
-        self.register_buffer("slot_reads", reads)
-        self.generator: torch.Generator | None = None
-        self.last_slots: Tensor | None = None
-        self.reset_counts()
-
-    def reset(self) -> None:
-        self.last_slots = None
-
-    def reset_counts(self) -> None:
-        self.spikes = 0
-        self.neuron_updates = 0
-        self.spikes_by_step = [0] * self.window
-        self.samples = 0
-        self.neurons_per_sample = 0
-
-    def thresholds(self) -> Tensor:
-        """theta_k for k = 0..T-1 (decreasing): the staircase the membrane is compared with."""
-        lv = self.scale * self.window * self.slot_reads  # level of slot k
-        if self.rounding == "round":
-            return (lv[:-1] + lv[1:]) / 2
-        return lv[:-1]
-
-    @property
-    def masked(self) -> bool:
-        """True when silence stands for a level other than 0 (M-TTFS, or the lowest level of a signed
-        layer under ``silence="lowest"``) or a dead zone is on: receivers fold the silent value."""
-        return bool((self.silent_level != 0).any()) or self.dead_zone > 0
-
-    def silent_values(self) -> Tensor:
-        """Decoded value of the silent level (per channel when the silent level is a tensor)."""
-        m = self.silent_level
-        return (m.sign() * self.scale * self.window * self.slot_reads[self.window - m.abs()]).to(torch.float32)
-
-    def forward(self, v: Tensor) -> Tensor:
-        T = self.window
-        self.sample_shape = tuple(v.shape[1:])  # what a receiving synapse's folded offset is shaped like
-        mag = v.abs() if self.signed else v
-        th = self.thresholds()
-        # first crossing: the first k (earliest step) with V >= theta_k; T when it never fires
-        crossed = mag.unsqueeze(-1) >= th  # [..., T]
-        slot = torch.where(crossed.any(-1), crossed.to(torch.int8).argmax(-1), torch.full_like(mag, T, dtype=torch.int64))
-        if self.masked:
-            return self._masked(v, slot)
-        reads = self.slot_reads
-        if self.device is not None and self.device.variation is not None:
-            var: DeviceVariation = self.device.variation
-            shape = slot.shape if var.granularity == "read" else slot.shape[1:] if var.granularity == "device" else ()
-            factors = var.factors(torch.Size(shape) if shape else torch.Size([1]), self.generator)
-            value = self.scale * T * reads[slot] * factors.to(reads.dtype)
-        else:
-            value = self.scale * T * reads[slot]
-        value = torch.where(slot < T, value, torch.zeros_like(value))
-        if self.signed:
-            value = torch.sign(v) * value
-        self.last_slots = slot
-        fired = slot < T
-        self.spikes += int(fired.sum())
-        self.neuron_updates += v.numel() * T
-        counts = torch.bincount(slot.flatten(), minlength=T + 1)[:T].tolist()
-        self.spikes_by_step = [a + int(b) for a, b in zip(self.spikes_by_step, counts)]
-        self.samples += v.shape[0] if v.dim() else 1
-        self.neurons_per_sample = math.prod(v.shape[1:]) if v.dim() else 1
-        return value.to(v.dtype)
-
-    def _masked(self, v: Tensor, slot: Tensor) -> Tensor:
-        """M-TTFS: the TTFS level, dead zone applied, sent with silence for the silent level."""
-        T = self.window
-        q = T - slot
-        if self.signed:
-            q = torch.where(v < 0, -q, q)
-        q = apply_dead_zone(q, self.silent_level, self.dead_zone)
-        value = self.scale * T * self.slot_reads[T - q.abs()]
-        if self.signed:
-            value = torch.where(q < 0, -value, value)
-        code = spike_code(q, self.silent_level)
-        fired = code != 0
-        self.last_slots = torch.where(fired, T - code.abs(), torch.full_like(code, T))
-        self.spikes += int(fired.sum())
-        self.neuron_updates += v.numel() * T
-        counts = torch.bincount(self.last_slots.flatten(), minlength=T + 1)[:T].tolist()
-        self.spikes_by_step = [a + int(b) for a, b in zip(self.spikes_by_step, counts)]
-        self.samples += v.shape[0] if v.dim() else 1
-        self.neurons_per_sample = math.prod(v.shape[1:]) if v.dim() else 1
-        return value.to(v.dtype)
-
-    def extra_repr(self) -> str:
-        dev = self.device.name if self.device is not None else "ideal"
-        extra = f", silence={self.silence}, silent_level={self.silent_level.tolist()}, dead_zone={self.dead_zone}" \
-            if self.masked else ""
-        return f"T={self.window}, scale={self.scale:.4g}, rounding={self.rounding}, signed={self.signed}, device={dev}{extra}"
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.synapse is not None and not isinstance(self.synapse, OptoelectronicSynapse):
+            raise TypeError(f"synapse must be an isospike.devices.OptoelectronicSynapse or None, got "
+                            f"{type(self.synapse).__name__}; to run on a torch device use snn.to(device)")
+        if not 0.0 < self.percentile <= 100.0:
+            raise ValueError(f"percentile must be in (0, 100], got {self.percentile}")
+        check_silence(self.silence, ("zero", "lowest"), hint=" (the most frequent level: coding='mttfs')")
 
 
-def convert_ttfs(
-    model: nn.Module,
-    *,
-    timesteps: int = 15,
-    calibration: Any = None,
-    synapse: OptoelectronicSynapse | None = _UNSET,
-    percentile: float = 99.9,
-    rounding: Rounding = "round",
-    fold_bn: bool = True,
-    calibration_batch_size: int = 256,
-    device: Any = _UNSET,
-    silence: Literal["zero", "lowest"] = "zero",
-) -> SpikingNetwork:
-    """Convert a QNN (TTFSQuant activations) or a ReLU ANN to a TTFS SNN (see module docstring).
-
-    Args:
-        timesteps: window T for ReLUs converted post hoc (TTFSQuant layers keep their own).
-        synapse: synapse model for all layers, e.g. ``OptoelectronicSynapse.in2o3()`` (default: each
-            TTFSQuant's own, else ideal reads). ``device=`` is its deprecated name.
-        percentile: post-hoc step = percentile of the ReLU's activations / T.
-        rounding: post-hoc rounding ("round" or "floor").
-        silence: which level a neuron sends as silence (no spike, no synaptic event).
-            ``"zero"`` (default): isospike's signed TTFS, sign-and-magnitude channels with level 0
-            silent. ``"lowest"``: the TTFS baseline of the Matterhorn paper -- levels offset to be
-            unsigned (q + T), so the lowest level (-T on a signed layer) is silent and 0 fires; the
-            receivers fold the silent value into their bias (as for M-TTFS), so outputs equal the
-            QNN's up to float summation order. Unsigned (ReLU) layers are the same under both.
-            Signed layers then need digital reads (``synapse=None``). The most frequent level is
-            ``coding="mttfs"``.
-    """
-    rule: Silence = check_silence(silence, ("zero", "lowest"), hint=" (the most frequent level: coding='mttfs')")
-    device = resolve_synapse(synapse, device, "isospike.convert(coding='ttfs')")
-    gm = trace(model, CODING)
-    relu_functions_to_modules(gm)
-    folded = fold_batchnorm(gm) if fold_bn else []
-    if calibration is not None:
-        propagate_shapes(gm, first_batch(calibration))
-    activations = check_rate_graph(gm, (nn.ReLU,), ttfs=True, coding=CODING)
-    modules = {p: gm.get_submodule(p) for p in activations}
-    quantized = {p: m for p, m in modules.items() if hasattr(type(m), "ttfs_timesteps")}
-    # activations trained with a clip threshold (NoisyQCFS) span [0, lambda]: step = lambda / T
-    clipped = {p: float(m.spike_threshold) for p, m in modules.items() if p not in quantized and has_trained_threshold(m)}
-    relus = [p for p in activations if p not in quantized and p not in clipped]
-    if relus and calibration is None:
-        raise ValueError("post-hoc TTFS conversion of ReLUs needs calibration data for the steps: pass calibration=...")
-    specs: dict[str, dict] = {}
+def population_specs(prepared: PreparedGraph, o: TTFSOptions, calibration: Any) -> dict[str, dict[str, Any]]:
+    """Each activation's TTFS population arguments, in graph order: TTFSQuant layers keep their
+    window, step, rounding and device; clip-trained activations (NoisyQCFS) span [0, lambda];
+    plain ReLUs get step = percentile / T from calibration data."""
+    quantized, clipped, relus = prepared.split(is_ttfs_quantizer, has_trained_threshold)
     if relus:
-        tops, _ = activation_spans(gm, relus, calibration, percentile, CODING, calibration_batch_size, max_at_100=False)
-        for p, top in tops.items():
-            specs[p] = dict(timesteps=timesteps, scale=top / timesteps, rounding=rounding, signed=False, device=device)
-    for p, lam in clipped.items():
-        specs[p] = dict(timesteps=timesteps, scale=lam / timesteps, rounding=rounding, signed=False, device=device)
-    for p, m in quantized.items():
-        step = m.scale
-        assert isinstance(step, Tensor)  # a TTFS-quantized activation (TTFSQuant) learns its step as a parameter
-        specs[p] = dict(timesteps=m.timesteps, scale=float(step.detach().abs()), rounding=m.rounding,
-                        signed=m.signed, device=device if device is not None else m.device)
-    for spec in specs.values():
-        if rule == "lowest":
+        require_calibration(calibration, "post-hoc TTFS conversion of ReLUs measures their steps on data")
+    spans, _ = activation_spans(prepared, relus, calibration, o.percentile, o.calibration_batch_size, max_at_100=False)
+    spans.update({p: trained_threshold(prepared.modules[p]) for p in clipped})
+    specs: dict[str, dict[str, Any]] = {}
+    for p in prepared.activations:
+        m = prepared.modules[p]
+        if p in quantized:
+            step = m.scale
+            assert isinstance(step, Tensor)  # a TTFS-quantized activation (TTFSQuant) learns its step as a parameter
+            specs[p] = dict(timesteps=m.timesteps, scale=float(step.detach().abs()), rounding=m.rounding,
+                            signed=m.signed, device=o.synapse if o.synapse is not None else m.device)
+        else:
+            specs[p] = dict(timesteps=o.timesteps, scale=spans[p] / o.timesteps, rounding=o.rounding, signed=False,
+                            device=o.synapse)
+    return specs
+
+
+def network(prepared: PreparedGraph, specs: dict[str, dict[str, Any]], coding: str, info: dict[str, Any],
+            default_window: int) -> SpikingNetwork:
+    """Place one TTFS population per spec and wrap the graph (one pass: windows resolve inside)."""
+    populations = {p: (lambda static, spec=spec: TTFSPopulation(**spec)) for p, spec in specs.items()}
+    gm = assemble(prepared, populations, reads_device=any(s["device"] is not None for s in specs.values()))
+    windows = sorted({s["timesteps"] for s in specs.values()} or {default_window})
+    info = {"steps": {p: s["scale"] for p, s in specs.items()}, "windows": windows, **info}
+    return SpikingNetwork(gm, max(windows), coding, info, fold_time=False)
+
+
+def build_ttfs(model: nn.Module, options: TTFSOptions, calibration: Any) -> SpikingNetwork:
+    """Convert a QNN (TTFSQuant activations) or a ReLU ANN to a TTFS SNN (see the module docstring)."""
+    o = options
+    prepared = prepare(model, calibration, fold_bn=o.fold_bn,
+                       keep=lambda m: is_ttfs_quantizer(m) or has_trained_threshold(m))
+    specs = population_specs(prepared, o, calibration)
+    if o.silence == "lowest":
+        for spec in specs.values():
             if spec["signed"] and spec["device"] is not None:
                 raise ValueError("silence='lowest' decodes the offset levels of signed layers with a digital level "
                                  "table: convert with synapse=None")
-            spec.update(silent_level=lowest_level(spec["timesteps"], spec["signed"]), silence=rule)
-    populations = {p: (lambda static, spec=spec: TTFSPopulation(**spec)) for p, spec in specs.items()}
-    assemble_time_folded(gm, populations, reads_device=any(s["device"] is not None for s in specs.values()))
-    if rule == "lowest":  # receivers hold the silent value in their bias (as for M-TTFS)
-        pops = {n for n, m in gm.named_modules() if isinstance(m, TTFSPopulation)}
-        for syn, src in synapses_fed_by(gm, pops).items():
-            object.__setattr__(gm.get_submodule(syn), "silent_source", gm.get_submodule(src))
-    windows = {s["timesteps"] for s in specs.values()} or {timesteps}
-    specs = {p: specs[p] for p in activations}  # graph order
-    info = {"steps": {p: s["scale"] for p, s in specs.items()}, "windows": sorted(windows),
-            "trained_layers": sorted(quantized), "post_hoc_layers": relus, "folded_batchnorm": folded,
-            "device": None if device is None else device.name}
-    if rule != "zero":
-        info["silence"] = rule
-    return SpikingNetwork(gm, max(windows), CODING, info, fold_time=False)
+            spec.update(silent_level=lowest_level(spec["timesteps"], spec["signed"]), silence="lowest")
+    quantized = [p for p in prepared.activations if is_ttfs_quantizer(prepared.modules[p])]
+    info: dict[str, Any] = {
+        "trained_layers": sorted(quantized), "folded_batchnorm": prepared.folded_batchnorm,
+        "post_hoc_layers": [p for p in prepared.activations
+                            if p not in quantized and not has_trained_threshold(prepared.modules[p])],
+        "device": None if o.synapse is None else o.synapse.name}
+    if o.silence != "zero":
+        info["silence"] = o.silence
+    return network(prepared, specs, CODING, info, o.timesteps)
+
+
+# ----------------------------------------------------------------------- saved files
+def _device_spec(device: Any) -> dict[str, Any] | None:
+    if device is None:
+        return None
+    t = np.linspace(0.0, device.t_end, 257)
+    var = device.variation
+    return {"name": device.name, "source": device.source, "times": t.tolist(), "values": device(t).tolist(),
+            "variation": None if var is None else {"sigma": var.sigma, "kind": var.kind, "granularity": var.granularity}}
+
+
+def _read_device(f: Field) -> Any:
+    if f.is_none:
+        return None
+    d = f.object({"name", "source", "times", "values", "variation"})
+    var = d["variation"]
+    variation = None
+    if not var.is_none:
+        v = var.object({"sigma", "kind", "granularity"})
+        variation = DeviceVariation(v["sigma"].number(0.0, 10.0), v["kind"].choice(("gaussian", "uniform")),
+                                    v["granularity"].choice(("read", "device", "run")))
+    times = d["times"].numbers(MAX_CURVE_SAMPLES, lo=0.0)
+    values = d["values"].numbers(MAX_CURVE_SAMPLES)
+    return built(f, lambda: OptoelectronicSynapse.from_samples(times, values, name=d["name"].text(256),
+                                                               source=d["source"].text(4096), variation=variation))
+
+
+def _write_population(m: nn.Module, _: dict[int, str]) -> dict[str, Any]:
+    assert isinstance(m, TTFSPopulation)  # the codec of that type
+    spec = {"type": "TTFSPopulation", "timesteps": m.window, "scale": m.scale, "rounding": m.rounding,
+            "signed": m.signed, "device": _device_spec(m.device), "dead_zone": m.dead_zone}
+    if m.silence != "zero":  # files of plain (signed) TTFS stay as before
+        spec["silence"] = m.silence
+    return spec
+
+
+def _read_population(f: Field, stored: Any) -> nn.Module:
+    f.object({"type", "timesteps", "scale", "rounding", "signed", "device", "dead_zone", "silence"})
+    T = f["timesteps"].integer(1, MAX_WINDOW)
+    silence = f.get("silence")  # absent in files of plain TTFS and in files older than the option
+    rule: Silence | None = None if silence is None else silence.choice(SILENCES)  # type: ignore[assignment]
+    args = dict(timesteps=T, scale=f["scale"].number(0.0), rounding=f["rounding"].choice(("round", "floor")),
+                signed=f["signed"].boolean(), device=_read_device(f["device"]),
+                silent_level=needed(stored, "silent_level", f), dead_zone=f["dead_zone"].integer(0, T), silence=rule)
+    return built(f, lambda: TTFSPopulation(**args))
+
+
+TTFS = register(Coding(
+    CODING, TTFSOptions, build_ttfs, populations={"TTFSPopulation": ModuleCodec(_write_population, _read_population)},
+    guarantee=QNN_EQUIVALENT,
+    summary="one spike per neuron in a window of T steps, read through a (decaying) synapse device"))
+
+
+def convert_ttfs(model: nn.Module, *, calibration: Any = None, **options: Any) -> SpikingNetwork:
+    """``isospike.convert(model, coding="ttfs", ...)``; options: :class:`TTFSOptions` (``device=`` is
+    the deprecated name of ``synapse=``; a torch device there is a TypeError pointing to ``.to``)."""
+    snn = TTFS.convert(model, calibration, **options)
+    assert isinstance(snn, SpikingNetwork)  # what build_ttfs returns
+    return snn
+
+
+__all__ = ["TTFS", "TTFSOptions", "TTFSPopulation", "build_ttfs", "convert_ttfs"]

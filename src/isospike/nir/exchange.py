@@ -35,7 +35,7 @@ import torch
 from torch import fx, nn
 
 from isospike._io import atomic_write
-from isospike.conversion.registry import codings
+from isospike.conversion.coding import codings, population_codecs
 from isospike.errors import FileFormatError, one_line
 from isospike.serialize.modules import read_module
 from isospike.serialize.schema import Field, is_module_path, parse_json
@@ -55,9 +55,7 @@ def export(snn: nn.Module, path: str | Path | None = None):
     import nir
 
     from isospike.conversion.network import SpikingNetwork
-    from isospike.conversion.sigma_delta import SigmaDeltaPopulation
-    from isospike.conversion.timefold import CountingSynapse, TimeBroadcast, TimeFoldedNeuron
-    from isospike.conversion.ttfs import TTFSPopulation
+    from isospike.conversion.timefold import CountingSynapse, SpikingPopulation, TimeBroadcast, TimeFoldedNeuron
     from isospike.serialize.modules import write_module
 
     if not isinstance(snn, SpikingNetwork):
@@ -152,12 +150,14 @@ def export(snn: nn.Module, path: str | Path | None = None):
                 spike_scale[node] = n.spike_value.detach().clone()
                 if n.reset_mode == "subtract" or bool((n.v_init != 0).any()) or n.leak != 1.0:
                     foreign_differs.append(name)
-            elif isinstance(m, (TTFSPopulation, SigmaDeltaPopulation)):
+            elif isinstance(m, SpikingPopulation) and type(m).__name__ in population_codecs():
+                # no NIR primitive: an IF node standard readers approximate it with; its metadata
+                # holds the population as a saved file does
                 approximate = True
                 shape = sample_shape(node) or ()
                 spec = write_module(m, {})
                 buffers = {k: v.tolist() for k, v in m.state_dict().items()}
-                level = m.scale * m.window if isinstance(m, TTFSPopulation) else m.threshold
+                level = m.nir_threshold()
                 nodes[name] = nir.IF(r=np.ones(shape, np.float32), v_threshold=np.full(shape, level, np.float32),
                                      v_reset=np.zeros(shape, np.float32),
                                      metadata={_META: json.dumps({"coding": snn.coding, "population": spec, "buffers": buffers})})
@@ -228,6 +228,12 @@ def export(snn: nn.Module, path: str | Path | None = None):
     if path is not None:
         atomic_write(path, lambda p: nir.write(str(p), graph))
     return graph
+
+
+def _FOREIGN_POPULATIONS() -> tuple[str, ...]:  # noqa: N802 - reads as the closed set it returns
+    """Population types carried in an IF node's metadata: the registered codings' own, except
+    rate coding's IF neurons, which NIR describes natively."""
+    return tuple(sorted(k for k in population_codecs() if k != "TimeFoldedNeuron"))
 
 
 def _broadcastable(scale, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -658,7 +664,7 @@ def load(path_or_graph: Any, dt: float | None = None, input_shape: tuple[int, ..
             def factory(static: bool, spec: Field = obj, buffers: dict[str, torch.Tensor] = buffers) -> nn.Module:
                 if isinstance(spec.value, dict) and "static_input" in spec.value:
                     spec = Field({**spec.value, "static_input": static}, spec.where, spec.source)
-                pop = read_module(spec, buffers.get, allowed=("TTFSPopulation", "SigmaDeltaPopulation"))
+                pop = read_module(spec, buffers.get, allowed=_FOREIGN_POPULATIONS())
                 for k, v in buffers.items():
                     old = pop._buffers.get(k)
                     if old is not None and old.shape == v.shape:
@@ -671,17 +677,6 @@ def load(path_or_graph: Any, dt: float | None = None, input_shape: tuple[int, ..
 
     coding_field = entry("coding")
     coding = coding_field.choice(codings()) if coding_field is not None else "rate"
-    if coding == "mttfs":  # receivers fold the silent level into their bias again
-        from isospike.conversion.assemble import synapses_fed_by
-
-        pops = {n for n in neurons}
-        for syn, pop in synapses_fed_by(gm, pops).items():
-            object.__setattr__(gm.get_submodule(syn), "silent_source", gm.get_submodule(pop))
-    if coding == "sigma_delta":
-        from isospike.conversion.assemble import synapses_fed_by
-
-        for syn, pop in synapses_fed_by(gm, set(neurons)).items():
-            gm.get_submodule(syn).event_size = gm.get_submodule(pop).threshold
     steps_field, fold_field, readout_field = entry("timesteps"), entry("fold_time"), entry("readout")
     timesteps = steps_field.integer(1, 2**31 - 1) if steps_field is not None else 8
     fold_time = fold_field.boolean() if fold_field is not None else True

@@ -15,18 +15,29 @@ from isospike.report.document import Document, command_line, provenance_record
 from isospike.report.loading import convert_exact, load_model
 from isospike.report.tables import text_table
 
+# command-line flags that set a coding option of the same name, where the coding has it
+_OPTION_FLAGS = ("timesteps", "dead_zone", "levels", "synapse")
+
 
 def convert_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Coding options from the command line (only those the coding takes)."""
+    """Coding options from the command line: each flag whose option the coding declares
+    (``isospike.conversion.get_coding(name).options``); flags it does not take are left out, and
+    unset ones keep the coding's defaults."""
+    import dataclasses
+
+    from isospike.conversion import get_coding
+
+    fields = {f.name for f in dataclasses.fields(get_coding(args.coding).options)}
     opts: dict[str, Any] = {}
-    if args.coding in ("rate", "ttfs", "mttfs") or (args.coding == "sigma_delta" and args.timesteps is not None):
-        opts["timesteps"] = args.timesteps or {"rate": 8, "ttfs": 15, "mttfs": 15}.get(args.coding, 1)
-    if args.coding == "mttfs":
-        opts["dead_zone"] = args.dead_zone
-    if args.coding == "sigma_delta":
-        opts["levels"] = args.levels
-    if args.coding == "ttfs" and args.synapse == "in2o3":
-        opts["synapse"] = isp.devices.OptoelectronicSynapse.in2o3()
+    for flag in _OPTION_FLAGS:
+        value = getattr(args, flag, None)
+        if flag not in fields or value is None:
+            continue
+        if flag == "synapse":
+            if value == "in2o3":
+                opts["synapse"] = isp.devices.OptoelectronicSynapse.in2o3()
+            continue
+        opts[flag] = value
     return opts
 
 
@@ -129,9 +140,6 @@ def run_convert(args: argparse.Namespace, echo=print) -> Path:
     return out
 
 
-_POPULATION_NAMES = {"TimeFoldedNeuron": "IF neurons", "TTFSPopulation": "TTFS neurons",
-                     "SigmaDeltaPopulation": "sigma-delta neurons", "NIRNeurons": "NIR neurons"}
-
 
 def _layer_label(net: Any, path: str) -> str:
     """A layer's path with what it is: ``features.3 (Conv2d synapses)``, ``2 (IF neurons)``."""
@@ -145,7 +153,7 @@ def _layer_label(net: Any, path: str) -> str:
     inner = getattr(m, "layer", None)
     if inner is not None:
         return f"{path} ({type(inner).__name__} synapses)"
-    return f"{path} ({_POPULATION_NAMES.get(type(m).__name__, type(m).__name__)})"
+    return f"{path} ({getattr(m, 'label', type(m).__name__)})"
 
 
 DOCS_CERTIFICATES = "docs/verification.md"

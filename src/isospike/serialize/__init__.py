@@ -28,7 +28,7 @@ from torch import Tensor, fx, nn
 from isospike._io import atomic_write
 from isospike.errors import FileFormatError, one_line
 from isospike.serialize.graph import read_graph, write_graph
-from isospike.serialize.modules import read_module, write_module
+from isospike.serialize.modules import read_module, read_synapse, write_module
 from isospike.serialize.schema import Field, is_module_path, parse_json
 
 __all__ = ["FORMAT", "load", "save"]
@@ -60,7 +60,7 @@ def save(snn: nn.Module, path: str | Path) -> Path:
     tensors = {f"graph_module.{k}": v.detach().contiguous().clone() for k, v in gm.state_dict().items()}
     for a in attrs:
         tensors[f"attr.{a}"] = _attribute(gm, a)
-    crossbar = getattr(snn, "crossbar", None)
+    crossbar = snn.crossbar
     meta = {"isospike": json.dumps(structure, default=_json_default)}
     if crossbar is not None:
         meta["crossbar"] = json.dumps(dataclasses.asdict(crossbar), default=_json_default)
@@ -140,8 +140,8 @@ def load(path: str | Path) -> nn.Module:
     Raises :class:`FileNotFoundError`, :class:`PermissionError` or :class:`IsADirectoryError` for
     a path that cannot be read, and :class:`ValueError` (:class:`isospike.errors.FileFormatError`
     for a malformed structure) naming the file and the field for anything else."""
+    from isospike.conversion.coding import codings
     from isospike.conversion.network import SpikingNetwork
-    from isospike.conversion.registry import codings
 
     path = Path(path)
     meta, tensors = _read_file(path)
@@ -177,7 +177,11 @@ def load(path: str | Path) -> nn.Module:
     def stored_under(prefix: str):
         return lambda key: tensors.get(f"graph_module.{prefix}.{key}")
 
-    modules: dict[str, Any] = {p: read_module(spec, stored_under(p)) for p, spec in declared.items()}
+    # synapses last: each is built wired to the population feeding it
+    synapses = {p for p, spec in declared.items() if isinstance(spec.value, dict) and spec.value.get("type") == "CountingSynapse"}
+    modules: dict[str, Any] = {p: read_module(spec, stored_under(p)) for p, spec in declared.items() if p not in synapses}
+    for p in sorted(synapses):
+        modules[p] = read_synapse(declared[p], stored_under(p), modules.get)
     for a in attrs:
         key = f"attr.{a}"
         if key not in tensors:
@@ -190,21 +194,11 @@ def load(path: str | Path) -> nn.Module:
         raise FileFormatError(f"{source}: the graph does not match its modules ({exc})") from None
     _assign_tensors(gm, {k.removeprefix("graph_module."): v for k, v in tensors.items()
                          if k.startswith("graph_module.")}, source)
-    for p, spec in declared.items():
-        src = spec.get("silent_source")
-        if src is not None and not src.is_none:
-            target = modules.get(src.module_path())
-            from isospike.conversion.ttfs import TTFSPopulation
-
-            if not isinstance(target, TTFSPopulation):
-                raise src.error("the path of a TTFS population the file declares")
-            object.__setattr__(gm.get_submodule(p), "silent_source", target)
+    crossbar = _read_crossbar(meta["crossbar"], source) if "crossbar" in meta else None
     try:
-        snn = SpikingNetwork(gm, timesteps, coding, info, fold_time=fold_time, readout=readout)
+        snn = SpikingNetwork(gm, timesteps, coding, info, fold_time=fold_time, readout=readout, crossbar=crossbar)
     except ValueError as exc:
         raise FileFormatError(f"{source}: {exc}") from None
-    if "crossbar" in meta:
-        snn.crossbar = _read_crossbar(meta["crossbar"], source)
     _dry_run(snn.eval(), source)
     return snn
 

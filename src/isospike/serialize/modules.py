@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -41,13 +40,16 @@ class ModuleCodec(NamedTuple):
 _T = TypeVar("_T")
 
 
-def _built(field: Field, build: Callable[[], _T]) -> _T:
+def built(field: Field, build: Callable[[], _T]) -> _T:
     """Run a constructor on validated arguments; its own refusals name the file's field."""
     try:
         return build()
     except (ValueError, TypeError, RuntimeError) as exc:
         raise FileFormatError(f"{field.source}: field {field.where} does not describe a valid "
                               f"module ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+
+
+_built = built
 
 
 def _on_meta(field: Field, cls: type[nn.Module], **kwargs: Any) -> nn.Module:
@@ -198,7 +200,7 @@ def _write_synapse(m: nn.Module, paths: dict[int, str]) -> dict[str, Any]:
     return {"type": "CountingSynapse", "layer": write_module(m.layer, paths), "spike_input": m.spike_input,
             "static_input": m.static_input, "reads_device": m.reads_device, "event_size": m.event_size,
             "silent_source": paths.get(id(src)) if src is not None else None,
-            "in_crossbar": bool(getattr(m, "in_crossbar", False))}
+            "in_crossbar": m.in_crossbar}
 
 
 # what a CountingSynapse may wrap
@@ -206,112 +208,38 @@ _SYNAPSE_LAYERS = ("Linear", "Conv1d", "Conv2d", "Conv3d", "AvgPool1d", "AvgPool
                    "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "CrossbarLinear", "CrossbarConv1d", "CrossbarConv2d")
 
 
-def _read_synapse(f: Field, stored: Stored) -> nn.Module:
+def read_synapse(f: Field, stored: Stored, resolve: Callable[[str], nn.Module | None] | None = None) -> nn.Module:
+    """A CountingSynapse, wired at construction: ``resolve(path)`` gives the already built
+    population its ``silent_source`` names (a masked-TTFS population declared by the same file)."""
     from isospike.conversion.timefold import CountingSynapse
+    from isospike.neurons.ttfs import TTFSPopulation
 
     f.object({"type", "layer", "spike_input", "static_input", "reads_device", "event_size", "silent_source",
               "in_crossbar"})
     layer = read_module(f["layer"], lambda key: stored(f"layer.{key}"), allowed=_SYNAPSE_LAYERS)
-    m = CountingSynapse(layer, f["spike_input"].boolean(), f["static_input"].boolean(), f["reads_device"].boolean())
     event = f["event_size"]
-    m.event_size = None if event.is_none else event.number(0.0, lo_open=True)
-    if f["in_crossbar"].boolean():
-        m.in_crossbar = True
     src = f["silent_source"]
+    source = None
     if not src.is_none:
-        src.module_path()  # resolved to the population once every module is built
-    return m
+        path = src.module_path()
+        found = resolve(path) if resolve is not None else None
+        if not isinstance(found, TTFSPopulation):
+            raise src.error("the path of a TTFS population the file declares")
+        source = found
+    return CountingSynapse(layer, f["spike_input"].boolean(), f["static_input"].boolean(), f["reads_device"].boolean(),
+                           event_size=None if event.is_none else event.number(0.0, lo_open=True), silent_source=source,
+                           in_crossbar=f["in_crossbar"].boolean())
 
 
-def _write_folded_neuron(m: nn.Module, _: dict[int, str]) -> dict[str, Any]:
-    from isospike.conversion.timefold import TimeFoldedNeuron
-
-    assert isinstance(m, TimeFoldedNeuron)  # the codec of that type
-    n = m.neuron
-    return {"type": "TimeFoldedNeuron", "static_input": m.static_input, "neuron": {"reset": n.reset_mode, "leak": n.leak}}
-
-
-def _needed(stored: Stored, key: str, field: Field) -> Tensor:
+def needed(stored: Stored, key: str, field: Field) -> Tensor:
+    """The module's stored tensor ``key`` (a FileFormatError naming it when missing)."""
     t = stored(key)
     if t is None:
         raise FileFormatError(f"{field.source}: the tensor '{key}' of the module at {field.where} is missing")
     return t
 
 
-def _read_folded_neuron(f: Field, stored: Stored) -> nn.Module:
-    from isospike.conversion.timefold import TimeFoldedNeuron
-    from isospike.neurons import IFNeuron
-
-    f.object({"type", "static_input", "neuron"})
-    n = f["neuron"].object({"reset", "leak"})
-    reset, leak = n["reset"].choice(("subtract", "zero")), n["leak"].number(0.0, 1.0, lo_open=True)
-    neuron = _built(f, lambda: IFNeuron(threshold=_needed(stored, "neuron.threshold", f), reset=reset,
-                                        v_init=_needed(stored, "neuron.v_init", f), leak=leak,
-                                        spike_value=_needed(stored, "neuron.spike_value", f)))
-    return TimeFoldedNeuron(neuron, f["static_input"].boolean())
-
-
-def _device_spec(device: Any) -> dict[str, Any] | None:
-    if device is None:
-        return None
-    t = np.linspace(0.0, device.t_end, 257)
-    var = device.variation
-    return {"name": device.name, "source": device.source, "times": t.tolist(), "values": device(t).tolist(),
-            "variation": None if var is None else {"sigma": var.sigma, "kind": var.kind, "granularity": var.granularity}}
-
-
-def _read_device(f: Field) -> Any:
-    if f.is_none:
-        return None
-    from isospike.devices import DeviceVariation, OptoelectronicSynapse
-
-    d = f.object({"name", "source", "times", "values", "variation"})
-    var = d["variation"]
-    variation = None
-    if not var.is_none:
-        v = var.object({"sigma", "kind", "granularity"})
-        variation = DeviceVariation(v["sigma"].number(0.0, 10.0), v["kind"].choice(("gaussian", "uniform")),
-                                    v["granularity"].choice(("read", "device", "run")))
-    times = d["times"].numbers(MAX_CURVE_SAMPLES, lo=0.0)
-    values = d["values"].numbers(MAX_CURVE_SAMPLES)
-    return _built(f, lambda: OptoelectronicSynapse.from_samples(times, values, name=d["name"].text(256),
-                                                                source=d["source"].text(4096), variation=variation))
-
-
-def _write_ttfs(m: nn.Module, _: dict[int, str]) -> dict[str, Any]:
-    spec = {"type": "TTFSPopulation", "timesteps": m.window, "scale": m.scale, "rounding": m.rounding,
-            "signed": m.signed, "device": _device_spec(m.device), "dead_zone": m.dead_zone}
-    if m.silence != "zero":  # files of plain (signed) TTFS stay as before
-        spec["silence"] = m.silence
-    return spec
-
-
-def _read_ttfs(f: Field, stored: Stored) -> nn.Module:
-    from isospike.coding.mttfs import SILENCES
-    from isospike.conversion.ttfs import TTFSPopulation
-
-    f.object({"type", "timesteps", "scale", "rounding", "signed", "device", "dead_zone", "silence"})
-    T = f["timesteps"].integer(1, MAX_WINDOW)
-    silence = f.get("silence")  # absent in files of plain TTFS and in files older than the option
-    args = dict(timesteps=T, scale=f["scale"].number(0.0), rounding=f["rounding"].choice(("round", "floor")),
-                signed=f["signed"].boolean(), device=_read_device(f["device"]),
-                silent_level=_needed(stored, "silent_level", f), dead_zone=f["dead_zone"].integer(0, T),
-                silence=None if silence is None else silence.choice(SILENCES))
-    return _built(f, lambda: TTFSPopulation(**args))
-
-
-def _write_sigma_delta(m: nn.Module, _: dict[int, str]) -> dict[str, Any]:
-    return {"type": "SigmaDeltaPopulation", "threshold": m.threshold, "static_input": m.static_input,
-            "max_spikes_per_step": m.max_spikes_per_step}
-
-
-def _read_sigma_delta(f: Field, _: Stored) -> nn.Module:
-    from isospike.conversion.sigma_delta import SigmaDeltaPopulation
-
-    f.object({"type", "threshold", "static_input", "max_spikes_per_step"})
-    most = f["max_spikes_per_step"]
-    return SigmaDeltaPopulation(f["threshold"].number(0.0, lo_open=True), f["static_input"].boolean(),
-                                None if most.is_none else most.integer(1, MAX_SIZE))
+_needed = needed
 
 
 def _read_scale(f: Field, stored: Stored) -> nn.Module:
@@ -342,12 +270,9 @@ def _codecs() -> dict[str, ModuleCodec]:
         "Flatten": _args_only(nn.Flatten, lambda m: {"start_dim": m.start_dim, "end_dim": m.end_dim}, _read_flatten),
         "Unflatten": _args_only(nn.Unflatten, _unflatten_args, _read_unflatten),
         "Identity": ModuleCodec(lambda m, _: {"type": "Identity", "args": {}}, lambda f, _: nn.Identity()),
-        "CountingSynapse": ModuleCodec(_write_synapse, _read_synapse),
-        "TimeFoldedNeuron": ModuleCodec(_write_folded_neuron, _read_folded_neuron),
+        "CountingSynapse": ModuleCodec(_write_synapse, read_synapse),
         "TimeBroadcast": ModuleCodec(lambda m, _: {"type": "TimeBroadcast"}, _read_broadcast),
         "ElementwiseScale": ModuleCodec(lambda m, _: {"type": "ElementwiseScale"}, _read_scale),
-        "TTFSPopulation": ModuleCodec(_write_ttfs, _read_ttfs),
-        "SigmaDeltaPopulation": ModuleCodec(_write_sigma_delta, _read_sigma_delta),
     }
     for dims, conv in ((1, nn.Conv1d), (2, nn.Conv2d), (3, nn.Conv3d)):
         table[conv.__name__] = _conv_codec(conv, dims)
@@ -367,11 +292,19 @@ def _codecs() -> dict[str, ModuleCodec]:
 CODECS = _codecs()
 
 
-def _type_name(m: nn.Module) -> str:
+def all_codecs() -> dict[str, ModuleCodec]:
+    """The closed table: the layers and glue above, and the populations of the registered codings
+    (each coding declares how its population types are written and read)."""
+    from isospike.conversion.coding import population_codecs
+
+    return {**CODECS, **population_codecs()}
+
+
+def _type_name(m: nn.Module, table: dict[str, ModuleCodec]) -> str:
     """The codec name of a module: its own class, or for a subclass of a plain torch layer that
     adds nothing isospike saves (e.g. a user's ``MyLinear(nn.Linear)``), that layer's name."""
     name = type(m).__name__
-    if name in CODECS and type(m).__module__.startswith(("torch.nn", "isospike.")):
+    if name in table and (name not in CODECS or type(m).__module__.startswith(("torch.nn", "isospike."))):
         return name
     for base in type(m).__mro__[1:]:
         if base.__module__.startswith("torch.nn") and base.__name__ in CODECS:
@@ -381,14 +314,18 @@ def _type_name(m: nn.Module) -> str:
 
 def write_module(m: nn.Module, paths: dict[int, str]) -> dict[str, Any]:
     """The JSON specification of module ``m`` (``paths``: module id -> path, for references)."""
-    codec = CODECS.get(_type_name(m))
+    table = all_codecs()
+    codec = table.get(_type_name(m, table))
     if codec is None:
+        from isospike.conversion.coding import codings
+
         raise TypeError(f"cannot save a module of type {type(m).__name__}: isospike.save handles the networks "
-                        "returned by isospike.convert (rate, ttfs, mttfs, sigma_delta)")
+                        f"returned by isospike.convert ({', '.join(codings())})")
     return codec.write(m, paths)
 
 
 def read_module(field: Field, stored: Stored, allowed: tuple[str, ...] | None = None) -> nn.Module:
     """Build the module a file specifies (closed set of types; ``allowed`` narrows it)."""
-    kind = field["type"].choice(allowed if allowed is not None else tuple(CODECS), "module types a saved network holds")
-    return CODECS[kind].read(field, stored)
+    table = all_codecs()
+    kind = field["type"].choice(allowed if allowed is not None else tuple(table), "module types a saved network holds")
+    return table[kind].read(field, stored)

@@ -1,0 +1,195 @@
+"""Spiking populations as a converted network holds them, and the rate coding's IF population.
+
+A population replaces one activation of the ANN. Besides simulating, each population type says
+what it provably computes, so the library's generic walkers need no per-coding branches:
+
+* ``equivalent(timesteps)``: the plain-PyTorch module it equals (:func:`isospike.equivalent`);
+* ``certify(...)``: its guarantee checked on one run (:func:`isospike.verify`);
+* ``receiver_wiring()``: what the synapses it feeds must know of it (the value of a sigma-delta
+  spike, the silent value of masked TTFS), given to them when the graph is assembled.
+
+Time is folded into the batch dimension: a tensor that varies over time has shape
+``[T * batch, ...]`` (step-major); one that depends only on the input stays ``[batch, ...]``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from isospike.guarantees import BOUNDED_ERROR, MEASURED_ONLY, QNN_EQUIVALENT, LayerCertificate, layer_check
+from isospike.neurons.integrate_fire import IFNeuron, IFParameters, if_step, initial_state
+
+
+class TimeFolded(nn.Module):
+    """Base of modules that need the number of time steps of the current run."""
+
+    timesteps: int = 1
+
+    def extra_repr(self) -> str:
+        return f"timesteps={self.timesteps}"
+
+
+class SpikingPopulation(TimeFolded):
+    """Base of the neuron populations placed in a converted graph. Counters (zeroed by
+    ``reset_counts``): ``spikes``, ``neuron_updates``, ``spikes_by_step`` (list), ``samples``,
+    ``neurons_per_sample``."""
+
+    label: ClassVar[str] = "neurons"  # what reports call it
+    spikes: int
+    neuron_updates: int
+    spikes_by_step: list[int]
+    samples: int
+    neurons_per_sample: int
+
+    def reset(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def reset_counts(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def equivalent(self, timesteps: int) -> nn.Module:
+        """The plain-PyTorch activation this population equals for a network of ``timesteps`` steps."""
+        raise NotImplementedError(f"{type(self).__name__} does not state the function it computes; "
+                                  "implement equivalent() to use isospike.equivalent / verify")
+
+    def certify(self, name: str, current: Tensor, output: Tensor, expected: Tensor, timesteps: int,
+                fold_time: bool, tolerance: float) -> LayerCertificate:
+        """This layer's guarantee checked on one run: ``current`` / ``output`` are what the
+        population received and sent (time-folded ``[T * batch, ...]`` when ``fold_time``),
+        ``expected`` its equivalent's output on the same data. Default: the output once settled
+        (the last step) equals the equivalent's exactly ("qnn-equivalent")."""
+        out = output.reshape(timesteps, -1, *output.shape[1:])[-1] if fold_time else output
+        return layer_check(name, QNN_EQUIVALENT, (out - expected).abs(), tolerance)
+
+    def receiver_wiring(self) -> dict[str, Any]:
+        """Keyword arguments for the :class:`~isospike.conversion.timefold.CountingSynapse` of
+        each synaptic layer this population feeds (none by default)."""
+        return {}
+
+    def nir_threshold(self) -> float:
+        """The threshold of the ``nir.IF`` node a standard NIR reader runs in its place (a
+        population without a NIR primitive is exported as one; its metadata holds the real one)."""
+        return 1.0
+
+
+class TimeFoldedNeuron(SpikingPopulation):
+    """Rate coding's population: a spiking IF/LIF neuron run on a time-folded tensor.
+
+    ``static_input`` marks an input that does not change over time (``[batch, ...]``): the
+    neuron then receives the same current at each of the T steps. Output: ``[T * batch, ...]``.
+    """
+
+    label = "IF neurons"
+
+    def __init__(self, neuron: IFNeuron, static_input: bool) -> None:
+        super().__init__()
+        self.neuron = neuron
+        self.static_input = static_input
+        self.reset_counts()
+
+    def reset_counts(self) -> None:
+        """Zero the neuron's counters and the samples seen."""
+        self.neuron.reset_counts()
+        self.samples = 0
+        self.neurons_per_sample = 0
+
+    @property
+    def spikes(self) -> int:  # type: ignore[override]
+        return self.neuron.spikes
+
+    @property
+    def neuron_updates(self) -> int:  # type: ignore[override]
+        return self.neuron.neuron_updates
+
+    @property
+    def spikes_by_step(self) -> list[int]:  # type: ignore[override]
+        return self.neuron.spikes_by_step
+
+    def forward(self, x: Tensor) -> Tensor:
+        T = self.timesteps
+        if self.static_input:
+            out = self.neuron.multi_step(x, constant_input=True, timesteps=T)
+        else:
+            out = self.neuron.multi_step(x.reshape(T, x.shape[0] // T, *x.shape[1:]))
+        self.samples += out.shape[1]
+        self.neurons_per_sample = math.prod(out.shape[2:])
+        return out.reshape(-1, *out.shape[2:])
+
+    def reset(self) -> None:
+        self.neuron.reset()
+
+    def equivalent(self, timesteps: int) -> nn.Module:
+        n = self.neuron
+        return RateQuantizer(n.threshold, n.v_init, timesteps, n.spike_value, n.reset_mode, n.leak)
+
+    def certify(self, name: str, current: Tensor, output: Tensor, expected: Tensor, timesteps: int,
+                fold_time: bool, tolerance: float) -> LayerCertificate:
+        """Constant input (the first layer): the rate equals the quantizer's ("qnn-equivalent").
+        Spike-fed, reset by subtraction, no leak: |rate - clip(mean current, 0, theta)| <=
+        max(v_init, theta - v_init) / T for every neuron ("bounded-error"). Reset to zero or a
+        leak loses the residual at each spike: nothing is claimed."""
+        T, n = timesteps, self.neuron
+        rate = output.reshape(T, -1, *output.shape[1:]).mean(0)
+        if self.static_input:
+            return layer_check(name, QNN_EQUIVALENT, (rate - expected).abs(), tolerance + 1e-6 * float(n.threshold.max()))
+        if n.reset_mode != "subtract" or n.leak != 1.0:
+            return layer_check(name, MEASURED_ONLY, torch.zeros(0), math.inf)
+        mean_current = current.reshape(T, -1, *current.shape[1:]).mean(0)
+        th, v0 = n.threshold, n.v_init
+        value = rate * (th / n.spike_value)  # in input units, whatever a spike is worth
+        diff = (value - torch.minimum(mean_current.clamp_min(0), th)).abs()
+        bound = torch.maximum(v0, th - v0) / T
+        row = layer_check(name, BOUNDED_ERROR, diff - bound, tolerance + 1e-6 * float(th.max()))
+        row.max_abs_diff = float(diff.max()) if diff.numel() else 0.0
+        row.bound = float(bound.max())
+        return row
+
+    def extra_repr(self) -> str:
+        return f"timesteps={self.timesteps}, static_input={self.static_input}"
+
+
+class RateQuantizer(nn.Module):
+    """The spike-count rate of an IF/LIF neuron driven by a constant current z for T steps, each
+    spike worth s (``spike_value``: theta after conversion; 1 where the next layer's weights carry
+    theta, as in networks read back from NIR), under the neuron's own reset rule and leak.
+
+    Reset by subtraction without leak (what conversion builds) has the closed form
+    ``s / T * clip(floor((T z + v_init) / theta), 0, T)``; any other neuron (reset to zero, a leak,
+    as foreign NIR files hold) is its own step function run T times on the constant current."""
+
+    threshold: Tensor  # buffers registered in __init__
+    v_init: Tensor
+    spike_value: Tensor
+
+    def __init__(self, threshold: Tensor, v_init: Tensor, timesteps: int, spike_value: Tensor | None = None,
+                 reset: str = "subtract", leak: float = 1.0) -> None:
+        super().__init__()
+        if reset not in ("subtract", "zero"):
+            raise ValueError(f"reset must be 'subtract' or 'zero', got {reset!r}")
+        self.register_buffer("threshold", threshold.detach().clone())
+        self.register_buffer("v_init", v_init.detach().clone())
+        value = threshold if spike_value is None else spike_value
+        self.register_buffer("spike_value", torch.as_tensor(value).detach().clone())
+        self.timesteps = int(timesteps)
+        self.reset = reset
+        self.leak = float(leak)
+
+    def forward(self, z: Tensor) -> Tensor:
+        T, th = self.timesteps, self.threshold
+        if self.reset == "subtract" and self.leak == 1.0:
+            n = torch.floor((T * z + self.v_init) / th).clamp(0, T)
+        else:
+            p = IFParameters(th, self.leak, self.reset, self.v_init)  # type: ignore[arg-type]  # checked in __init__
+            state, n = initial_state(z, p), torch.zeros_like(z)
+            for _ in range(T):
+                s, state = if_step(z, state, p)
+                n = n + s
+        return n * self.spike_value.to(z.dtype) / T
+
+    def extra_repr(self) -> str:
+        rule = "" if self.reset == "subtract" and self.leak == 1.0 else f", reset={self.reset}, leak={self.leak:g}"
+        return f"T={self.timesteps}{rule}"

@@ -1,0 +1,198 @@
+"""TTFS coding's population (Otters / Otters++; M-TTFS of Matterhorn with a silent level).
+
+During its window of T steps a neuron compares its membrane V (the synaptic integration of the
+previous layer's device reads) with a staircase threshold and fires at the first step k where
+V >= theta_k, i.e. level q = T - k (silent: q = 0). Its spike is read by the next layer's
+synapses at the slot time t_k: the device returns O(t_k) (with its run-to-run variation, if
+any), scaled by scale * T -- exactly the QNN level for the nominal device. Masked TTFS sends
+another level as silence (:mod:`isospike.coding.mttfs`: the codes of that level and 0 swapped,
+a dead zone around it); the receivers fold its value into their bias.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from isospike.coding.mttfs import Silence, apply_dead_zone, check_silence, lowest_level, spike_code
+from isospike.coding.ttfs import Rounding
+from isospike.devices import DeviceVariation, OptoelectronicSynapse
+from isospike.neurons.populations import SpikingPopulation
+
+
+class TTFSPopulation(SpikingPopulation):
+    """A TTFS neuron population (one pass: the window is resolved inside).
+
+    Input: membrane potentials V (any shape, float32). Output: what the next layer's synapses
+    read for each neuron -- ``scale * T * O(t_k)`` at its spike slot k (0 when silent), signed
+    for two-channel layers. Records spikes, neuron updates (neurons x T) and spikes per slot.
+
+    ``silent_level`` is the level sent as silence (0: plain TTFS), ``dead_zone`` the levels around
+    it also sent as silence, and ``silence`` the rule that chose it (:data:`isospike.coding.mttfs.
+    Silence`: "zero", "lowest" -- the Matterhorn paper's TTFS baseline, -T on signed layers -- or
+    "mode" for M-TTFS; default: inferred from the level). A "zero" or "lowest" rule must match
+    ``silent_level`` (checked, also when a saved network is loaded).
+    """
+
+    label = "TTFS neurons"
+    silent_level: Tensor  # buffers registered in __init__
+    slot_reads: Tensor
+
+    def __init__(self, timesteps: int, scale: float, rounding: Rounding = "round", signed: bool = False,
+                 device: OptoelectronicSynapse | None = None, silent_level: int | Tensor = 0, dead_zone: int = 0,
+                 silence: Silence | None = None, sample_shape: tuple[int, ...] | None = None) -> None:
+        super().__init__()
+        # what a receiving synapse's folded offset is shaped like (per-channel silent levels);
+        # known at construction when the converter measured it, else set by the first forward
+        self.sample_shape = None if sample_shape is None else tuple(int(d) for d in sample_shape)
+        if dead_zone < 0:
+            raise ValueError(f"dead_zone must be >= 0, got {dead_zone}")
+        m = torch.as_tensor(silent_level, dtype=torch.int64)
+        if (m != 0).any() or dead_zone:
+            if device is not None:
+                what = "the TTFS baseline with the lowest level silent (silence='lowest')" if silence == "lowest" \
+                    else "masked TTFS"
+                raise ValueError(f"{what} decodes spikes with a digital level table: use device=None "
+                                 "(the memristive crossbar of isospike.devices is its analog synapse)")
+            if int(m.abs().max()) > timesteps or (not signed and int(m.min()) < 0):
+                raise ValueError(f"silent_level must be a level in {'-T..T' if signed else '0..T'} (T = {timesteps})")
+        # the rule that chose the silent level (see isospike.coding.mttfs.Silence); None: inferred
+        if silence is None:
+            silence = "mode" if bool((m != 0).any()) or dead_zone else "zero"
+        silence = check_silence(silence)
+        if silence != "mode" and bool((m != (0 if silence == "zero" else lowest_level(timesteps, signed))).any()):
+            raise ValueError(f"silence={silence!r} sends level {0 if silence == 'zero' else lowest_level(timesteps, signed)} "
+                             f"as silence, but silent_level is {m.tolist()}")
+        self.silence: Silence = silence
+        self.register_buffer("silent_level", m)
+        self.dead_zone = int(dead_zone)
+        self.window = int(timesteps)
+        self.scale = float(scale)
+        self.rounding: Rounding = rounding
+        self.signed = signed
+        self.device = device
+        reads = device.slot_reads(timesteps).float() if device is not None else \
+            (timesteps - torch.arange(timesteps + 1, dtype=torch.float32)) / timesteps
+        self.register_buffer("slot_reads", reads)
+        self.generator: torch.Generator | None = None
+        self.last_slots: Tensor | None = None
+        self.reset_counts()
+
+    def reset(self) -> None:
+        self.last_slots = None
+
+    def reset_counts(self) -> None:
+        self.spikes = 0
+        self.neuron_updates = 0
+        self.spikes_by_step = [0] * self.window
+        self.samples = 0
+        self.neurons_per_sample = 0
+
+    def thresholds(self) -> Tensor:
+        """theta_k for k = 0..T-1 (decreasing): the staircase the membrane is compared with."""
+        lv = self.scale * self.window * self.slot_reads  # level of slot k
+        if self.rounding == "round":
+            return (lv[:-1] + lv[1:]) / 2
+        return lv[:-1]
+
+    @property
+    def masked(self) -> bool:
+        """True when silence stands for a level other than 0 (M-TTFS, or the lowest level of a signed
+        layer under ``silence="lowest"``) or a dead zone is on: receivers fold the silent value."""
+        return bool((self.silent_level != 0).any()) or self.dead_zone > 0
+
+    def silent_values(self) -> Tensor:
+        """Decoded value of the silent level (per channel when the silent level is a tensor)."""
+        m = self.silent_level
+        return (m.sign() * self.scale * self.window * self.slot_reads[self.window - m.abs()]).to(torch.float32)
+
+    def forward(self, v: Tensor) -> Tensor:
+        T = self.window
+        self.sample_shape = tuple(v.shape[1:])
+        mag = v.abs() if self.signed else v
+        th = self.thresholds()
+        # first crossing: the first k (earliest step) with V >= theta_k; T when it never fires
+        crossed = mag.unsqueeze(-1) >= th  # [..., T]
+        slot = torch.where(crossed.any(-1), crossed.to(torch.int8).argmax(-1), torch.full_like(mag, T, dtype=torch.int64))
+        if self.masked:
+            return self._masked(v, slot)
+        reads = self.slot_reads
+        if self.device is not None and self.device.variation is not None:
+            var: DeviceVariation = self.device.variation
+            shape = slot.shape if var.granularity == "read" else slot.shape[1:] if var.granularity == "device" else ()
+            factors = var.factors(torch.Size(shape) if shape else torch.Size([1]), self.generator)
+            value = self.scale * T * reads[slot] * factors.to(reads.dtype)
+        else:
+            value = self.scale * T * reads[slot]
+        value = torch.where(slot < T, value, torch.zeros_like(value))
+        if self.signed:
+            value = torch.sign(v) * value
+        self.last_slots = slot
+        fired = slot < T
+        self.spikes += int(fired.sum())
+        self.neuron_updates += v.numel() * T
+        counts = torch.bincount(slot.flatten(), minlength=T + 1)[:T].tolist()
+        self.spikes_by_step = [a + int(b) for a, b in zip(self.spikes_by_step, counts)]
+        self.samples += v.shape[0] if v.dim() else 1
+        self.neurons_per_sample = math.prod(v.shape[1:]) if v.dim() else 1
+        return value.to(v.dtype)
+
+    def _masked(self, v: Tensor, slot: Tensor) -> Tensor:
+        """M-TTFS: the TTFS level, dead zone applied, sent with silence for the silent level."""
+        T = self.window
+        q = T - slot
+        if self.signed:
+            q = torch.where(v < 0, -q, q)
+        q = apply_dead_zone(q, self.silent_level, self.dead_zone)
+        value = self.scale * T * self.slot_reads[T - q.abs()]
+        if self.signed:
+            value = torch.where(q < 0, -value, value)
+        code = spike_code(q, self.silent_level)
+        fired = code != 0
+        self.last_slots = torch.where(fired, T - code.abs(), torch.full_like(code, T))
+        self.spikes += int(fired.sum())
+        self.neuron_updates += v.numel() * T
+        counts = torch.bincount(self.last_slots.flatten(), minlength=T + 1)[:T].tolist()
+        self.spikes_by_step = [a + int(b) for a, b in zip(self.spikes_by_step, counts)]
+        self.samples += v.shape[0] if v.dim() else 1
+        self.neurons_per_sample = math.prod(v.shape[1:]) if v.dim() else 1
+        return value.to(v.dtype)
+
+    def extra_repr(self) -> str:
+        dev = self.device.name if self.device is not None else "ideal"
+        extra = f", silence={self.silence}, silent_level={self.silent_level.tolist()}, dead_zone={self.dead_zone}" \
+            if self.masked else ""
+        return f"T={self.window}, scale={self.scale:.4g}, rounding={self.rounding}, signed={self.signed}, device={dev}{extra}"
+
+    def equivalent(self, timesteps: int) -> nn.Module:
+        """Its nominal level quantizer (device variation off): exact."""
+        return LevelQuantizer(self)
+
+    def receiver_wiring(self) -> dict[str, Any]:
+        """Masked populations (silence other than level 0, or a dead zone): the receiving
+        synapses fold the silent value into their bias and see silence as 0."""
+        return {"silent_source": self} if self.masked else {}
+
+    def nir_threshold(self) -> float:
+        """The top level's value, scale * T."""
+        return self.scale * self.window
+
+
+class LevelQuantizer(nn.Module):
+    """The activation of a TTFS / M-TTFS population as a plain function of its input: nearest
+    (or floor) level of the nominal level table, signed channels, dead zone around the silent level."""
+
+    def __init__(self, population: TTFSPopulation) -> None:
+        super().__init__()
+        self.population = copy.deepcopy(population)
+        self.population.device = None if population.device is None else population.device.with_variation(None)
+
+    def forward(self, z: Tensor) -> Tensor:
+        p = self.population
+        out = p(z)
+        p.reset_counts()
+        return out
