@@ -36,6 +36,26 @@ def levels(x: Tensor, timesteps: int, scale: float | Tensor, rounding: Rounding 
     return q.clamp(0, timesteps).to(torch.int64)
 
 
+def level_table(scale: float | Tensor, slot_reads: Tensor) -> Tensor:
+    """The value of each level, ``L_q = scale * T * O(t_{T - q})`` for q = 0..T (``slot_reads``:
+    the synapse's read at each slot k = 0..T, slot T being silence, O = 0); ideal reads give
+    ``L_q = q * scale``. The one level table of TTFS populations and their QNN activations."""
+    T = slot_reads.shape[0] - 1
+    table = scale * T * slot_reads.flip(0)
+    return torch.cat([torch.zeros(1, dtype=table.dtype, device=table.device), table[1:]])
+
+
+def level_of(magnitude: Tensor, table: Tensor, rounding: Rounding = "round") -> Tensor:
+    """Integer level q (int64, 0..T) of each ``magnitude`` on a level table: the highest q whose
+    threshold it reaches -- half-way up from the level below (``"round"``: the nearest level) or
+    the level itself (``"floor"``). A neuron's membrane crossing its staircase threshold at step
+    T - q is this rule run in time; NaN reaches no threshold (level 0, silence)."""
+    thresholds = (table[1:] + table[:-1]) / 2 if rounding == "round" else table[1:]
+    q = torch.searchsorted(thresholds.contiguous(), magnitude.contiguous(), right=True)
+    q = q.clamp(0, table.shape[0] - 1)
+    return torch.where(torch.isnan(magnitude), torch.zeros_like(q), q) if magnitude.is_floating_point() else q
+
+
 def encode(x: Tensor, timesteps: int = 15, scale: float | Tensor = 1.0, rounding: Rounding = "round") -> Tensor:
     """Spike trains ``[T, *x.shape]`` (dtype of x): one spike at step T - q for level q >= 1."""
     q = levels(x, timesteps, scale, rounding)

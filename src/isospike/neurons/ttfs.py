@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from isospike.coding.mttfs import Silence, apply_dead_zone, check_silence, lowest_level, spike_code
-from isospike.coding.ttfs import Rounding
+from isospike.coding.ttfs import Rounding, level_of, level_table
 from isospike.devices import DeviceVariation, OptoelectronicSynapse
 from isospike.neurons.populations import SpikingPopulation
 
@@ -94,10 +94,13 @@ class TTFSPopulation(SpikingPopulation):
 
     def thresholds(self) -> Tensor:
         """theta_k for k = 0..T-1 (decreasing): the staircase the membrane is compared with."""
-        lv = self.scale * self.window * self.slot_reads  # level of slot k
-        if self.rounding == "round":
-            return (lv[:-1] + lv[1:]) / 2
-        return lv[:-1]
+        table = self.levels()
+        th = (table[1:] + table[:-1]) / 2 if self.rounding == "round" else table[1:]
+        return th.flip(0)
+
+    def levels(self) -> Tensor:
+        """The value of each level q = 0..T (:func:`isospike.coding.ttfs.level_table`)."""
+        return level_table(self.scale, self.slot_reads)
 
     @property
     def masked(self) -> bool:
@@ -114,10 +117,8 @@ class TTFSPopulation(SpikingPopulation):
         T = self.window
         self.sample_shape = tuple(v.shape[1:])
         mag = v.abs() if self.signed else v
-        th = self.thresholds()
-        # first crossing: the first k (earliest step) with V >= theta_k; T when it never fires
-        crossed = mag.unsqueeze(-1) >= th  # [..., T]
-        slot = torch.where(crossed.any(-1), crossed.to(torch.int8).argmax(-1), torch.full_like(mag, T, dtype=torch.int64))
+        # first crossing of the staircase: slot T - q for level q, T when it never fires
+        slot = T - level_of(mag, self.levels().to(mag.dtype), self.rounding)
         if self.masked:
             return self._masked(v, slot)
         reads = self.slot_reads

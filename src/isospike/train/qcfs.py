@@ -15,6 +15,7 @@ for a constant input and T = L steps the spike count equals the quantized level 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -82,15 +83,13 @@ class NoisyQCFS(nn.Module):
         return f"levels={self.levels}, lambda={self.spike_threshold:.4g}, noise={self.noise}, sigma={float(self.sigma):.4g}"
 
 
-def _replace(model: nn.Module, match, make, prefix: str = "") -> int:
+def _replace(model: nn.Module, match: Callable[[nn.Module], bool], make: Callable[[nn.Module, str], nn.Module]) -> int:
+    """Replace every submodule ``match`` accepts (not inside one it accepted) by ``make(module, path)``."""
     n = 0
-    for name, child in list(model.named_children()):
-        path = f"{prefix}.{name}" if prefix else name
-        if match(child):
-            setattr(model, name, make(child, path))
+    for path, m in list(model.named_modules(remove_duplicate=False)):  # a module used at two places: both
+        if path and match(m) and model.get_submodule(path) is m:  # not under a module replaced already
+            model.set_submodule(path, make(m, path))
             n += 1
-        else:
-            n += _replace(child, match, make, path)
     return n
 
 

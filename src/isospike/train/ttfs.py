@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from isospike.coding.mttfs import Silence
-from isospike.coding.ttfs import Rounding
+from isospike.coding.ttfs import Rounding, level_of, level_table
 from isospike.devices import OptoelectronicSynapse, resolve_synapse
 from isospike.devices.arguments import _UNSET
 
@@ -90,20 +90,12 @@ class TTFSQuant(nn.Module):
 
     def level_values(self, reads: Tensor | None = None) -> Tensor:
         """L_q for q = 0..T (float32 [T + 1]): scale * T * O(t_{T - q}); L_0 = 0."""
-        r = self.slot_reads if reads is None else reads
-        lv = self.scale.detach().abs() * self.timesteps * r.flip(0)  # index q -> slot T - q
-        return torch.cat([torch.zeros(1, dtype=lv.dtype), lv[1:]])
+        return level_table(self.scale.detach().abs(), self.slot_reads if reads is None else reads)
 
     def quantize_level(self, x: Tensor) -> Tensor:
         """Integer level q (int64): nearest (or floor) level of |x| on the nominal level set."""
-        lv = self.level_values()
-        if self.rounding == "round":
-            thresholds = (lv[1:] + lv[:-1]) / 2
-        else:
-            thresholds = lv[1:]
         mag = x.abs() if self.signed else x
-        q = torch.searchsorted(thresholds.contiguous(), mag.detach().contiguous(), right=True)
-        return q.clamp(0, self.timesteps)
+        return level_of(mag.detach(), self.level_values(), self.rounding)
 
     @property
     def masked(self) -> bool:
@@ -160,17 +152,6 @@ class TTFSQuant(nn.Module):
     def extra_repr(self) -> str:
         dev = self.device.name if self.device is not None else "ideal"
         return f"T={self.timesteps}, scale={float(self.scale):.4g}, signed={self.signed}, rounding={self.rounding}, device={dev}"
-
-
-def _replace_relus(model: nn.Module, make) -> int:
-    n = 0
-    for name, child in list(model.named_children()):
-        if isinstance(child, nn.ReLU):
-            setattr(model, name, make())
-            n += 1
-        else:
-            n += _replace_relus(child, make)
-    return n
 
 
 def qnn_from(model: nn.Module, timesteps: int = 15, calibration: Tensor | None = None,
