@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -36,10 +36,7 @@ from isospike.conversion.network import SpikingNetwork
 from isospike.guarantees import BIT_EXACT, MEASURED_ONLY, LayerCertificate
 from isospike.neurons.populations import SpikingPopulation
 
-__all__ = ["MEASURED_ONLY", "Certificate", "LayerCertificate", "verify"]
-
-if TYPE_CHECKING:
-    from isospike.exact.model_conversion import ExactNetwork
+__all__ = ["MEASURED_ONLY", "Certificate", "LayerCertificate", "verify", "verify_bit_exact"]
 
 
 @dataclass
@@ -96,15 +93,17 @@ def _capture(model: nn.Module, types: tuple[type[nn.Module], ...], x: Tensor, ro
 def verify(snn: nn.Module, x: Tensor, tolerance: float = 0.0) -> Certificate:
     """Check each layer's guarantee on inputs ``x`` (see the module docstring). ``tolerance``: an
     absolute slack added to exact comparisons (0: exact)."""
-    from isospike.exact.model_conversion import ExactNetwork
+    from isospike.conversion.coding import coding_of
 
     if not (isinstance(tolerance, (int, float)) and math.isfinite(tolerance) and tolerance >= 0):
         raise ValueError(f"tolerance must be a finite number >= 0 (absolute slack), got {tolerance!r}")
-
-    if isinstance(snn, ExactNetwork):
-        return _verify_exact(snn, x)
+    coding = coding_of(snn, "isospike.verify")
+    if coding.verify is not None:
+        cert = coding.verify(snn, x, float(tolerance))
+        assert isinstance(cert, Certificate)  # what a coding's verify returns
+        return cert
     if not isinstance(snn, SpikingNetwork):
-        raise TypeError(f"verify expects a network from isospike.convert or isospike.exact.convert, got {type(snn).__name__}")
+        raise TypeError(f"isospike.verify: the {coding.name!r} coding has no checker for a {type(snn).__name__}")
     eq = equivalent(snn)
     populations = {name: m for name, m in snn.graph_module.named_modules() if isinstance(m, SpikingPopulation)}
     snn_layers = _capture(snn, (SpikingPopulation,), x, root=snn.graph_module)
@@ -132,13 +131,12 @@ def _float_leaves(value: Any) -> list[Tensor]:
     return []
 
 
-def _verify_exact(net: ExactNetwork, x: Any) -> Certificate:
-    """Run the gate network and its reference on ``x`` (a tensor, a tuple of positional inputs or
-    a dict of keyword inputs) and compare, bit for bit, the output of every module without
-    children (each call of it) and the network's output."""
+def verify_bit_exact(net: nn.Module, ref: nn.Module, x: Any) -> Certificate:
+    """Run a network and its reference on ``x`` (a tensor, a tuple of positional inputs or a dict of
+    keyword inputs) and compare, bit for bit, the output of every module without children (each
+    call of it) and the network's output: the check of the exact coding."""
     from isospike.metrics import ulp_distance
 
-    ref = net.reference()
     args, kwargs = (x, {}) if not isinstance(x, (tuple, dict)) else ((x, {}) if isinstance(x, tuple) else ((), x))
     if not isinstance(args, tuple):
         args = (args,)

@@ -121,6 +121,9 @@ class Coding:
     guarantee: what its layers carry (:mod:`isospike.guarantees`), for docs and reports.
     summary: one line for listings (``isospike.codings(details=True)``, the CLI).
     needs_calibration: whether conversion measures anything on data.
+    equivalent, verify: for networks that are not a graph of populations (exact gate circuits):
+        ``equivalent(net)`` and ``verify(net, x, tolerance)``; None: the generic walkers of
+        :func:`isospike.equivalent` / :func:`isospike.verify` over the populations.
     """
 
     name: str
@@ -130,6 +133,8 @@ class Coding:
     guarantee: str = ""
     summary: str = ""
     needs_calibration: bool = True
+    equivalent: Callable[[nn.Module], nn.Module] | None = None
+    verify: Callable[[nn.Module, Any, float], Any] | None = None
 
     @property
     def default_timesteps(self) -> int:
@@ -205,6 +210,16 @@ def get_coding(name: str) -> Coding:
     """The registered coding ``name`` (ValueError naming the registered ones otherwise)."""
     if not isinstance(name, str) or name not in _CODINGS:
         raise ValueError(f"unknown coding {name!r}; available: {', '.join(codings())}")
+    return _CODINGS[name]
+
+
+def coding_of(net: nn.Module, api: str = "isospike") -> Coding:
+    """The registered coding a converted network was built with (its ``coding`` attribute); a
+    TypeError naming ``api`` for anything else."""
+    name = getattr(net, "coding", None)
+    if not isinstance(net, nn.Module) or not isinstance(name, str) or name not in _CODINGS:
+        raise TypeError(f"{api} expects a network from isospike.convert or isospike.exact.convert, "
+                        f"got {type(net).__name__}")
     return _CODINGS[name]
 
 

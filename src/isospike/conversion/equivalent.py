@@ -48,13 +48,14 @@ class FoldedLayer(nn.Module):
 def equivalent(snn: nn.Module) -> nn.Module:
     """The plain-PyTorch network ``snn`` provably equals (see the module docstring); for exact
     networks (:func:`isospike.exact.convert`), the pinned float32 reference."""
-    from isospike.exact.model_conversion import ExactNetwork
+    from isospike.conversion.coding import coding_of
 
-    if isinstance(snn, ExactNetwork):
-        return snn.reference()
+    coding = coding_of(snn, "isospike.equivalent")
+    if coding.equivalent is not None:
+        return coding.equivalent(snn)
     if not isinstance(snn, SpikingNetwork):
-        raise TypeError(f"equivalent expects a network from isospike.convert or isospike.exact.convert, "
-                        f"got {type(snn).__name__}")
+        raise TypeError(f"isospike.equivalent: the {coding.name!r} coding states no equivalent for a "
+                        f"{type(snn).__name__}")
     gm = copy.deepcopy(snn.graph_module)
     originals = dict(snn.graph_module.named_modules())
     for node in gm.graph.nodes:

@@ -63,8 +63,25 @@ def build_exact(model: nn.Module, options: ExactOptions, calibration: Any) -> nn
     return convert(model, **options.arith_options())
 
 
+def _reference(net: nn.Module) -> nn.Module:
+    """The pinned float32 reference an exact network equals bit for bit."""
+    from isospike.exact.model_conversion import ExactNetwork
+
+    assert isinstance(net, ExactNetwork)  # the exact coding's networks
+    return net.reference()
+
+
+def _verify(net: nn.Module, x: Any, tolerance: float) -> Any:
+    """Every leaf module's output (each call) and the network's output, bit for bit against the
+    reference (``tolerance`` does not apply: the guarantee is bit-exact)."""
+    from isospike.certificate import verify_bit_exact
+
+    return verify_bit_exact(net, _reference(net), x)
+
+
 EXACT = register(Coding(
     CODING, ExactOptions, build_exact, guarantee=BIT_EXACT, needs_calibration=False,
+    equivalent=_reference, verify=_verify,
     summary="IEEE-754 bits on parallel spike lines, IF threshold-gate circuits: equal to the ANN bit for bit"))
 
 

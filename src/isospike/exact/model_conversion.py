@@ -60,6 +60,7 @@ class ExactNetwork(nn.Module):
     original class name). ``layer_counts()``: per module path, the gate activity of the last
     forward (its own operations, not its children's); ``counts()``: their sum."""
 
+    coding = "exact"  # its registered coding (isospike.conversion.exact)
     _exact_base: type[nn.Module]
     _exact_arith: Any
     _exact_count: bool

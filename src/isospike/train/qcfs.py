@@ -93,6 +93,12 @@ def _replace(model: nn.Module, match: Callable[[nn.Module], bool], make: Callabl
     return n
 
 
+def _average_pool(m: nn.Module, _path: str) -> nn.Module:
+    """The average pooling of a max pooling's geometry."""
+    assert isinstance(m, nn.MaxPool2d)  # matched above
+    return nn.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode)
+
+
 def quantize_relus(
     model: nn.Module, levels: int = 4, init_lambda: float | dict[str, float] = 8.0, noise: NoiseKind = "gaussian",
     replace_maxpool: bool = True,
@@ -113,8 +119,7 @@ def quantize_relus(
 
     n = _replace(model, lambda m: isinstance(m, nn.ReLU), make)
     if replace_maxpool:
-        _replace(model, lambda m: isinstance(m, nn.MaxPool2d),
-                 lambda m, _p: nn.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode))
+        _replace(model, lambda m: isinstance(m, nn.MaxPool2d), _average_pool)
     if n == 0:
         raise ValueError("the model has no nn.ReLU modules to replace (functional ReLUs cannot be swapped)")
     return model
