@@ -10,7 +10,7 @@ import isospike.energy as E
 from isospike.energy.activity import ann_activity
 from isospike.energy.hardware import PRESETS, mesh_hops, placement, sram_pj_per_bit
 from isospike.models import SmallCNN
-from isospike.train import NoisyQCFS, quantize_relus
+from isospike.train import quantize_relus
 
 
 def sparse_cnn(seed=0):

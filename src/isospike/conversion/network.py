@@ -6,60 +6,18 @@ import contextlib
 import copy
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, fx, nn
 from torch.utils._pytree import tree_map
 
+from isospike.activity import LayerActivity
+from isospike.activity import LayerStats as LayerStats  # the record's former name, still importable from here
 from isospike.conversion.graph import calibrated_batch, parameter_dtype
 from isospike.conversion.timefold import CountingSynapse, SpikingPopulation, TimeFolded
 from isospike.errors import check_count
 from isospike.resources import available_bytes, check_fits
-
-
-@dataclass
-class LayerStats:
-    """What one layer did during the runs since counters were last reset.
-
-    name: dotted path of the layer in the converted model.
-    kind: "neuron" (spiking population), "ac" (synapses driven by spikes) or "mac" (synapses
-        driven by analog values: the input layer).
-    neurons: neurons in the population per sample (0 for synapse layers).
-    neuron_updates: neuron x step updates simulated, over all samples.
-    spikes: spikes emitted (neuron layers), over all samples and steps.
-    synaptic_ops: effective synaptic operations (nonzero input x nonzero weight) for synapse
-        layers; spikes x fan-out is what the next synapse layer reports.
-    dense_ops: the same layer's operations if every input were nonzero (MACs of the ANN).
-    timesteps: time steps per sample.
-    samples: samples simulated.
-    input_events: nonzero inputs that reached a synapse layer (spikes arriving), all samples.
-    outputs: output values per sample and step (synapse layers).
-    parameters: weights stored by the layer.
-    device_reads: synapse-device reads (TTFS with optoelectronic synapses: one per synaptic event).
-    by_step: spikes (neurons) or synaptic ops (synapses) at each step, summed over samples.
-    """
-
-    name: str
-    kind: str
-    neurons: int = 0
-    neuron_updates: int = 0
-    spikes: int = 0
-    synaptic_ops: int = 0
-    dense_ops: int = 0
-    timesteps: int = 0
-    samples: int = 0
-    by_step: list[int] = field(default_factory=list)
-    input_events: int = 0
-    outputs: int = 0
-    parameters: int = 0
-    device_reads: int = 0
-
-    @property
-    def spikes_per_neuron_step(self) -> float:
-        """Firing rate in spikes per neuron per step (0 for synapse layers)."""
-        return self.spikes / self.neuron_updates if self.neuron_updates else 0.0
 
 
 class SpikingNetwork(nn.Module):
@@ -282,25 +240,26 @@ class SpikingNetwork(nn.Module):
             return rows_seen // samples, samples
         return 1, rows_seen
 
-    def layer_stats(self) -> dict[str, LayerStats]:
-        """Per-layer counts since :meth:`reset_counts`, in graph order. Layers that see several rows
-        per sample (``[B, tokens, F]`` reshaped to ``[B * tokens, F]``) report per input sample."""
-        stats: dict[str, LayerStats] = {}
+    def layer_stats(self) -> dict[str, LayerActivity]:
+        """Per-layer :class:`~isospike.activity.LayerActivity` since :meth:`reset_counts`, in graph
+        order: totals over the samples simulated. Layers that see several rows per sample
+        (``[B, tokens, F]`` reshaped to ``[B * tokens, F]``) count per input sample."""
+        stats: dict[str, LayerActivity] = {}
         for name, m in self.graph_module.named_modules():
             if isinstance(m, SpikingPopulation):
                 rows, samples = self._rows_per_sample(m.samples)
-                stats[name] = LayerStats(
-                    name=name, kind="neuron", neurons=m.neurons_per_sample * rows,
+                stats[name] = LayerActivity(
+                    name, "neuron", neurons=m.neurons_per_sample * rows,
                     neuron_updates=m.neuron_updates, spikes=m.spikes,
                     timesteps=self.steps_run, samples=samples, by_step=list(m.spikes_by_step),
                 )
             elif isinstance(m, CountingSynapse):
                 rows, samples = self._rows_per_sample(m.samples)
-                stats[name] = LayerStats(
-                    name=name, kind=m.kind, synaptic_ops=m.synaptic_ops, dense_ops=m.dense_ops,
-                    timesteps=1 if (m.static_input or not self.fold_time) else self.steps_run, samples=samples,
-                    by_step=list(m.ops_by_step), input_events=m.input_events, outputs=m.outputs_per_sample * rows,
-                    parameters=m.parameters_stored, device_reads=m.synaptic_ops if m.reads_device else 0,
+                steps = 1 if (m.static_input or not self.fold_time) else self.steps_run
+                stats[name] = LayerActivity(
+                    name, m.kind, synaptic_ops=m.synaptic_ops, dense_ops=m.dense_ops, timesteps=steps, samples=samples,
+                    by_step=list(m.ops_by_step), input_events=m.input_events,
+                    outputs=m.outputs_per_sample * rows * samples * steps, parameters=m.parameters_stored,
+                    device_reads=m.synaptic_ops if m.reads_device else 0,
                 )
         return stats
-

@@ -9,7 +9,8 @@ import torch
 from torch import Tensor
 from torch.utils._pytree import tree_map
 
-from isospike.conversion.network import LayerStats, SpikingNetwork
+from isospike.activity import LayerActivity
+from isospike.conversion.network import SpikingNetwork
 from isospike.errors import check_count
 
 
@@ -17,31 +18,37 @@ from isospike.errors import check_count
 class SimulationResult:
     """Output of :func:`simulate`.
 
-    output: decoded network output, shaped like the ANN's.
-    spikes: total spikes emitted by all neuron layers (all samples, all steps).
-    layers: per layer path, its :class:`LayerStats` (neurons, spikes, synaptic_ops, timesteps...).
-    timesteps: steps simulated per sample.
+    output: decoded network output, shaped like the ANN's (exact networks: their own output).
+    spikes: total spikes emitted by all neuron layers (all samples, all steps); exact networks:
+        the spikes of their gate neurons (gates that fired), all samples.
+    layers: per layer path, its :class:`~isospike.activity.LayerActivity` (neurons, spikes,
+        synaptic_ops, timesteps...: totals over the samples).
+    timesteps: steps simulated per sample (1 for exact networks).
     samples: samples simulated.
     """
 
     output: Any
     spikes: int
-    layers: dict[str, LayerStats] = field(default_factory=dict)
+    layers: dict[str, LayerActivity] = field(default_factory=dict)
     timesteps: int = 0
     samples: int = 0
 
     @property
     def synaptic_ops(self) -> int:
-        return sum(s.synaptic_ops for s in self.layers.values())
+        return int(sum(s.synaptic_ops for s in self.layers.values()))
 
     @property
     def spikes_per_sample(self) -> float:
         return self.spikes / self.samples if self.samples else 0.0
 
 
-def simulate(snn: SpikingNetwork, x: Tensor, timesteps: int | None = None,
-             batch_size: int | None = None) -> SimulationResult:
+def simulate(snn: Any, x: Any, timesteps: int | None = None, batch_size: int | None = None) -> SimulationResult:
     """Run ``snn`` on ``x`` from a fresh state with fresh counters and report its activity.
+
+    ``snn``: a network from :func:`isospike.convert` (any coding, ``"exact"`` included) or
+    :func:`isospike.exact.convert`. An exact network computes in one time step (``timesteps``
+    None or 1) and takes what it takes when called: a tensor, a tuple of positional arguments or a
+    dict of keyword arguments.
 
     ``batch_size``: simulate ``x`` in chunks of this many samples (each from the reset state),
     for batches whose simulation does not fit in memory at once; outputs and counts are those of
@@ -51,9 +58,8 @@ def simulate(snn: SpikingNetwork, x: Tensor, timesteps: int | None = None,
     if isinstance(snn, ExactNetwork):
         return _simulate_exact(snn, x, timesteps, batch_size)
     if not isinstance(snn, SpikingNetwork):
-        raise TypeError(
-            f"simulate expects a network returned by isospike.convert, got {type(snn).__name__}"
-        )
+        raise TypeError(f"simulate expects a network returned by isospike.convert or isospike.exact.convert, got "
+                        f"{type(snn).__name__}")
     T = snn.timesteps if timesteps is None else check_count(timesteps, "timesteps")
     if not isinstance(x, Tensor):
         raise TypeError(f"input must be a tensor, got {type(x).__name__}")
@@ -63,12 +69,21 @@ def simulate(snn: SpikingNetwork, x: Tensor, timesteps: int | None = None,
         if not x.dim() or chunk >= x.shape[0]:
             out = snn(x, timesteps=timesteps)
         else:
-            parts = [snn(x[i:i + chunk], timesteps=timesteps) for i in range(0, x.shape[0], chunk)]
-            out = tree_map(lambda *ys: torch.cat(ys) if isinstance(ys[0], Tensor) else ys[0], *parts) \
-                if len(parts) > 1 else parts[0]
+            out = _concat([snn(x[i:i + chunk], timesteps=timesteps) for i in range(0, x.shape[0], chunk)])
     layers = snn.layer_stats()
-    spikes = sum(s.spikes for s in layers.values() if s.kind == "neuron")
-    return SimulationResult(output=out, spikes=spikes, layers=layers, timesteps=T, samples=x.shape[0] if x.dim() else 1)
+    return SimulationResult(output=out, spikes=_spikes(layers), layers=layers, timesteps=T,
+                            samples=x.shape[0] if x.dim() else 1)
+
+
+def _spikes(layers: dict[str, LayerActivity]) -> int:
+    return int(sum(s.spikes for s in layers.values() if s.kind in ("neuron", "gates")))
+
+
+def _concat(parts: list[Any]) -> Any:
+    """Outputs of consecutive chunks of a batch as one output."""
+    if len(parts) == 1:
+        return parts[0]
+    return tree_map(lambda *ys: torch.cat(ys) if isinstance(ys[0], Tensor) else ys[0], *parts)
 
 
 def _simulate_exact(net: Any, x: Any, timesteps: int | None, batch_size: int | None) -> SimulationResult:
@@ -76,21 +91,24 @@ def _simulate_exact(net: Any, x: Any, timesteps: int | None, batch_size: int | N
     per value), the spikes they fire and the synaptic events they cause."""
     if timesteps not in (None, 1):
         raise ValueError(f"exact networks compute in one time step (spatial bit coding); got timesteps={timesteps!r}")
-    if batch_size is not None:
-        raise ValueError("batch_size: an exact network computes each value in one pass; call it on smaller batches")
     if not net.counting_gates:
         raise ValueError("this exact network does not count its gates (isospike.exact.reference, or convert(..., "
                          "count=False)); simulate isospike.exact.convert(model) to see its spikes")
-    args, kwargs = (x, {}) if not isinstance(x, (tuple, dict)) else ((x, {}) if isinstance(x, tuple) else ((), x))
-    if not isinstance(args, tuple):
-        args = (args,)
-    out = net(*args, **kwargs)
-    first = args[0] if args else next(iter(kwargs.values()), None)
-    samples = int(first.shape[0]) if isinstance(first, Tensor) and first.dim() else 1
-    layers = {}
-    for name, c in net.layer_counts().items():
-        layers[name] = LayerStats(name=name or "<model>", kind="gates", neuron_updates=c.gate_evaluations,
-                                  spikes=c.spikes, synaptic_ops=c.synaptic_events, timesteps=1, samples=samples,
-                                  outputs=c.lanes // max(samples, 1))
-    return SimulationResult(output=out, spikes=sum(s.spikes for s in layers.values()), layers=layers, timesteps=1,
-                            samples=samples)
+    args, kwargs = (x, {}) if isinstance(x, tuple) else ((), x) if isinstance(x, dict) else ((x,), {})
+    first = next((v for v in (*args, *kwargs.values()) if isinstance(v, Tensor)), None)
+    samples = int(first.shape[0]) if first is not None and first.dim() else 1
+    chunk = samples if batch_size is None else check_count(batch_size, "batch_size")
+    layers: dict[str, LayerActivity] = {}
+    outs = []
+    for i in range(0, max(samples, 1), chunk):
+        def part(v: Any, i: int = i) -> Any:  # the batch's rows i .. i + chunk (other arguments as they are)
+            batched = chunk < samples and isinstance(v, Tensor) and v.dim() > 0 and v.shape[0] == samples
+            return v[i:i + chunk] if batched else v
+
+        outs.append(net(*map(part, args), **{k: part(v) for k, v in kwargs.items()}))
+        for name, row in net.layer_stats().items():
+            if name in layers:
+                layers[name].add(row)
+            else:
+                layers[name] = row
+    return SimulationResult(output=_concat(outs), spikes=_spikes(layers), layers=layers, timesteps=1, samples=samples)

@@ -1,90 +1,45 @@
 """What a network did, per layer and per inference, read from the counts its layers report.
 
-Spiking networks report their own counts (spikes, neuron updates, synaptic operations,
-arriving events, gate evaluations); nothing here re-derives them from shapes. Plain ANNs are
-counted with forward hooks on their Linear/Conv/pooling layers (NeuroBench conventions:
-effective operations = nonzero input x nonzero weight; dense = all). The energy package reads
-models by duck typing and imports neither the converters nor the training code.
+Networks that count their own activity (:class:`isospike.activity.ActivityReporter`: converted
+spiking networks, the TTFS transformer, exact gate networks) report one record type,
+:class:`isospike.activity.LayerActivity`; nothing here re-derives their counts from shapes. Plain
+ANNs are counted into the same record with forward hooks on their Linear/Conv/pooling layers
+(NeuroBench conventions: effective operations = nonzero input x nonzero weight; dense = all). The
+energy package imports neither the converters nor the training code.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from isospike.activity import ActivityReporter, LayerActivity
 from isospike.opcount import connection_count, dense_connections
 
 COUNTED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
                   nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)
 
-
-class _CountingNetwork(Protocol):
-    """A converted spiking network as the energy package reads it (duck typed)."""
-
-    def reset_counts(self) -> None: ...
-
-    def layer_stats(self) -> Mapping[str, Any]: ...
-
-
-class _GateCountingNetwork(Protocol):
-    """An exact gate network as the energy package reads it (duck typed)."""
-
-    def layer_counts(self) -> Mapping[str, Any]: ...
-
-
-@dataclass
-class LayerActivity:
-    """One layer's activity per inference (per sample, all time steps).
-
-    kind: "ann" (dense layer of a non-spiking network), "mac" (synapses driven by analog
-    values), "ac" (synapses driven by spikes), "neuron" (a spiking population), "gates" (an
-    exact threshold-gate circuit layer). Optoelectronic synapse reads are ``device_reads``.
-    macs / acs: effective operations; dense_ops: every input x every weight (the ANN's MACs for
-    this layer over all steps); input_events: nonzero inputs arriving; outputs: values produced
-    (all steps); neuron_updates, spikes, neurons (population size), parameters (weights stored),
-    gate_evaluations, device_reads; timesteps; spikes_by_step (per step, per sample).
-    """
-
-    name: str
-    kind: str
-    timesteps: int = 1
-    macs: float = 0.0
-    acs: float = 0.0
-    dense_ops: float = 0.0
-    input_events: float = 0.0
-    outputs: float = 0.0
-    neuron_updates: float = 0.0
-    spikes: float = 0.0
-    neurons: int = 0
-    parameters: int = 0
-    gate_evaluations: float = 0.0
-    device_reads: float = 0.0
-    spikes_by_step: list[float] = field(default_factory=list)
+_COUNTS = ("macs", "acs", "synaptic_ops", "dense_ops", "input_events", "outputs", "neuron_updates", "spikes",
+           "gate_evaluations", "device_reads")
 
 
 @dataclass
 class NetworkActivity:
-    """Per-layer activity of one network on one batch, normalized per inference."""
+    """Per-layer activity of one network on one batch of ``samples``: each row is
+    :meth:`LayerActivity.per_inference` (counts per sample, all time steps)."""
 
     source: str  # "spiking", "exact", "ann"
     samples: int
     layers: list[LayerActivity]
     timesteps: int = 1
 
-    def totals(self) -> LayerActivity:
-        t = LayerActivity("total", "total", self.timesteps)
-        for layer in self.layers:
-            for name in ("macs", "acs", "dense_ops", "input_events", "outputs", "neuron_updates", "spikes",
-                         "gate_evaluations", "device_reads"):
-                setattr(t, name, getattr(t, name) + getattr(layer, name))
-            t.neurons += layer.neurons
-            t.parameters += layer.parameters
-        return t
+    def totals(self) -> dict[str, float]:
+        """Each count summed over the layers (macs and acs included), per inference."""
+        return {k: sum(getattr(layer, k) for layer in self.layers) for k in _COUNTS}
 
 
 def _batch_size(inputs: Any) -> int:
@@ -105,7 +60,7 @@ def _leading_size(inputs: Any) -> int:
     raise TypeError("inputs must be a tensor, a tuple of tensors or a dict of tensors (batch first)")
 
 
-def _call(model: nn.Module, inputs: Any) -> Any:
+def _call(model: Any, inputs: Any) -> Any:
     with torch.no_grad():
         if isinstance(inputs, dict):
             return model(**inputs)
@@ -114,53 +69,25 @@ def _call(model: nn.Module, inputs: Any) -> Any:
         return model(inputs)
 
 
-def spiking_activity(snn: nn.Module, inputs: Tensor) -> NetworkActivity:
-    """Run a network returned by ``isospike.convert`` and read its per-layer counts."""
+def reported_activity(net: ActivityReporter, inputs: Any) -> NetworkActivity:
+    """Run a network that counts its own activity (converted spiking networks, the TTFS
+    transformer, exact gate networks) from fresh counters and read its rows per inference."""
     from isospike.conversion.network import SpikingNetwork
 
-    if isinstance(snn, SpikingNetwork) and not isinstance(inputs, Tensor):
-        raise TypeError(f"a converted spiking network takes one input tensor [batch, ...], got {type(inputs).__name__}; "
-                        "concatenate the batches (torch.cat) first")
-    counted = cast(_CountingNetwork, snn)  # converted networks report their counts (see collect)
-    counted.reset_counts()
-    counting_on = getattr(snn, "counting_on", None)  # SpikingNetworks can switch counts off; others always count
-    with counting_on() if counting_on is not None else contextlib.nullcontext():
-        _call(snn, inputs)
+    counting: contextlib.AbstractContextManager = contextlib.nullcontext()
+    if isinstance(net, SpikingNetwork):
+        if not isinstance(inputs, Tensor):
+            raise TypeError(f"a converted spiking network takes one input tensor [batch, ...], got "
+                            f"{type(inputs).__name__}; concatenate the batches (torch.cat) first")
+        counting = net.counting_on()  # its synapse counts may have been switched off
+    net.reset_counts()
+    net.layer_stats()  # a network that cannot count (an exact reference) says so here, before a costly run
+    with counting:
+        _call(net, inputs)
     n = _batch_size(inputs)
-    layers = []
-    for name, s in counted.layer_stats().items():
-        if s.kind == "neuron":
-            layers.append(LayerActivity(name, "neuron", s.timesteps, neuron_updates=s.neuron_updates / n,
-                                        spikes=s.spikes / n, neurons=s.neurons,
-                                        spikes_by_step=[v / n for v in s.by_step]))
-        else:
-            steps = s.timesteps
-            act = LayerActivity(name, s.kind, steps, dense_ops=s.dense_ops / n, input_events=s.input_events / n,
-                                outputs=s.outputs * steps, parameters=s.parameters)
-            if s.kind == "ac":
-                act.acs = s.synaptic_ops / n
-            else:
-                act.macs = s.synaptic_ops / n
-            for extra in ("device_reads",):
-                if hasattr(s, extra):
-                    setattr(act, extra, getattr(s, extra) / n)
-            layers.append(act)
-    return NetworkActivity("spiking", n, layers, getattr(snn, "timesteps", 1))
-
-
-def exact_activity(net: nn.Module, inputs: Any) -> NetworkActivity:
-    """Run an ``isospike.exact.convert`` network and read each layer's gate counts."""
-    if not getattr(net, "counting_gates", False):
-        raise ValueError("this exact network does not count its gates (a reference from isospike.exact.reference / "
-                         "isospike.equivalent runs plain float32 operations, or convert(..., count=False)): estimate "
-                         "isospike.exact.convert(model) for the gate circuits, or the original model as an ANN")
-    _call(net, inputs)
-    n = _batch_size(inputs)
-    layers = []
-    for name, c in cast(_GateCountingNetwork, net).layer_counts().items():  # exact networks count their gates
-        layers.append(LayerActivity(name, "gates", 1, acs=c.synaptic_events / n, gate_evaluations=c.gate_evaluations / n,
-                                    spikes=c.spikes / n, outputs=c.lanes / n))
-    return NetworkActivity("exact", n, layers, 1)
+    layers = [row.per_inference(n) for row in net.layer_stats().values()]
+    source = "exact" if any(row.kind == "gates" for row in layers) else "spiking"
+    return NetworkActivity(source, n, layers, max((row.timesteps for row in layers), default=1))
 
 
 def ann_activity(model: nn.Module, inputs: Any) -> NetworkActivity:
@@ -173,8 +100,8 @@ def ann_activity(model: nn.Module, inputs: Any) -> NetworkActivity:
             active = (x != 0).to(torch.float64)
             eff = float(connection_count(m, active).sum())
             dense = dense_connections(m, x) * x.shape[0]
-            rec = records.setdefault(name, LayerActivity(name, "ann", 1))
-            rec.macs += eff
+            rec = records.setdefault(name, LayerActivity(name, "ann"))
+            rec.synaptic_ops += eff
             rec.dense_ops += dense
             rec.input_events += float(active.sum())
             rec.outputs += y.numel()
@@ -194,12 +121,7 @@ def ann_activity(model: nn.Module, inputs: Any) -> NetworkActivity:
             h.remove()
     _warn_uncounted(model)
     n = _batch_size(inputs)
-    layers = []
-    for rec in records.values():
-        for k in ("macs", "dense_ops", "input_events", "outputs"):
-            setattr(rec, k, getattr(rec, k) / n)
-        layers.append(rec)
-    return NetworkActivity("ann", n, layers, 1)
+    return NetworkActivity("ann", n, [rec.per_inference(n) for rec in records.values()], 1)
 
 
 # modules whose own work is elementwise or a lookup: leaving them out of the ANN count is the
@@ -220,13 +142,11 @@ def _warn_uncounted(model: nn.Module) -> None:
 
 
 def collect(model: nn.Module, inputs: Any) -> NetworkActivity:
-    """Activity of any supported network: converted SNNs report their own counts
-    (``layer_stats``), exact gate networks theirs (``layer_counts``); anything else is counted
-    as an ANN."""
-    if hasattr(model, "layer_stats") and hasattr(model, "reset_counts"):
-        return spiking_activity(model, inputs)
-    if hasattr(model, "layer_counts"):
-        return exact_activity(model, inputs)
+    """Activity of any supported network: networks that count their own activity
+    (:class:`~isospike.activity.ActivityReporter`: converted SNNs, the TTFS transformer, exact
+    gate networks) report it; anything else is counted as an ANN."""
+    if isinstance(model, ActivityReporter):
+        return reported_activity(model, inputs)
     if isinstance(model, nn.Module):
         return ann_activity(model, inputs)
     raise TypeError(f"cannot estimate the energy of {type(model).__name__}: pass an nn.Module")
@@ -239,6 +159,7 @@ def ann_equivalent(activity: NetworkActivity) -> NetworkActivity:
     for layer in activity.layers:
         if layer.kind in ("ac", "mac"):
             steps = max(layer.timesteps, 1)
-            layers.append(LayerActivity(layer.name, "ann", 1, macs=layer.dense_ops / steps, dense_ops=layer.dense_ops / steps,
-                                        outputs=layer.outputs / steps, parameters=layer.parameters))
+            layers.append(LayerActivity(layer.name, "ann", synaptic_ops=layer.dense_ops / steps, samples=1,
+                                        dense_ops=layer.dense_ops / steps, outputs=layer.outputs / steps,
+                                        parameters=layer.parameters))
     return NetworkActivity("ann", activity.samples, layers, 1)

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from isospike.activity import LayerActivity
+
 
 @dataclass
 class OpCounts:
@@ -36,6 +38,15 @@ class OpCounts:
         self.gate_evaluations += other.gate_evaluations
         self.spikes += other.spikes
         self.synaptic_events += other.synaptic_events
+
+    def activity(self, name: str, samples: int) -> LayerActivity:
+        """These counts as the common activity record: a row of kind "gates" holding the gates
+        evaluated (``gate_evaluations``, and as ``neuron_updates``: each gate is one IF neuron updated
+        once), the gates that fired (``spikes``), the synaptic events (``synaptic_ops``) and the values
+        computed (``outputs``), totals over ``samples`` samples in one time step."""
+        return LayerActivity(name, "gates", neuron_updates=self.gate_evaluations, spikes=self.spikes,
+                             synaptic_ops=self.synaptic_events, outputs=self.lanes, samples=samples,
+                             gate_evaluations=self.gate_evaluations)
 
 
 @dataclass

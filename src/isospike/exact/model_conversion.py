@@ -26,6 +26,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils._pytree import tree_flatten
 
+from isospike.activity import LayerActivity
 from isospike.exact.arith import GateArith, TorchArith
 from isospike.exact.capture.dispatch import GateCapture, active_capture, module_path_hooks
 from isospike.exact.counting import ExactCounts
@@ -58,13 +59,16 @@ class ExactNetwork(nn.Module):
 
     Attributes: ``arith`` (:class:`GateArith` or :class:`TorchArith`), ``source`` (the
     original class name). ``layer_counts()``: per module path, the gate activity of the last
-    forward (its own operations, not its children's); ``counts()``: their sum."""
+    forward (its own operations, not its children's); ``counts()``: their sum; ``layer_stats()``:
+    the same activity as :class:`~isospike.activity.LayerActivity` rows, the record every counting
+    network reports (:class:`~isospike.activity.ActivityReporter`)."""
 
     coding = "exact"  # its registered coding (isospike.conversion.exact)
     _exact_base: type[nn.Module]
     _exact_arith: Any
     _exact_count: bool
     _exact_counts: dict[str, ExactCounts]
+    _exact_samples: int = 0  # samples of the last counted call (leading size of its first tensor input)
 
     @property
     def arith(self) -> Any:
@@ -81,6 +85,23 @@ class ExactNetwork(nn.Module):
 
     def layer_counts(self) -> dict[str, ExactCounts]:
         return dict(self._exact_counts)
+
+    def reset_counts(self) -> None:
+        """Forget the gate activity of the last call (each call replaces it anyway)."""
+        self._exact_counts = {}
+        self._exact_samples = 0
+
+    def layer_stats(self) -> dict[str, LayerActivity]:
+        """The gate activity of the last call, per module path (``"<model>"``: operations outside
+        every submodule), as rows of kind "gates" (see :meth:`ExactCounts.activity`): totals over
+        the call's samples, one time step. Raises ValueError when this network does not count."""
+        if not self._exact_count:
+            raise ValueError("this exact network does not count its gates (a reference from isospike.exact.reference / "
+                             "isospike.equivalent runs plain float32 operations, or convert(..., count=False)): use "
+                             "isospike.exact.convert(model) for the gate circuits' activity, or the original model as "
+                             "an ANN")
+        rows = (c.activity(path or "<model>", self._exact_samples) for path, c in self._exact_counts.items())
+        return {row.name: row for row in rows}
 
     def counts(self) -> ExactCounts:
         total = ExactCounts()
@@ -108,6 +129,8 @@ class ExactNetwork(nn.Module):
                 raise capture.refused from None
             raise
         self._exact_counts = counts or {}
+        first = next((v for v in tree_flatten((args, kwargs))[0] if isinstance(v, torch.Tensor)), None)
+        self._exact_samples = int(first.shape[0]) if first is not None and first.dim() else 1
         return out
 
     def extra_repr(self) -> str:

@@ -25,13 +25,13 @@ spike counting) and records per-layer counts (``layer_stats()``) for the energy 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from isospike.activity import LayerActivity
 from isospike.devices import OptoelectronicSynapse, resolve_synapse
 from isospike.devices.arguments import _UNSET
 from isospike.train.ttfs import TTFSQuant
@@ -42,24 +42,6 @@ def binarize_per_head(x: Tensor) -> Tensor:
     scale = x.abs().mean(-1, keepdim=True)
     b = torch.where(x >= 0, scale, -scale)
     return x + (b - x).detach()
-
-
-@dataclass
-class _Stat:
-    name: str
-    kind: str
-    neurons: int = 0
-    neuron_updates: int = 0
-    spikes: int = 0
-    synaptic_ops: int = 0
-    dense_ops: int = 0
-    timesteps: int = 1
-    samples: int = 0
-    by_step: list | None = None
-    input_events: int = 0
-    outputs: int = 0
-    parameters: int = 0
-    device_reads: int = 0
 
 
 class TTFSBertLayer(nn.Module):
@@ -140,7 +122,7 @@ class TTFSBertClassifier(nn.Module):
         self.head = copy.deepcopy(head)
         self.timesteps = timesteps
         self.hidden: list[Tensor] = []
-        self._stats: dict[str, _Stat] = {}
+        self._stats: dict[str, LayerActivity] = {}
         self._counting = False
 
     # ---------------------------------------------------------------- spiking mode and counts
@@ -160,14 +142,17 @@ class TTFSBertClassifier(nn.Module):
             if m.population is not None:
                 m.population.reset_counts()
 
-    def layer_stats(self) -> dict[str, _Stat]:
+    def layer_stats(self) -> dict[str, LayerActivity]:
+        """Per-layer :class:`~isospike.activity.LayerActivity` since :meth:`reset_counts` (spiking
+        mode): the synapse layers ("ac"), the digital operations of each encoder layer ("mac") and
+        the TTFS populations ("neuron"), totals over the samples run."""
         stats = dict(self._stats)
         for name, m in self.quantizers().items():
             p = m.population
             if p is not None and p.samples:
-                stats[name] = _Stat(name, "neuron", neurons=p.neurons_per_sample, neuron_updates=p.neuron_updates,
-                                    spikes=p.spikes, timesteps=self.timesteps, samples=p.samples,
-                                    by_step=list(p.spikes_by_step))
+                stats[name] = LayerActivity(name, "neuron", neurons=p.neurons_per_sample, neuron_updates=p.neuron_updates,
+                                            spikes=p.spikes, timesteps=self.timesteps, samples=p.samples,
+                                            by_step=list(p.spikes_by_step))
         return stats
 
     @torch.no_grad()
@@ -217,8 +202,8 @@ class _Recorder:
         self.model = model
         self.prefix = ""
 
-    def _stat(self, name: str, kind: str) -> _Stat:
-        return self.model._stats.setdefault(name, _Stat(name, kind))
+    def _stat(self, name: str, kind: str) -> LayerActivity:
+        return self.model._stats.setdefault(name, LayerActivity(name, kind))
 
     def __call__(self, x: Tensor | None, linear: nn.Linear | None, reads_device: bool, silent: float = 0.0) -> None:
         """Count a synaptic layer driven by TTFS values ``x``; entries equal to ``silent`` (the
@@ -232,7 +217,7 @@ class _Recorder:
         st.synaptic_ops += nonzero * linear.out_features
         st.dense_ops += x.numel() * linear.out_features
         st.input_events += nonzero
-        st.outputs = linear.out_features * x[..., 0].numel() // max(x.shape[0], 1)
+        st.outputs += linear.out_features * x[..., 0].numel()
         st.parameters = linear.weight.numel()
         st.samples += x.shape[0]
         if reads_device and any(m.device is not None for m in self.model.quantizers().values()):
