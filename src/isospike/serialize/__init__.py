@@ -10,6 +10,10 @@ loading one checks every string against a closed set (module types, operations, 
 plain identifiers) and every size against the stored tensors before anything is built, so it
 cannot run code, import anything, reach attributes of Python objects, or allocate more memory than
 its tensors take. docs/verification.md ("Files are data") states the threat model.
+
+Exact networks (:func:`isospike.exact.convert`) are saved as their float32 source model and
+conversion options, and converted again when loaded (:mod:`isospike.serialize.exact`); ``load``
+dispatches on the file's ``kind``.
 """
 
 from __future__ import annotations
@@ -40,16 +44,21 @@ _TOP_LEVEL = {"format", "coding", "timesteps", "fold_time", "readout", "info", "
 
 # ---------------------------------------------------------------------------------- saving
 def save(snn: nn.Module, path: str | Path) -> Path:
-    """Write a network from :func:`isospike.convert` to ``path`` (safetensors; structure in its
-    metadata). Atomic: ``path`` holds the old file or the complete new one, and an interrupted
+    """Write a network from :func:`isospike.convert` or :func:`isospike.exact.convert` to ``path``
+    (safetensors; structure in its metadata). Atomic: ``path`` holds the old file or the complete new one, and an interrupted
     save leaves no partial file behind once the next save to that folder runs."""
     from safetensors.torch import save_file
 
     from isospike.conversion.network import SpikingNetwork
+    from isospike.exact.model_conversion import ExactNetwork
 
+    if isinstance(snn, ExactNetwork):  # its source model and options (isospike.serialize.exact)
+        from isospike.serialize.exact import save_exact
+
+        return save_exact(snn, path)
     if not isinstance(snn, SpikingNetwork):
-        raise TypeError(f"isospike.save expects a network from isospike.convert, got {type(snn).__name__} "
-                        "(exact networks are rebuilt with isospike.exact.convert(model); save the model's state dict)")
+        raise TypeError(f"isospike.save expects a network from isospike.convert or isospike.exact.convert, got "
+                        f"{type(snn).__name__}; save a plain model's state dict with safetensors.torch.save_file")
     gm = snn.graph_module
     paths = {id(m): p for p, m in gm.named_modules() if p}
     called = {str(n.target) for n in gm.graph.nodes if n.op == "call_module"}
@@ -150,6 +159,11 @@ def load(path: str | Path) -> nn.Module:
         raise ValueError(f"{path} is a safetensors file but not an isospike network (no 'isospike' metadata); "
                          "plain state dicts are loaded with model.load_state_dict(safetensors.torch.load_file(path))")
     root = Field(parse_json(meta["isospike"], source, "the 'isospike' metadata"), "isospike", source)
+    if isinstance(root.value, dict) and "kind" in root.value:  # spiking networks' files have no kind
+        from isospike.serialize.exact import KIND, load_exact
+
+        root["kind"].choice((KIND,))
+        return load_exact(root, tensors, source)
     top = root.object(_TOP_LEVEL)
     fmt = root["format"]
     if fmt.value not in _READABLE_FORMATS:

@@ -41,10 +41,22 @@ def _qualified(fn: Callable) -> str:
     raise TypeError(f"no saved name for {fn!r}")
 
 
-FUNCTIONS: dict[str, Callable] = {_qualified(fn): fn for fn in KEPT_FUNCTIONS}
+# What the source model of a saved exact network (isospike.serialize.exact) may call besides:
+# pure tensor operations (no file, device, global state, RNG or size-from-a-constant allocation).
+SOURCE_FUNCTIONS: frozenset[Callable] = frozenset({
+    operator.matmul, operator.pow, operator.floordiv, torch.matmul, torch.bmm, torch.softmax, torch.log_softmax,
+    torch.relu, torch.sigmoid, torch.tanh, torch.exp, torch.sqrt, torch.rsqrt, torch.abs, torch.erf, torch.maximum,
+    torch.minimum, torch.clamp, torch.where, torch.stack, torch.chunk, torch.split, torch.unsqueeze, torch.div,
+    F.gelu, F.relu, F.silu, F.softmax, F.log_softmax, F.layer_norm, F.rms_norm, F.group_norm, F.embedding, F.sigmoid,
+    F.tanh, F.leaky_relu, F.scaled_dot_product_attention, F.max_pool1d, F.max_pool2d, F.normalize})
+SOURCE_METHODS = frozenset({
+    "matmul", "bmm", "softmax", "log_softmax", "t", "chunk", "split", "unbind", "exp", "sqrt", "rsqrt", "pow", "abs",
+    "relu", "sigmoid", "tanh", "erf", "clamp", "clamp_min", "clamp_max", "float", "type_as", "masked_fill", "amax",
+    "amin", "view_as", "reshape_as", "var"})
+FUNCTIONS: dict[str, Callable] = {_qualified(fn): fn for fn in KEPT_FUNCTIONS | SOURCE_FUNCTIONS}
 _NAMES = {fn: name for name, fn in FUNCTIONS.items()}
-METHODS: frozenset[str] = frozenset(KEPT_METHODS)
-ATTRIBUTES = frozenset({"shape", "ndim", "dtype"})
+METHODS: frozenset[str] = frozenset(KEPT_METHODS | SOURCE_METHODS)
+ATTRIBUTES = frozenset({"shape", "ndim", "dtype", "T", "mT"})
 DTYPES: dict[str, torch.dtype] = {str(d).removeprefix("torch."): d for d in (
     torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.int16, torch.int8,
     torch.uint8, torch.bool)}
@@ -204,7 +216,8 @@ class _Reader:
 
 
 _OPERATOR_ARITY = {operator.add: 2, operator.sub: 2, operator.mul: 2, operator.truediv: 2, operator.getitem: 2,
-                   operator.neg: 1}
+                   operator.neg: 1, operator.matmul: 2, operator.pow: 2, operator.floordiv: 2}
+MAX_EXPONENT = 64  # operator.pow: a node to a constant power of at most this size (2 ** shape never)
 
 
 def _check_call(fn: Callable, args: tuple, kwargs: dict, f: Field) -> None:
@@ -217,6 +230,10 @@ def _check_call(fn: Callable, args: tuple, kwargs: dict, f: Field) -> None:
     if fn is getattr:
         if len(args) != 2 or kwargs or not isinstance(args[0], fx.Node) or args[1] not in ATTRIBUTES:
             raise f.error(f"(node, attribute) with the attribute one of {sorted(ATTRIBUTES)}")
+    elif fn is operator.pow:
+        if len(args) != 2 or kwargs or not isinstance(args[0], fx.Node) or isinstance(args[1], bool) \
+                or not isinstance(args[1], (int, float)) or not abs(args[1]) <= MAX_EXPONENT:
+            raise f.error(f"(node, constant exponent of magnitude at most {MAX_EXPONENT})")
     elif fn in _OPERATOR_ARITY:
         if len(args) != _OPERATOR_ARITY[fn] or kwargs or not any(isinstance(a, fx.Node) for a in args):
             raise f.error(f"{_OPERATOR_ARITY[fn]} operand(s), a node among them")

@@ -329,3 +329,164 @@ def read_module(field: Field, stored: Stored, allowed: tuple[str, ...] | None = 
     table = all_codecs()
     kind = field["type"].choice(allowed if allowed is not None else tuple(table), "module types a saved network holds")
     return table[kind].read(field, stored)
+
+
+# ------------------------------------------------------------------------- ANN layers of exact sources
+# The source model of a saved exact network (isospike.serialize.exact) is an fx graph whose leaf
+# modules are exactly these torch types (a subclass may override forward: it is traced through,
+# never saved under its parent's name). Sizes are built on the meta device, as above.
+MAX_DIMS = 64  # entries of a normalized_shape
+
+
+def _eps(field: Field) -> float:
+    return field.number(0.0, 1.0, lo_open=True)
+
+
+def _layer_norm_codec() -> ModuleCodec:
+    def write(m: nn.Module, _: dict[int, str]) -> dict[str, Any]:
+        assert isinstance(m, nn.LayerNorm)  # the codec of that type
+        return {"type": "LayerNorm", "args": dict(normalized_shape=list(m.normalized_shape), eps=m.eps,
+                                                  elementwise_affine=m.elementwise_affine, bias=m.bias is not None)}
+
+    def read(f: Field, _: Stored) -> nn.Module:
+        a = f["args"].object({"normalized_shape", "eps", "elementwise_affine", "bias"})
+        return _on_meta(f, nn.LayerNorm, normalized_shape=list(a["normalized_shape"].integers(None, 1, MAX_SIZE)),
+                        eps=_eps(a["eps"]), elementwise_affine=a["elementwise_affine"].boolean(), bias=a["bias"].boolean())
+    return ModuleCodec(write, read)
+
+
+def _rms_norm_codec() -> ModuleCodec:
+    def write(m: nn.Module, _: dict[int, str]) -> dict[str, Any]:
+        assert isinstance(m, nn.RMSNorm)  # the codec of that type
+        return {"type": "RMSNorm", "args": dict(normalized_shape=list(m.normalized_shape), eps=m.eps,
+                                                elementwise_affine=m.elementwise_affine)}
+
+    def read(f: Field, _: Stored) -> nn.Module:
+        a = f["args"].object({"normalized_shape", "eps", "elementwise_affine"})
+        return _on_meta(f, nn.RMSNorm, normalized_shape=list(a["normalized_shape"].integers(None, 1, MAX_SIZE)),
+                        eps=None if a["eps"].is_none else _eps(a["eps"]),
+                        elementwise_affine=a["elementwise_affine"].boolean())
+    return ModuleCodec(write, read)
+
+
+def _group_norm_codec() -> ModuleCodec:
+    def write(m: nn.Module, _: dict[int, str]) -> dict[str, Any]:
+        assert isinstance(m, nn.GroupNorm)  # the codec of that type
+        return {"type": "GroupNorm", "args": dict(num_groups=m.num_groups, num_channels=m.num_channels, eps=m.eps,
+                                                  affine=m.affine, bias=m.bias is not None if m.affine else True)}
+
+    def read(f: Field, _: Stored) -> nn.Module:
+        a = f["args"].object({"num_groups", "num_channels", "eps", "affine", "bias"})
+        return _on_meta(f, nn.GroupNorm, num_groups=a["num_groups"].integer(1, MAX_SIZE),
+                        num_channels=a["num_channels"].integer(1, MAX_SIZE), eps=_eps(a["eps"]),
+                        affine=a["affine"].boolean(), bias=a["bias"].boolean())
+    return ModuleCodec(write, read)
+
+
+def _write_embedding(m: nn.Module, _: dict[int, str]) -> dict[str, Any]:
+    assert isinstance(m, nn.Embedding)  # the codec of that type
+    if m.max_norm is not None:
+        raise TypeError("cannot save an nn.Embedding with max_norm (it renormalizes its weight in place at every call); "
+                        "set max_norm=None or save the model's state dict and convert it again")
+    return {"type": "Embedding", "args": dict(num_embeddings=m.num_embeddings, embedding_dim=m.embedding_dim,
+                                              padding_idx=m.padding_idx, scale_grad_by_freq=m.scale_grad_by_freq,
+                                              sparse=m.sparse)}
+
+
+def _read_embedding(f: Field, _: Stored) -> nn.Module:
+    a = f["args"].object({"num_embeddings", "embedding_dim", "padding_idx", "scale_grad_by_freq", "sparse"})
+    num = a["num_embeddings"].integer(1, MAX_SIZE)
+    pad = a["padding_idx"]
+    return _on_meta(f, nn.Embedding, num_embeddings=num, embedding_dim=a["embedding_dim"].integer(0, MAX_SIZE),
+                    padding_idx=None if pad.is_none else pad.integer(-num, num - 1),
+                    scale_grad_by_freq=a["scale_grad_by_freq"].boolean(), sparse=a["sparse"].boolean())
+
+
+def _max_pool_codec(cls: type[nn.Module], dims: int) -> ModuleCodec:
+    def write(m: nn.Module, _: dict[int, str]) -> dict[str, Any]:
+        return {"type": cls.__name__, "args": dict(kernel_size=m.kernel_size, stride=m.stride, padding=m.padding,
+                                                   dilation=m.dilation, return_indices=m.return_indices,
+                                                   ceil_mode=m.ceil_mode)}
+
+    def read(f: Field, _: Stored) -> nn.Module:
+        a = f["args"].object({"kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"})
+        kw = dict(kernel_size=_size_or_sizes(a["kernel_size"], dims, 1),
+                  stride=None if a["stride"].is_none else _size_or_sizes(a["stride"], dims, 1),
+                  padding=_size_or_sizes(a["padding"], dims, 0), dilation=_size_or_sizes(a["dilation"], dims, 1),
+                  return_indices=a["return_indices"].boolean(), ceil_mode=a["ceil_mode"].boolean())
+        return _built(f, lambda: cls(**kw))
+    return ModuleCodec(write, read)
+
+
+def _activation_codec(cls: type[nn.Module], numbers: dict[str, tuple[float, float]] = {},  # noqa: B006 - read only
+                      flags: tuple[str, ...] = ()) -> ModuleCodec:
+    """An elementwise activation whose arguments are bounded numbers and booleans."""
+    def write(m: nn.Module, _: dict[int, str]) -> dict[str, Any]:
+        return {"type": cls.__name__, "args": {k: getattr(m, k) for k in (*numbers, *flags)}}
+
+    def read(f: Field, _: Stored) -> nn.Module:
+        a = f["args"].object(set(numbers) | set(flags))
+        kw: dict[str, Any] = {k: a[k].number(lo, hi) for k, (lo, hi) in numbers.items()}
+        kw.update({k: a[k].boolean() for k in flags})
+        return _built(f, lambda: cls(**kw))
+    return ModuleCodec(write, read)
+
+
+def _softmax_codec(cls: type[nn.Module]) -> ModuleCodec:
+    def read(f: Field, _: Stored) -> nn.Module:
+        dim = f["args"].object({"dim"})["dim"]
+        return cls(None if dim.is_none else dim.integer(-MAX_DIMS, MAX_DIMS))
+    return ModuleCodec(lambda m, _: {"type": cls.__name__, "args": {"dim": m.dim}}, read)
+
+
+def _gelu_codec() -> ModuleCodec:
+    def read(f: Field, _: Stored) -> nn.Module:
+        return nn.GELU(f["args"].object({"approximate"})["approximate"].choice(("none", "tanh")))
+    return ModuleCodec(lambda m, _: {"type": "GELU", "args": {"approximate": m.approximate}}, read)
+
+
+def _source_codecs() -> dict[str, tuple[type[nn.Module], ModuleCodec]]:
+    """Type name -> (the exact torch class, its codec)."""
+    plain = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d,
+             nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
+             nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.Flatten, nn.Unflatten, nn.Identity)
+    table: dict[str, tuple[type[nn.Module], ModuleCodec]] = {cls.__name__: (cls, CODECS[cls.__name__]) for cls in plain}
+    inplace = ("inplace",)
+    extra: list[tuple[type[nn.Module], ModuleCodec]] = [
+        (nn.LayerNorm, _layer_norm_codec()), (nn.RMSNorm, _rms_norm_codec()), (nn.GroupNorm, _group_norm_codec()),
+        (nn.Embedding, ModuleCodec(_write_embedding, _read_embedding)),
+        (nn.MaxPool1d, _max_pool_codec(nn.MaxPool1d, 1)), (nn.MaxPool2d, _max_pool_codec(nn.MaxPool2d, 2)),
+        (nn.MaxPool3d, _max_pool_codec(nn.MaxPool3d, 3)),
+        (nn.GELU, _gelu_codec()), (nn.Softmax, _softmax_codec(nn.Softmax)), (nn.LogSoftmax, _softmax_codec(nn.LogSoftmax)),
+        (nn.ReLU, _activation_codec(nn.ReLU, flags=inplace)), (nn.ReLU6, _activation_codec(nn.ReLU6, flags=inplace)),
+        (nn.SiLU, _activation_codec(nn.SiLU, flags=inplace)), (nn.Mish, _activation_codec(nn.Mish, flags=inplace)),
+        (nn.Hardswish, _activation_codec(nn.Hardswish, flags=inplace)),
+        (nn.Hardsigmoid, _activation_codec(nn.Hardsigmoid, flags=inplace)),
+        (nn.Tanh, _activation_codec(nn.Tanh)), (nn.Sigmoid, _activation_codec(nn.Sigmoid)),
+        (nn.Softsign, _activation_codec(nn.Softsign)),
+        (nn.LeakyReLU, _activation_codec(nn.LeakyReLU, {"negative_slope": (-1e6, 1e6)}, inplace)),
+        (nn.ELU, _activation_codec(nn.ELU, {"alpha": (-1e6, 1e6)}, inplace)),
+        (nn.Hardtanh, _activation_codec(nn.Hardtanh, {"min_val": (-1e6, 1e6), "max_val": (-1e6, 1e6)}, inplace)),
+        (nn.Softplus, _activation_codec(nn.Softplus, {"beta": (-1e6, 1e6), "threshold": (-1e6, 1e6)})),
+    ]
+    table.update({cls.__name__: (cls, codec) for cls, codec in extra})
+    return table
+
+
+SOURCE_CODECS = _source_codecs()
+SOURCE_TYPES = frozenset(cls for cls, _ in SOURCE_CODECS.values())
+
+
+def write_source_module(m: nn.Module) -> dict[str, Any]:
+    """The JSON specification of a leaf module of an exact network's source (its type must be
+    one of :data:`SOURCE_CODECS` exactly; TypeError otherwise)."""
+    entry = SOURCE_CODECS.get(type(m).__name__)
+    if entry is None or entry[0] is not type(m):
+        raise TypeError(f"cannot save a module of type {type(m).__qualname__} ({type(m).__module__})")
+    return entry[1].write(m, {})
+
+
+def read_source_module(field: Field, stored: Stored) -> nn.Module:
+    """Build the leaf module a file specifies for an exact network's source (closed set)."""
+    kind = field["type"].choice(tuple(SOURCE_CODECS), "module types an exact network's source may hold")
+    return SOURCE_CODECS[kind][1].read(field, stored)
