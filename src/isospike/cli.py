@@ -176,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     energy.add_argument("--dataset", default=None, help="dataset for inputs and calibration (default: the model's, else digits)")
     energy.add_argument("--coding", type=_coding, default="rate",
                         help="rate (default), ttfs, mttfs, sigma_delta, or exact (gate circuits)")
-    energy.add_argument("--timesteps", type=_positive_int, default=8, help="time steps T (default: 8)")
+    energy.add_argument("--timesteps", type=_positive_int, default=None,
+                        help="time steps T (default: the coding's: rate 8, ttfs/mttfs 15, sigma_delta and exact 1)")
     energy.add_argument("--hardware", default="horowitz45,loihi,truenorth,cim-memristor",
                         help="comma-separated presets (default: horowitz45,loihi,truenorth,cim-memristor)")
     energy.add_argument("--samples", type=_positive_int, default=256, help="test images to run (default: 256)")

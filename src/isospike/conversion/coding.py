@@ -124,6 +124,9 @@ class Coding:
     equivalent, verify: for networks that are not a graph of populations (exact gate circuits):
         ``equivalent(net)`` and ``verify(net, x, tolerance)``; None: the generic walkers of
         :func:`isospike.equivalent` / :func:`isospike.verify` over the populations.
+    simulation_samples: how many samples reports simulate at most (None: all): for codings whose
+        simulation is slow on a CPU (gate circuits); with a bit-exact guarantee, checked on those
+        samples, the accuracy over the rest is its equivalent's.
     """
 
     name: str
@@ -135,6 +138,7 @@ class Coding:
     needs_calibration: bool = True
     equivalent: Callable[[nn.Module], nn.Module] | None = None
     verify: Callable[[nn.Module, Any, float], Any] | None = None
+    simulation_samples: int | None = None
 
     @property
     def default_timesteps(self) -> int:

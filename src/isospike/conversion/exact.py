@@ -58,8 +58,17 @@ class ExactOptions(CodingOptions):
 
 def build_exact(model: nn.Module, options: ExactOptions, calibration: Any) -> nn.Module:
     """:func:`isospike.exact.convert` with the options (``calibration`` is not used)."""
+    from isospike.conversion.pipeline import has_trained_threshold
+    from isospike.errors import UnsupportedLayerError
     from isospike.exact import convert
 
+    # known before the first call: the gates would refuse it there (aten.floor has no circuit)
+    for path, m in model.named_modules():
+        if has_trained_threshold(m):
+            raise UnsupportedLayerError(type(m).__name__, path or "<model>", hint=(
+                "an activation quantized for rate conversion (clamp and floor of its input over the trained "
+                "threshold): aten.floor has no gate circuit; convert the ReLU ANN it was trained from, or use a "
+                "spiking coding (rate, ttfs, mttfs, sigma_delta)"))
     return convert(model, **options.arith_options())
 
 
@@ -81,7 +90,7 @@ def _verify(net: nn.Module, x: Any, tolerance: float) -> Any:
 
 EXACT = register(Coding(
     CODING, ExactOptions, build_exact, guarantee=BIT_EXACT, needs_calibration=False,
-    equivalent=_reference, verify=_verify,
+    equivalent=_reference, verify=_verify, simulation_samples=16,
     summary="IEEE-754 bits on parallel spike lines, IF threshold-gate circuits: equal to the ANN bit for bit"))
 
 

@@ -11,8 +11,9 @@ import torch
 
 import isospike as isp
 from isospike._io import atomic_savefig, atomic_write_json
+from isospike.conversion import get_coding
 from isospike.report.document import Document, command_line, provenance_record
-from isospike.report.loading import convert_exact, load_model
+from isospike.report.loading import convert_model, load_model
 from isospike.report.tables import text_table
 
 # command-line flags that set a coding option of the same name, where the coding has it
@@ -74,31 +75,27 @@ def run_convert(args: argparse.Namespace, echo=print) -> Path:
     with torch.no_grad():
         ann_acc = float((model(x).argmax(-1) == y).float().mean())
     doc = Document(f"isospike convert: {described}, {args.coding} coding")
-    if args.coding == "exact":
-        snn = convert_exact(model, described, args.model)
-        n = min(args.samples, 16)
-        with torch.no_grad():
-            y_snn = snn(x[:n])
-        acc = float((y_snn.argmax(-1) == y[:n]).float().mean())
-        cert = isp.verify(snn, x[:4])
-        summary = [["ANN", 100 * ann_acc, len(x)], ["exact SNN (gate circuits)", 100 * acc, n]]
-        stats_rows: list[list[Any]] = []
-        saved = None
+    spec = get_coding(args.coding)
+    snn = convert_model(model, args.coding, calibration, convert_options(args), described, args.model)
+    n = len(x) if spec.simulation_samples is None else min(len(x), spec.simulation_samples)  # gate circuits are slow
+    res = isp.simulate(snn, x[:n])
+    acc = float((res.output.argmax(-1) == y[:n]).float().mean())
+    cert = isp.verify(snn, x[: min(n, 64 if spec.simulation_samples is None else 4)])
+    steps = f"T={res.timesteps}" if spec.name != "exact" else "gate circuits"
+    summary = [["ANN", 100 * ann_acc, len(x)], [f"SNN ({args.coding}, {steps})", 100 * acc, n]]
+    stats_rows = [[_layer_label(snn, name), s.kind, s.neurons, s.spikes / res.samples, s.synaptic_ops / res.samples]
+                  for name, s in res.layers.items() if s.kind != "gates"]
+    try:
+        saved: Path | None = isp.save(snn, out / "snn.safetensors")
+    except TypeError as exc:  # a network isospike cannot rebuild from data alone: said in the report
+        saved, not_saved = None, str(exc)
     else:
-        opts = convert_options(args)
-        snn = isp.convert(model, coding=args.coding, calibration=calibration, **opts)
-        assert isinstance(snn, isp.SpikingNetwork)  # every coding but exact builds a SpikingNetwork
-        res = isp.simulate(snn, x)
-        acc = float((res.output.argmax(-1) == y).float().mean())
-        cert = isp.verify(snn, x[: min(len(x), 64)])
-        summary = [["ANN", 100 * ann_acc, len(x)], [f"SNN ({args.coding}, T={snn.timesteps})", 100 * acc, len(x)]]
-        stats_rows = [[_layer_label(snn, n), s.kind, s.neurons, s.spikes / res.samples, s.synaptic_ops / res.samples]
-                      for n, s in res.layers.items()]
-        saved = isp.save(snn, out / "snn.safetensors")
+        not_saved = ""
+    if stats_rows:
         _plot_layers(res.layers, out / "spike_rates.png", f"{args.coding}: firing per layer", snn)
     echo(text_table(["network", "accuracy (%)", "samples"], summary))
     energies = []
-    energy_samples = min(len(x), 64 if args.coding != "exact" else 2)
+    energy_samples = min(n, 64 if spec.simulation_samples is None else 2)
     for hw in ("horowitz45", "loihi"):
         rep = isp.energy.estimate(snn, x[:energy_samples], hardware=hw)
         rep.plot(out / f"energy_{hw}.png")
@@ -129,6 +126,8 @@ def run_convert(args: argparse.Namespace, echo=print) -> Path:
         doc.image(f"energy_{r.hardware.name}.png", f"energy by layer and category on {r.hardware.name}")
     if saved is not None:
         doc.paragraph(f"Saved network: `{saved}` (reload with `isospike.load`).")
+    elif not_saved:
+        doc.paragraph(f"Not saved: {not_saved}")
     doc.provenance(command_line(args))
     md, page = doc.write(out)
     atomic_write_json(out / "results.json", {

@@ -20,6 +20,7 @@ from isospike._io import atomic_savefig, atomic_write_json
 from isospike.conversion import SpikingNetwork, convert
 from isospike.conversion.evaluation import TimestepEvaluation, evaluate_over_time
 from isospike.data import load_digits
+from isospike.guarantees import BIT_EXACT
 from isospike.models import SmallCNN
 from isospike.report.tables import text_table
 from isospike.train import accuracy, fit_classifier
@@ -99,29 +100,23 @@ def compare_codings(model: torch.nn.Module, data, samples: int, exact_samples: i
     settings = [("rate", dict(timesteps=8)), ("ttfs", dict(timesteps=15)), ("mttfs", dict(timesteps=15)),
                 ("mttfs", dict(timesteps=15, dead_zone=2)), ("sigma_delta", dict(levels=16)), ("exact", {})]
     rows = []
-    snn: torch.nn.Module
     for coding, kw in tqdm(settings, desc="codings", disable=not progress):
         label = coding + (f" (dead zone {kw['dead_zone']})" if kw.get("dead_zone") else "")
-        if coding == "exact":
-            # gate circuits are slow to simulate: they run on the first images, where the certificate
-            # checks them bit for bit against the pinned float32 reference; the accuracy over the
-            # whole test split is that reference's (the same outputs, bit for bit)
-            snn = isp.exact.convert(model)
-            xs = x[:exact_samples]
-            cert = isp.verify(snn, xs)
+        spec = isp.conversion.get_coding(coding)
+        snn = isp.convert(model, coding=coding, calibration=cal, **kw)
+        # codings slow to simulate (gate circuits) run on the first images, where the certificate
+        # checks them; with a bit-exact guarantee the accuracy over the whole split is their
+        # equivalent's (the same outputs, bit for bit)
+        slow = spec.simulation_samples is not None
+        n = min(len(x), exact_samples) if slow else len(x)
+        res = isp.simulate(snn, x[:n])
+        cert = isp.verify(snn, x[: min(n, 64)])
+        out = res.output
+        if n < len(x) and spec.guarantee == BIT_EXACT:
             with torch.no_grad():
-                snn(xs[:1])
-                spikes = float(snn.counts().spikes)
                 out = isp.equivalent(snn)(x)
-            acc, T = float((out.argmax(-1) == y).float().mean()), 1
-            xs, energy_in = x, x[:1]
-        else:
-            snn = isp.convert(model, coding=coding, calibration=cal, **kw)
-            assert isinstance(snn, SpikingNetwork)  # every coding but exact builds a SpikingNetwork
-            res = isp.simulate(snn, x)
-            acc, spikes, T = float((res.output.argmax(-1) == y).float().mean()), res.spikes_per_sample, snn.timesteps
-            cert = isp.verify(snn, x[:64])
-            xs, energy_in = x, x[:64]
+        acc, spikes, T = float((out.argmax(-1) == y[: len(out)]).float().mean()), res.spikes_per_sample, res.timesteps
+        xs, energy_in = x[: len(out)], x[: 1 if slow else min(n, 64)]
         energy = {hw: 1e9 * isp.energy.estimate(snn, energy_in, hardware=hw).total_j for hw in ("horowitz45", "loihi")}
         kinds = sorted({c.guarantee for c in cert.layers})
         rows.append(CodingRow(label, T, acc, len(xs), spikes, cert.holds, cert.summary(), ", ".join(kinds), energy))

@@ -12,10 +12,9 @@ from torch import nn
 
 from isospike import energy
 from isospike._io import atomic_write_json
-from isospike.conversion import convert
 from isospike.energy.hardware import get_hardware
 from isospike.report.document import Document, command_line, provenance_record
-from isospike.report.loading import convert_exact, load_model
+from isospike.report.loading import convert_model, load_model
 from isospike.report.tables import text_table
 
 HEADERS = ["hardware", "total", "compute", "data movement", "communication", "data share", "short formula",
@@ -23,10 +22,9 @@ HEADERS = ["hardware", "total", "compute", "data movement", "communication", "da
 
 
 def _convert(model: nn.Module, args: argparse.Namespace, calibration, described: str) -> nn.Module:
-    """The network to price: gate circuits for ``exact``, else ``isospike.convert`` with T steps."""
-    if args.coding == "exact":
-        return convert_exact(model, described, args.model)
-    return convert(model, coding=args.coding, timesteps=args.timesteps, calibration=calibration)
+    """The network to price: ``isospike.convert`` with the chosen coding (T steps where given)."""
+    options = {} if args.timesteps is None else {"timesteps": args.timesteps}
+    return convert_model(model, args.coding, calibration, options, described, args.model)
 
 
 def _estimate(activity: energy.NetworkActivity, hw) -> tuple[list[Any], dict[str, Any], Any]:
@@ -58,7 +56,8 @@ def run_energy(args: argparse.Namespace, echo=print) -> Path:
         row, results[hw.name], full = _estimate(activity, hw)
         rows.append(row)
         full.plot(out / f"energy_{hw.name}.png")
-    steps = "gate circuits, one pass" if args.coding == "exact" else f"T = {args.timesteps}"
+    timesteps = getattr(snn, "timesteps", 1)
+    steps = f"T = {timesteps}"
     subject = f"{described}; {args.coding} coding, {steps}; {len(x)} {data.name} test images"
     echo(f"\n{subject}; nJ per inference")
     echo(text_table(HEADERS, rows))
@@ -74,7 +73,7 @@ def run_energy(args: argparse.Namespace, echo=print) -> Path:
     doc.provenance(command)
     md, page = doc.write(out)
     atomic_write_json(out / "energy.json", {
-        "model": described, "coding": args.coding, "timesteps": None if args.coding == "exact" else args.timesteps,
+        "model": described, "coding": args.coding, "timesteps": timesteps,
         "samples": len(x), "dataset": data.name, "results": results, "provenance": provenance_record(command)})
     echo(f"\nreport: {page} (and {md.name}); energy.json and energy_<hardware>.png")
     return out

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -118,20 +119,24 @@ def load_model(model: str | None, arch: str | None, dataset: str | None, echo: C
     raise ValueError(f"cannot read a model from {path}: not a regular file or folder")
 
 
-def convert_exact(model: nn.Module, described: str, source: str | None = None) -> nn.Module:
-    """``isospike.exact.convert(model)``; a noise-aware quantized network (a folder from
-    `isospike train`, given as ``source``), whose floor has no gate circuit, is refused up front
-    with a message pointing at its ReLU ANN."""
+def convert_model(model: nn.Module, coding: str, calibration: Any, options: dict[str, Any], described: str,
+                  source: str | None = None) -> nn.Module:
+    """``isospike.convert(model, coding, calibration=..., **options)``; a noise-aware quantized network
+    (a folder from `isospike train`, given as ``source``) that the coding cannot convert (the exact
+    gate circuits: aten.floor has no circuit) is refused with a message pointing at its ReLU ANN."""
     import isospike as isp
     from isospike.train.qcfs import NoisyQCFS
 
-    quantizers = [name for name, m in model.named_modules() if isinstance(m, NoisyQCFS)]
-    if quantizers:
+    try:
+        return isp.convert(model, coding=coding, calibration=calibration, **options)
+    except isp.UnsupportedLayerError as exc:
+        quantizers = [name for name, m in model.named_modules() if isinstance(m, NoisyQCFS)]
+        if not quantizers:
+            raise
         raise ValueError(f"{described} is a noise-aware quantized network (NoisyQCFS activations at "
-                         f"{', '.join(repr(q) for q in quantizers[:3])}: clamp and floor of the input over the trained "
-                         "lambda; aten.floor has no gate circuit), which the exact gate circuits do not convert; "
-                         f"{_relu_ann_hint(source)}, or pick a spiking coding (rate, ttfs, mttfs, sigma_delta)")
-    return isp.exact.convert(model)
+                         f"{', '.join(repr(q) for q in quantizers[:3])}), which the {coding} coding does not convert "
+                         f"({exc}); {_relu_ann_hint(source)}, or pick a spiking coding (rate, ttfs, mttfs, "
+                         "sigma_delta)") from None
 
 
 def _relu_ann_hint(source: str | None) -> str:
