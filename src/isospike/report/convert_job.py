@@ -81,8 +81,7 @@ def run_convert(args: argparse.Namespace, echo=print) -> Path:
     res = isp.simulate(snn, x[:n])
     acc = float((res.output.argmax(-1) == y[:n]).float().mean())
     cert = isp.verify(snn, x[: min(n, 64 if spec.simulation_samples is None else 4)])
-    steps = f"T={res.timesteps}" if spec.name != "exact" else "gate circuits"
-    summary = [["ANN", 100 * ann_acc, len(x)], [f"SNN ({args.coding}, {steps})", 100 * acc, n]]
+    summary = [["ANN", 100 * ann_acc, len(x)], [f"SNN ({args.coding}, T={res.timesteps})", 100 * acc, n]]
     stats_rows = [[_layer_label(snn, name), s.kind, s.neurons, s.spikes / res.samples, s.synaptic_ops / res.samples]
                   for name, s in res.layers.items() if s.kind != "gates"]
     try:
