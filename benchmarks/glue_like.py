@@ -67,8 +67,9 @@ TASKS = {
 }
 DEAD_ZONE, DEAD_ZONE_EPOCHS = 1, 1  # M-TTFS + dead zone k = 1, fine-tuned for one epoch with it on
 CALIBRATION = 256  # training examples whose most frequent level per layer M-TTFS sends as silence
-# the default budget fits 4 tasks in about 2 hours on one shared CPU thread (the 2000 / 500 examples,
-# 20 noisy runs and 96 tokens take about 2.5 hours per task there): --train 2000 --test 500 --runs 20 --max-length 96
+# the default budget fits 4 tasks in about 2-2.5 hours on one shared CPU thread (about 32 min per task); the issue's
+# budget, --train 2000 --test 500 --runs 20 --max-length 96, takes about 6 hours per task there (estimated from the
+# quick run's phase times), most of it the 3 x 20 noisy runs of 500 examples in spiking mode
 FULL = {"train": 500, "test": 200, "runs": 5, "max_length": 64}
 QUICK = {"train": 300, "test": 100, "runs": 3, "max_length": 64}
 DIFFERENCES = {
