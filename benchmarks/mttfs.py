@@ -1,22 +1,31 @@
 """Masked TTFS, dead zone and memristive crossbars on a real transformer (seed 004, Matterhorn).
 
-    python benchmarks/mttfs.py            # ~30 minutes on 2 cores with the models of benchmarks/ttfs.py
+    python benchmarks/mttfs.py --models-only  # train and cache the models only: the teacher and student
+                                              # as benchmarks/ttfs.py trains them (~35 min on 2 busy cores),
+                                              # then the two dead-zone fine-tuned students (~30 min)
+    python benchmarks/mttfs.py --reuse    # the full evaluation with every model cached (47 minutes on
+                                          # one thread of 2 busy cores; --threads N for more)
+    python benchmarks/mttfs.py            # the same, fine-tuning the dead-zone students again
     python benchmarks/mttfs.py --quick    # smaller evaluation; trains a quick student if none is cached
-    python benchmarks/mttfs.py --reuse    # the full run, reusing the dead-zone fine-tuned student it cached
 
 The distilled TTFS student of benchmarks/ttfs.py (all-MiniLM-L6-v2, T = 15, 1-bit K/V, ReLU FFN,
-BBC News topics; reused from runs/bench-cache/, else trained here in a short run) is evaluated with
-digital level reads as:
-  TTFS                 silence = level 0
+BBC News topics; reused from runs/bench-cache/, else trained here with the same recipe) is
+evaluated with digital level reads as:
+  TTFS (signed)        silence = level 0 (sign-and-magnitude channels: isospike's TTFS)
+  TTFS, seed baseline  silence = the lowest level (Matterhorn's TTFS: levels offset to be unsigned,
+                       q + T, so -T is silent on signed layers and 0 fires; unsigned layers as above)
   M-TTFS               silence = each layer's most frequent level on 256 training sentences (lossless)
   M-TTFS + dead zone   levels within k of it also silent, k = 1..5 (post hoc; not on the attention
                        probabilities, plus k = 2 on every layer), and k = 1, 2 after two epochs of
                        distillation with the dead zone on (full run only)
-each on a digital accelerator (horowitz45: weights fetched from SRAM) and on memristive crossbars
-(isospike.devices.MemristiveCrossbar: 16 conductance levels, 8-bit ADC; with 0% and 2% programming
+each on a digital accelerator (horowitz45, fp32: every synaptic event reads its weight from a memory
+sized to the layer -- SRAM for the 0.6 MB Q/K/V/O matrices, DRAM for the 2.4 MB FFN ones) and on
+memristive crossbars (isospike.devices.MemristiveCrossbar: 16 conductance levels, 8-bit ADC; with 0% and 2% programming
 variation; energy with the membranes integrated on the bit lines, as in Matterhorn's memristive
-synapse unit, and -- for comparison -- with digital neurons keeping their membranes in SRAM). Accuracy, spikes and synaptic events per token, energy per inference by category.
-Writes benchmarks/results/mttfs.json and mttfs_tradeoff.png.
+synapse unit, and -- for comparison -- with digital neurons keeping their membranes in SRAM).
+Accuracy on the test split; spikes, synaptic events, the share of silent neurons and energy per
+inference by category (data-movement share) on 32 test sentences run one at a time at their own
+length (no padding positions). Writes benchmarks/results/mttfs.json and mttfs_tradeoff.png.
 """
 
 from __future__ import annotations
@@ -26,9 +35,9 @@ import copy
 import time
 
 import torch
-from _common import RESULTS, print_table, write_results
 
 import isospike.energy as E
+from _common import RESULTS, print_table, write_results
 from isospike.data import load_bbc_news
 from isospike.devices import MemristiveCrossbar
 from isospike.models.minilm import load_minilm
@@ -36,7 +45,10 @@ from isospike.train.distill import BertClassifier, distill, encode_texts, evalua
 from isospike.train.ttfs import mask_ttfs
 from isospike.train.ttfs_bert import TTFSBertClassifier
 
-SEED = {"glue_gain_points": 1.42, "energy_efficiency_x": 2.31}
+SEED = {"glue_gain_points": 1.42, "energy_efficiency_x": 2.31, "data_movement_share": 0.80,
+        "silent_share_dead_zone_3": 0.952}  # the last one from summaries of the paper (unverified)
+SIGNED, SEED_TTFS, MTTFS = "TTFS (signed, 0 silent)", "TTFS, seed baseline (lowest level silent)", "M-TTFS"
+ENERGY_SENTENCES = 32  # counts and energy: test sentences run one at a time at their own length
 PROBS_EXACT = "all but the attention probabilities"
 TUNE_EPOCHS, TUNE_LR, TUNE_SCALE_LR = 2, 5e-5, 5e-3  # distillation with the dead zone on
 TUNED_ZONES = (1, 2)
@@ -59,6 +71,8 @@ def load_or_train(tok, bert, ds, quick: bool):
             student.load_state_dict(load_file(str(s_path)), strict=False)
             print(f"reusing the teacher and TTFS student of benchmarks/ttfs.py ({tag} run)")
             return teacher, student, tag
+    if not quick:
+        return (*train_full(teacher, ds, tok), "full (trained here, recipe of benchmarks/ttfs.py)")
     print("no cached student: fine-tuning a teacher and distilling a TTFS student (short run)")
     n = 600
     train = encode_texts(tok, ds.train.texts[:n], ds.train.labels[:n])
@@ -67,6 +81,31 @@ def load_or_train(tok, bert, ds, quick: bool):
     student.init_scales(train.input_ids[:64], train.attention_mask[:64])
     distill(student, teacher, train, epochs=1, lr=5e-5)
     return teacher, student, "trained-here"
+
+
+def train_full(teacher: BertClassifier, ds, tok) -> tuple[BertClassifier, TTFSBertClassifier]:
+    """The teacher and student of a full ``benchmarks/ttfs.py`` run, trained with its recipe and in
+    its order of random draws (teacher 2 epochs; student with In2O3 reads, steps from 64 sentences,
+    3 epochs of distillation), cached under the names that script uses (about 25 minutes)."""
+    from safetensors.torch import save_file
+
+    from isospike._io import atomic_write
+    from isospike.devices import OptoelectronicSynapse
+
+    print("no cached models: fine-tuning the teacher and distilling the TTFS student (benchmarks/ttfs.py recipe)")
+    t0 = time.time()
+    train = encode_texts(tok, ds.train.texts, ds.train.labels)
+    finetune(teacher, train, epochs=2)
+    student = TTFSBertClassifier(teacher.bert, teacher.head, timesteps=15, activation="relu",
+                                 synapse=OptoelectronicSynapse.in2o3())
+    student.init_scales(train.input_ids[:64], train.attention_mask[:64])
+    distill(student, teacher, train, epochs=3, lr=5e-5)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    for name, m in (("teacher", teacher), ("student", student)):
+        state = {k: v.detach().contiguous().clone() for k, v in m.state_dict().items()}
+        atomic_write(CACHE / f"ttfs_{name}_full.safetensors", lambda p, st=state: save_file(st, str(p)))
+    print(f"trained and cached in {CACHE} ({time.time() - t0:.0f} s)")
+    return teacher, student
 
 
 def digital_reads(model: TTFSBertClassifier) -> None:
@@ -78,33 +117,70 @@ def digital_reads(model: TTFSBertClassifier) -> None:
         object.__setattr__(q, "population", None)
 
 
+def sentences(data, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The first n sentences of ``data``, each at its own length: every position is a real token
+    (padding to the batch's length would add neurons, spikes and energy no inference has)."""
+    out = []
+    for i in range(min(n, len(data))):
+        length = int(data.attention_mask[i].sum())
+        out.append((data.input_ids[i:i + 1, :length], data.attention_mask[i:i + 1, :length]))
+    return out
+
+
 @torch.no_grad()
-def activity(model: TTFSBertClassifier, sample) -> dict:
-    ids, mask = sample
+def counted(model: TTFSBertClassifier, sample) -> list[E.NetworkActivity]:
+    """The spiking network's per-layer counts on each sentence of ``sample``."""
     model.spiking(True)
-    model.reset_counts()
-    model(ids, mask)
-    st = model.layer_stats()
+    acts = [E.collect(model, s) for s in sample]
     model.spiking(False)
-    tokens = int(mask.sum())
-    spikes = sum(s.spikes for s in st.values() if s.kind == "neuron")
-    events = sum(s.synaptic_ops for n, s in st.items() if s.kind == "ac")
-    return {"spikes_per_token": spikes / tokens, "synaptic_events_per_token": events / tokens}
+    return acts
 
 
-def energy(model: TTFSBertClassifier, sample, hardware) -> dict:
-    model.spiking(True)
-    rep = E.estimate(model, sample, hardware=hardware)
-    model.spiking(False)
-    return {"total_uj": 1e6 * rep.total_j, **{k: 1e6 * v for k, v in rep.by_category.items()},
-            "ann_uj": 1e6 * rep.ann_total_j if rep.ann_total_j else None, "hardware": rep.hardware.name}
+def layer_kind(name: str) -> str:
+    """The activation a TTFS population codes, without its layer index ('layers.3.q_in' -> 'q_in')."""
+    return name.rsplit(".", 1)[-1]
+
+
+def activity(acts: list[E.NetworkActivity], sample) -> dict:
+    """Spikes and synaptic events per token, and the share of neurons that stay silent (overall and
+    per kind of activation), over the sentences of ``sample``."""
+    tokens = sum(int(m.sum()) for _, m in sample)
+    pops = [layer for a in acts for layer in a.layers if layer.kind == "neuron"]
+    spikes = sum(p.spikes for p in pops)
+    neurons = sum(p.neuron_updates / p.timesteps for p in pops)  # one window of T updates per neuron
+    events = sum(layer.acs for a in acts for layer in a.layers if layer.kind == "ac")
+    by_kind: dict[str, list[float]] = {}
+    for p in pops:
+        k = by_kind.setdefault(layer_kind(p.name), [0.0, 0.0])
+        k[0] += p.spikes
+        k[1] += p.neuron_updates / p.timesteps
+    return {"spikes_per_token": spikes / tokens, "synaptic_events_per_token": events / tokens,
+            "neurons_per_token": neurons / tokens, "silent_share": 1 - spikes / neurons,
+            "silent_share_by_activation": {k: 1 - v[0] / v[1] for k, v in by_kind.items()}}
+
+
+def energy(acts: list[E.NetworkActivity], hardware) -> dict:
+    """Energy per inference (uJ) by category: the mean over the sentences of ``acts``."""
+    reports = [E.price(a, hardware) for a in acts]
+    n = len(reports)
+    total = sum(r.total_j for r in reports) / n
+    cats = {k: sum(r.by_category[k] for r in reports) / n for k in reports[0].by_category}
+    ann = [r.ann_total_j for r in reports]
+    return {"total_uj": 1e6 * total, **{k: 1e6 * v for k, v in cats.items()},
+            "data_movement_share": cats["data_movement"] / total if total else None,
+            "ann_uj": 1e6 * sum(ann) / n if all(a is not None for a in ann) else None,
+            "hardware": reports[0].hardware.name}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--reuse", action="store_true", help="reuse the dead-zone fine-tuned student cached by a full run")
+    ap.add_argument("--models-only", action="store_true",
+                    help="train and cache the teacher and student if none is cached, then stop")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the machine is shared)")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     started = time.time()
     tok, bert = load_minilm()
@@ -115,20 +191,55 @@ def main() -> None:
     calib = encode_texts(tok, ds.train.texts[:256], ds.train.labels[:256])
     teacher, student, source = load_or_train(tok, bert, ds, args.quick)
     digital_reads(student)
-    sample = (test.input_ids[:32], test.attention_mask[:32])
+    sample = sentences(test, ENERGY_SENTENCES)
 
     def calibrate(m):
         return lambda: [m(calib.input_ids[i:i + 64], calib.attention_mask[i:i + 64]) for i in range(0, len(calib), 64)]
+
+    def tuned_student(k: int, reuse: bool) -> TTFSBertClassifier:
+        """The student distilled for two more epochs with dead zone k on (cached in runs/bench-cache/)."""
+        tuned = copy.deepcopy(student)
+        mask_ttfs(tuned, calibrate(tuned), dead_zone=k, dead_zone_layers=not_probabilities)
+        tuned_path = CACHE / f"mttfs_tuned_dz{k}.safetensors"
+        if reuse and tuned_path.is_file():
+            from safetensors.torch import load_file
+
+            tuned.load_state_dict(load_file(str(tuned_path)), strict=False)
+            print(f"reusing the dead-zone fine-tuned student ({tuned_path})")
+        else:
+            from safetensors.torch import save_file
+
+            from isospike._io import atomic_write
+
+            train = encode_texts(tok, ds.train.texts, ds.train.labels)
+            distill(tuned, teacher, train, epochs=TUNE_EPOCHS, lr=TUNE_LR, scale_lr=TUNE_SCALE_LR, seed=1,
+                    desc=f"distillation with dead zone {k} on")
+            CACHE.mkdir(parents=True, exist_ok=True)
+            state = {name: v.contiguous() for name, v in tuned.state_dict().items()}
+            atomic_write(tuned_path, lambda p, state=state: save_file(state, str(p)))
+        mask_ttfs(tuned, calibrate(tuned), dead_zone=k, dead_zone_layers=not_probabilities)
+        return tuned
+
+    if args.models_only:
+        print(f"models ready ({source}); teacher {100 * evaluate(teacher, test):.2f}%, "
+              f"student (QNN) {100 * evaluate(student, test):.2f}%", flush=True)
+        if not args.quick:
+            for k in TUNED_ZONES:
+                t0 = time.time()
+                tuned_student(k, reuse=True)
+                print(f"dead zone {k}: fine-tuned student ready ({time.time() - t0:.0f} s)", flush=True)
+        return
 
     rows: list[dict] = []
     xbars = {"crossbar": MemristiveCrossbar(levels=16, adc_bits=8),
              "crossbar 2% var.": MemristiveCrossbar(levels=16, adc_bits=8, variation=0.02)}
 
     def measure(label: str, model: TTFSBertClassifier, dead_zone: int | None, scope: str = "every layer",
-                crossbar_accuracy: bool = True) -> dict:
-        row = {"model": label, "dead_zone": dead_zone, "dead_zone_layers": scope if dead_zone else None,
-               "accuracy": evaluate(model, test), **activity(model, sample),
-               "energy_horowitz45": energy(model, sample, "horowitz45")}
+                crossbar_accuracy: bool = True, silence: str = "mode") -> dict:
+        acts = counted(model, sample)
+        row = {"model": label, "silence": silence, "dead_zone": dead_zone,
+               "dead_zone_layers": scope if dead_zone else None, "accuracy": evaluate(model, test),
+               **activity(acts, sample), "energy_horowitz45": energy(acts, "horowitz45")}
         for name, xbar in xbars.items():
             if name != "crossbar" and not crossbar_accuracy:
                 row[f"accuracy_{name}"] = None
@@ -137,23 +248,32 @@ def main() -> None:
                                                                   for i in range(0, 128, 64)])
             row[f"accuracy_{name}"] = evaluate(placed, test) if crossbar_accuracy else None
             if name == "crossbar":
-                row["energy_crossbar"] = energy(placed, sample, xbar.hardware())
-                row["energy_crossbar_sram_membranes"] = energy(placed, sample, xbar.hardware(analog_integration=False))
+                placed_acts = counted(placed, sample)
+                row["energy_crossbar"] = energy(placed_acts, xbar.hardware())
+                row["energy_crossbar_sram_membranes"] = energy(placed_acts, xbar.hardware(analog_integration=False))
         rows.append(row)
         print(f"{label}: {100 * row['accuracy']:.2f}%, {row['spikes_per_token']:.0f} spikes/token, "
-              f"{row['energy_horowitz45']['total_uj']:.1f} uJ (horowitz45), {row['energy_crossbar']['total_uj']:.1f} uJ (crossbar)")
+              f"{100 * row['silent_share']:.1f}% silent, {row['energy_horowitz45']['total_uj']:.1f} uJ (horowitz45, "
+              f"{100 * row['energy_horowitz45']['data_movement_share']:.0f}% data movement), "
+              f"{row['energy_crossbar']['total_uj']:.1f} uJ (crossbar)", flush=True)
         return row
 
     with torch.no_grad():
         ids, mask, _ = test.batch(torch.arange(len(test)))
         ttfs_logits = student.eval()(ids, mask)
-    measure("TTFS", student, None)
+    measure(SIGNED, student, None, silence="zero")
+    seed_ttfs = copy.deepcopy(student)
+    mask_ttfs(seed_ttfs, silence="lowest")  # offset levels, the lowest one silent
+    with torch.no_grad():
+        seed_logits = seed_ttfs.eval()(ids, mask)
+    measure(SEED_TTFS, seed_ttfs, None, silence="lowest")
     masked = copy.deepcopy(student)
     silent = mask_ttfs(masked, calibrate(masked))
     with torch.no_grad():
         mttfs_logits = masked.eval()(ids, mask)
     same = bool(torch.allclose(ttfs_logits, mttfs_logits, atol=1e-5))
-    measure("M-TTFS", masked, 0)
+    same_seed = bool(torch.allclose(ttfs_logits, seed_logits, atol=1e-5))
+    measure(MTTFS, masked, 0)
     # the attention probabilities have a fixed step of 1/T: a dead zone there drops every token
     # whose weight is below (k + 1/2) / T, which empties most attention rows; it is kept off them
     for k in range(1, 6):
@@ -164,68 +284,97 @@ def main() -> None:
     mask_ttfs(dz, calibrate(dz), dead_zone=2)
     measure("M-TTFS, dead zone 2 (probabilities too)", dz, 2, crossbar_accuracy=False)
     if not args.quick:
-        train = encode_texts(tok, ds.train.texts, ds.train.labels)
         for k in TUNED_ZONES:
-            tuned = copy.deepcopy(student)
-            mask_ttfs(tuned, calibrate(tuned), dead_zone=k, dead_zone_layers=not_probabilities)
-            tuned_path = CACHE / f"mttfs_tuned_dz{k}.safetensors"
-            if args.reuse and tuned_path.is_file():
-                from safetensors.torch import load_file
-
-                tuned.load_state_dict(load_file(str(tuned_path)), strict=False)
-                print(f"reusing the dead-zone fine-tuned student ({tuned_path})")
-            else:
-                distill(tuned, teacher, train, epochs=TUNE_EPOCHS, lr=TUNE_LR, scale_lr=TUNE_SCALE_LR, seed=1,
-                        desc=f"distillation with dead zone {k} on")
-                from safetensors.torch import save_file
-
-                from isospike._io import atomic_write
-
-                CACHE.mkdir(parents=True, exist_ok=True)
-                state = {name: v.contiguous() for name, v in tuned.state_dict().items()}
-                atomic_write(tuned_path, lambda p, state=state: save_file(state, str(p)))
-            mask_ttfs(tuned, calibrate(tuned), dead_zone=k, dead_zone_layers=not_probabilities)
-            measure(f"M-TTFS, dead zone {k}, fine-tuned", tuned, k, PROBS_EXACT)
+            measure(f"M-TTFS, dead zone {k}, fine-tuned", tuned_student(k, args.reuse), k, PROBS_EXACT)
 
     def pct(v):
         return "-" if v is None else 100 * v
 
+    by = {r["model"]: r for r in rows}
+    base, seed_row, mt = by[SIGNED], by[SEED_TTFS], by[MTTFS]
+
+    def e(r, hw="energy_horowitz45"):
+        return r[hw]["total_uj"]
+
+    for r in rows:  # the seed's terms: energy of its TTFS baseline over this variant's, on each hardware
+        r["energy_ratio_seed_ttfs_over_this"] = {hw: e(seed_row, f"energy_{hw}") / e(r, f"energy_{hw}")
+                                                 for hw in ("horowitz45", "crossbar", "crossbar_sram_membranes")}
+
     table = [[r["model"], 100 * r["accuracy"], pct(r["accuracy_crossbar"]), pct(r["accuracy_crossbar 2% var."]),
-              r["spikes_per_token"], r["synaptic_events_per_token"], r["energy_horowitz45"]["total_uj"],
-              r["energy_horowitz45"]["data_movement"], r["energy_crossbar"]["total_uj"],
+              r["spikes_per_token"], 100 * r["silent_share"], r["synaptic_events_per_token"],
+              r["energy_horowitz45"]["total_uj"], 100 * r["energy_horowitz45"]["data_movement_share"],
+              r["energy_ratio_seed_ttfs_over_this"]["horowitz45"], r["energy_crossbar"]["total_uj"],
+              100 * r["energy_crossbar"]["data_movement_share"], r["energy_ratio_seed_ttfs_over_this"]["crossbar"],
               r["energy_crossbar_sram_membranes"]["total_uj"]] for r in rows]
-    print_table(["model", "acc %", "acc % crossbar", "acc % xbar 2% var", "spikes/token", "events/token",
-                 "uJ horowitz45", "of which data", "uJ crossbar", "uJ xbar, SRAM membranes"], table)
-    base, mt = rows[0], rows[1]
-    ratio_dig = base["energy_horowitz45"]["total_uj"] / mt["energy_horowitz45"]["total_uj"]
-    ratio_xb = base["energy_horowitz45"]["total_uj"] / mt["energy_crossbar"]["total_uj"]
+    print_table(["model", "acc %", "acc % crossbar", "acc % xbar 2% var", "spikes/token", "silent %", "events/token",
+                 "uJ horowitz45", "data mov. %", "seed TTFS / this", "uJ crossbar", "data mov. %", "seed TTFS / this",
+                 "uJ xbar, SRAM membranes"], table)
+
+    ratio_dig = e(base) / e(mt)
+    ratio_xb = e(base) / e(mt, "energy_crossbar")
+    # M-TTFS against the TTFS the seed defines (lowest level silent) and against ours (0 silent)
+    seed_terms = {
+        "codings": {label: {"accuracy": r["accuracy"], "spikes_per_token": r["spikes_per_token"],
+                            "silent_share": r["silent_share"], "neurons_per_token": r["neurons_per_token"],
+                            "data_movement_share_horowitz45": r["energy_horowitz45"]["data_movement_share"],
+                            "data_movement_share_crossbar": r["energy_crossbar"]["data_movement_share"],
+                            "energy_uj_horowitz45": e(r), "energy_uj_crossbar": e(r, "energy_crossbar")}
+                    for label, r in ((SEED_TTFS, seed_row), (SIGNED, base), (MTTFS, mt))},
+        "spikes_saved_by_mttfs_vs_seed_ttfs": 1 - mt["spikes_per_token"] / seed_row["spikes_per_token"],
+        "spikes_saved_by_mttfs_vs_signed_ttfs": 1 - mt["spikes_per_token"] / base["spikes_per_token"],
+        "energy_ratio_seed_ttfs_over_mttfs_horowitz45": e(seed_row) / e(mt),
+        "energy_ratio_signed_ttfs_over_mttfs_horowitz45": e(base) / e(mt),
+        "energy_ratio_seed_ttfs_over_mttfs_crossbar": e(seed_row, "energy_crossbar") / e(mt, "energy_crossbar"),
+        "dead_zone_silent_share": {r["dead_zone"]: r["silent_share"] for r in rows
+                                   if r["dead_zone"] and r["dead_zone_layers"] == PROBS_EXACT and "fine-tuned" not in r["model"]},
+        "seed_logits_equal_signed_ttfs": same_seed,
+    }
     # Matterhorn's recipe as far as this run goes: M-TTFS + dead zone (fine-tuned), on crossbars and digitally
     finals = [r for r in rows if "fine-tuned" in r["model"]] or [rows[-1]]
     comparisons = [{
-        "ours": final["model"], "against": "TTFS (Otters-style) on the same student",
-        "accuracy_points_same_digital_hardware": 100 * (final["accuracy"] - base["accuracy"]),
-        "accuracy_points_on_crossbars": 100 * (final["accuracy_crossbar"] - base["accuracy_crossbar"]),
-        "energy_ratio_vs_ttfs_same_digital_hardware": base["energy_horowitz45"]["total_uj"] / final["energy_horowitz45"]["total_uj"],
-        "energy_ratio_vs_ttfs_on_crossbars": base["energy_crossbar"]["total_uj"] / final["energy_crossbar"]["total_uj"],
-        "energy_ratio_vs_ttfs_digital": base["energy_horowitz45"]["total_uj"] / final["energy_crossbar"]["total_uj"],
-    } for final in finals]
-    print(f"\nM-TTFS logits equal TTFS logits (tolerance 1e-5): {same}; silent levels: {silent}")
-    print(f"energy TTFS / M-TTFS on horowitz45: {ratio_dig:.2f}x; TTFS digital / M-TTFS on crossbars: {ratio_xb:.2f}x")
+        "ours": final["model"], "against": f"{ref_label} on the same student",
+        "accuracy_points_same_digital_hardware": 100 * (final["accuracy"] - ref["accuracy"]),
+        "accuracy_points_on_crossbars": None if final["accuracy_crossbar"] is None
+        else 100 * (final["accuracy_crossbar"] - ref["accuracy_crossbar"]),
+        "energy_ratio_vs_ttfs_same_digital_hardware": e(ref) / e(final),
+        "energy_ratio_vs_ttfs_on_crossbars": e(ref, "energy_crossbar") / e(final, "energy_crossbar"),
+        "energy_ratio_vs_ttfs_digital": e(ref) / e(final, "energy_crossbar"),
+    } for final in finals for ref_label, ref in ((SEED_TTFS, seed_row), (SIGNED, base))]
+    print(f"\nM-TTFS logits equal TTFS logits (tolerance 1e-5): {same}; seed TTFS logits equal: {same_seed}; "
+          f"silent levels: {silent}")
+    for label, c in seed_terms["codings"].items():
+        print(f"{label}: {100 * c['accuracy']:.2f}%, {c['spikes_per_token']:.0f} spikes/token, "
+              f"{100 * c['silent_share']:.1f}% silent, data movement {100 * c['data_movement_share_horowitz45']:.1f}% "
+              f"of {c['energy_uj_horowitz45']:.0f} uJ (horowitz45)")
+    print(f"M-TTFS saves {100 * seed_terms['spikes_saved_by_mttfs_vs_seed_ttfs']:.1f}% of the seed TTFS's spikes "
+          f"({seed_terms['energy_ratio_seed_ttfs_over_mttfs_horowitz45']:.2f}x energy, horowitz45) and "
+          f"{100 * seed_terms['spikes_saved_by_mttfs_vs_signed_ttfs']:.1f}% of signed TTFS's "
+          f"({seed_terms['energy_ratio_signed_ttfs_over_mttfs_horowitz45']:.2f}x)")
+    print("dead zone (post hoc) silent share: " + ", ".join(
+        f"k={k}: {100 * v:.1f}%" for k, v in seed_terms["dead_zone_silent_share"].items()) + " (seed: 95.2% at k = 3)")
     for c in comparisons:
-        print(f"{c['ours']} vs TTFS: digital {c['accuracy_points_same_digital_hardware']:+.2f} points at "
+        xb_points = float("nan") if c["accuracy_points_on_crossbars"] is None else c["accuracy_points_on_crossbars"]
+        print(f"{c['ours']} vs {c['against']}: digital {c['accuracy_points_same_digital_hardware']:+.2f} points at "
               f"{c['energy_ratio_vs_ttfs_same_digital_hardware']:.2f}x less energy; on crossbars "
-              f"{c['accuracy_points_on_crossbars']:+.2f} points at {c['energy_ratio_vs_ttfs_on_crossbars']:.2f}x; "
+              f"{xb_points:+.2f} points at "
+              f"{c['energy_ratio_vs_ttfs_on_crossbars']:.2f}x; "
               f"on crossbars vs TTFS digital {c['energy_ratio_vs_ttfs_digital']:.0f}x")
     print(f"seed paper (Matterhorn, GLUE, BERT-scale): +{SEED['glue_gain_points']} points over prior SNNs, "
-          f"{SEED['energy_efficiency_x']}x energy efficiency")
+          f"{SEED['energy_efficiency_x']}x energy efficiency, data movement ~{100 * SEED['data_movement_share']:.0f}% "
+          f"of SNN energy, up to {100 * SEED['silent_share_dead_zone_3']:.1f}% silent at k = 3")
     plot(rows)
     path = write_results("mttfs", {
         "task": "bbc-news topic (5 classes)", "test_samples": len(test), "student_source": source,
+        "energy_sentences": len(sample), "energy_tokens": sum(int(m.sum()) for _, m in sample),
         "silent_levels": silent, "mttfs_logits_equal_ttfs": same, "rows": rows,
         "energy_ratio_ttfs_over_mttfs_horowitz45": ratio_dig, "energy_ratio_ttfs_digital_over_mttfs_crossbar": ratio_xb,
-        "comparison_with_seed": comparisons, "seed_paper": SEED, "wall_s": time.time() - started,
+        "seed_terms": seed_terms, "comparison_with_seed": comparisons, "seed_paper": SEED,
+        "wall_s": time.time() - started,
     })
     print(f"written: {path}, {RESULTS / 'mttfs_tradeoff.png'}")
+
+
+SHORT = {SIGNED: "TTFS, 0 silent", SEED_TTFS: "seed TTFS", MTTFS: "M-TTFS"}
 
 
 def plot(rows: list[dict]) -> None:
@@ -236,38 +385,64 @@ def plot(rows: list[dict]) -> None:
 
     from isospike._io import atomic_savefig
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(18, 5.4), gridspec_kw={"width_ratios": [1, 1, 1.1]})
     ax = axes[0]
     sweep = [r for r in rows if r["dead_zone"] is not None and "fine-tuned" not in r["model"]
              and r["dead_zone_layers"] in (None, PROBS_EXACT)]
     ax.plot([r["spikes_per_token"] for r in sweep], [100 * r["accuracy"] for r in sweep], "o-",
-            label="M-TTFS, dead zone k (post hoc; not on attention probabilities)")
+            label="M-TTFS + dead zone k, post hoc (probabilities exact)")
     every = [r for r in rows if r["dead_zone_layers"] == "every layer"]
     if every:
         ax.plot([r["spikes_per_token"] for r in every], [100 * r["accuracy"] for r in every], "v", color="tab:gray",
-                label="k=2 on every layer (probabilities too)")
+                label="k=2, probabilities too")
     for r in sweep:
-        below = r["dead_zone"] % 2 == 1 and r["dead_zone"] > 1  # alternate sides: the large-k points crowd
-        ax.annotate(f"k={r['dead_zone']}", (r["spikes_per_token"], 100 * r["accuracy"]), textcoords="offset points",
-                    xytext=(4, -11 if below else 4), fontsize=8)
-    ax.plot([rows[0]["spikes_per_token"]], [100 * rows[0]["accuracy"]], "s", color="k", label="TTFS (k=0: M-TTFS)")
+        k = r["dead_zone"]  # the large-k points crowd: labelled below them
+        offset = (3, -12) if k >= 3 else (4, 4)
+        ax.annotate(f"k={k}", (r["spikes_per_token"], 100 * r["accuracy"]), textcoords="offset points",
+                    xytext=offset, fontsize=8)
+    by = {r["model"]: r for r in rows}
+    ax.plot([by[SIGNED]["spikes_per_token"]], [100 * by[SIGNED]["accuracy"]], "s", color="k",
+            label="signed TTFS, 0 silent (= M-TTFS, k=0)")
+    ax.plot([by[SEED_TTFS]["spikes_per_token"]], [100 * by[SEED_TTFS]["accuracy"]], "D", color="tab:green",
+            label="seed's TTFS baseline (lowest level silent)")
     tuned = [r for r in rows if "fine-tuned" in r["model"]]
     if tuned:
         ax.plot([r["spikes_per_token"] for r in tuned], [100 * r["accuracy"] for r in tuned], "*", ms=12,
-                color="tab:red", label="after fine-tuning with the dead zone on")
+                color="tab:red", label="dead zone k, fine-tuned")
         for r in tuned:
             ax.annotate(f"k={r['dead_zone']}", (r["spikes_per_token"], 100 * r["accuracy"]), textcoords="offset points",
                         xytext=(6, -4), fontsize=8, color="tab:red")
     ax.set_xlabel("spikes per token")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title("accuracy vs sparsity (BBC News, MiniLM-L6 TTFS student)")
+    ax.set_title("accuracy vs sparsity (BBC News, MiniLM-L6 TTFS student)", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax = axes[1]
-    names = [r["model"].replace("M-TTFS, dead zone", "k =").replace(", fine-tuned", " FT")
-             .replace(" (probabilities too)", " all") for r in rows]
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
+
+    ax = axes[1]  # share of silent neurons per kind of activation, the three codings and the tuned dead zones
+    shown = [r for r in rows if r["model"] in SHORT] + tuned
+    kinds = list(by[SIGNED]["silent_share_by_activation"])
+    width = 0.8 / len(shown)
+    for j, r in enumerate(shown):
+        label = SHORT.get(r["model"], r["model"].replace("M-TTFS, dead zone", "M-TTFS, k =").replace(", fine-tuned", " FT"))
+        ax.bar([i + (j - (len(shown) - 1) / 2) * width for i in range(len(kinds) + 1)],
+               [100 * r["silent_share_by_activation"][k] for k in kinds] + [100 * r["silent_share"]], width,
+               label=f"{label} ({100 * r['silent_share']:.1f}% overall)")
+    ax.axhline(100 * SEED["silent_share_dead_zone_3"], color="tab:red", ls=":", lw=1)
+    ax.annotate(f"seed: {100 * SEED['silent_share_dead_zone_3']:.1f}% (k = 3)", (-0.4, 100 * SEED["silent_share_dead_zone_3"]),
+                textcoords="offset points", xytext=(0, 3), fontsize=7, color="tab:red")
+    ax.set_xticks(range(len(kinds) + 1))
+    ax.set_xticklabels(kinds + ["all"], fontsize=8)
+    ax.set_ylabel("silent neurons (%)")
+    ax.set_ylim(0, 105)
+    ax.set_title("share of silent neurons by activation (q_in, q_query, q_ctx, q_ff_in, q_pool signed)", fontsize=9)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3)
+    ax.grid(alpha=0.3, axis="y")
+
+    ax = axes[2]
+    names = [SHORT.get(r["model"], r["model"].replace("M-TTFS, dead zone", "k =").replace(", fine-tuned", " FT")
+                       .replace(" (probabilities too)", " all")) for r in rows]
     x = list(range(len(rows)))
-    series = [("digital, horowitz45 (weights fetched from SRAM)", "energy_horowitz45", "tab:orange"),
+    series = [("digital, horowitz45 (weights read per event: SRAM; FFN: DRAM)", "energy_horowitz45", "tab:orange"),
               ("crossbars, membranes in SRAM", "energy_crossbar_sram_membranes", "tab:blue"),
               ("crossbars, analog integration (MSU)", "energy_crossbar", "tab:purple")]
     width = 0.27
@@ -275,15 +450,21 @@ def plot(rows: list[dict]) -> None:
         vals = [r[key]["total_uj"] if key in r else float("nan") for r in rows]
         ax.bar([i + (j - 1) * width for i in x], vals, width, color=color, label=label)
     for i, r in enumerate(rows):
-        e = r["energy_horowitz45"]
-        ax.annotate(f"{100 * e['data_movement'] / e['total_uj']:.0f}%", (i - width, e["total_uj"]), ha="center",
-                    va="bottom", fontsize=7)
+        en = r["energy_horowitz45"]
+        ax.annotate(f"{100 * en['data_movement_share']:.1f}", (i - width, en["total_uj"]), ha="center",
+                    va="bottom", fontsize=6)
+    # where the seed's 2.31x (M-TTFS over its TTFS baseline) would put a variant, on each hardware
+    seed_row = by[SEED_TTFS]
+    for key, color, hw in (("energy_horowitz45", "tab:orange", "digital"), ("energy_crossbar", "tab:purple", "crossbars")):
+        ax.axhline(seed_row[key]["total_uj"] / SEED["energy_efficiency_x"], color=color, ls="--", lw=1,
+                   label=f"seed TTFS baseline / {SEED['energy_efficiency_x']} (the seed's ratio), {hw}")
     ax.set_yscale("log")
     ax.set_xticks(x)
     ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("energy per inference (uJ, log scale)")
-    ax.set_title("energy per inference (% over bars: data movement share, digital)")
-    ax.legend(fontsize=7)
+    ax.set_title(f"energy per inference (over bars: data movement share, %, digital; seed: "
+                 f"~{100 * SEED['data_movement_share']:.0f}%)", fontsize=10)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     atomic_savefig(fig, RESULTS / "mttfs_tradeoff.png", dpi=120)
