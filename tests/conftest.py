@@ -10,6 +10,12 @@ settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True
 settings.register_profile("explore", max_examples=500, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+# Under pytest-xdist each worker gets its share of the cores: torch's default (every core per
+# process) oversubscribes the machine when the workers run side by side.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // _WORKERS))
+
 
 @pytest.fixture(autouse=True)
 def _deterministic():

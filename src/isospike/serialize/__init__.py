@@ -112,7 +112,9 @@ def _read_file(path: Path) -> tuple[dict[str, str], dict[str, Tensor]]:
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            # copies, not views of the file: a view sits at the file's byte offset, and BLAS kernels picked
+            # by alignment round differently on it (a loaded network must compute what was saved, bit for bit)
+            tensors = {k: f.get_tensor(k).clone() for k in f.keys()}
     except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
         raise ValueError(f"{path} is not a readable safetensors file ({reason}); isospike.load reads networks written "
