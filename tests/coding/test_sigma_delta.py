@@ -79,3 +79,17 @@ def test_non_finite_or_overflowing_signals_are_refused_and_decode_keeps_float64(
     x = torch.tensor([[0.1234567891234], [1e3 + 0.1234567891234]], dtype=torch.float64)
     x_hat = sigma_delta.decode(sigma_delta.encode(x, threshold=1e-6), threshold=1e-6, dtype=torch.float64)
     assert x_hat.dtype == torch.float64 and float((x_hat - x).abs().max()) <= 1e-6
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(threshold=float("inf")), "finite"),
+    (dict(threshold=float("nan")), "finite"),
+    (dict(threshold=0.1, max_spikes=-1), "max_spikes"),
+    (dict(threshold=0.1, max_spikes=0), "max_spikes"),
+    (dict(threshold=0.1, max_spikes=1.5), "max_spikes"),
+])
+def test_encode_refuses_thresholds_and_limits_that_carry_nothing(kwargs, match):
+    # an infinite threshold made 0 * inf = NaN spike counts (cast to -2**31); max_spikes <= 0 sent nothing
+    with pytest.raises(ValueError, match=match):
+        sigma_delta.encode(torch.randn(4, 3), **kwargs)
+    assert sigma_delta.encode(torch.randn(4, 3), threshold=0.1, max_spikes=np.int64(2)).abs().max() <= 2

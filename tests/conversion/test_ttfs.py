@@ -135,3 +135,12 @@ def test_post_hoc_conversion_counts_and_device_noise():
         snn(x, timesteps=4)
     with pytest.raises(ValueError, match="calibration"):
         isp.convert(ann, "ttfs")
+
+
+def test_ttfs_encode_refuses_an_infinite_scale_and_non_tensors():
+    from isospike.coding import ttfs as ttfs_code
+
+    with pytest.raises(ValueError, match="finite"):
+        ttfs_code.encode(torch.rand(3), scale=float("inf"))
+    with pytest.raises(TypeError, match="as_tensor"):
+        ttfs_code.encode([0.5, 1.0])

@@ -10,13 +10,16 @@ a threshold); several spikes per step are allowed when the signal jumps.
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 from torch import Tensor
 
 
 def _check(threshold: float, leak: float) -> None:
-    if not threshold > 0:
-        raise ValueError(f"threshold must be > 0, got {threshold}")
+    if not 0 < threshold < math.inf:
+        raise ValueError(f"threshold must be a finite number > 0 (the value of one spike), got {threshold}")
     if not 0 < leak <= 1:
         raise ValueError(f"leak must be in (0, 1], got {leak}")
 
@@ -37,6 +40,9 @@ def encode(x_seq: Tensor, threshold: float, leak: float = 1.0, signed: bool = Tr
     (``quantizer="round"``: round(e / threshold)), clipped to ``max_spikes`` in magnitude, only
     positive ones when ``signed=False`` (the bounds then hold only while the signal allows)."""
     _check(threshold, leak)
+    bad_limit = isinstance(max_spikes, bool) or not isinstance(max_spikes, numbers.Integral) or max_spikes < 1
+    if max_spikes is not None and bad_limit:
+        raise ValueError(f"max_spikes must be None (no limit) or an int >= 1 (spikes per step), got {max_spikes!r}")
     if quantizer not in ("threshold", "round"):
         raise ValueError(f"quantizer must be 'threshold' or 'round', got {quantizer!r}")
     if not x_seq.is_floating_point():

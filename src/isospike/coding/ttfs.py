@@ -25,8 +25,11 @@ def levels(x: Tensor, timesteps: int, scale: float | Tensor, rounding: Rounding 
     """Integer level q = clip(round(x / scale), 0, T) (or floor), as int64."""
     if isinstance(timesteps, bool) or not isinstance(timesteps, numbers.Integral) or timesteps < 1:
         raise ValueError(f"timesteps must be an integer >= 1, got {timesteps!r}")
-    if not bool(torch.all(torch.as_tensor(scale) > 0)):
-        raise ValueError(f"scale (the value of one level) must be > 0, got {scale}")
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a tensor, got {type(x).__name__}: pass torch.as_tensor(x)")
+    s = torch.as_tensor(scale)
+    if not bool(torch.all((s > 0) & torch.isfinite(s))):
+        raise ValueError(f"scale (the value of one level) must be finite and > 0, got {scale}")
     if rounding not in ("round", "floor"):
         raise ValueError(f"rounding must be 'round' or 'floor', got {rounding!r}")
     if x.is_floating_point() and bool(torch.isnan(x).any()):

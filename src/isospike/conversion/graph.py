@@ -5,6 +5,7 @@ nodes change over time once neurons are in the graph."""
 from __future__ import annotations
 
 import copy
+import inspect
 import operator
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -13,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
-from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
+from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_weights
 
 from isospike.errors import UnsupportedLayerError
 
@@ -30,11 +31,73 @@ class _Tracer(fx.Tracer):
         return trained or super().is_leaf_module(m, qualname)
 
 
+def _refuse_hooks(model: nn.Module) -> None:
+    """Forward hooks run arbitrary Python around a module; conversion replaces modules (and fx does
+    not run the root's hooks), so a hooked model would convert to another function, silently."""
+    for path, m in model.named_modules():
+        kinds = [kind for kind, hooks in (("forward hook", m._forward_hooks), ("forward pre-hook", m._forward_pre_hooks))
+                 if hooks]
+        if kinds:
+            raise UnsupportedLayerError(
+                type(m).__name__, path or "<model>",
+                hint=f"it has a {' and a '.join(kinds)} registered, which conversion cannot carry into the spiking "
+                     "network; remove it (handle.remove()) before converting, or move what it computes into forward()")
+
+
+def _fixed_arguments(model: nn.Module) -> dict[str, Any]:
+    """forward's parameters after the input, each fixed at its default (a converted network takes one
+    input tensor); a parameter without a default is refused."""
+    params = list(inspect.signature(model.forward).parameters.values())
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if not params or params[0].kind not in positional:
+        raise UnsupportedLayerError(type(model).__name__, "<model>",
+                                    hint="its forward takes no input tensor; a converted network is called as snn(x)")
+    fixed, required = {}, []
+    for p in params[1:]:
+        if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            continue
+        if p.default is inspect.Parameter.empty:
+            required.append(p.name)
+        else:
+            fixed[p.name] = p.default
+    if required:
+        raise UnsupportedLayerError(
+            type(model).__name__, "<model>",
+            hint=f"its forward takes more inputs than x ({', '.join(required)}); a converted network takes one input "
+                 "tensor: wrap the model in a module whose forward(x) supplies the others")
+    return fixed
+
+
+def _drop_specialized_placeholders(graph: fx.Graph) -> None:
+    """fx keeps a placeholder and an assertion for each argument traced at a fixed value; the values
+    are already inlined, so those nodes (every placeholder after the input, and what only they feed)
+    are removed."""
+    placeholders = [n for n in graph.nodes if n.op == "placeholder"]
+    doomed: set[fx.Node] = set()
+    stack = list(placeholders[1:])
+    while stack:
+        n = stack.pop()
+        if n not in doomed and n.op != "output":
+            doomed.add(n)
+            stack.extend(n.users)
+    if any(user.op == "output" for n in doomed for user in n.users):
+        return  # an output depends on a fixed argument itself: keep the graph as traced
+    for n in reversed(list(graph.nodes)):
+        if n in doomed:
+            graph.erase_node(n)
+
+
 def trace(model: nn.Module, coding: str = "") -> fx.GraphModule:
-    """Symbolically trace ``model`` (a copy is traced; ``model`` is untouched)."""
+    """Symbolically trace ``model`` (a copy is traced; ``model`` is untouched). forward's arguments
+    after the input are fixed at their defaults; models with forward hooks are refused."""
+    _refuse_hooks(model)
+    fixed = _fixed_arguments(model)
     model = copy.deepcopy(model).eval()
     try:
-        gm = fx.GraphModule(model, _Tracer().trace(model))
+        graph = _Tracer().trace(model, concrete_args=fixed or None)
+        if fixed:
+            _drop_specialized_placeholders(graph)
+        gm = fx.GraphModule(model, graph)
     except Exception as exc:  # fx raises many types; name the model and the fix
         raise UnsupportedLayerError(
             type(model).__name__, "<model>", coding,
@@ -110,7 +173,15 @@ def fold_batchnorm(gm: fx.GraphModule) -> list[tuple[str, str]]:
         if isinstance(syn, CONV_TYPES):
             fused = fuse_conv_bn_eval(syn.eval(), bn.eval())
         elif isinstance(syn, nn.Linear) and isinstance(bn, nn.BatchNorm1d):
-            fused = fuse_linear_bn_eval(syn.eval(), bn.eval())
+            if bn.num_features != syn.out_features:
+                continue  # a BatchNorm over another axis (e.g. [batch, channels, features]) is not per output
+            mean, var = bn.running_mean, bn.running_var
+            assert mean is not None and var is not None  # tracked statistics, checked above
+            fused = copy.deepcopy(syn)
+            # torch's fuse_linear_bn_eval needs the affine parameters; affine=False means 1 and 0
+            gamma = bn.weight if bn.weight is not None else torch.ones_like(mean)
+            beta = bn.bias if bn.bias is not None else torch.zeros_like(mean)
+            fused.weight, fused.bias = fuse_linear_bn_weights(syn.weight, syn.bias, mean, var, bn.eps, gamma, beta)
         else:
             continue
         gm.set_submodule(str(prev.target), fused)

@@ -53,6 +53,16 @@ class SpikingNetwork(nn.Module):
         self.steps_run = self.timesteps  # steps of the last simulation (forward may choose others)
         self.samples_run = 0  # input samples since reset_counts (layers may see several rows each)
         self._probed_sizes: dict[tuple[int, ...], dict[str, int]] = {}  # population sizes by input shape
+        self.train(False)
+
+    def train(self, mode: bool = True) -> SpikingNetwork:
+        """Sets the flag only: a converted network computes its inference function in either mode
+        (Dropout off, BatchNorm statistics frozen), also inside a larger model put in training mode.
+        Returns the network."""
+        self.training = bool(mode)
+        for m in self.graph_module.modules():
+            m.training = False
+        return self
 
     # ------------------------------------------------------------------ structure
     def neurons(self) -> Iterator[tuple[str, SpikingPopulation]]:
@@ -150,9 +160,19 @@ class SpikingNetwork(nn.Module):
 
         return tree_map(unfold, out)
 
-    def forward(self, x: Tensor, timesteps: int | None = None) -> Any:
+    def forward(self, x: Tensor, *args: Any, timesteps: int | None = None, **kwargs: Any) -> Any:
         """Simulate ``timesteps`` steps (default: the converted ``timesteps``) and return the
-        output averaged over time (or at the last step, see ``readout``), shaped like the ANN output."""
+        output averaged over time (or at the last step, see ``readout``), shaped like the ANN output.
+
+        Takes the one input tensor: arguments the source model's forward took after its input were
+        fixed at their defaults when it was converted, and passing them here raises."""
+        if args or kwargs:
+            given = [f"{len(args)} more positional argument(s)" if args else "",
+                     f"the keyword(s) {', '.join(sorted(kwargs))}" if kwargs else ""]
+            raise TypeError(f"this {self.coding} network takes one input tensor (and timesteps=), not "
+                            f"{' and '.join(g for g in given if g)}: the source model's other forward arguments "
+                            "were fixed at their defaults when it was converted; convert a model whose forward fixes "
+                            "the values you need")
         steps = self.forward_steps(x, timesteps)
         if self.readout == "last":
             return tree_map(lambda y: y[-1] if isinstance(y, Tensor) else y, steps)

@@ -32,9 +32,11 @@ from isospike.errors import UnsupportedLayerError
 from isospike.neurons import IFNeuron
 
 _HINTS = {
-    "MaxPool1d": "the max of spike trains is not the max of their rates; use average pooling "
+    "MaxPool1d": "the max of spike trains is not the max of the values they carry (rates, spike times, "
+    "counts); use average pooling "
     "(e.g. isospike.models with pool='avg') and retrain",
-    "MaxPool2d": "the max of spike trains is not the max of their rates; use average pooling "
+    "MaxPool2d": "the max of spike trains is not the max of the values they carry (rates, spike times, "
+    "counts); use average pooling "
     "(e.g. isospike.models with pool='avg') and retrain",
     "Sigmoid": "its neurons represent ReLU-like activations only; use ReLU",
     "Tanh": "its neurons represent ReLU-like activations only; use ReLU",

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, fx, nn
 
 from isospike._io import atomic_write
+from isospike.conversion.graph import parameter_dtype
 from isospike.errors import FileFormatError, one_line
 from isospike.serialize.graph import read_graph, write_graph
 from isospike.serialize.modules import read_module, read_synapse, write_module
@@ -234,7 +235,10 @@ def _dry_run(snn: Any, source: str) -> None:
     if not shape or math.prod(shape[1:]) > MAX_INPUT_VALUES:
         raise FileFormatError(f"{source}: the recorded input shape {list(shape)[:8]} is not [batch, ...] with at most "
                               f"{MAX_INPUT_VALUES} values per sample; the file is damaged or crafted")
-    x = torch.zeros(1, *shape[1:], dtype=meta.dtype)
+    dtype = meta.dtype
+    if dtype.is_floating_point:  # a network cast after conversion (snn.double()) takes its parameters' dtype
+        dtype = parameter_dtype(snn.graph_module) or dtype
+    x = torch.zeros(1, *shape[1:], dtype=dtype)
     try:
         snn(x, timesteps=1 if snn.fold_time else None)
     except Exception as exc:  # noqa: BLE001 - whatever a malformed graph raises, the file is at fault
