@@ -18,20 +18,11 @@ import torch
 from torch import Tensor
 
 from isospike.exact import ops as gate_ops
+from isospike.exact.formats import canonical_nan as _canonical_nan
 
 _POW_LIMIT = 300  # |k| beyond which x * 2^k is 0 or inf for every float32 x
 
 
-_CANONICAL_NAN = float("nan")
-
-
-def _canonical_nan(y: Tensor) -> Tensor:
-    """Replace every NaN by the canonical quiet NaN (positive, payload 0), as the circuits do
-    (nothing is copied when there is no NaN)."""
-    nan = torch.isnan(y)
-    if bool(nan.any()):
-        y = y.masked_fill(nan, abs(_CANONICAL_NAN))
-    return y
 
 
 class TorchArith:
@@ -134,7 +125,7 @@ class TorchArith:
             return torch.from_numpy(a.detach().float().numpy().astype(np.int32))
 
     def from_int(self, k: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
-        return k.to(torch.float64).to(dtype) if dtype == torch.float32 else k.to(dtype)
+        return k.to(dtype)  # correctly rounded; through float64 int64 values above 2**53 were rounded twice
 
     def ldexp(self, x: Tensor, k: Tensor) -> Tensor:
         scale = torch.pow(2.0, k.clamp(-_POW_LIMIT, _POW_LIMIT).to(torch.float64))

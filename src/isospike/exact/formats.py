@@ -59,3 +59,12 @@ def format_of(dtype: torch.dtype) -> FloatFormat:
             f"isospike.exact supports float32, bfloat16 and float16 tensors, got {dtype}; "
             "convert first, e.g. x.float()"
         ) from None
+
+
+def canonical_nan(y: torch.Tensor) -> torch.Tensor:
+    """Replace every NaN by the canonical quiet NaN (positive, payload 0), as the circuits do
+    (nothing is copied when there is no NaN)."""
+    nan = torch.isnan(y)
+    if bool(nan.any()):
+        y = y.masked_fill(nan, abs(float("nan")))
+    return y

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -155,11 +156,22 @@ def _exact_class(base: type[nn.Module]) -> type:
     return _CLASSES[base]
 
 
+def _carry_output_recording(source: type, exact: type) -> None:
+    """transformers records hidden states and attentions (output_hidden_states=True, ...) for the
+    classes in its output-capturing registry, keyed by class name: the Exact class gets its base's
+    entry, or those outputs would be dropped without a word."""
+    capturing = sys.modules.get("transformers.utils.output_capturing")
+    registry = getattr(capturing, "_CAN_RECORD_REGISTRY", None)
+    if isinstance(registry, dict) and str(source) in registry:
+        dict.__setitem__(registry, str(exact), dict.__getitem__(registry, str(source)))
+
+
 def _exact_copy(model: nn.Module, arith: Any, count: bool) -> ExactNetwork:
     already = isinstance(model, ExactNetwork)
     base = model._exact_base if isinstance(model, ExactNetwork) else type(model)
     net = copy.deepcopy(model)
     net.__class__ = _exact_class(base)
+    _carry_output_recording(base, net.__class__)
     assert isinstance(net, ExactNetwork)  # its class now derives from ExactNetwork
     net._exact_arith = arith
     net._exact_count = bool(count) and arith.name == "gates"

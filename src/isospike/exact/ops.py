@@ -22,7 +22,7 @@ from isospike.exact.backends import bitsliced, neuron
 from isospike.exact.backends._kernels import pack_gather
 from isospike.exact.circuits_registry import COMPARISONS, FLOAT_OPS, conversion_netlist, float_op_netlist, mixed_op_netlist
 from isospike.exact.counting import OpCounts, active_counters
-from isospike.exact.formats import BFLOAT16, FLOAT16, FLOAT32, FloatFormat, format_of
+from isospike.exact.formats import BFLOAT16, FLOAT16, FLOAT32, FloatFormat, canonical_nan, format_of
 from isospike.exact.netlist import Netlist
 
 Backend = Literal["bitsliced", "torch", "triton", "neuron"]
@@ -262,8 +262,8 @@ def _convert(x: Tensor, dst: FloatFormat, backend: Backend, kw) -> Tensor:
     if not isinstance(x, Tensor):
         raise TypeError(f"expected a torch.Tensor, got {type(x).__name__}")
     src = format_of(x.dtype)
-    if src == dst:
-        return x.clone()
+    if src == dst:  # wiring; a NaN still leaves as the canonical quiet NaN, as from every circuit
+        return canonical_nan(x.clone())
     netlist = conversion_netlist("float", src.name, dst.name)
     out = run_netlist(netlist, f"{src.name}_to_{dst.name}", {"a": _bits_for(x, src.width, opts["backend"])}, x.numel(),
                       **opts)["y"]

@@ -23,6 +23,7 @@ from isospike.errors import UnsupportedLayerError
 from isospike.exact.capture.handlers import NATIVE, Refused, handler_for
 from isospike.exact.capture.passthrough import accumulates, passes_through
 from isospike.exact.counting import ExactCounts, counting
+from isospike.exact.formats import canonical_nan
 
 aten = torch.ops.aten
 _local = threading.local()
@@ -124,7 +125,7 @@ class GateCapture(TorchDispatchMode):
 
         if self.A.name == "gates":
             return getattr(ops, name)(x, **self.A.kw)
-        return x.to(torch.bfloat16 if name == "to_bfloat16" else torch.float16)
+        return canonical_nan(x.to(torch.bfloat16 if name == "to_bfloat16" else torch.float16))
 
     def refusal(self, func: Any, why: str) -> UnsupportedLayerError:
         name = f"aten.{func.overloadpacket.__name__}"

@@ -290,6 +290,17 @@ def _to_copy(ctx: Any, x: Tensor, *, dtype: torch.dtype | None = None, **options
     return y.to(device) if device is not None else y
 
 
+def _check_int32_range(x: Tensor, dtype: torch.dtype) -> None:
+    """The float -> integer circuit is 32 bits wide: a wider target is exact only for values it can
+    hold (NaN and infinities have no integer value to carry)."""
+    with torch.no_grad():
+        outside = ~((x >= -(2.0**31)) & (x < 2.0**31))  # NaN compares false: counted as outside
+    if bool(outside.any()):
+        raise ValueError(f"a float32 -> {dtype} conversion got {int(outside.sum())} value(s) outside the int32 range "
+                         "(or NaN/inf); the gate circuit converts to 32-bit integers only, so it cannot give torch's "
+                         "result: keep such values in floating point, or clamp them into [-2**31, 2**31) first")
+
+
 def convert_dtype(ctx: Any, x: Tensor, dtype: torch.dtype) -> Tensor:
     """``x`` converted to ``dtype`` through the conversion circuits: integer -> float32 (round to
     nearest even), float32 -> integer (toward zero), float32 -> bool (x != 0), float32 ->
@@ -308,6 +319,8 @@ def convert_dtype(ctx: Any, x: Tensor, dtype: torch.dtype) -> Tensor:
     if dtype == torch.bool:
         return A.logical_not(A.eq(x, _const(x, 0.0)))
     if not dtype.is_floating_point:
+        if dtype.itemsize > 4:
+            _check_int32_range(x, dtype)
         return A.to_int(x).to(dtype)
     if dtype == torch.bfloat16:
         return ctx.gate_op("to_bfloat16", x)
