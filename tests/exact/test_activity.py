@@ -76,9 +76,13 @@ def test_energy_of_an_exact_network_is_what_the_gate_counts_gave_before():
         for path, c in net.layer_counts().items()])
     for hw in ("horowitz45", "loihi", "cim-memristor"):
         for mode in ("full", "ops"):
+            if (hw, mode) == ("cim-memristor", "ops"):  # no short formula on compute-in-memory hardware
+                with pytest.raises(ValueError, match="use mode='full'"):
+                    E.estimate(net, x, hardware=hw, mode=mode)
+                continue
             now, then = E.estimate(net, x, hardware=hw, mode=mode), E.price(before, hw, mode)
             assert now.total_j == then.total_j and now.by_category == then.by_category
-            assert now.total_j > 0 or (hw, mode) == ("cim-memristor", "ops")  # ac_pj = 0 there: no AC term
+            assert now.total_j > 0
             assert [(r.name, r.acs, r.spikes, r.gate_evaluations, r.energy_j) for r in now.layers] == \
                 [(r.name or "<model>", r.acs, r.spikes, r.gate_evaluations, r.energy_j) for r in then.layers]
             assert now.ann_total_j is None and any("spatial" in note for note in now.notes)

@@ -39,6 +39,10 @@ def price(activity: NetworkActivity, hardware: str | Hardware = "horowitz45", mo
     compare with (default: for spiking networks, their dense operations for one time step)."""
     _check_mode(mode)
     hw = get_hardware(hardware)
+    if mode == "ops" and hw.compute_in_memory:
+        raise ValueError(f"mode='ops' (E = mac_pj x MACs + ac_pj x ACs) has no meaning on {hw.name}: its synaptic "
+                         "events cost crossbar cell, DAC and ADC energy, not digital accumulates (ac_pj = 0 there, so "
+                         "every spiking layer would cost nothing); use mode='full'")
     compute = full_energy if mode == "full" else ops_energy
     layers = compute(activity, hw)
     notes = []

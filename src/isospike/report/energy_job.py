@@ -30,13 +30,14 @@ def _convert(model: nn.Module, args: argparse.Namespace, calibration, described:
 def _estimate(activity: energy.NetworkActivity, hw) -> tuple[list[Any], dict[str, Any], Any]:
     """One preset: the table row (nJ), the JSON entry, and the full report (for its plot)."""
     full = energy.price(activity, hw)
-    ops = energy.price(activity, hw, mode="ops")
+    ops = None if hw.compute_in_memory else energy.price(activity, hw, mode="ops")  # no short formula there
     c = full.by_category
     dm_share = c["data_movement"] / full.total_j if full.total_j else 0.0
     row = [hw.name, 1e9 * full.total_j, 1e9 * c["compute"], 1e9 * c["data_movement"], 1e9 * c["communication"],
-           f"{100 * dm_share:.0f}%", 1e9 * ops.total_j, "-" if full.ann_total_j is None else 1e9 * full.ann_total_j,
+           f"{100 * dm_share:.0f}%", "-" if ops is None else 1e9 * ops.total_j,
+           "-" if full.ann_total_j is None else 1e9 * full.ann_total_j,
            "-" if full.ratio_to_ann is None else f"{full.ratio_to_ann:.3g}x"]
-    return row, {"full": full.as_dict(), "ops": ops.as_dict()}, full
+    return row, {"full": full.as_dict(), "ops": None if ops is None else ops.as_dict()}, full
 
 
 def run_energy(args: argparse.Namespace, echo=print) -> Path:
