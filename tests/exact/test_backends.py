@@ -94,6 +94,14 @@ def test_backend_options_are_checked_where_they_are_passed():
         isp.exact.convert(torch.nn.Linear(2, 2), sigma=0.1)
     with pytest.raises(ValueError, match=r"isp\.exact\.convert: noise"):
         isp.exact.convert(torch.nn.Linear(2, 2), backend="neuron", noise=float("inf"))
+    # options that act only in the membrane simulation are refused elsewhere, not ignored
+    with pytest.raises(ValueError, match="noise_model and generator.*backend='neuron'"):
+        isp.exact.add(one, one, noise_model="input")
+    with pytest.raises(ValueError, match="noise_model and generator.*backend='neuron'"):
+        isp.exact.add(one, one, backend="torch", generator=torch.Generator())
+    with pytest.raises(ValueError, match="leak"):
+        isp.exact.add(one, one, backend="neuron", leak=True)  # a bool is not a leak factor
+    assert torch.equal(isp.exact.add(one, one, backend="neuron", leak=np.float32(0.5)), one + one)  # numpy numbers are fine
 
 
 def test_counting_is_scoped_and_equal_across_backends():

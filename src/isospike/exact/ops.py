@@ -11,6 +11,7 @@ and noise (see :mod:`isospike.exact.backends.neuron`).
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from typing import Literal, cast
 
@@ -80,16 +81,20 @@ def check_options(api: str, options: dict) -> dict:
     backend, leak, noise = opts["backend"], opts["leak"], opts["noise"]
     if backend not in ("bitsliced", "torch", "triton", "neuron"):
         raise ValueError(f"{api}: backend must be 'bitsliced', 'torch', 'triton' or 'neuron', got {backend!r}")
-    if not isinstance(leak, (int, float)) or not 0.0 < leak <= 1.0:
+    if isinstance(leak, bool) or not isinstance(leak, numbers.Real) or not 0.0 < float(leak) <= 1.0:
         raise ValueError(f"{api}: leak (beta) must be a number in (0, 1], got {leak!r}")
-    if not isinstance(noise, (int, float)) or not math.isfinite(noise) or noise < 0:
+    if isinstance(noise, bool) or not isinstance(noise, numbers.Real) or not math.isfinite(noise) or float(noise) < 0:
         raise ValueError(f"{api}: noise (sigma) must be a finite number >= 0, got {noise!r}")
+    opts["leak"], opts["noise"] = float(leak), float(noise)
     if opts["noise_model"] not in neuron.NOISE_MODELS:
         raise ValueError(f"{api}: noise_model must be one of {neuron.NOISE_MODELS}, got {opts['noise_model']!r}")
     if opts["generator"] is not None and not isinstance(opts["generator"], torch.Generator):
         raise TypeError(f"{api}: generator must be a torch.Generator or None, got {type(opts['generator']).__name__}")
     if backend != "neuron" and (noise != 0.0 or leak != 1.0):
         raise ValueError(f"{api}: leak and noise act only in the membrane simulation: pass backend='neuron'")
+    if backend != "neuron" and (opts["noise_model"] != OPTIONS["noise_model"] or opts["generator"] is not None):
+        raise ValueError(f"{api}: noise_model and generator act only in the membrane simulation: pass "
+                         "backend='neuron' (with noise > 0)")
     return opts
 
 
