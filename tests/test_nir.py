@@ -3,6 +3,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 import isospike as isp
 
@@ -256,3 +257,19 @@ def test_norse_runs_our_rate_export_as_the_nir_specification_alone_defines_it(tm
     ours = isp.nir.load(tmp_path / "rate.nir")
     assert torch.allclose(ours(x), snn(x), atol=1e-6)
     assert not torch.allclose(ours.forward_steps(x, 8), norse_steps, atol=1e-3)
+
+
+def test_an_operation_without_a_nir_node_is_named_with_its_path():
+    class Concat(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 4), nn.Linear(8, 2)
+
+        def forward(self, x):
+            h = torch.relu(self.a(x))
+            return self.b(torch.cat([h, h], 1))
+
+    x = torch.randn(8, 4)
+    snn = isp.convert(Concat(), coding="rate", calibration=x)
+    with pytest.raises(TypeError, match=r"operation 'cat' at 'cat'.*isospike\.save"):
+        isp.nir.export(snn)

@@ -36,6 +36,7 @@ from torch import fx, nn
 
 from isospike._io import atomic_write
 from isospike.conversion.coding import codings, population_codecs
+from isospike.conversion.graph import node_path
 from isospike.errors import FileFormatError, one_line
 from isospike.serialize.modules import read_module
 from isospike.serialize.schema import Field, is_module_path, parse_json
@@ -202,7 +203,10 @@ def export(snn: nn.Module, path: str | Path | None = None):
             producers[node] = [name]
             spike_scale[node] = spike_scale.get(src, 1.0)
         else:
-            raise TypeError(f"no NIR equivalent for the graph operation {node.op} {node.target}")
+            what = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
+            raise TypeError(f"NIR has no node for the operation {what!r} at '{node_path(node)}' ({node.op}); NIR export "
+                            "takes Linear/Conv/AvgPool layers, populations, additions and flattening: convert a model "
+                            "without it to export, or save the network with isospike.save instead")
     # nir's shape inference ignores Conv groups; check types only where it can
     grouped = any(getattr(n, "groups", 1) != 1 for n in nodes.values())
     try:
