@@ -129,7 +129,7 @@ def test_coding_on_architecture(tmp_path, arch, coding):
             assert not again.training
             assert torch.allclose(again(x), out, atol=1e-4)
         else:  # products by constants, means, permutes: NIR 1.0 has no node for them
-            with pytest.raises(TypeError, match="no NIR"):
+            with pytest.raises(TypeError, match="NIR has no node for the operation"):
                 isp.nir.export(snn, tmp_path / "m.nir")
 
     report = isp.energy.estimate(snn, x[:4], hardware="loihi")
