@@ -504,7 +504,7 @@ def main() -> None:
             plot(done, avg, RESULTS / f"{name}.png")
 
     for task in args.tasks.split(","):
-        if task in done and task not in stale:
+        if task in done:
             print(f"[{task}] done in an earlier run (--reuse)")
             continue
         try:

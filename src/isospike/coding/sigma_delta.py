@@ -11,10 +11,11 @@ a threshold); several spikes per step are allowed when the signal jumps.
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 from torch import Tensor
+
+from isospike.errors import check_count
 
 
 def _check(threshold: float, leak: float) -> None:
@@ -40,9 +41,8 @@ def encode(x_seq: Tensor, threshold: float, leak: float = 1.0, signed: bool = Tr
     (``quantizer="round"``: round(e / threshold)), clipped to ``max_spikes`` in magnitude, only
     positive ones when ``signed=False`` (the bounds then hold only while the signal allows)."""
     _check(threshold, leak)
-    bad_limit = isinstance(max_spikes, bool) or not isinstance(max_spikes, numbers.Integral) or max_spikes < 1
-    if max_spikes is not None and bad_limit:
-        raise ValueError(f"max_spikes must be None (no limit) or an int >= 1 (spikes per step), got {max_spikes!r}")
+    if max_spikes is not None:  # None: no limit
+        max_spikes = check_count(max_spikes, "max_spikes (spikes per step)")
     if quantizer not in ("threshold", "round"):
         raise ValueError(f"quantizer must be 'threshold' or 'round', got {quantizer!r}")
     if not x_seq.is_floating_point():

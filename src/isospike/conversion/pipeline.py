@@ -31,13 +31,11 @@ from isospike.conversion.graph import (
 from isospike.errors import UnsupportedLayerError
 from isospike.neurons import IFNeuron
 
+_MAX_POOL = ("the max of spike trains is not the max of the values they carry (rates, spike times, counts); use "
+             "average pooling (e.g. isospike.models with pool='avg') and retrain")
 _HINTS = {
-    "MaxPool1d": "the max of spike trains is not the max of the values they carry (rates, spike times, "
-    "counts); use average pooling "
-    "(e.g. isospike.models with pool='avg') and retrain",
-    "MaxPool2d": "the max of spike trains is not the max of the values they carry (rates, spike times, "
-    "counts); use average pooling "
-    "(e.g. isospike.models with pool='avg') and retrain",
+    "MaxPool1d": _MAX_POOL,
+    "MaxPool2d": _MAX_POOL,
     "Sigmoid": "its neurons represent ReLU-like activations only; use ReLU",
     "Tanh": "its neurons represent ReLU-like activations only; use ReLU",
     "GELU": "its neurons represent ReLU-like activations only; use ReLU, "

@@ -23,8 +23,6 @@ from isospike.exact.formats import canonical_nan as _canonical_nan
 _POW_LIMIT = 300  # |k| beyond which x * 2^k is 0 or inf for every float32 x
 
 
-
-
 class TorchArith:
     """Reference: plain float32 arithmetic (float64 where torch's float32 kernel is not the
     correctly rounded IEEE operation: sqrt; fma and ldexp via exact float64 intermediates).

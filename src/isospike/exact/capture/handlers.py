@@ -293,8 +293,7 @@ def _to_copy(ctx: Any, x: Tensor, *, dtype: torch.dtype | None = None, **options
 def _check_int32_range(x: Tensor, dtype: torch.dtype) -> None:
     """The float -> integer circuit is 32 bits wide: a wider target is exact only for values it can
     hold (NaN and infinities have no integer value to carry)."""
-    with torch.no_grad():
-        outside = ~((x >= -(2.0**31)) & (x < 2.0**31))  # NaN compares false: counted as outside
+    outside = ~((x >= -(2.0**31)) & (x < 2.0**31))  # NaN compares false: counted as outside
     if bool(outside.any()):
         raise ValueError(f"a float32 -> {dtype} conversion got {int(outside.sum())} value(s) outside the int32 range "
                          "(or NaN/inf); the gate circuit converts to 32-bit integers only, so it cannot give torch's "
