@@ -255,12 +255,12 @@ def run_task(task: str, args: argparse.Namespace, tok, bert, previous: dict | No
         ids, mask, _ = test.batch(torch.arange(len(test)))
         q_logits = student.eval()(ids, mask)
         student.spiking(True)
-        student.reset_counts()
-        s_logits = student(ids, mask)
+        with isp.counting(student) as observed:
+            s_logits = student(ids, mask)
         student.spiking(False)
     identical = torch.equal(q_logits, s_logits)
     acc_snn = float((s_logits.argmax(-1) == test.labels).float().mean())
-    spikes = sum(st.spikes for st in student.layer_stats().values() if st.kind == "neuron")
+    spikes = sum(st.spikes for st in observed.layers.values() if st.kind == "neuron")
     noisy_dev = OptoelectronicSynapse.in2o3(DeviceVariation(args.noise, granularity="read"))
     noisy = noisy_accuracy(copy.deepcopy(student), test, noisy_dev, args.runs)
     print(f"[{task}] TTFS SNN {100 * acc_snn:.2f}% (logits identical to the QNN: {identical}), "

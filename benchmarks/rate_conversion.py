@@ -185,11 +185,11 @@ def train_ann(model: torch.nn.Module, train, *, epochs: int, seed: int, augment=
 def snn_curve(snn, test, head: int | None = None) -> dict:
     """Accuracy at each T in TS on ``test`` and, with ``head``, on its first ``head`` images too
     (the subset SpikingJelly is run on when its cost is too high for the whole test split)."""
-    snn.set_counting(False)  # accuracy only: the same outputs without the event counts
+    # accuracy only: the same outputs without observing the event counts
     if not head or head >= len(test):
-        return {"accuracy": [r.accuracy for r in evaluate_over_time(snn, test, TS)]}
-    first = [r.accuracy for r in evaluate_over_time(snn, (test.x[:head], test.y[:head]), TS)]
-    rest = [r.accuracy for r in evaluate_over_time(snn, (test.x[head:], test.y[head:]), TS)]
+        return {"accuracy": [r.accuracy for r in evaluate_over_time(snn, test, TS, count=False)]}
+    first = [r.accuracy for r in evaluate_over_time(snn, (test.x[:head], test.y[:head]), TS, count=False)]
+    rest = [r.accuracy for r in evaluate_over_time(snn, (test.x[head:], test.y[head:]), TS, count=False)]
     n = len(test)
     return {"accuracy": [(a * head + b * (n - head)) / n for a, b in zip(first, rest)], "accuracy_head": first}
 
@@ -285,7 +285,7 @@ def residual_by_depth(models: dict, x: torch.Tensor, timesteps: int = 4, batch: 
     neurons whose residual membrane v(T)/theta left [0, 1)."""
     out = {}
     for name, model in models.items():
-        snn = isp.convert(model, coding="rate", timesteps=timesteps).set_counting(False)
+        snn = isp.convert(model, coding="rate", timesteps=timesteps)
         parts: dict[str, list] = {}
         for i in range(0, len(x), batch):
             for p, g in layer_gaps(model, snn, x[i:i + batch], timesteps=timesteps).items():
@@ -358,9 +358,8 @@ def timing(dataset, model_name: str) -> dict:
     t0 = time.perf_counter()
     evaluate_over_time(snn, test, [64])
     counted = time.perf_counter() - t0
-    snn.set_counting(False)  # the same simulation without the per-layer event counts, as SpikingJelly runs
-    t0 = time.perf_counter()
-    evaluate_over_time(snn, test, [64])
+    t0 = time.perf_counter()  # the same simulation without observing the event counts, as SpikingJelly runs
+    evaluate_over_time(snn, test, [64], count=False)
     ours = time.perf_counter() - t0
     out = {"images": len(test), "timesteps": 64, "isospike_seconds": ours, "isospike_counting_seconds": counted}
     if sj_available():

@@ -170,12 +170,12 @@ def main() -> None:
         ids, mask, _ = test.batch(torch.arange(len(test)))
         q_logits = student.eval()(ids, mask)
         student.spiking(True)
-        student.reset_counts()
-        s_logits = student(ids, mask)
+        with isp.counting(student) as observed:
+            s_logits = student(ids, mask)
         student.spiking(False)
     identical = torch.equal(q_logits, s_logits)
     acc_snn = float((s_logits.argmax(-1) == test.labels).float().mean())
-    spikes = sum(st.spikes for st in student.layer_stats().values() if st.kind == "neuron")
+    spikes = sum(st.spikes for st in observed.layers.values() if st.kind == "neuron")
     tokens = int(mask.sum())
 
     noisy_dev = OptoelectronicSynapse.in2o3(DeviceVariation(args.noise, granularity="read"))

@@ -6,6 +6,7 @@ from isospike.certificate import Certificate, verify
 from isospike.conversion import LayerStats, SimulationResult, SpikingNetwork, codings, convert, simulate
 from isospike.conversion.equivalent import equivalent
 from isospike.errors import DatasetNotFoundError, IsospikeError, UnsupportedLayerError
+from isospike.observe import Counting, counting
 from isospike.serialize import load, save
 
 
@@ -21,7 +22,7 @@ def _version() -> str:
 __version__ = _version()
 
 __all__ = [
-    "Certificate", "DatasetNotFoundError", "IsospikeError", "LayerStats", "SimulationResult", "SpikingNetwork",
-    "UnsupportedLayerError", "coding", "codings", "convert", "data", "devices", "energy", "exact", "metrics", "models",
-    "equivalent", "load", "neurons", "nir", "save", "simulate", "train", "verify",
+    "Certificate", "Counting", "DatasetNotFoundError", "IsospikeError", "LayerStats", "SimulationResult",
+    "SpikingNetwork", "UnsupportedLayerError", "coding", "codings", "convert", "counting", "data", "devices", "energy",
+    "exact", "metrics", "models", "equivalent", "load", "neurons", "nir", "save", "simulate", "train", "verify",
 ]

@@ -1,17 +1,15 @@
 """One record of what a network did, layer by layer: :class:`LayerActivity`.
 
-Every network that counts its own activity -- a converted :class:`~isospike.SpikingNetwork`,
-the TTFS transformer (:class:`isospike.train.ttfs_bert.TTFSBertClassifier`), an exact gate
-network from :func:`isospike.exact.convert` -- answers the same two calls (the
-:class:`ActivityReporter` protocol):
+Whatever the network -- a converted :class:`~isospike.SpikingNetwork`, the TTFS transformer
+(:class:`isospike.train.ttfs_bert.TTFSBertClassifier`), an exact gate network from
+:func:`isospike.exact.convert`, a plain ANN (kind "ann") -- one observer collects these rows:
 
-    net.reset_counts()                       # counters to zero
-    y = net(x)
-    rows = net.layer_stats()                 # {layer path: LayerActivity}, in execution order
+    with isospike.counting(net) as c:
+        y = net(x)
+    rows = c.layers                          # {layer path: LayerActivity}
 
 ``isospike.simulate(net, x).layers`` holds these rows, and ``isospike.energy`` prices them (one
-record type, whatever the network). Plain ANNs are counted into the same record by
-``isospike.energy`` (kind "ann").
+record type, whatever the network).
 
 Units. A row holds **totals** over the ``samples`` samples it saw and over all its time steps;
 ``row.per_inference()`` is the same row for one sample (counts divided by ``samples``), the view the
@@ -23,7 +21,6 @@ This module is a leaf: it imports nothing from isospike.
 from __future__ import annotations
 
 from dataclasses import KW_ONLY, dataclass, field, replace
-from typing import Protocol, runtime_checkable
 
 KINDS = ("ann", "mac", "ac", "neuron", "gates")
 
@@ -134,15 +131,3 @@ class LayerActivity:
 #: The record's former name (``SpikingNetwork.layer_stats()`` and ``isospike.simulate(...).layers``
 #: rows): the same class.
 LayerStats = LayerActivity
-
-
-@runtime_checkable
-class ActivityReporter(Protocol):
-    """A network that counts its own activity: ``reset_counts()`` sets the counters to zero and
-    ``layer_stats()`` returns, per layer path, what each layer did since then (exact networks:
-    in their last call). Implemented by :class:`~isospike.SpikingNetwork`, the TTFS transformer
-    and exact networks; ``isinstance(net, ActivityReporter)`` tells them apart from plain ANNs."""
-
-    def reset_counts(self) -> None: ...
-
-    def layer_stats(self) -> dict[str, LayerActivity]: ...

@@ -92,11 +92,13 @@ def _capture(model: nn.Module, types: tuple[type[nn.Module], ...], x: Tensor, ro
 
 def verify(snn: nn.Module, x: Tensor, tolerance: float = 0.0) -> Certificate:
     """Check each layer's guarantee on inputs ``x`` (see the module docstring). ``tolerance``: an
-    absolute slack added to exact comparisons (0: exact)."""
+    absolute slack added to exact comparisons (0: exact). ``snn`` may be a ``torch.compile``
+    wrapper (its module is checked)."""
     from isospike.conversion.coding import coding_of
 
     if not (isinstance(tolerance, (int, float)) and math.isfinite(tolerance) and tolerance >= 0):
         raise ValueError(f"tolerance must be a finite number >= 0 (absolute slack), got {tolerance!r}")
+    snn = getattr(snn, "_orig_mod", snn)  # a torch.compile wrapper: its module is checked layer by layer, eagerly
     coding = coding_of(snn, "isospike.verify")
     if coding.verify is not None:
         cert = coding.verify(snn, x, float(tolerance))

@@ -45,8 +45,8 @@ def test_first_hidden_layer_rate_equals_quantized_relu_in_a_network():
     theta = snn.info["thresholds"]["1"]
     z = model[0](x).double()
     steps = snn.graph_module.get_submodule("1")
-    snn(x)
-    v = steps.neuron.v.double()
+    with torch.no_grad():
+        v = steps.run(model[0](x), T)[1].double()  # the population's final membrane on its input current
     # V(T) = theta/2 + T z - theta n  =>  n = (theta/2 + T z - V(T)) / theta; compare with the formula
     n = torch.round((theta / 2 + T * z - v) / theta)
     q = torch.clamp(torch.floor(T * z / theta + 0.5), 0, T)
@@ -242,17 +242,22 @@ def test_counting_synapse_linear_and_conv_match_brute_force():
         lin.weight[lin.weight.abs() < 0.1] = 0
     x = (torch.rand(3 * 4, 10) > 0.6).float()
     c = CountingSynapse(lin, spike_input=True, static_input=False)
-    c.timesteps = 3
-    c(x)
-    assert c.synaptic_ops == _brute_force_linear_ops(x, lin.weight)
-    assert c.dense_ops == 12 * 60 and len(c.ops_by_step) == 3
+    with isp.counting(c) as seen:
+        c(x, 3)
+    row = seen.layers["<model>"]
+    assert row.synaptic_ops == _brute_force_linear_ops(x, lin.weight) == sum(row.by_step)
+    assert row.dense_ops == 12 * 60 and len(row.by_step) == 3 and row.samples == 4
+
+    def ops(synapse, x):
+        with isp.counting(synapse) as seen:
+            synapse(x, 1)
+        return seen.layers["<model>"]
 
     conv = nn.Conv2d(2, 3, 3, padding=1, stride=2)
     with torch.no_grad():
         conv.weight[conv.weight.abs() < 0.1] = 0
     xc = (torch.rand(4, 2, 7, 7) > 0.5).float()
-    cc = CountingSynapse(conv, spike_input=True, static_input=True)
-    y = cc(xc)
+    cc = ops(CountingSynapse(conv, spike_input=True, static_input=True), xc)
     cols = F.unfold(xc, 3, padding=1, stride=2)  # [B, 2*9, L]
     wmask = (conv.weight != 0).reshape(3, -1).float()
     brute = int(((cols != 0).float().transpose(1, 2) @ wmask.T).sum())
@@ -260,16 +265,12 @@ def test_counting_synapse_linear_and_conv_match_brute_force():
     in_bounds = int((F.unfold(torch.ones(1, 2, 7, 7), 3, padding=1, stride=2) != 0).sum())  # padding has no synapses
     assert cc.dense_ops == 4 * in_bounds * 3
 
-    pool = CountingSynapse(nn.AvgPool2d(2), spike_input=True, static_input=True)
     xp = (torch.rand(2, 3, 6, 6) > 0.5).float()
-    pool(xp)
-    assert pool.synaptic_ops == int((xp != 0).sum())
+    assert ops(CountingSynapse(nn.AvgPool2d(2), spike_input=True, static_input=True), xp).synaptic_ops == int((xp != 0).sum())
 
-    apool = CountingSynapse(nn.AdaptiveAvgPool2d((2, 3)), spike_input=True, static_input=True)
     xa = torch.ones(1, 1, 5, 7)
-    apool(xa)
     # windows along H (5 -> 2): sizes 3, 3; along W (7 -> 3): 3, 3, 3 -> 2*3 outputs x 9 inputs each
-    assert apool.synaptic_ops == 6 * 9
+    assert ops(CountingSynapse(nn.AdaptiveAvgPool2d((2, 3)), spike_input=True, static_input=True), xa).synaptic_ops == 6 * 9
 
 
 def test_evaluate_over_time_matches_separate_runs(trained_digits_cnn, digits):
@@ -297,19 +298,25 @@ def test_never_active_relu_gets_a_harmless_threshold():
         assert torch.allclose(snn(x), model(x))
 
 
-def test_counting_can_be_switched_off_without_changing_outputs(trained_digits_cnn, digits):
+def test_counting_is_scoped_and_changes_no_output(trained_digits_cnn, digits):
     x = digits.test.x[:64]
     snn = isp.convert(trained_digits_cnn, "rate", timesteps=8, calibration=digits.train.x[:256])
-    counted = snn(x)
-    snn.set_counting(False)
-    snn.reset_counts()
-    assert torch.equal(snn(x), counted)
-    assert all(s.synaptic_ops == 0 for s in snn.layer_stats().values() if s.kind != "neuron")
-    # simulate and energy estimates switch counting on for their run and restore the setting
-    res = isp.simulate(snn, x)
-    assert sum(s.synaptic_ops for s in res.layers.values() if s.kind != "neuron") > 0
+    with torch.no_grad():
+        plain = snn(x)
+        with isp.counting(snn) as seen:
+            counted = snn(x)
+        with isp.counting(snn) as outer:
+            snn(x)
+            with isp.counting(snn) as inner:  # nested observers each see what happened in their block
+                snn(x)
+    assert torch.equal(plain, counted)
+    assert seen.samples == 64 and seen.calls == 1 and seen.spikes > 0
+    assert outer.samples == 128 and inner.samples == 64 and outer.spikes == 2 * inner.spikes == 2 * seen.spikes
+    # no hook is left behind, and the modules keep no counters
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in snn.modules())
+    assert not any(hasattr(m, "spikes") or hasattr(m, "samples") for m in snn.modules())
+    assert isp.simulate(snn, x).layers == seen.layers
     assert isp.energy.estimate(snn, x, hardware="loihi").total_j > 0
-    assert not any(m.counting for _, m in snn.synapses())
 
 
 def test_calibration_with_nan_is_refused_and_one_hot_pairs_are_read_as_inputs_and_targets():

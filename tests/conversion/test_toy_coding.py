@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 import isospike as isp
+from isospike.activity import LayerActivity
 from isospike.conversion import Coding, CodingOptions, SpikingNetwork, register
 from isospike.conversion.coding import _CODINGS
 from isospike.conversion.pipeline import activation_spans, assemble, prepare, require_calibration
@@ -31,26 +32,20 @@ class BurstPopulation(SpikingPopulation):
     def __init__(self, theta: float, static_input: bool) -> None:
         super().__init__()
         self.theta, self.static_input = float(theta), static_input
-        self.reset_counts()
 
-    def reset(self) -> None:
-        pass
-
-    def reset_counts(self) -> None:
-        self.spikes = self.neuron_updates = self.samples = self.neurons_per_sample = 0
-        self.spikes_by_step = []
-
-    def forward(self, z: Tensor) -> Tensor:
-        T = self.timesteps
+    def forward(self, z: Tensor, timesteps: int) -> Tensor:
+        T = timesteps
         seq = z.unsqueeze(0).expand(T, *z.shape) if self.static_input else z.reshape(T, -1, *z.shape[1:])
         n = torch.round(torch.relu(seq) / self.theta)
-        self.spikes += int(n.sum())
-        self.neuron_updates += n.numel()
-        self.spikes_by_step = [a + int(b) for a, b in
-                               zip(self.spikes_by_step or [0] * T, n.flatten(1).sum(1).tolist())]
-        self.samples += seq.shape[1]
-        self.neurons_per_sample = math.prod(seq.shape[2:])
         return (n * self.theta).reshape(-1, *seq.shape[2:])
+
+    def activity(self, args, output: Tensor) -> LayerActivity:
+        T = args[1]
+        n = torch.round(output.reshape(T, -1) / self.theta).sum(1).to(torch.int64)  # a burst of n unit spikes
+        rows = output.shape[0] // T
+        neurons = math.prod(output.shape[1:])
+        return LayerActivity("", "neuron", neurons=neurons, neuron_updates=rows * neurons * T, spikes=int(n.sum()),
+                             timesteps=T, samples=rows, by_step=n.tolist())
 
     def equivalent(self, timesteps: int) -> nn.Module:
         return Grid(self.theta)

@@ -107,13 +107,15 @@ def test_every_ttfs_layer_equals_its_qnn_layer(rounding):
         m.register_forward_hook(lambda mod, i, o, p=p: s_out.__setitem__(p, o))
     with torch.no_grad():
         y_q = qnn(x)
-    y_s = snn(x)
+        with isp.counting(snn) as seen:
+            y_s = snn(x)
     assert set(q_out) == set(s_out) == {"2", "5", "8"}
     for p in q_out:
         assert torch.equal(q_out[p], s_out[p]), p  # same levels, same values, layer by layer
     assert torch.equal(y_q, y_s)
-    for _, pop in snn.neurons():  # at most one spike per neuron per window
-        assert pop.spikes <= pop.neurons_per_sample * pop.samples
+    for p, _ in snn.neurons():  # at most one spike per neuron per window
+        row = seen.layers[p]
+        assert 0 < row.spikes <= row.neurons * row.samples and sum(row.by_step) == row.spikes
 
 
 def test_post_hoc_conversion_counts_and_device_noise():

@@ -1,6 +1,6 @@
-"""One activity record (isospike.activity.LayerActivity) for every network that counts itself:
-converted spiking networks, the TTFS transformer and exact gate networks; the energy model reads
-only that record."""
+"""One activity record (isospike.activity.LayerActivity) and one observer (isospike.counting) for
+every network: converted spiking networks, the TTFS transformer, exact gate networks and plain
+ANNs; the energy model reads only that record."""
 
 import pytest
 import torch
@@ -8,7 +8,7 @@ from torch import nn
 
 import isospike as isp
 import isospike.energy as E
-from isospike.activity import KINDS, ActivityReporter, LayerActivity
+from isospike.activity import KINDS, LayerActivity
 
 
 def test_the_record_totals_per_inference_view_and_sums():
@@ -59,12 +59,13 @@ def test_the_record_is_the_same_for_spiking_transformer_and_exact_networks():
     bert, tokens = tiny_bert_classifier()
     sources = {"spiking": (isp.convert(ann, coding="rate", timesteps=4, calibration=x), x),
                "transformer": (bert, tokens), "exact": (isp.exact.convert(ann), x)}
+    kinds = {}
     for source, (net, inputs) in sources.items():
-        assert isinstance(net, ActivityReporter), source
-        net.reset_counts()
-        with torch.no_grad():
+        with torch.no_grad(), isp.counting(net) as seen:
             net(*inputs) if isinstance(inputs, tuple) else net(inputs)
-        rows = net.layer_stats()
+        rows = seen.layers
+        kinds[source] = {r.kind for r in rows.values()}
+        assert seen.samples == 3 and seen.calls == 1
         assert rows and all(type(r) is LayerActivity and r.kind in KINDS and r.name == k for k, r in rows.items())
         assert all(r.samples == 3 for r in rows.values()), source  # totals over the 3 samples
         activity = E.collect(net, inputs)  # the energy model reads the same rows, per inference
@@ -74,5 +75,9 @@ def test_the_record_is_the_same_for_spiking_transformer_and_exact_networks():
         assert activity.source == ("exact" if source == "exact" else "spiking")
         totals = activity.totals()
         assert totals["synaptic_ops"] == pytest.approx(totals["macs"] + totals["acs"]) and totals["synaptic_ops"] > 0
-    assert {r.kind for r in sources["exact"][0].layer_stats().values()} == {"gates"}
-    assert {"neuron", "ac", "mac"} <= {r.kind for r in bert.layer_stats().values()}
+    assert kinds["exact"] == {"gates"} and {"neuron", "ac", "mac"} <= kinds["transformer"]
+    # a plain ANN through the same observer: its Linear layers, every value computed
+    with torch.no_grad(), isp.counting(ann) as seen:
+        ann(x)
+    assert list(seen.layers) == ["0", "2"] and {r.kind for r in seen.layers.values()} == {"ann"}
+    assert seen.layers["0"].dense_ops == 3 * 4 * 6 and E.collect(ann, x).source == "ann"

@@ -8,7 +8,7 @@ from torch import nn
 
 import isospike as isp
 import isospike.energy as E
-from isospike.activity import ActivityReporter, LayerActivity
+from isospike.activity import LayerActivity
 
 
 def small_net():
@@ -19,9 +19,9 @@ def small_net():
 def test_an_exact_network_reports_gate_rows_of_the_common_record():
     net = isp.exact.convert(small_net())
     x = torch.rand(5, 4)
-    assert isinstance(net, ActivityReporter)
-    net(x)
-    rows, counts = net.layer_stats(), net.layer_counts()
+    with isp.counting(net) as seen:
+        net(x)
+    rows, counts = seen.layers, net.layer_counts()
     assert list(rows) == [path or "<model>" for path in counts]
     for path, c in counts.items():
         row = rows[path or "<model>"]
@@ -31,18 +31,20 @@ def test_an_exact_network_reports_gate_rows_of_the_common_record():
         assert (row.samples, row.timesteps) == (5, 1)
         one = row.per_inference()
         assert one.samples == 1 and one.spikes == pytest.approx(c.spikes / 5)
-    net.reset_counts()
-    assert net.layer_stats() == {}
-    with pytest.raises(ValueError, match="does not count its gates"):
-        isp.exact.reference(small_net()).layer_stats()
+    with isp.counting(net) as nothing:
+        pass
+    assert nothing.layers == {} and nothing.samples == 0
+    with pytest.raises(ValueError, match="does not count its gates"), isp.counting(isp.exact.reference(small_net())):
+        pass
 
 
 def test_simulate_runs_an_exact_network_like_any_other():
     model = small_net()
     net = isp.exact.convert(model)
     x = torch.randn(6, 4)
-    y = net(x)
-    expected = net.layer_stats()
+    with isp.counting(net) as seen:
+        y = net(x)
+    expected = seen.layers
     res = isp.simulate(net, x)
     assert torch.equal(res.output.view(torch.int32), y.view(torch.int32))  # bit for bit
     assert torch.equal(res.output.view(torch.int32), isp.exact.reference(model)(x).view(torch.int32))

@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 import torch
+
+import isospike as isp
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -82,25 +84,29 @@ def test_single_step_equals_multi_step_and_counts():
     x = torch.rand(10, 4, 5)
     m = IFNeuron(threshold=0.7, v_init=0.35, step_mode="multi")
     s = IFNeuron(threshold=0.7, v_init=0.35, step_mode="single")
-    ym = m(x)
-    ys = torch.stack([s(x[t]) for t in range(10)])
+    with isp.counting(m) as cm:
+        ym = m(x)
+    with isp.counting(s) as cs:
+        ys = torch.stack([s(x[t]) for t in range(10)])
     assert torch.equal(ym, ys) and torch.equal(m.v, s.v)
-    assert m.spikes == s.spikes == int(ym.sum())
-    assert m.neuron_updates == s.neuron_updates == 10 * 20
-    assert m.spikes_by_step == s.spikes_by_step == ym.sum((1, 2)).long().tolist()
+    rm, rs = cm.layers["<model>"], cs.layers["<model>"]
+    assert rm.spikes == rs.spikes == int(ym.sum())
+    assert rm.neuron_updates == rs.neuron_updates == 10 * 20 and rm.neurons == rs.neurons == 5
+    assert rm.by_step == ym.sum((1, 2)).long().tolist() and rs.by_step == [int(ym.sum())]
+    assert cs.calls == 10 and cm.calls == 1
 
 
-def test_reset_restarts_from_v_init_but_keeps_counters():
+def test_reset_restarts_from_v_init_and_nothing_is_counted_outside_a_block():
     n = IFNeuron(threshold=1.0, v_init=0.5, step_mode="multi")
     x = torch.full((4, 2), 0.3)
     first = n(x)
     n.reset()
     assert n.v is None and n.t == 0
-    second = n(x)
+    with isp.counting(n) as seen:
+        second = n(x)
     assert torch.equal(first, second)
-    assert n.spikes == 2 * int(first.sum()) and n.spikes_by_step == [2 * int(v) for v in first.sum(1)]
-    n.reset_counts()
-    assert n.spikes == 0 and n.spikes_by_step == []
+    assert seen.spikes == int(first.sum()) and seen.layers["<model>"].by_step == [int(v) for v in first.sum(1)]
+    assert not hasattr(n, "spikes") and not n._forward_hooks
 
 
 def test_constant_input_mode_equals_repeated_input():
@@ -163,8 +169,9 @@ def test_bad_inputs_are_rejected():
 
 def test_empty_batch_is_fine():
     n = IFNeuron(step_mode="multi")
-    out = n(torch.zeros(5, 0, 3))
-    assert out.shape == (5, 0, 3) and n.spikes == 0
+    with isp.counting(n) as seen:
+        out = n(torch.zeros(5, 0, 3))
+    assert out.shape == (5, 0, 3) and seen.spikes == 0
 
 
 @pytest.mark.parametrize("grad", [False, True])
@@ -174,5 +181,7 @@ def test_binary_output_is_bool_events(grad):
     b = IFNeuron(threshold=0.5, spike_value=0.5, step_mode="multi")
     events = a.multi_step(x, binary=True)
     assert events.dtype == torch.bool
-    assert torch.equal(events.float() * 0.5, b(x).detach())
-    assert a.spikes == int(events.sum())
+    with isp.counting(b) as seen:
+        spikes = b(x)
+    assert torch.equal(events.float() * 0.5, spikes.detach())
+    assert seen.spikes == int(events.sum())

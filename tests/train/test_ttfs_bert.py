@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+import isospike as isp
 import isospike.energy as E
 from isospike.data import load_bbc_news
 from isospike.devices import DeviceVariation, OptoelectronicSynapse
@@ -41,10 +42,10 @@ def test_spiking_mode_is_identical_noise_free_and_counts(tiny_bert):
     with torch.no_grad():
         y = m.eval()(ids, mask)
         m.spiking(True)
-        m.reset_counts()
-        ys = m(ids, mask)
+        with isp.counting(m) as seen:
+            ys = m(ids, mask)
     assert torch.equal(y, ys)
-    st = m.layer_stats()
+    st = seen.layers
     assert {"layers.0.q", "layers.0.attention", "layers.1.ff2", "head", "q_pool"} <= set(st)
     assert st["layers.0.q_in"].spikes <= st["layers.0.q_in"].neurons * len(ids)
     assert st["layers.0.q"].device_reads == st["layers.0.q"].synaptic_ops > 0
@@ -106,10 +107,9 @@ def test_masked_ttfs_keeps_logits_and_saves_spikes(tiny_bert):
 
     def spiking_run():
         m.spiking(True)
-        m.reset_counts()
-        with torch.no_grad():
+        with torch.no_grad(), isp.counting(m) as seen:
             out = m(ids, mask)
-        st = m.layer_stats()
+        st = seen.layers
         m.spiking(False)
         return out, sum(s.spikes for s in st.values() if s.kind == "neuron"), sum(
             s.synaptic_ops for s in st.values() if s.kind == "ac")
@@ -141,12 +141,10 @@ def test_seed_ttfs_baseline_keeps_logits_and_silences_the_lowest_level(tiny_bert
 
     def spiking_run():
         m.spiking(True)
-        m.reset_counts()
-        with torch.no_grad():
+        with torch.no_grad(), isp.counting(m) as seen:
             out = m(ids, mask)
-        st = m.layer_stats()
         m.spiking(False)
-        return out, st
+        return out, seen.layers
 
     y0, st0 = spiking_run()
     silent = mask_ttfs(m, silence="lowest")  # no calibration needed

@@ -21,7 +21,7 @@ import copy
 
 from torch import Tensor, fx, nn
 
-from isospike.conversion.network import SpikingNetwork
+from isospike.conversion.network import SpikingNetwork, unthread_timesteps
 from isospike.conversion.timefold import CountingSynapse, SpikingPopulation, TimeBroadcast
 from isospike.neurons.populations import RateQuantizer
 from isospike.neurons.sigma_delta import GridQuantizer
@@ -47,16 +47,18 @@ class FoldedLayer(nn.Module):
 
 def equivalent(snn: nn.Module) -> nn.Module:
     """The plain-PyTorch network ``snn`` provably equals (see the module docstring); for exact
-    networks (:func:`isospike.exact.convert`), the pinned float32 reference."""
+    networks (:func:`isospike.exact.convert`), the pinned float32 reference. ``snn`` may be a
+    ``torch.compile`` wrapper."""
     from isospike.conversion.coding import coding_of
 
+    snn = getattr(snn, "_orig_mod", snn)
     coding = coding_of(snn, "isospike.equivalent")
     if coding.equivalent is not None:
         return coding.equivalent(snn)
     if not isinstance(snn, SpikingNetwork):
         raise TypeError(f"isospike.equivalent: the {coding.name!r} coding states no equivalent for a "
                         f"{type(snn).__name__}")
-    gm = copy.deepcopy(snn.graph_module)
+    gm = unthread_timesteps(copy.deepcopy(snn.graph_module))
     originals = dict(snn.graph_module.named_modules())
     for node in gm.graph.nodes:
         if node.op != "call_module":

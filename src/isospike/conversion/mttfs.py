@@ -68,9 +68,7 @@ def _level_histograms(snn: SpikingNetwork, calibration: Any, batch_size: int, pe
         def record(mod: TTFSPopulation, inputs, _output) -> None:
             v, T = inputs[0], mod.window
             ndims[name] = v.dim() - 1
-            slots = mod.last_slots
-            assert slots is not None  # set by the forward call this hook follows
-            q = T - slots
+            q = T - mod.first_crossings(v)
             if mod.signed:
                 q = torch.where(v < 0, -q, q)
             idx = (q + T).to(torch.int64)
@@ -84,8 +82,9 @@ def _level_histograms(snn: SpikingNetwork, calibration: Any, batch_size: int, pe
 
     handles = [m.register_forward_hook(hook(n)) for n, m in pops.items()]
     try:
-        for batch in calibration_batches(calibration, batch_size):
-            snn(batch)
+        with torch.no_grad():
+            for batch in calibration_batches(calibration, batch_size):
+                snn(batch)
     finally:
         for h in handles:
             h.remove()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 from collections.abc import Iterator
@@ -12,25 +11,66 @@ import torch
 from torch import Tensor, fx, nn
 from torch.utils._pytree import tree_map
 
-from isospike.activity import LayerActivity
 from isospike.activity import LayerStats as LayerStats  # the record's former name, still importable from here
 from isospike.conversion.graph import calibrated_batch, parameter_dtype
 from isospike.conversion.timefold import CountingSynapse, SpikingPopulation, TimeFolded
 from isospike.errors import check_count
 from isospike.resources import available_bytes, check_fits
 
+TIMESTEPS_INPUT = "timesteps"  # the graph input that carries the steps of the current run
+
+
+def thread_timesteps(gm: fx.GraphModule) -> fx.GraphModule:
+    """Give ``gm``'s graph a second input, ``timesteps``, and pass it to every time-folded module
+    (populations, synapses, broadcasts) as its second argument, so the steps of a run are passed in,
+    never stored. Idempotent; recompiles ``gm``."""
+    graph = gm.graph
+    placeholders = [n for n in graph.nodes if n.op == "placeholder"]
+    steps = next((n for n in placeholders if n.target == TIMESTEPS_INPUT), None)
+    if steps is None:
+        with graph.inserting_after(placeholders[-1] if placeholders else None):
+            steps = graph.placeholder(TIMESTEPS_INPUT)
+    for node in graph.nodes:
+        if node.op == "call_module" and isinstance(gm.get_submodule(str(node.target)), TimeFolded) \
+                and len(node.args) == 1:
+            node.args = (node.args[0], steps)
+    graph.lint()
+    gm.recompile()
+    return gm
+
+
+def unthread_timesteps(gm: fx.GraphModule) -> fx.GraphModule:
+    """Undo :func:`thread_timesteps` on ``gm`` (in place): one input, modules called on one tensor
+    (for the time-free equivalents of populations). Recompiles ``gm``."""
+    graph = gm.graph
+    steps = next((n for n in graph.nodes if n.op == "placeholder" and n.target == TIMESTEPS_INPUT), None)
+    if steps is None:
+        return gm
+    for node in list(steps.users):
+        node.args = tuple(a for a in node.args if a is not steps)
+    graph.erase_node(steps)
+    graph.lint()
+    gm.recompile()
+    return gm
+
 
 class SpikingNetwork(nn.Module):
     """A spiking network produced by :func:`isospike.convert`.
 
-    ``snn(x)`` runs a full simulation of ``timesteps`` steps from the reset state and returns the
-    decoded output, shaped like the ANN's output: time-varying outputs are averaged over the
+    ``snn(x)`` runs a full simulation of ``timesteps`` steps from the initial state and returns
+    the decoded output, shaped like the ANN's output: time-varying outputs are averaged over the
     steps (``readout="mean"``: rate decoding of the output layer's currents or spikes) or taken at
-    the last step (``readout="last"``: codings whose output settles, such as sigma-delta).
+    the last step (``readout="last"``: codings whose output settles, such as sigma-delta). Each
+    call is a pure function of ``x`` and the network's tensors: its populations keep no state
+    between calls and nothing is counted (:func:`isospike.counting` observes a call). Under
+    autograd the output is differentiable (surrogate gradients through IF spikes,
+    straight-through gradients through TTFS and sigma-delta levels); call it inside
+    ``torch.no_grad()`` for inference.
 
-    Attributes: ``graph_module`` (the fx graph with spiking modules), ``timesteps``, ``coding``
-    (name of the coding), ``info`` (conversion details: thresholds, folded layers, ...),
-    ``crossbar`` (the memristive crossbar its synapses run on, or None).
+    Attributes: ``graph_module`` (the fx graph with spiking modules; its second input is the
+    number of steps folded into the batch), ``timesteps``, ``coding`` (name of the coding),
+    ``info`` (conversion details: thresholds, folded layers, ...), ``crossbar`` (the memristive
+    crossbar its synapses run on, or None).
     """
 
     def __init__(self, graph_module: fx.GraphModule, timesteps: int, coding: str, info: dict[str, Any],
@@ -43,16 +83,14 @@ class SpikingNetwork(nn.Module):
         if readout not in ("mean", "last"):
             raise ValueError(f"readout must be 'mean' or 'last', got {readout!r}")
         self.readout = readout
-        self.graph_module = graph_module
+        self.graph_module = thread_timesteps(graph_module)
         self.timesteps = int(timesteps)
         self.coding = coding
         self.info = info
         # rate-like codings fold T steps into the batch; TTFS layers resolve their window inside
         # each population (one pass through the graph)
         self.fold_time = fold_time
-        self.steps_run = self.timesteps  # steps of the last simulation (forward may choose others)
-        self.samples_run = 0  # input samples since reset_counts (layers may see several rows each)
-        self._probed_sizes: dict[tuple[int, ...], dict[str, int]] = {}  # population sizes by input shape
+        self._probed_sizes: dict[tuple[int, ...], dict[str, int]] = {}  # population sizes by input shape (a cache)
         self.train(False)
 
     def train(self, mode: bool = True) -> SpikingNetwork:
@@ -65,6 +103,11 @@ class SpikingNetwork(nn.Module):
         return self
 
     # ------------------------------------------------------------------ structure
+    @property
+    def observed_root(self) -> fx.GraphModule:
+        """What :func:`isospike.counting` observes: the graph (layers are named by their path in it)."""
+        return self.graph_module
+
     def neurons(self) -> Iterator[tuple[str, SpikingPopulation]]:
         for name, m in self.graph_module.named_modules():
             if isinstance(m, SpikingPopulation):
@@ -75,52 +118,45 @@ class SpikingNetwork(nn.Module):
             if isinstance(m, CountingSynapse):
                 yield name, m
 
-    def reset(self) -> None:
-        """Reset every neuron's membrane to its initial value."""
-        for _, m in self.neurons():
-            m.reset()
-
-    def set_counting(self, enabled: bool) -> SpikingNetwork:
-        """Turn the per-layer synaptic-operation counts on (default) or off. Off, a simulation
-        gives the same outputs and spike counts, without the event counting that energy
-        estimates need (about half the work of a spiking convolution). Returns the network."""
-        for _, m in self.synapses():
-            m.counting = bool(enabled)
-        return self
-
-    @contextlib.contextmanager
-    def counting_on(self) -> Iterator[SpikingNetwork]:
-        """Counts on inside the block (simulate and energy estimates need them), as before after."""
-        before = {name: m.counting for name, m in self.synapses()}
-        self.set_counting(True)
-        try:
-            yield self
-        finally:
-            for name, m in self.synapses():
-                m.counting = before.get(name, True)
-
-    def reset_counts(self) -> None:
-        self.samples_run = 0
-        for _, pop in self.neurons():
-            pop.reset_counts()
-        for _, syn in self.synapses():
-            syn.reset_counts()
+    def steps_of(self, timesteps: int | None = None) -> int:
+        """The steps a call simulates: ``timesteps`` (default: the converted ``timesteps``); a
+        coding with a fixed window (``fold_time`` False) refuses any other value."""
+        T = self.timesteps if timesteps is None else check_count(timesteps, "timesteps")
+        if not self.fold_time and T != self.timesteps:
+            raise ValueError(f"this {self.coding} network has a fixed window of {self.timesteps} steps")
+        return T
 
     # ------------------------------------------------------------------ simulation
     def forward_steps(self, x: Tensor, timesteps: int | None = None) -> Any:
         """Simulate and return the raw output at every step, ``[T, batch, ...]`` per output
         tensor (an output that does not depend on time is repeated)."""
-        T = self.timesteps if timesteps is None else check_count(timesteps, "timesteps")
-        if not self.fold_time:
-            if timesteps is not None and T != self.timesteps:
-                raise ValueError(f"this {self.coding} network has a fixed window of {self.timesteps} steps")
-            T = 1
+        T = self.steps_of(timesteps)
+        folded = T if self.fold_time else 1  # steps folded into the batch dimension
         if not isinstance(x, Tensor):
             raise TypeError(f"input must be a tensor, got {type(x).__name__}")
         batch = x.shape[0] if x.dim() else 1
-        for m in self.graph_module.modules():
-            if isinstance(m, TimeFolded):
-                m.timesteps = T
+        self._check_input(x)
+        self.check_memory(x, T)
+        try:
+            out = self.graph_module(x, folded)
+        except RuntimeError as exc:
+            if not x.is_floating_point():
+                raise TypeError(f"the {self.coding} network cannot run on {x.dtype} input ({exc}); pass floating "
+                                f"inputs scaled like the calibration data, e.g. x.float()") from exc
+            raise ValueError(f"the {self.coding} network cannot run on an input of shape {tuple(x.shape)} and dtype "
+                             f"{x.dtype} ({exc}); pass a batch shaped like the calibration data") from exc
+
+        def unfold(y: Any) -> Any:
+            if not isinstance(y, Tensor):
+                return y
+            if folded > 1 and y.dim() and y.shape[0] == folded * batch:
+                return y.reshape(folded, batch, *y.shape[1:])
+            return y.unsqueeze(0).expand(folded, *y.shape)  # constant over time (or one folded step)
+
+        return tree_map(unfold, out)
+
+    def _check_input(self, x: Tensor) -> None:
+        """Refuse an input without a batch dimension, of another dtype, or holding NaN/inf."""
         calibrated = next((n.meta.get("tensor_meta") for n in self.graph_module.graph.nodes if n.op == "placeholder"), None)
         ndim = len(calibrated.shape) if calibrated is not None and hasattr(calibrated, "shape") else None
         if ndim is not None and calibrated is not None and x.dim() == ndim - 1:
@@ -137,28 +173,6 @@ class SpikingNetwork(nn.Module):
             raise ValueError(f"input holds {int((~torch.isfinite(x)).sum())} NaN/inf values: {self.coding} spikes carry "
                              "finite values only (isospike.exact.convert carries IEEE-754 specials); clean the input "
                              "with torch.nan_to_num or drop those samples")
-        self.check_memory(x, T)
-        self.reset()
-        try:
-            with torch.no_grad():
-                out = self.graph_module(x)
-        except RuntimeError as exc:
-            if not x.is_floating_point():
-                raise TypeError(f"the {self.coding} network cannot run on {x.dtype} input ({exc}); pass floating "
-                                f"inputs scaled like the calibration data, e.g. x.float()") from exc
-            raise ValueError(f"the {self.coding} network cannot run on an input of shape {tuple(x.shape)} and dtype "
-                             f"{x.dtype} ({exc}); pass a batch shaped like the calibration data") from exc
-        self.steps_run = T if self.fold_time else self.timesteps
-        self.samples_run += batch
-
-        def unfold(y: Any) -> Any:
-            if not isinstance(y, Tensor):
-                return y
-            if T > 1 and y.dim() and y.shape[0] == T * batch:
-                return y.reshape(T, batch, *y.shape[1:])
-            return y.unsqueeze(0).expand(T, *y.shape)  # constant over time (or T == 1)
-
-        return tree_map(unfold, out)
 
     def forward(self, x: Tensor, *args: Any, timesteps: int | None = None, **kwargs: Any) -> Any:
         """Simulate ``timesteps`` steps (default: the converted ``timesteps``) and return the
@@ -208,19 +222,23 @@ class SpikingNetwork(nn.Module):
         return sizes
 
     def _probe_sizes(self, one: Tensor) -> dict[str, int] | None:
+        """Population sizes from a one-sample, one-step run of a copy (without the hooks anyone
+        attached to the network: the probe is not a call they should see)."""
         probe = copy.deepcopy(self.graph_module)
         for m in probe.modules():
-            if isinstance(m, TimeFolded):
-                m.timesteps = 1 if self.fold_time else m.timesteps
-            if isinstance(m, (SpikingPopulation, CountingSynapse)):
-                m.reset_counts()
+            m._forward_hooks.clear()
+            m._forward_pre_hooks.clear()
+        sizes: dict[str, int] = {}
+        for name, m in probe.named_modules():
+            if isinstance(m, SpikingPopulation):
+                m.register_forward_hook(lambda _m, _a, out, name=name: sizes.__setitem__(
+                    name, sizes.get(name, 0) + (math.prod(out.shape) if isinstance(out, Tensor) else 0)))
         try:
             with torch.no_grad():
-                probe(one)
+                probe(one, 1)
         except Exception:  # noqa: BLE001 - the real run reports its own error
             return None
-        return {name: m.neurons_per_sample * max(m.samples, 1) for name, m in probe.named_modules()
-                if isinstance(m, SpikingPopulation)}
+        return sizes
 
     def memory_needed(self, x: Tensor, timesteps: int | None = None) -> tuple[int, str] | None:
         """A lower bound of the bytes a simulation of ``x`` holds at once, and the population that
@@ -251,35 +269,3 @@ class SpikingNetwork(nn.Module):
             f"even one sample does not fit at {T} steps: use fewer timesteps"
         check_fits(needed, f"simulating {batch} samples for {T} steps (population '{layer}' holds "
                            f"{needed // batch // max(T, 1)} bytes per sample and step)", advice, x.device)
-
-    # ------------------------------------------------------------------ statistics
-    def _rows_per_sample(self, rows_seen: int) -> tuple[int, int]:
-        """(rows per input sample, input samples) for a layer that counted ``rows_seen`` rows."""
-        samples = self.samples_run
-        if samples and rows_seen > samples and rows_seen % samples == 0:
-            return rows_seen // samples, samples
-        return 1, rows_seen
-
-    def layer_stats(self) -> dict[str, LayerActivity]:
-        """Per-layer :class:`~isospike.activity.LayerActivity` since :meth:`reset_counts`, in graph
-        order: totals over the samples simulated. Layers that see several rows per sample
-        (``[B, tokens, F]`` reshaped to ``[B * tokens, F]``) count per input sample."""
-        stats: dict[str, LayerActivity] = {}
-        for name, m in self.graph_module.named_modules():
-            if isinstance(m, SpikingPopulation):
-                rows, samples = self._rows_per_sample(m.samples)
-                stats[name] = LayerActivity(
-                    name, "neuron", neurons=m.neurons_per_sample * rows,
-                    neuron_updates=m.neuron_updates, spikes=m.spikes,
-                    timesteps=self.steps_run, samples=samples, by_step=list(m.spikes_by_step),
-                )
-            elif isinstance(m, CountingSynapse):
-                rows, samples = self._rows_per_sample(m.samples)
-                steps = 1 if (m.static_input or not self.fold_time) else self.steps_run
-                stats[name] = LayerActivity(
-                    name, m.kind, synaptic_ops=m.synaptic_ops, dense_ops=m.dense_ops, timesteps=steps, samples=samples,
-                    by_step=list(m.ops_by_step), input_events=m.input_events,
-                    outputs=m.outputs_per_sample * rows * samples * steps, parameters=m.parameters_stored,
-                    device_reads=m.synaptic_ops if m.reads_device else 0,
-                )
-        return stats

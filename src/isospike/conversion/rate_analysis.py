@@ -42,16 +42,17 @@ def layer_gaps(ann: nn.Module, snn: SpikingNetwork, x: Tensor, timesteps: int | 
     if missing:
         raise ValueError(f"the ANN has no modules at the spiking layers' paths {missing}: pass the ANN that was converted")
     ann_out: dict[str, Tensor] = {}
-    snn_out: dict[str, Tensor] = {}
+    snn_in: dict[str, Tensor] = {}
     handles = [modules[p].register_forward_hook(lambda m, i, o, p=p: ann_out.__setitem__(p, o.detach()))
                for p in neurons]
-    handles += [n.register_forward_hook(lambda m, i, o, p=p: snn_out.__setitem__(p, o.detach()))
+    handles += [n.register_forward_hook(lambda m, i, o, p=p: snn_in.__setitem__(p, i[0].detach()))
                 for p, n in neurons.items()]
     was_training = ann.training
     try:
         ann.eval()
-        ann(x)
-        snn.forward_steps(x, timesteps=T)
+        with torch.no_grad():
+            ann(x)
+            snn.forward_steps(x, timesteps=T)
     finally:
         for h in handles:
             h.remove()
@@ -59,10 +60,9 @@ def layer_gaps(ann: nn.Module, snn: SpikingNetwork, x: Tensor, timesteps: int | 
     result = {}
     for p, n in neurons.items():
         a = ann_out[p]
-        r = snn_out[p].reshape(T, -1, *snn_out[p].shape[1:]).mean(0)
-        theta, v_end = n.neuron.threshold, n.neuron.v
-        assert v_end is not None  # the simulation above left each neuron's membrane
-        v = v_end / theta
+        spikes, v_end = n.run(snn_in[p], T)  # the population's own run again, for its final membrane
+        r = spikes.reshape(T, -1, *spikes.shape[1:]).mean(0)
+        v = v_end / n.neuron.threshold
         result[p] = LayerGap(a.flatten().float(), r.flatten().float(), v.flatten().float())
     return result
 

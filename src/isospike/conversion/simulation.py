@@ -12,6 +12,7 @@ from torch.utils._pytree import tree_map
 from isospike.activity import LayerActivity
 from isospike.conversion.network import SpikingNetwork
 from isospike.errors import check_count
+from isospike.observe import counting, leading_samples
 
 
 @dataclass
@@ -43,40 +44,36 @@ class SimulationResult:
 
 
 def simulate(snn: Any, x: Any, timesteps: int | None = None, batch_size: int | None = None) -> SimulationResult:
-    """Run ``snn`` on ``x`` from a fresh state with fresh counters and report its activity.
+    """Run ``snn`` on ``x`` (from the initial state, without autograd) and report its activity,
+    as :func:`isospike.counting` observes it.
 
     ``snn``: a network from :func:`isospike.convert` (any coding, ``"exact"`` included) or
-    :func:`isospike.exact.convert`. An exact network computes in one time step (``timesteps``
-    None or 1) and takes what it takes when called: a tensor, a tuple of positional arguments or a
-    dict of keyword arguments.
+    :func:`isospike.exact.convert`, or a ``torch.compile`` wrapper of one. An exact network
+    computes in one time step (``timesteps`` None or 1) and takes what it takes when called: a
+    tensor, a tuple of positional arguments or a dict of keyword arguments.
 
-    ``batch_size``: simulate ``x`` in chunks of this many samples (each from the reset state),
+    ``batch_size``: simulate ``x`` in chunks of this many samples (each from the initial state),
     for batches whose simulation does not fit in memory at once; outputs and counts are those of
     one run over the whole batch."""
     from isospike.exact.model_conversion import ExactNetwork
 
-    if isinstance(snn, ExactNetwork):
+    net = getattr(snn, "_orig_mod", snn)  # a torch.compile wrapper runs the original's modules
+    if isinstance(net, ExactNetwork):
         return _simulate_exact(snn, x, timesteps, batch_size)
-    if not isinstance(snn, SpikingNetwork):
+    if not isinstance(net, SpikingNetwork):
         raise TypeError(f"simulate expects a network returned by isospike.convert or isospike.exact.convert, got "
-                        f"{type(snn).__name__}")
-    T = snn.timesteps if timesteps is None else check_count(timesteps, "timesteps")
+                        f"{type(net).__name__}")
+    T = net.steps_of(timesteps)
     if not isinstance(x, Tensor):
         raise TypeError(f"input must be a tensor, got {type(x).__name__}")
     chunk = x.shape[0] if batch_size is None or not x.dim() else check_count(batch_size, "batch_size")
-    snn.reset_counts()
-    with snn.counting_on():
+    with torch.no_grad(), counting(snn) as c:
         if not x.dim() or chunk >= x.shape[0]:
             out = snn(x, timesteps=timesteps)
         else:
             out = _concat([snn(x[i:i + chunk], timesteps=timesteps) for i in range(0, x.shape[0], chunk)])
-    layers = snn.layer_stats()
-    return SimulationResult(output=out, spikes=_spikes(layers), layers=layers, timesteps=T,
+    return SimulationResult(output=out, spikes=c.spikes, layers=c.layers, timesteps=T,
                             samples=x.shape[0] if x.dim() else 1)
-
-
-def _spikes(layers: dict[str, LayerActivity]) -> int:
-    return int(sum(s.spikes for s in layers.values() if s.kind in ("neuron", "gates")))
 
 
 def _concat(parts: list[Any]) -> Any:
@@ -91,24 +88,15 @@ def _simulate_exact(net: Any, x: Any, timesteps: int | None, batch_size: int | N
     per value), the spikes they fire and the synaptic events they cause."""
     if timesteps not in (None, 1):
         raise ValueError(f"exact networks compute in one time step (spatial bit coding); got timesteps={timesteps!r}")
-    if not net.counting_gates:
-        raise ValueError("this exact network does not count its gates (isospike.exact.reference, or convert(..., "
-                         "count=False)); simulate isospike.exact.convert(model) to see its spikes")
     args, kwargs = (x, {}) if isinstance(x, tuple) else ((), x) if isinstance(x, dict) else ((x,), {})
-    first = next((v for v in (*args, *kwargs.values()) if isinstance(v, Tensor)), None)
-    samples = int(first.shape[0]) if first is not None and first.dim() else 1
+    samples = leading_samples((args, kwargs)) or 1
     chunk = samples if batch_size is None else check_count(batch_size, "batch_size")
-    layers: dict[str, LayerActivity] = {}
     outs = []
-    for i in range(0, max(samples, 1), chunk):
-        def part(v: Any, i: int = i) -> Any:  # the batch's rows i .. i + chunk (other arguments as they are)
-            batched = chunk < samples and isinstance(v, Tensor) and v.dim() > 0 and v.shape[0] == samples
-            return v[i:i + chunk] if batched else v
+    with torch.no_grad(), counting(net) as c:
+        for i in range(0, max(samples, 1), chunk):
+            def part(v: Any, i: int = i) -> Any:  # the batch's rows i .. i + chunk (other arguments as they are)
+                batched = chunk < samples and isinstance(v, Tensor) and v.dim() > 0 and v.shape[0] == samples
+                return v[i:i + chunk] if batched else v
 
-        outs.append(net(*map(part, args), **{k: part(v) for k, v in kwargs.items()}))
-        for name, row in net.layer_stats().items():
-            if name in layers:
-                layers[name].add(row)
-            else:
-                layers[name] = row
-    return SimulationResult(output=_concat(outs), spikes=_spikes(layers), layers=layers, timesteps=1, samples=samples)
+            outs.append(net(*map(part, args), **{k: part(v) for k, v in kwargs.items()}))
+    return SimulationResult(output=_concat(outs), spikes=c.spikes, layers=c.layers, timesteps=1, samples=samples)

@@ -8,12 +8,12 @@ Neurons unfold ``[T * batch, ...]`` to ``[T, batch, ...]`` and loop over time.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
+from isospike.activity import LayerActivity
 from isospike.neurons.populations import SpikingPopulation, TimeFolded, TimeFoldedNeuron
 from isospike.opcount import connection_count, dense_connections
 
@@ -26,23 +26,23 @@ __all__ = ["CountingSynapse", "ElementwiseScale", "SpikingPopulation", "TimeBroa
 class TimeBroadcast(TimeFolded):
     """Repeats a constant ``[batch, ...]`` tensor over T steps: ``[T * batch, ...]``."""
 
-    def forward(self, x: Tensor) -> Tensor:
-        return x.unsqueeze(0).expand(self.timesteps, *x.shape).reshape(-1, *x.shape[1:])
+    def forward(self, x: Tensor, timesteps: int) -> Tensor:
+        return x.unsqueeze(0).expand(timesteps, *x.shape).reshape(-1, *x.shape[1:])
 
 
 class CountingSynapse(TimeFolded):
-    """Wraps a synaptic layer (Linear, Conv, average pooling) and counts what it does.
+    """Wraps a synaptic layer (Linear, Conv, average pooling) of a converted network and says
+    what each call of it did (:meth:`activity`, read by :func:`isospike.counting`).
 
     ``spike_input``: the input is a spike tensor (each nonzero input is one event, so the
     work is accumulates, ACs); otherwise multiply-accumulates (MACs). ``static_input``: the
     input is constant over time and the layer runs once per sample, not once per step.
 
-    Counters: ``synaptic_ops`` (effective ops: nonzero input x nonzero weight), ``dense_ops``
-    (every input x weight), ``input_events`` (nonzero inputs: spikes arriving), ``ops_by_step``
-    (effective ops at step t, summed over runs), ``samples`` (samples processed);
-    with ``event_size`` set (sigma-delta input), every change of the input by ``event_size``
-    counts as one event;
-    ``outputs_per_sample``: output values per sample and step; ``parameters``: weights stored.
+    A call's row: ``synaptic_ops`` (effective ops: nonzero input x nonzero weight), ``dense_ops``
+    (every input x weight), ``input_events`` (nonzero inputs: spikes arriving), ``by_step``
+    (effective ops at step t), ``outputs`` (values produced), ``parameters`` (weights stored),
+    ``device_reads`` (one per synaptic event when ``reads_device``); with ``event_size`` set
+    (sigma-delta input), every change of the input by ``event_size`` counts as one event.
     """
 
     # the masked-TTFS population feeding this synapse, kept out of the module tree (see __init__)
@@ -66,29 +66,15 @@ class CountingSynapse(TimeFolded):
         self.event_size = None if event_size is None else float(event_size)
         self.in_crossbar = bool(in_crossbar)
         object.__setattr__(self, "silent_source", silent_source)  # not a submodule: the population is elsewhere
-        self._fold_cache: dict[tuple, Tensor] = {}
-        self.counting = True  # False skips the synaptic-operation counts (accuracy-only runs)
-        self.reset_counts()
 
     @property
     def kind(self) -> str:
         return "ac" if self.spike_input else "mac"
 
-    def reset_counts(self) -> None:
-        self.synaptic_ops = 0
-        self.dense_ops = 0
-        self.input_events = 0
-        self.samples = 0
-        self.outputs_per_sample = 0
-        self.ops_by_step: list[int] = []
-
     @property
     def parameters_stored(self) -> int:
         w = getattr(self.layer, "weight", None)
         return int(w.numel()) if isinstance(w, Tensor) else 0
-
-    def reset(self) -> None:  # no state; counters are kept across runs
-        pass
 
     def _silent_offset(self, x: Tensor) -> Tensor:
         src = self.silent_source
@@ -101,43 +87,42 @@ class CountingSynapse(TimeFolded):
         return values.expand(src.sample_shape).reshape(x.shape[1:])
 
     def _fold(self, offset: Tensor) -> Tensor:
-        key = (tuple(offset.shape), float(offset.sum()), float(offset.abs().sum()))
-        if key not in self._fold_cache:
-            f = getattr(self.layer, "ideal", self.layer)  # a crossbar folds digitally, without its ADC
-            with torch.no_grad():
-                self._fold_cache = {key: f(offset.unsqueeze(0)) - f(torch.zeros_like(offset).unsqueeze(0))}
-        return self._fold_cache[key]
+        """The silent value's contribution, W o (a crossbar folds digitally, without its ADC)."""
+        f = getattr(self.layer, "ideal", self.layer)
+        return f(offset.unsqueeze(0)) - f(torch.zeros_like(offset).unsqueeze(0))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, timesteps: int) -> Tensor:
         if self.silent_source is not None and self.silent_source.masked:
             offset = self._silent_offset(x)
-            x = x - offset  # the silent neurons' entries are exactly 0: no event
-            y = self.layer(x) + self._fold(offset)
-        else:
-            y = self.layer(x)
-        if not self.counting:
-            return y
+            return self.layer(x - offset) + self._fold(offset)  # the silent neurons' entries are exactly 0: no event
+        return self.layer(x)
+
+    def _input_seen(self, x: Tensor) -> Tensor:
+        """The input as the layer's events see it: the silent value of a masked source removed."""
+        if self.silent_source is not None and self.silent_source.masked:
+            return x - self._silent_offset(x)
+        return x
+
+    def activity(self, args: tuple, output: Tensor) -> LayerActivity:
+        """One call's synaptic work, from its input (see the class docstring)."""
+        x, T = args[0], args[1]
         with torch.no_grad():
-            steps = 1 if self.static_input else self.timesteps
+            x = self._input_seen(x.detach())
+            steps = 1 if self.static_input else T
             batch = x.shape[0] // steps
             if self.event_size is not None:
-                seq = x.detach().to(torch.float64).reshape(steps, batch, *x.shape[1:])
+                seq = x.to(torch.float64).reshape(steps, batch, *x.shape[1:])
                 delta = torch.diff(seq, dim=0, prepend=torch.zeros_like(seq[:1]))
                 # non-finite values (NaN/inf inputs) carry no countable events
                 active = torch.nan_to_num(torch.round(delta.abs() / self.event_size), nan=0.0, posinf=0.0).sum(1)
             else:
                 active = (x != 0).to(torch.float64).reshape(steps, batch, *x.shape[1:]).sum(1)
-            per_step = connection_count(self.layer, active).round().to(torch.int64).tolist()
-            self.synaptic_ops += sum(per_step)
-            self.dense_ops += dense_connections(self.layer, x) * batch * steps
-            self.input_events += int(active.sum().item())
-            self.outputs_per_sample = math.prod(y.shape[1:]) if y.dim() else 1
-            self.samples += batch
-            if len(self.ops_by_step) < steps:
-                self.ops_by_step.extend([0] * (steps - len(self.ops_by_step)))
-            for t, n in enumerate(per_step):
-                self.ops_by_step[t] += n
-        return y
+            per_step = connection_count(self.layer, active).round().to(torch.int64)
+            ops = int(per_step.sum())
+            return LayerActivity("", self.kind, synaptic_ops=ops, dense_ops=dense_connections(self.layer, x) * batch * steps,
+                                 timesteps=steps, samples=batch, by_step=per_step.tolist(),
+                                 input_events=int(active.sum()), outputs=output.numel(),
+                                 parameters=self.parameters_stored, device_reads=ops if self.reads_device else 0)
 
     def extra_repr(self) -> str:
         return f"kind={self.kind}, static_input={self.static_input}"

@@ -141,9 +141,6 @@ class MemristiveCrossbar:
                         model(batch)
             for layer in placed:
                 layer.finish_calibration(self.adc_percentile)
-        reset_counts = getattr(model, "reset_counts", None)
-        if reset_counts is not None:
-            reset_counts()
         model.crossbar = self  # type: ignore[assignment]  # torch stub: Module.__setattr__ takes any value
         return model
 

@@ -1,27 +1,24 @@
-"""What a network did, per layer and per inference, read from the counts its layers report.
+"""What a network did, per layer and per inference, as :func:`isospike.counting` observes it.
 
-Networks that count their own activity (:class:`isospike.activity.ActivityReporter`: converted
-spiking networks, the TTFS transformer, exact gate networks) report one record type,
-:class:`isospike.activity.LayerActivity`; nothing here re-derives their counts from shapes. Plain
-ANNs are counted into the same record with forward hooks on their Linear/Conv/pooling layers
-(NeuroBench conventions: effective operations = nonzero input x nonzero weight; dense = all). The
-energy package imports neither the converters nor the training code.
+Spiking networks (converted SNNs, the TTFS transformer, exact gate networks) say what their layers
+did in one record type, :class:`isospike.activity.LayerActivity`; nothing here re-derives their
+counts from shapes. Plain ANNs are counted into the same record by the same observer (NeuroBench
+conventions: effective operations = nonzero input x nonzero weight; dense = all). The energy
+package imports neither the converters nor the training code.
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from isospike.activity import ActivityReporter, LayerActivity
-from isospike.opcount import connection_count, dense_connections
+from isospike.activity import LayerActivity
+from isospike.observe import ANN_LAYERS, counting
 
-COUNTED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
-                  nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)
+COUNTED_LAYERS = ANN_LAYERS  # the layers of a plain ANN whose operations are counted
 
 _COUNTS = ("macs", "acs", "synaptic_ops", "dense_ops", "input_events", "outputs", "neuron_updates", "spikes",
            "gate_evaluations", "device_reads")
@@ -69,59 +66,35 @@ def _call(model: Any, inputs: Any) -> Any:
         return model(inputs)
 
 
-def reported_activity(net: ActivityReporter, inputs: Any) -> NetworkActivity:
-    """Run a network that counts its own activity (converted spiking networks, the TTFS
-    transformer, exact gate networks) from fresh counters and read its rows per inference."""
-    from isospike.conversion.network import SpikingNetwork
-
-    counting: contextlib.AbstractContextManager = contextlib.nullcontext()
-    if isinstance(net, SpikingNetwork):
-        if not isinstance(inputs, Tensor):
-            raise TypeError(f"a converted spiking network takes one input tensor [batch, ...], got "
-                            f"{type(inputs).__name__}; concatenate the batches (torch.cat) first")
-        counting = net.counting_on()  # its synapse counts may have been switched off
-    net.reset_counts()
-    net.layer_stats()  # a network that cannot count (an exact reference) says so here, before a costly run
-    with counting:
-        _call(net, inputs)
+def collect(model: nn.Module, inputs: Any) -> NetworkActivity:
+    """Activity of any network on one batch of ``inputs``, per inference, as
+    :func:`isospike.counting` observes it: converted SNNs, the TTFS transformer and exact gate
+    networks say what their layers did; any other module is counted as an ANN (its Linear,
+    convolution and average-pooling layers). ``model`` may be a ``torch.compile`` wrapper."""
+    if not isinstance(getattr(model, "_orig_mod", model), nn.Module):
+        raise TypeError(f"cannot estimate the energy of {type(model).__name__}: pass an nn.Module")
     n = _batch_size(inputs)
-    layers = [row.per_inference(n) for row in net.layer_stats().values()]
-    source = "exact" if any(row.kind == "gates" for row in layers) else "spiking"
+    with counting(model) as c:
+        try:
+            _call(model, inputs)
+        except (IndexError, RuntimeError) as exc:
+            if not c.layers or any(row.kind != "ann" for row in c.layers.values()):
+                raise
+            raise ValueError(f"counting the ANN's operations failed ({exc}); pass a batch [N, ...] of inputs") from exc
+    layers = [row.per_inference(n) for row in c.layers.values()]
+    if any(row.kind == "gates" for row in layers):
+        source = "exact"
+    elif any(row.kind != "ann" for row in layers):
+        source = "spiking"
+    else:
+        source = "ann"
+        _warn_uncounted(getattr(model, "_orig_mod", model))
     return NetworkActivity(source, n, layers, max((row.timesteps for row in layers), default=1))
 
 
 def ann_activity(model: nn.Module, inputs: Any) -> NetworkActivity:
-    """Count a non-spiking network's Linear/Conv/average-pooling layers with forward hooks."""
-    records: dict[str, LayerActivity] = {}
-
-    def hook(name: str):
-        def fn(m: nn.Module, args: tuple, y: Tensor) -> None:
-            x = args[0]
-            active = (x != 0).to(torch.float64)
-            eff = float(connection_count(m, active).sum())
-            dense = dense_connections(m, x) * x.shape[0]
-            rec = records.setdefault(name, LayerActivity(name, "ann"))
-            rec.synaptic_ops += eff
-            rec.dense_ops += dense
-            rec.input_events += float(active.sum())
-            rec.outputs += y.numel()
-            w = getattr(m, "weight", None)
-            rec.parameters = int(w.numel()) if isinstance(w, Tensor) else 0
-        return fn
-
-    handles = [m.register_forward_hook(hook(name)) for name, m in model.named_modules() if isinstance(m, COUNTED_LAYERS)]
-    try:
-        _call(model, inputs)
-    except (IndexError, RuntimeError) as exc:
-        if not records:
-            raise
-        raise ValueError(f"counting the ANN's operations failed ({exc}); pass a batch [N, ...] of inputs") from exc
-    finally:
-        for h in handles:
-            h.remove()
-    _warn_uncounted(model)
-    n = _batch_size(inputs)
-    return NetworkActivity("ann", n, [rec.per_inference(n) for rec in records.values()], 1)
+    """Count a non-spiking network's Linear/Conv/average-pooling layers (see :func:`collect`)."""
+    return collect(model, inputs)
 
 
 # modules whose own work is elementwise or a lookup: leaving them out of the ANN count is the
@@ -139,17 +112,6 @@ def _warn_uncounted(model: nn.Module) -> None:
         warnings.warn(f"energy: the operations of {', '.join(missed[:5])}{' and more' if len(missed) > 5 else ''} are not "
                       "counted (the ANN count sees Linear, Conv and average-pooling modules; functional matmuls are "
                       "not seen either): the estimate leaves them out", stacklevel=4)
-
-
-def collect(model: nn.Module, inputs: Any) -> NetworkActivity:
-    """Activity of any supported network: networks that count their own activity
-    (:class:`~isospike.activity.ActivityReporter`: converted SNNs, the TTFS transformer, exact
-    gate networks) report it; anything else is counted as an ANN."""
-    if isinstance(model, ActivityReporter):
-        return reported_activity(model, inputs)
-    if isinstance(model, nn.Module):
-        return ann_activity(model, inputs)
-    raise TypeError(f"cannot estimate the energy of {type(model).__name__}: pass an nn.Module")
 
 
 def ann_equivalent(activity: NetworkActivity) -> NetworkActivity:

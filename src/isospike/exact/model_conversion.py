@@ -60,9 +60,8 @@ class ExactNetwork(nn.Module):
 
     Attributes: ``arith`` (:class:`GateArith` or :class:`TorchArith`), ``source`` (the
     original class name). ``layer_counts()``: per module path, the gate activity of the last
-    forward (its own operations, not its children's); ``counts()``: their sum; ``layer_stats()``:
-    the same activity as :class:`~isospike.activity.LayerActivity` rows, the record every counting
-    network reports (:class:`~isospike.activity.ActivityReporter`)."""
+    forward (its own operations, not its children's); ``counts()``: their sum. ``isospike.counting``
+    reads the same activity as :class:`~isospike.activity.LayerActivity` rows (:meth:`activity`)."""
 
     coding = "exact"  # its registered coding (isospike.conversion.exact)
     _exact_base: type[nn.Module]
@@ -87,22 +86,21 @@ class ExactNetwork(nn.Module):
     def layer_counts(self) -> dict[str, ExactCounts]:
         return dict(self._exact_counts)
 
-    def reset_counts(self) -> None:
-        """Forget the gate activity of the last call (each call replaces it anyway)."""
-        self._exact_counts = {}
-        self._exact_samples = 0
-
-    def layer_stats(self) -> dict[str, LayerActivity]:
-        """The gate activity of the last call, per module path (``"<model>"``: operations outside
-        every submodule), as rows of kind "gates" (see :meth:`ExactCounts.activity`): totals over
-        the call's samples, one time step. Raises ValueError when this network does not count."""
+    def check_counting(self) -> None:
+        """Raise ValueError when this network does not count its gates (asked by
+        :func:`isospike.counting` before it observes a call)."""
         if not self._exact_count:
             raise ValueError("this exact network does not count its gates (a reference from isospike.exact.reference / "
                              "isospike.equivalent runs plain float32 operations, or convert(..., count=False)): use "
                              "isospike.exact.convert(model) for the gate circuits' activity, or the original model as "
                              "an ANN")
-        rows = (c.activity(path or "<model>", self._exact_samples) for path, c in self._exact_counts.items())
-        return {row.name: row for row in rows}
+
+    def activity(self, args: tuple, output: Any) -> list[LayerActivity]:
+        """The gate activity of the call just made, per module path (``"<model>"``: operations
+        outside every submodule), as rows of kind "gates" (see :meth:`ExactCounts.activity`):
+        totals over the call's samples, one time step (read by :func:`isospike.counting`)."""
+        self.check_counting()
+        return [c.activity(path or "<model>", self._exact_samples) for path, c in self._exact_counts.items()]
 
     def counts(self) -> ExactCounts:
         total = ExactCounts()

@@ -1,8 +1,10 @@
 """Integrate-and-fire (IF) and leaky integrate-and-fire (LIF) neurons.
 
 The pure step function :func:`if_step` maps ``(input, state, parameters)`` to
-``(spikes, new_state)``; the modules :class:`IFNeuron` and :class:`LIFNeuron` are thin wrappers
-that keep the state, loop over time and count what they do. Dynamics per step (float32):
+``(spikes, new_state)``, :func:`if_multistep` runs T of them (a compiled kernel where no gradient
+is needed); the modules :class:`IFNeuron` and :class:`LIFNeuron` are thin wrappers that keep the
+state between calls. Nothing here counts: :func:`isospike.counting` reads spikes from the outputs.
+Dynamics per step (float32):
 
     V <- beta * V + I              (beta = 1 for IF)
     S  = [V >= theta]
@@ -20,7 +22,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from isospike.activity import LayerActivity
 from isospike.neurons._kernels import integrate_fire_multistep, n_blocks
+from isospike.neurons.surrogate import spike
 
 ResetMode = Literal["subtract", "zero"]
 StepMode = Literal["single", "multi"]
@@ -56,11 +60,11 @@ def initial_state(like: Tensor, p: IFParameters) -> IFState:
 def if_step(x: Tensor, state: IFState, p: IFParameters) -> tuple[Tensor, IFState]:
     """One time step. ``x`` is the input current ``[batch, ...]``; returns 0/1 spikes of x's dtype."""
     v = p.leak * state.v + x
-    s = (v >= p.threshold).to(x.dtype)
+    s = spike(v, torch.as_tensor(p.threshold, dtype=v.dtype, device=v.device))
     if p.reset == "subtract":
-        v = v - p.threshold * s
+        v = v - p.threshold * s.detach()
     else:
-        v = v * (1 - s)
+        v = v * (1 - s.detach())
     return s, IFState(v)
 
 
@@ -74,19 +78,72 @@ def _check_params(threshold: float | Tensor, leak: float, reset: str) -> None:
         raise ValueError(f"threshold must be finite and > 0, got {threshold!r}")
 
 
+def if_multistep(x_steps: Tensor, p: IFParameters, spike_value: Tensor, timesteps: int, *,
+                 constant_input: bool = False, v0: Tensor | None = None, binary: bool = False) -> tuple[Tensor, Tensor]:
+    """Run ``timesteps`` IF/LIF steps from ``v0`` (default: ``p.v_init``) as a pure function.
+
+    ``x_steps``: input currents ``[T, batch, ...]``, or ``[1, batch, ...]`` with
+    ``constant_input`` (the same current at every step, not copied). Returns (spikes
+    ``[T, batch, ...]`` worth ``spike_value`` each in ``x_steps``' dtype, or 0/1 ``torch.bool``
+    events with ``binary``; the final membrane ``[batch, ...]``).
+
+    Without autograd (float32 on the CPU, outside ``torch.compile``) it runs the compiled kernel;
+    otherwise the same float32 arithmetic step by step in torch, the spikes carrying the surrogate
+    gradient of :mod:`isospike.neurons.surrogate` (the reset term carries none). Both give identical
+    spikes and membranes."""
+    neuron_shape = tuple(x_steps.shape[1:])
+    pt = IFParameters(torch.as_tensor(p.threshold, dtype=x_steps.dtype, device=x_steps.device), p.leak, p.reset,
+                      torch.as_tensor(p.v_init, dtype=x_steps.dtype, device=x_steps.device))
+    v = initial_state(x_steps[0], pt).v if v0 is None else v0
+    use_kernel = (
+        x_steps.dtype == torch.float32
+        and x_steps.device.type == "cpu"
+        and not (torch.is_grad_enabled() and (x_steps.requires_grad or v.requires_grad))
+        and not torch.compiler.is_compiling()  # dynamo cannot trace into numba: the torch path compiles
+    )
+    if use_kernel:
+        return _run_kernel(x_steps, constant_input, timesteps, v, pt, spike_value, binary)
+    state, out = IFState(v), []
+    for t in range(timesteps):
+        s, state = if_step(x_steps[0 if constant_input else t], state, pt)
+        out.append(s)
+    spikes = torch.stack(out) if out else x_steps.new_zeros((0, *neuron_shape))
+    return (spikes.bool() if binary else spikes * spike_value.to(x_steps.dtype)), state.v
+
+
+def _run_kernel(x_steps: Tensor, constant: bool, T: int, v: Tensor, p: IFParameters, spike_value: Tensor,
+                binary: bool) -> tuple[Tensor, Tensor]:
+    neuron_shape = v.shape
+    m = v.numel()
+    x2 = x_steps.detach().reshape(x_steps.shape[0], m).contiguous().numpy()
+    v_np = v.detach().to(torch.float32).reshape(m).contiguous().clone().numpy()
+    th = _per_neuron(torch.as_tensor(p.threshold), neuron_shape, m)
+    val = _per_neuron(spike_value, neuron_shape, m)
+    # numpy allocates large arrays with transparent huge pages: far fewer page faults
+    out = np.empty((T, m), dtype=np.uint8 if binary else np.float32)
+    counts = np.empty((n_blocks(m), T), dtype=np.int64)
+    integrate_fire_multistep(x2, constant, T, v_np, th, val, np.float32(p.leak), p.reset == "zero", binary, out, counts)
+    spikes = torch.from_numpy(out).reshape((T, *neuron_shape))
+    return (spikes.view(torch.bool) if binary else spikes), torch.from_numpy(v_np).reshape(neuron_shape)
+
+
+def spikes_per_step(spikes: Tensor, timesteps: int) -> Tensor:
+    """Spikes (nonzero entries) at each of ``timesteps`` steps of a step-major spike tensor
+    (``[T, ...]`` or time-folded ``[T * batch, ...]``): int64 ``[T]``."""
+    if spikes.numel() == 0:
+        return torch.zeros(timesteps, dtype=torch.int64)
+    return torch.count_nonzero(spikes.detach().reshape(timesteps, -1), dim=1)
+
+
 class IFNeuron(nn.Module):
-    """A population of IF neurons (LIF when ``leak < 1``) with explicit state and counters.
+    """A population of IF neurons (LIF when ``leak < 1``) with explicit state.
 
     Shapes: single-step input ``[batch, ...]``; multi-step input ``[T, batch, ...]``; the output
-    has the input's shape and dtype (float32 or float64), spikes scaled by ``spike_value``.
-
-    Counters (zeroed by :meth:`reset_counts`, kept by :meth:`reset`): ``spikes`` (total spikes
-    emitted), ``neuron_updates`` (neurons x time steps simulated), ``steps`` (time steps run) and
-    ``spikes_by_step`` (list: entry t sums the spikes emitted at step t after a state reset, over
-    every run since the counters were zeroed).
-
-    The no-grad multi-step path runs a compiled kernel; with autograd it runs the same float32
-    arithmetic step by step in torch (spikes carry no gradient: there is no surrogate here).
+    has the input's shape and dtype (float32 or float64), spikes scaled by ``spike_value``
+    (nonzero: a spike is a nonzero output). The membrane ``v`` and step ``t`` carry over from
+    call to call until :meth:`reset`; the dynamics themselves are the pure :func:`if_step` /
+    :func:`if_multistep`. Spikes carry a surrogate gradient under autograd. The module keeps no
+    counters: :func:`isospike.counting` counts its spikes from its outputs (:meth:`activity`).
     """
 
     threshold: Tensor  # buffers registered in __init__
@@ -106,17 +163,19 @@ class IFNeuron(nn.Module):
         _check_params(threshold, leak, reset)
         if step_mode not in ("single", "multi"):
             raise ValueError(f"step_mode must be 'single' or 'multi', got {step_mode!r}")
+        value = torch.as_tensor(spike_value, dtype=torch.float32)
+        if value.numel() == 0 or not bool(torch.isfinite(value).all()) or bool((value == 0).any()):
+            raise ValueError(f"spike_value must be finite and nonzero (a spike is a nonzero output), got {spike_value!r}")
         self.register_buffer("threshold", torch.as_tensor(threshold, dtype=torch.float32).clone())
         self.register_buffer("v_init", torch.as_tensor(v_init, dtype=torch.float32).clone())
-        self.register_buffer("spike_value", torch.as_tensor(spike_value, dtype=torch.float32).clone())
+        self.register_buffer("spike_value", value.clone())
         self.leak = float(leak)
         self.reset_mode: ResetMode = reset
         self.step_mode: StepMode = step_mode
         self.v: Tensor | None = None
         self.t = 0
-        self.reset_counts()
 
-    # ------------------------------------------------------------------ state and counters
+    # ------------------------------------------------------------------ state
     @property
     def params(self) -> IFParameters:
         return IFParameters(self.threshold, self.leak, self.reset_mode, self.v_init)
@@ -125,23 +184,6 @@ class IFNeuron(nn.Module):
         """Forget the membrane state (the next input starts from ``v_init`` at t = 0)."""
         self.v = None
         self.t = 0
-
-    def reset_counts(self) -> None:
-        """Zero the spike and update counters."""
-        self.spikes = 0
-        self.neuron_updates = 0
-        self.steps = 0
-        self.spikes_by_step: list[int] = []
-
-    def _record(self, first_step: int, spikes_per_step: list[int], neurons: int) -> None:
-        self.spikes += sum(spikes_per_step)
-        self.steps += len(spikes_per_step)
-        self.neuron_updates += neurons * len(spikes_per_step)
-        needed = first_step + len(spikes_per_step)
-        if len(self.spikes_by_step) < needed:
-            self.spikes_by_step.extend([0] * (needed - len(self.spikes_by_step)))
-        for k, n in enumerate(spikes_per_step):
-            self.spikes_by_step[first_step + k] += n
 
     def extra_repr(self) -> str:
         th = self.threshold
@@ -164,14 +206,8 @@ class IFNeuron(nn.Module):
     def single_step(self, x: Tensor) -> Tensor:
         """Advance one step. ``x``: input current ``[batch, ...]``. Returns scaled spikes."""
         self._check_input(x, 1)
-        p = self._params_for(x)
-        if self.v is None or self.v.shape != x.shape:
-            self.v = initial_state(x, p).v
-        s, state = if_step(x, IFState(self.v), p)
-        self.v = state.v
-        self._record(self.t, [int(s.sum().item())], x.numel())
-        self.t += 1
-        return s * self.spike_value.to(x.dtype)
+        out = self.multi_step(x.unsqueeze(0))
+        return out[0]
 
     def multi_step(
         self, x_seq: Tensor, constant_input: bool = False, timesteps: int | None = None, binary: bool = False
@@ -191,57 +227,20 @@ class IFNeuron(nn.Module):
         else:
             self._check_input(x_seq, 2)
             x_steps, T, neuron_shape = x_seq, x_seq.shape[0], tuple(x_seq.shape[1:])
-        p = self._params_for(x_seq)
-        if self.v is None or tuple(self.v.shape) != neuron_shape:
-            self.v = initial_state(x_steps[0], p).v
-        use_kernel = (
-            x_seq.dtype == torch.float32
-            and x_seq.device.type == "cpu"
-            and not (torch.is_grad_enabled() and x_seq.requires_grad)
-            and not torch.compiler.is_compiling()  # dynamo cannot trace into numba: the torch path compiles
-        )
-        if use_kernel:
-            out, per_step = self._run_kernel(x_steps, constant_input, T, binary)
-        else:
-            spikes = self._run_torch(x_steps, constant_input, T, p)
-            per_step = spikes.reshape(T, -1).sum(1).to(torch.int64).tolist()
-            out = spikes.bool() if binary else spikes * self.spike_value.to(x_seq.dtype)
-        self._record(self.t, per_step, int(np.prod(neuron_shape)))
+        v0 = self.v if self.v is not None and tuple(self.v.shape) == neuron_shape else None
+        out, self.v = if_multistep(x_steps, self.params, self.spike_value, T, constant_input=constant_input, v0=v0,
+                                   binary=binary)
         self.t += T
         return out
 
-    def _params_for(self, x: Tensor) -> IFParameters:
-        return IFParameters(
-            self.threshold.to(x.dtype), self.leak, self.reset_mode, self.v_init.to(x.dtype)
-        )
-
-    def _run_torch(self, x_steps: Tensor, constant: bool, T: int, p: IFParameters) -> Tensor:
-        assert self.v is not None  # multi_step initialises the state before running
-        state = IFState(self.v)
-        out = []
-        for t in range(T):
-            s, state = if_step(x_steps[0 if constant else t], state, p)
-            out.append(s)
-        self.v = state.v
-        return torch.stack(out)
-
-    def _run_kernel(self, x_steps: Tensor, constant: bool, T: int, binary: bool) -> tuple[Tensor, list[int]]:
-        assert self.v is not None  # multi_step initialises the state before running
-        neuron_shape = self.v.shape
-        m = self.v.numel()
-        x2 = x_steps.detach().reshape(x_steps.shape[0], m).contiguous().numpy()
-        v = self.v.detach().to(torch.float32).reshape(m).contiguous().clone().numpy()
-        th = _per_neuron(self.threshold, neuron_shape, m)
-        val = _per_neuron(self.spike_value, neuron_shape, m)
-        # numpy allocates large arrays with transparent huge pages: far fewer page faults
-        out = np.empty((T, m), dtype=np.uint8 if binary else np.float32)
-        counts = np.empty((n_blocks(m), T), dtype=np.int64)
-        integrate_fire_multistep(
-            x2, constant, T, v, th, val, np.float32(self.leak), self.reset_mode == "zero", binary, out, counts
-        )
-        self.v = torch.from_numpy(v).reshape(neuron_shape)
-        spikes = torch.from_numpy(out).reshape((T, *neuron_shape))
-        return (spikes.view(torch.bool) if binary else spikes), counts.sum(0).tolist()
+    def activity(self, args: tuple, output: Tensor) -> LayerActivity:
+        """What one call did (for :func:`isospike.counting`): spikes per step, neuron updates."""
+        seq = output.unsqueeze(0) if self.step_mode == "single" else output  # [T, batch, ...]
+        steps, rows = seq.shape[0], seq.shape[1] if seq.dim() > 1 else 1
+        neurons = seq[0].numel() // max(rows, 1) if steps else 0
+        per_step = spikes_per_step(seq, steps)
+        return LayerActivity("", "neuron", neurons=neurons, neuron_updates=rows * neurons * steps,
+                             spikes=int(per_step.sum()), timesteps=steps, samples=rows, by_step=per_step.tolist())
 
 
 def _per_neuron(p: Tensor, neuron_shape: torch.Size, m: int) -> np.ndarray:

@@ -8,6 +8,11 @@ what it provably computes, so the library's generic walkers need no per-coding b
 * ``receiver_wiring()``: what the synapses it feeds must know of it (the value of a sigma-delta
   spike, the silent value of masked TTFS), given to them when the graph is assembled.
 
+A population is a pure time loop: ``population(x, timesteps)`` runs the steps from the initial
+state and returns what it sends, keeping no state and no counters between calls; what a call did
+(spikes per step, neuron updates) is computed from its input and output by ``activity(args,
+output)``, which :func:`isospike.counting` calls only while it observes.
+
 Time is folded into the batch dimension: a tensor that varies over time has shape
 ``[T * batch, ...]`` (step-major); one that depends only on the input stays ``[batch, ...]``.
 """
@@ -20,35 +25,29 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from isospike.activity import LayerActivity
 from isospike.guarantees import BOUNDED_ERROR, MEASURED_ONLY, QNN_EQUIVALENT, LayerCertificate, layer_check
-from isospike.neurons.integrate_fire import IFNeuron, IFParameters, if_step, initial_state
+from isospike.neurons.integrate_fire import IFNeuron, IFParameters, if_multistep, if_step, initial_state, spikes_per_step
 
 
 class TimeFolded(nn.Module):
-    """Base of modules that need the number of time steps of the current run."""
+    """Base of the modules of a converted graph that take the number of time steps of the current
+    run as their second argument: ``module(x, timesteps)`` (the network passes it in; nothing is
+    stored)."""
 
-    timesteps: int = 1
-
-    def extra_repr(self) -> str:
-        return f"timesteps={self.timesteps}"
+    def forward(self, x: Tensor, timesteps: int) -> Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
 
 
 class SpikingPopulation(TimeFolded):
-    """Base of the neuron populations placed in a converted graph. Counters (zeroed by
-    ``reset_counts``): ``spikes``, ``neuron_updates``, ``spikes_by_step`` (list), ``samples``,
-    ``neurons_per_sample``."""
+    """Base of the neuron populations placed in a converted graph: ``forward(x, timesteps)`` is
+    a pure time loop (see the module docstring) and ``activity(args, output)`` says what one call
+    did, as a :class:`~isospike.activity.LayerActivity` row of kind "neuron" whose ``samples``
+    are the rows of the call's batch."""
 
     label: ClassVar[str] = "neurons"  # what reports call it
-    spikes: int
-    neuron_updates: int
-    spikes_by_step: list[int]
-    samples: int
-    neurons_per_sample: int
 
-    def reset(self) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def reset_counts(self) -> None:  # pragma: no cover - interface
+    def activity(self, args: tuple, output: Tensor) -> LayerActivity:  # pragma: no cover - interface
         raise NotImplementedError
 
     def equivalent(self, timesteps: int) -> nn.Module:
@@ -76,6 +75,17 @@ class SpikingPopulation(TimeFolded):
         return 1.0
 
 
+def folded_activity(output: Tensor, timesteps: int, per_step: Tensor | None = None) -> LayerActivity:
+    """The "neuron" row of a time-folded population's call: ``output`` ``[T * batch, ...]`` (a
+    nonzero entry is a spike unless ``per_step``, int64 ``[T]``, gives the spikes per step)."""
+    T = timesteps
+    rows = output.shape[0] // T if output.dim() and T else 0
+    neurons = math.prod(output.shape[1:]) if output.dim() else 1
+    counts = spikes_per_step(output, T) if per_step is None else per_step
+    return LayerActivity("", "neuron", neurons=neurons, neuron_updates=rows * neurons * T, spikes=int(counts.sum()),
+                         timesteps=T, samples=rows, by_step=counts.tolist())
+
+
 class TimeFoldedNeuron(SpikingPopulation):
     """Rate coding's population: a spiking IF/LIF neuron run on a time-folded tensor.
 
@@ -87,40 +97,21 @@ class TimeFoldedNeuron(SpikingPopulation):
 
     def __init__(self, neuron: IFNeuron, static_input: bool) -> None:
         super().__init__()
-        self.neuron = neuron
+        self.neuron = neuron  # its parameters (threshold, v_init, spike_value, leak, reset)
         self.static_input = static_input
-        self.reset_counts()
 
-    def reset_counts(self) -> None:
-        """Zero the neuron's counters and the samples seen."""
-        self.neuron.reset_counts()
-        self.samples = 0
-        self.neurons_per_sample = 0
+    def run(self, x: Tensor, timesteps: int) -> tuple[Tensor, Tensor]:
+        """The spikes ``[T * batch, ...]`` and the final membrane ``[batch, ...]`` for input ``x``."""
+        n, T = self.neuron, timesteps
+        x_steps = x.unsqueeze(0) if self.static_input else x.reshape(T, x.shape[0] // T, *x.shape[1:])
+        out, v = if_multistep(x_steps, n.params, n.spike_value, T, constant_input=self.static_input)
+        return out.reshape(-1, *out.shape[2:]), v
 
-    @property
-    def spikes(self) -> int:  # type: ignore[override]
-        return self.neuron.spikes
+    def forward(self, x: Tensor, timesteps: int) -> Tensor:
+        return self.run(x, timesteps)[0]
 
-    @property
-    def neuron_updates(self) -> int:  # type: ignore[override]
-        return self.neuron.neuron_updates
-
-    @property
-    def spikes_by_step(self) -> list[int]:  # type: ignore[override]
-        return self.neuron.spikes_by_step
-
-    def forward(self, x: Tensor) -> Tensor:
-        T = self.timesteps
-        if self.static_input:
-            out = self.neuron.multi_step(x, constant_input=True, timesteps=T)
-        else:
-            out = self.neuron.multi_step(x.reshape(T, x.shape[0] // T, *x.shape[1:]))
-        self.samples += out.shape[1]
-        self.neurons_per_sample = math.prod(out.shape[2:])
-        return out.reshape(-1, *out.shape[2:])
-
-    def reset(self) -> None:
-        self.neuron.reset()
+    def activity(self, args: tuple, output: Tensor) -> LayerActivity:
+        return folded_activity(output, args[1])
 
     def equivalent(self, timesteps: int) -> nn.Module:
         n = self.neuron
@@ -149,7 +140,7 @@ class TimeFoldedNeuron(SpikingPopulation):
         return row
 
     def extra_repr(self) -> str:
-        return f"timesteps={self.timesteps}, static_input={self.static_input}"
+        return f"static_input={self.static_input}"
 
 
 class RateQuantizer(nn.Module):

@@ -10,22 +10,24 @@ magnitude; None: as many as needed). Settled, it holds theta * round(ReLU(x) / t
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from isospike.activity import LayerActivity
 from isospike.coding.sigma_delta import settled_level
-from isospike.neurons.populations import SpikingPopulation
+from isospike.neurons.populations import SpikingPopulation, folded_activity
+from isospike.neurons.surrogate import straight_through
 
 
 class SigmaDeltaPopulation(SpikingPopulation):
     """ReLU neurons sending their output by sigma-delta spikes (see the module docstring).
 
     Input: currents ``[T * batch, ...]`` (time-folded) or ``[batch, ...]`` when ``static_input``.
-    Output: what the targets have integrated, ``yhat`` ``[T * batch, ...]`` (float32). Counts unit
-    spikes (|n| summed), neuron updates and spikes per step.
+    Output: what the targets have integrated, ``yhat`` ``[T * batch, ...]`` (float32); under
+    autograd the gradient of ReLU(x) reaches the input (straight through the spikes).
+    :meth:`activity` counts unit spikes (|n| summed) per step and neuron updates.
     """
 
     label = "sigma-delta neurons"
@@ -39,38 +41,30 @@ class SigmaDeltaPopulation(SpikingPopulation):
         self.threshold = float(threshold)
         self.static_input = static_input
         self.max_spikes_per_step = max_spikes_per_step
-        self.reset_counts()
 
-    def reset(self) -> None:
-        pass  # the state lives only within one forward call
-
-    def reset_counts(self) -> None:
-        self.spikes = 0
-        self.neuron_updates = 0
-        self.spikes_by_step: list[int] = []
-        self.samples = 0
-        self.neurons_per_sample = 0
-
-    def forward(self, x: Tensor) -> Tensor:
-        T = self.timesteps
+    def forward(self, x: Tensor, timesteps: int) -> Tensor:
+        T = timesteps
         seq = x.unsqueeze(0).expand(T, *x.shape) if self.static_input else x.reshape(T, x.shape[0] // T, *x.shape[1:])
-        held = torch.zeros_like(seq[0])  # integer spike sum: the targets hold threshold * held
-        out = torch.empty_like(seq)
-        if len(self.spikes_by_step) < T:
-            self.spikes_by_step.extend([0] * (T - len(self.spikes_by_step)))
+        held = torch.zeros_like(seq[0]).detach()  # integer spike sum: the targets hold threshold * held
+        out = []
         for t in range(T):
-            n = settled_level(seq[t], self.threshold) - held
+            n = settled_level(seq[t].detach(), self.threshold) - held
             if self.max_spikes_per_step is not None:
                 n = n.clamp(-self.max_spikes_per_step, self.max_spikes_per_step)
             held = held + n
-            out[t] = self.threshold * held
-            count = int(torch.nan_to_num(n.abs(), nan=0.0, posinf=0.0).sum())  # non-finite inputs send no countable spikes
-            self.spikes += count
-            self.spikes_by_step[t] += count
-        self.neuron_updates += seq.numel()
-        self.samples += seq.shape[1]
-        self.neurons_per_sample = math.prod(seq.shape[2:])
-        return out.reshape(-1, *seq.shape[2:])
+            # no surrogate: the gradient reaches the neuron's ReLU through the held value (SpikingGamma)
+            out.append(straight_through(seq[t].clamp_min(0), self.threshold * held))
+        return torch.stack(out).reshape(-1, *seq.shape[2:])
+
+    def activity(self, args: tuple, output: Tensor) -> LayerActivity:
+        """One call's unit spikes per step, |change of the held value| / theta (non-finite values
+        send no countable spikes), from its output."""
+        T = args[1]
+        seq = output.detach().reshape(T, -1)
+        held = torch.round(seq / self.threshold)
+        delta = torch.diff(held, dim=0, prepend=torch.zeros_like(held[:1])).abs()
+        per_step = torch.nan_to_num(delta, nan=0.0, posinf=0.0).sum(1).to(torch.int64)
+        return folded_activity(output, T, per_step)
 
     def extra_repr(self) -> str:
         return f"threshold={self.threshold:.4g}, max_spikes_per_step={self.max_spikes_per_step}, static_input={self.static_input}"

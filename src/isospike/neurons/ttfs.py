@@ -18,10 +18,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from isospike.activity import LayerActivity
 from isospike.coding.mttfs import Silence, apply_dead_zone, check_silence, lowest_level, spike_code
 from isospike.coding.ttfs import Rounding, level_of, level_table
 from isospike.devices import DeviceVariation, OptoelectronicSynapse
 from isospike.neurons.populations import SpikingPopulation
+from isospike.neurons.surrogate import straight_through
 
 
 class TTFSPopulation(SpikingPopulation):
@@ -29,7 +31,7 @@ class TTFSPopulation(SpikingPopulation):
 
     Input: membrane potentials V (any shape, float32). Output: what the next layer's synapses
     read for each neuron -- ``scale * T * O(t_k)`` at its spike slot k (0 when silent), signed
-    for two-channel layers. Records spikes, neuron updates (neurons x T) and spikes per slot.
+    for two-channel layers. :meth:`activity` counts spikes per slot and neuron updates (neurons x T).
 
     ``silent_level`` is the level sent as silence (0: plain TTFS), ``dead_zone`` the levels around
     it also sent as silence, and ``silence`` the rule that chose it (:data:`isospike.coding.mttfs.
@@ -79,18 +81,6 @@ class TTFSPopulation(SpikingPopulation):
             (timesteps - torch.arange(timesteps + 1, dtype=torch.float32)) / timesteps
         self.register_buffer("slot_reads", reads)
         self.generator: torch.Generator | None = None
-        self.last_slots: Tensor | None = None
-        self.reset_counts()
-
-    def reset(self) -> None:
-        self.last_slots = None
-
-    def reset_counts(self) -> None:
-        self.spikes = 0
-        self.neuron_updates = 0
-        self.spikes_by_step = [0] * self.window
-        self.samples = 0
-        self.neurons_per_sample = 0
 
     def thresholds(self) -> Tensor:
         """theta_k for k = 0..T-1 (decreasing): the staircase the membrane is compared with."""
@@ -113,55 +103,65 @@ class TTFSPopulation(SpikingPopulation):
         m = self.silent_level
         return (m.sign() * self.scale * self.window * self.slot_reads[self.window - m.abs()]).to(torch.float32)
 
-    def forward(self, v: Tensor) -> Tensor:
-        T = self.window
-        self.sample_shape = tuple(v.shape[1:])
+    def first_crossings(self, v: Tensor) -> Tensor:
+        """The slot k = 0..T-1 at which each neuron's membrane ``v`` first crosses the staircase, T
+        when it never does: its level is q = T - k (int64, ``v``'s shape; signed layers: of |v|)."""
         mag = v.abs() if self.signed else v
-        # first crossing of the staircase: slot T - q for level q, T when it never fires
-        slot = T - level_of(mag, self.levels().to(mag.dtype), self.rounding)
-        if self.masked:
-            return self._masked(v, slot)
-        reads = self.slot_reads
-        if self.device is not None and self.device.variation is not None:
-            var: DeviceVariation = self.device.variation
-            shape = slot.shape if var.granularity == "read" else slot.shape[1:] if var.granularity == "device" else ()
-            factors = var.factors(torch.Size(shape) if shape else torch.Size([1]), self.generator)
-            value = self.scale * T * reads[slot] * factors.to(reads.dtype)
-        else:
-            value = self.scale * T * reads[slot]
-        value = torch.where(slot < T, value, torch.zeros_like(value))
-        if self.signed:
-            value = torch.sign(v) * value
-        self.last_slots = slot
-        fired = slot < T
-        self.spikes += int(fired.sum())
-        self.neuron_updates += v.numel() * T
-        counts = torch.bincount(slot.flatten(), minlength=T + 1)[:T].tolist()
-        self.spikes_by_step = [a + int(b) for a, b in zip(self.spikes_by_step, counts)]
-        self.samples += v.shape[0] if v.dim() else 1
-        self.neurons_per_sample = math.prod(v.shape[1:]) if v.dim() else 1
-        return value.to(v.dtype)
+        return self.window - level_of(mag.detach(), self.levels().to(mag.dtype), self.rounding)
 
-    def _masked(self, v: Tensor, slot: Tensor) -> Tensor:
-        """M-TTFS: the TTFS level, dead zone applied, sent with silence for the silent level."""
-        T = self.window
-        q = T - slot
+    def masked_levels(self, v: Tensor, slot: Tensor) -> Tensor:
+        """The signed level each neuron sends (dead zone applied), from its first crossing ``slot``."""
+        q = self.window - slot
         if self.signed:
             q = torch.where(v < 0, -q, q)
-        q = apply_dead_zone(q, self.silent_level, self.dead_zone)
-        value = self.scale * T * self.slot_reads[T - q.abs()]
-        if self.signed:
-            value = torch.where(q < 0, -value, value)
-        code = spike_code(q, self.silent_level)
-        fired = code != 0
-        self.last_slots = torch.where(fired, T - code.abs(), torch.full_like(code, T))
-        self.spikes += int(fired.sum())
-        self.neuron_updates += v.numel() * T
-        counts = torch.bincount(self.last_slots.flatten(), minlength=T + 1)[:T].tolist()
-        self.spikes_by_step = [a + int(b) for a, b in zip(self.spikes_by_step, counts)]
-        self.samples += v.shape[0] if v.dim() else 1
-        self.neurons_per_sample = math.prod(v.shape[1:]) if v.dim() else 1
-        return value.to(v.dtype)
+        return apply_dead_zone(q, self.silent_level, self.dead_zone)
+
+    def spike_slots(self, v: Tensor) -> Tensor:
+        """The slot at which each neuron spikes, T when it is silent (under masked TTFS the silent
+        level sends no spike and the code of level 0 fires in its place)."""
+        slot = self.first_crossings(v)
+        if not self.masked:
+            return slot
+        code = spike_code(self.masked_levels(v, slot), self.silent_level)
+        return torch.where(code != 0, self.window - code.abs(), torch.full_like(code, self.window))
+
+    def forward(self, v: Tensor, timesteps: int | None = None) -> Tensor:
+        """What the next layer's synapses read for each neuron (see the class docstring).
+        ``timesteps`` is the network's (unused: a TTFS population runs its own window). Under
+        autograd the gradient is the QNN's straight-through one, inside the level range."""
+        T = self.window
+        if self.sample_shape is None:
+            self.sample_shape = tuple(v.shape[1:])
+        slot = self.first_crossings(v)
+        if self.masked:
+            q = self.masked_levels(v, slot)
+            value = self.scale * T * self.slot_reads[T - q.abs()]
+            if self.signed:
+                value = torch.where(q < 0, -value, value)
+        else:
+            reads = self.slot_reads
+            if self.device is not None and self.device.variation is not None:
+                var: DeviceVariation = self.device.variation
+                shape = slot.shape if var.granularity == "read" else slot.shape[1:] if var.granularity == "device" else ()
+                factors = var.factors(torch.Size(shape) if shape else torch.Size([1]), self.generator)
+                value = self.scale * T * reads[slot] * factors.to(reads.dtype)
+            else:
+                value = self.scale * T * reads[slot]
+            value = torch.where(slot < T, value, torch.zeros_like(value))
+            if self.signed:
+                value = torch.sign(v.detach()) * value
+        top = self.scale * T
+        return straight_through(v, value.to(v.dtype), (v <= top) & (v >= (-top if self.signed else 0.0)))
+
+    def activity(self, args: tuple, output: Tensor) -> LayerActivity:
+        """One call's spikes (one per neuron at most), per slot of the window, from its input."""
+        v, T = args[0], self.window
+        slots = self.spike_slots(v)
+        counts = torch.bincount(slots.flatten(), minlength=T + 1)[:T]
+        rows = v.shape[0] if v.dim() else 1
+        return LayerActivity("", "neuron", neurons=math.prod(v.shape[1:]) if v.dim() else 1,
+                             neuron_updates=v.numel() * T, spikes=int(counts.sum()), timesteps=T, samples=rows,
+                             by_step=counts.tolist())
 
     def extra_repr(self) -> str:
         dev = self.device.name if self.device is not None else "ideal"
@@ -193,7 +193,4 @@ class LevelQuantizer(nn.Module):
         self.population.device = None if population.device is None else population.device.with_variation(None)
 
     def forward(self, z: Tensor) -> Tensor:
-        p = self.population
-        out = p(z)
-        p.reset_counts()
-        return out
+        return self.population(z)

@@ -21,6 +21,7 @@ warning is issued on export.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import operator
@@ -55,13 +56,13 @@ def export(snn: nn.Module, path: str | Path | None = None):
     """The NIR graph of a network from :func:`isospike.convert` (written to ``path`` when given)."""
     import nir
 
-    from isospike.conversion.network import SpikingNetwork
+    from isospike.conversion.network import SpikingNetwork, unthread_timesteps
     from isospike.conversion.timefold import CountingSynapse, SpikingPopulation, TimeBroadcast, TimeFoldedNeuron
     from isospike.serialize.modules import write_module
 
     if not isinstance(snn, SpikingNetwork):
         raise TypeError(f"isospike.nir.export expects a network from isospike.convert, got {type(snn).__name__}")
-    gm = snn.graph_module
+    gm = unthread_timesteps(copy.deepcopy(snn.graph_module))  # NIR nodes take one tensor
     nodes: dict[str, Any] = {}
     edges: list[tuple[str, str]] = []
     producers: dict[fx.Node, list[str]] = {}

@@ -23,7 +23,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from isospike.conversion.timefold import SpikingPopulation
+from isospike.activity import LayerActivity
+from isospike.neurons.populations import SpikingPopulation, folded_activity
+from isospike.neurons.surrogate import spike
 
 SNAP = 1e-5  # |factor - 1| below which an exported scale factor is exactly 1
 
@@ -87,34 +89,21 @@ class NIRNeurons(SpikingPopulation):
             self.register_buffer("syn_decay", (1 - dt / tau_s).float())
             self.register_buffer("syn_scale", _snapped(dt * _param(w_in, "w_in", where) / tau_s).float())
         self.recurrent = recurrent
-        self.reset_counts()
 
     def _recurrence(self, s: Tensor) -> Tensor | None:
         return self.recurrent(s) if self.recurrent is not None else None
-
-    def reset(self) -> None:
-        pass  # the state lives within one forward call
-
-    def reset_counts(self) -> None:
-        self.spikes = 0
-        self.neuron_updates = 0
-        self.spikes_by_step: list[int] = []
-        self.samples = 0
-        self.neurons_per_sample = 0
 
     @staticmethod
     def _times(factor: Tensor, x: Tensor) -> Tensor:
         return x if factor.numel() == 1 and float(factor) == 1.0 else factor * x
 
-    def forward(self, x: Tensor) -> Tensor:
-        T = self.timesteps
+    def forward(self, x: Tensor, timesteps: int) -> Tensor:
+        T = timesteps
         seq = x.unsqueeze(0).expand(T, *x.shape) if self.static_input else x.reshape(T, x.shape[0] // T, *x.shape[1:])
         v = torch.zeros_like(seq[0])
         syn = torch.zeros_like(seq[0]) if self.current else None
         s = torch.zeros_like(seq[0])
-        out = torch.empty_like(seq)
-        if len(self.spikes_by_step) < T:
-            self.spikes_by_step.extend([0] * (T - len(self.spikes_by_step)))
+        out = []
         for t in range(T):
             # sums associated as the source libraries write them: (decay * state + input) + recurrence
             rec = self._recurrence(s)
@@ -130,19 +119,18 @@ class NIRNeurons(SpikingPopulation):
             if self.has_leak_term:
                 v = v + self.leak_term
             if self.spiking:
-                fired = v > self.threshold
-                s = fired.to(v.dtype)
-                v = torch.where(fired, self.v_reset.to(v.dtype).expand_as(v), v)
-                out[t] = s
-                count = int(fired.sum())
-                self.spikes += count
-                self.spikes_by_step[t] += count
+                s = spike(v, self.threshold.to(v.dtype), strict=True)
+                v = torch.where(s.detach() > 0, self.v_reset.to(v.dtype).expand_as(v), v)
+                out.append(s)
             else:
-                out[t] = v
-        self.neuron_updates += seq.numel()
-        self.samples += seq.shape[1]
-        self.neurons_per_sample = math.prod(seq.shape[2:])
-        return out.reshape(-1, *seq.shape[2:])
+                out.append(v)
+        return torch.stack(out).reshape(-1, *seq.shape[2:])
+
+    def activity(self, args: tuple, output: Tensor) -> LayerActivity:
+        """One call's spikes per step (LI neurons send their membrane: no spikes)."""
+        T = args[1]
+        per_step = None if self.spiking else torch.zeros(T, dtype=torch.int64)
+        return folded_activity(output, T, per_step)
 
     def extra_repr(self) -> str:
         rec = ", recurrent" if self.recurrent is not None else ""

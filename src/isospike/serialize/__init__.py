@@ -31,6 +31,7 @@ from torch import Tensor, fx, nn
 
 from isospike._io import atomic_write
 from isospike.conversion.graph import parameter_dtype
+from isospike.conversion.network import TIMESTEPS_INPUT
 from isospike.errors import FileFormatError, one_line
 from isospike.serialize.graph import read_graph, write_graph
 from isospike.serialize.modules import read_module, read_synapse, write_module
@@ -205,6 +206,9 @@ def load(path: str | Path) -> nn.Module:
             raise FileFormatError(f"{source}: the attribute {a!r} has no stored tensor {key!r}")
         modules[a] = tensors[key]
     graph = read_graph(root["graph"], set(declared), set(attrs))
+    inputs = [str(n.target) for n in graph.nodes if n.op == "placeholder"]
+    if not 1 <= len(inputs) <= 2 or TIMESTEPS_INPUT in inputs[:1] or inputs[1:] not in ([], [TIMESTEPS_INPUT]):
+        raise root["graph"].error(f"a graph with one input, then the {TIMESTEPS_INPUT!r} input")
     try:
         gm = fx.GraphModule(modules, graph)
     except RuntimeError as exc:
@@ -240,15 +244,12 @@ def _dry_run(snn: Any, source: str) -> None:
         dtype = parameter_dtype(snn.graph_module) or dtype
     x = torch.zeros(1, *shape[1:], dtype=dtype)
     try:
-        snn(x, timesteps=1 if snn.fold_time else None)
+        with torch.no_grad():
+            snn(x, timesteps=1 if snn.fold_time else None)
     except Exception as exc:  # noqa: BLE001 - whatever a malformed graph raises, the file is at fault
         raise FileFormatError(f"{source}: the network it describes does not run on one input of its recorded shape "
                               f"{list(shape[1:])} ({type(exc).__name__}: {one_line(exc, 200)}); the file is damaged "
                               "or crafted") from None
-    finally:
-        snn.reset()
-        snn.reset_counts()
-        snn.steps_run = snn.timesteps
 
 
 def _assign_tensors(gm: nn.Module, state: dict[str, Tensor], source: str) -> None:

@@ -24,6 +24,7 @@ from torch import fx
 from torch.fx.passes.shape_prop import TensorMetadata
 
 from isospike.conversion.graph import KEPT_FUNCTIONS, KEPT_METHODS
+from isospike.conversion.network import TIMESTEPS_INPUT
 from isospike.errors import FileFormatError
 from isospike.serialize.schema import MAX_DEPTH, Field, is_identifier
 
@@ -189,8 +190,11 @@ class _Reader:
             target = target_field.module_path()
             if target not in self.modules:
                 raise target_field.error(f"one of the modules the file declares ({len(self.modules)} of them)")
-            if len(args) != 1 or not isinstance(args[0], fx.Node) or kwargs:
-                raise rec["args"].error("one node (a module of a converted network takes one tensor)")
+            steps = self.env.get(TIMESTEPS_INPUT)
+            if not 1 <= len(args) <= 2 or not isinstance(args[0], fx.Node) or kwargs \
+                    or (len(args) == 2 and (steps is None or args[1] is not steps)):
+                raise rec["args"].error("one node, and the 'timesteps' input for time-folded modules (a module of a "
+                                        "converted network takes one tensor)")
         elif op == "get_attr":
             target = target_field.module_path()
             if target not in self.attrs:
@@ -265,6 +269,7 @@ def read_graph(f: Field, modules: set[str], attrs: set[str]) -> fx.Graph:
         outputs += node.op == "output"
     if outputs != 1:
         raise f.error("a graph with exactly one output node")
+
     try:
         reader.graph.lint()
     except RuntimeError as exc:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from isospike.activity import LayerActivity
 from isospike.coding.mttfs import Silence
 from isospike.coding.ttfs import Rounding, level_of, level_table
 from isospike.devices import OptoelectronicSynapse, resolve_synapse
@@ -133,19 +134,22 @@ class TTFSQuant(nn.Module):
             level = torch.sign(x.detach()) * level if self.signed else level
         return ste + (level - ste).detach()
 
+    def activity(self, args: tuple, output: Tensor) -> LayerActivity | None:
+        """What one call did as a spiking population (for :func:`isospike.counting`; None when it
+        ran as the QNN, ``spiking`` off)."""
+        if not self.spiking:
+            return None
+        return self.spiking_population().activity((args[0].detach(),), output)
+
     def spiking_population(self):
-        """The TTFS population this layer is equivalent to (current step; counters kept)."""
+        """The TTFS population this layer is equivalent to (current step)."""
         from isospike.conversion.ttfs import TTFSPopulation
 
         scale = float(self.scale.detach().abs())
         p = self.population
         if p is None or p.scale != scale or int(p.silent_level) != self.silent_level or p.dead_zone != self.dead_zone:
-            old = self.population
             object.__setattr__(self, "population", TTFSPopulation(self.timesteps, scale, self.rounding, self.signed,
                                                                   self.device, self.silent_level, self.dead_zone))
-            if old is not None:  # keep the counts across step updates
-                for k in ("spikes", "neuron_updates", "spikes_by_step", "samples", "neurons_per_sample"):
-                    setattr(self.population, k, getattr(old, k))
         self.population.generator = self.generator
         return self.population
 

@@ -18,13 +18,15 @@ Embeddings (lookups, additions, LayerNorm), softmax, LayerNorm, residual additio
 pooling stay digital: they are counted as non-spiking operations. Weights stay float32 (Otters
 uses 1-bit weights; that needs far longer distillation than a CPU budget allows).
 
-``model.spiking(True)`` runs every TTFS activation as its spiking population (device-faithful,
-spike counting) and records per-layer counts (``layer_stats()``) for the energy model.
+``model.spiking(True)`` runs every TTFS activation as its spiking population (device-faithful);
+:func:`isospike.counting` then observes its spikes, synaptic events and digital operations per
+layer for the energy model.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -122,38 +124,24 @@ class TTFSBertClassifier(nn.Module):
         self.head = copy.deepcopy(head)
         self.timesteps = timesteps
         self.hidden: list[Tensor] = []
-        self._stats: dict[str, LayerActivity] = {}
-        self._counting = False
+        self._sinks: list[Callable[[LayerActivity], None]] = []  # attached by isospike.counting
 
     # ---------------------------------------------------------------- spiking mode and counts
     def quantizers(self) -> dict[str, TTFSQuant]:
         return {n: m for n, m in self.named_modules() if isinstance(m, TTFSQuant)}
 
     def spiking(self, on: bool = True) -> TTFSBertClassifier:
-        """Run every TTFS activation as its spiking population and count (True), or as the QNN."""
+        """Run every TTFS activation as its spiking population (True), or as the QNN."""
         for m in self.quantizers().values():
             m.spiking = on
-        self._counting = on
         return self
 
-    def reset_counts(self) -> None:
-        self._stats = {}
-        for m in self.quantizers().values():
-            if m.population is not None:
-                m.population.reset_counts()
-
-    def layer_stats(self) -> dict[str, LayerActivity]:
-        """Per-layer :class:`~isospike.activity.LayerActivity` since :meth:`reset_counts` (spiking
-        mode): the synapse layers ("ac"), the digital operations of each encoder layer ("mac") and
-        the TTFS populations ("neuron"), totals over the samples run."""
-        stats = dict(self._stats)
-        for name, m in self.quantizers().items():
-            p = m.population
-            if p is not None and p.samples:
-                stats[name] = LayerActivity(name, "neuron", neurons=p.neurons_per_sample, neuron_updates=p.neuron_updates,
-                                            spikes=p.spikes, timesteps=self.timesteps, samples=p.samples,
-                                            by_step=list(p.spikes_by_step))
-        return stats
+    def attach_activity_sink(self, sink: Callable[[LayerActivity], None]) -> Callable[[], None]:
+        """Send the rows only the forward sees (synapse layers fed by TTFS values, attention,
+        digital operations) to ``sink`` after each spiking call; returns the detacher (used by
+        :func:`isospike.counting`; the TTFS populations themselves are observed directly)."""
+        self._sinks.append(sink)
+        return lambda: self._sinks.remove(sink)
 
     @torch.no_grad()
     def init_scales(self, input_ids: Tensor, attention_mask: Tensor, percentile: float = 99.9) -> None:
@@ -180,7 +168,8 @@ class TTFSBertClassifier(nn.Module):
         h = self.embeddings(input_ids=input_ids)
         mask = torch.where(attention_mask[:, None, None, :].bool(), 0.0, torch.finfo(torch.float32).min)
         self.hidden = [h]
-        record = _Recorder(self) if self._counting else None
+        spiking = any(m.spiking for m in self.quantizers().values())
+        record = _Recorder(self) if self._sinks and spiking else None
         for i, layer in enumerate(self.layers):
             if record is not None:
                 record.prefix = f"layers.{i}"
@@ -192,18 +181,22 @@ class TTFSBertClassifier(nn.Module):
         if record is not None:
             record.prefix = ""
             record(pq, self.head, True, self.q_pool.silent_value())
+            for row in record.rows.values():
+                for sink in list(self._sinks):
+                    sink(row)
         return self.head(pq)
 
 
 class _Recorder:
-    """Accumulates per-layer synaptic and digital operation counts while spiking."""
+    """Accumulates one spiking call's per-layer synaptic and digital operation counts."""
 
     def __init__(self, model: TTFSBertClassifier) -> None:
         self.model = model
         self.prefix = ""
+        self.rows: dict[str, LayerActivity] = {}
 
     def _stat(self, name: str, kind: str) -> LayerActivity:
-        return self.model._stats.setdefault(name, LayerActivity(name, kind))
+        return self.rows.setdefault(name, LayerActivity(name, kind))
 
     def __call__(self, x: Tensor | None, linear: nn.Linear | None, reads_device: bool, silent: float = 0.0) -> None:
         """Count a synaptic layer driven by TTFS values ``x``; entries equal to ``silent`` (the
