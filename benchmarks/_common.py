@@ -48,6 +48,6 @@ def write_results(name: str, data: dict[str, Any]) -> Path:
 
 
 def print_table(headers: list[str], rows: list[list[Any]]) -> None:
-    from isospike.report.tables import text_table
+    from isospike.tables import text_table
 
     print(text_table(headers, rows))

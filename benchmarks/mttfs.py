@@ -249,8 +249,8 @@ def main() -> None:
             row[f"accuracy_{name}"] = evaluate(placed, test) if crossbar_accuracy else None
             if name == "crossbar":
                 placed_acts = counted(placed, sample)
-                row["energy_crossbar"] = energy(placed_acts, xbar.hardware())
-                row["energy_crossbar_sram_membranes"] = energy(placed_acts, xbar.hardware(analog_integration=False))
+                row["energy_crossbar"] = energy(placed_acts, E.crossbar_hardware(xbar))
+                row["energy_crossbar_sram_membranes"] = energy(placed_acts, E.crossbar_hardware(xbar, analog_integration=False))
         rows.append(row)
         print(f"{label}: {100 * row['accuracy']:.2f}%, {row['spikes_per_token']:.0f} spikes/token, "
               f"{100 * row['silent_share']:.1f}% silent, {row['energy_horowitz45']['total_uj']:.1f} uJ (horowitz45, "

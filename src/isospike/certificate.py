@@ -25,52 +25,17 @@ Guarantees:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from isospike.conversion.equivalent import equivalent
+from isospike.conversion.exact import verify_bit_exact
 from isospike.conversion.network import SpikingNetwork
-from isospike.guarantees import BIT_EXACT, MEASURED_ONLY, LayerCertificate
+from isospike.guarantees import MEASURED_ONLY, Certificate, LayerCertificate
 from isospike.neurons.populations import SpikingPopulation
 
 __all__ = ["MEASURED_ONLY", "Certificate", "LayerCertificate", "verify", "verify_bit_exact"]
-
-
-@dataclass
-class Certificate:
-    coding: str
-    samples: int
-    layers: list[LayerCertificate] = field(default_factory=list)
-    output_max_abs_diff: float = 0.0
-
-    @property
-    def holds(self) -> bool:
-        return all(layer.holds for layer in self.layers)
-
-    @property
-    def fraction_within(self) -> float:
-        """Fraction of all compared values that satisfy their layer's guarantee."""
-        entries = sum(layer.entries for layer in self.layers)
-        return 1.0 - sum(layer.violations for layer in self.layers) / entries if entries else 1.0
-
-    def summary(self) -> str:
-        """"yes" when every guarantee held, else the share of values within their guarantee."""
-        return "yes" if self.holds else f"NO ({100 * self.fraction_within:.1f}% within)"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"coding": self.coding, "samples": self.samples, "holds": self.holds,
-                "output_max_abs_diff": self.output_max_abs_diff, "layers": [asdict(layer) for layer in self.layers]}
-
-    def table(self) -> str:
-        from isospike.report.tables import text_table
-
-        rows = [[c.layer, c.guarantee, f"{c.max_abs_diff:.3g}" if c.max_ulp is None else f"{c.max_ulp} ULP",
-                 f"{c.bound:.3g}", f"{c.violations}/{c.entries}", "yes" if c.holds else "NO"] for c in self.layers]
-        head = f"{self.coding}: {'all guarantees hold' if self.holds else 'SOME GUARANTEES FAIL'} on {self.samples} samples"
-        return head + "\n" + text_table(["layer", "guarantee", "measured", "bound", "violations", "holds"], rows)
 
 
 def _capture(model: nn.Module, types: tuple[type[nn.Module], ...], x: Tensor, root: nn.Module | None = None
@@ -119,60 +84,4 @@ def verify(snn: nn.Module, x: Tensor, tolerance: float = 0.0) -> Certificate:
         cert.layers.append(m.certify(name, current, output, eq_layers[name][1], snn.timesteps, snn.fold_time, tolerance))
     y_snn, y_eq = snn_layers["__output__"][1], eq_layers["__output__"][1]
     cert.output_max_abs_diff = float((y_snn - y_eq).abs().max()) if torch.is_tensor(y_snn) and y_snn.numel() else 0.0
-    return cert
-
-
-def _float_leaves(value: Any) -> list[Tensor]:
-    """The floating tensors of a module output (tensor, tuple, list, dict / ModelOutput), in order."""
-    if isinstance(value, Tensor):
-        return [value.detach()] if value.is_floating_point() else []
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in _float_leaves(v)]
-    if isinstance(value, (tuple, list)):
-        return [t for v in value for t in _float_leaves(v)]
-    return []
-
-
-def verify_bit_exact(net: nn.Module, ref: nn.Module, x: Any) -> Certificate:
-    """Run a network and its reference on ``x`` (a tensor, a tuple of positional inputs or a dict of
-    keyword inputs) and compare, bit for bit, the output of every module without children (each
-    call of it) and the network's output: the check of the exact coding."""
-    from isospike.metrics import ulp_distance
-
-    args, kwargs = (x, {}) if not isinstance(x, (tuple, dict)) else ((x, {}) if isinstance(x, tuple) else ((), x))
-    if not isinstance(args, tuple):
-        args = (args,)
-
-    def run(model: nn.Module) -> list[tuple[str, list[Tensor]]]:
-        records: list[tuple[str, list[Tensor]]] = []
-        hooks = []
-        for name, m in model.named_modules():
-            if name and not any(True for _ in m.children()):
-                hooks.append(m.register_forward_hook(
-                    lambda mod, i, o, name=name: records.append((name, _float_leaves(o)))))
-        try:
-            with torch.no_grad():
-                out = model(*args, **kwargs)
-        finally:
-            for h in hooks:
-                h.remove()
-        records.append(("output", _float_leaves(out)))
-        return records
-
-    got, want = run(net), run(ref)
-    first = args[0] if args else next(iter(kwargs.values()), None)
-    cert = Certificate("exact", int(first.shape[0]) if torch.is_tensor(first) and first.dim() else 1)
-    calls: dict[str, int] = {}
-    for (label, a_list), (_, b_list) in zip(got, want):
-        calls[label] = calls.get(label, 0) + 1
-        name = label if calls[label] == 1 else f"{label} (call {calls[label]})"
-        for j, (a, b) in enumerate(zip(a_list, b_list)):
-            ulp = ulp_distance(a, b) if a.dtype == torch.float32 else (a != b).to(torch.int64)
-            worst = int(ulp.max()) if ulp.numel() else 0
-            diff = (a.double() - b.double()).abs()
-            finite = torch.isfinite(diff)
-            bad = int((ulp > 0).sum())
-            cert.layers.append(LayerCertificate(name if len(a_list) == 1 else f"{name} [{j}]", BIT_EXACT,
-                                                float(diff[finite].max()) if finite.any() else 0.0, 0.0, bad == 0,
-                                                bad, int(ulp.numel()), worst))
     return cert

@@ -1,4 +1,5 @@
-"""What a converted layer guarantees, and one layer's measured check of it (a leaf module).
+"""What a converted layer guarantees, one layer's measured check of it, and a network's certificate
+(the rows of every layer); a leaf module: it imports only the table format.
 
 Guarantees (see :mod:`isospike.certificate`):
 
@@ -10,9 +11,12 @@ Guarantees (see :mod:`isospike.certificate`):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from torch import Tensor
+
+from isospike.tables import text_table
 
 BIT_EXACT = "bit-exact"
 QNN_EQUIVALENT = "qnn-equivalent"
@@ -47,3 +51,35 @@ def layer_check(name: str, guarantee: str, excess: Tensor, bound: float) -> Laye
     bad = int((excess > bound).sum())
     return LayerCertificate(name, guarantee, float(excess.max()) if excess.numel() else 0.0, bound, bad == 0, bad,
                             int(excess.numel()))
+
+
+@dataclass
+class Certificate:
+    coding: str
+    samples: int
+    layers: list[LayerCertificate] = field(default_factory=list)
+    output_max_abs_diff: float = 0.0
+
+    @property
+    def holds(self) -> bool:
+        return all(layer.holds for layer in self.layers)
+
+    @property
+    def fraction_within(self) -> float:
+        """Fraction of all compared values that satisfy their layer's guarantee."""
+        entries = sum(layer.entries for layer in self.layers)
+        return 1.0 - sum(layer.violations for layer in self.layers) / entries if entries else 1.0
+
+    def summary(self) -> str:
+        """"yes" when every guarantee held, else the share of values within their guarantee."""
+        return "yes" if self.holds else f"NO ({100 * self.fraction_within:.1f}% within)"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"coding": self.coding, "samples": self.samples, "holds": self.holds,
+                "output_max_abs_diff": self.output_max_abs_diff, "layers": [asdict(layer) for layer in self.layers]}
+
+    def table(self) -> str:
+        rows = [[c.layer, c.guarantee, f"{c.max_abs_diff:.3g}" if c.max_ulp is None else f"{c.max_ulp} ULP",
+                 f"{c.bound:.3g}", f"{c.violations}/{c.entries}", "yes" if c.holds else "NO"] for c in self.layers]
+        head = f"{self.coding}: {'all guarantees hold' if self.holds else 'SOME GUARANTEES FAIL'} on {self.samples} samples"
+        return head + "\n" + text_table(["layer", "guarantee", "measured", "bound", "violations", "holds"], rows)

@@ -63,10 +63,10 @@ def test_place_on_a_converted_snn_keeps_counts_and_prices_the_crossbar():
     assert (placed(x).argmax(-1) == snn(x).argmax(-1)).float().mean() > 0.9
     a, b = isp.simulate(snn, x), isp.simulate(placed, x)
     assert a.spikes == b.spikes
-    rep = isp.energy.estimate(placed, x, hardware=xbar.hardware())
+    rep = isp.energy.estimate(placed, x, hardware=isp.energy.crossbar_hardware(xbar))
     assert rep.total_j > 0 and rep.hardware.crossbar_cell_pj == xbar.cell_read_pj
     # analog integration on the bit lines: the only difference is the membranes' SRAM traffic
-    sram = isp.energy.estimate(placed, x, hardware=xbar.hardware(analog_integration=False))
+    sram = isp.energy.estimate(placed, x, hardware=isp.energy.crossbar_hardware(xbar, analog_integration=False))
     neurons = [r for r in sram.layers if r.kind == "neuron"]
     state_bytes = {r.name: 16 * 32 / 8 if r.name == "1" else 3 * 32 / 8 for r in neurons}
     from isospike.energy.hardware import sram_pj_per_bit

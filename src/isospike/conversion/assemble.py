@@ -34,7 +34,7 @@ _SHAPE_ONLY_TYPES = (nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout, nn.Dropo
 _SHAPE_ONLY_METHODS = {"view", "reshape", "flatten", "contiguous"}
 
 
-def _shape_only(gm: fx.GraphModule, node: fx.Node) -> bool:
+def shape_only(gm: fx.GraphModule, node: fx.Node) -> bool:
     """True when ``node`` only reshapes (or passes on) its first input."""
     return isinstance(module_of(gm, node), _SHAPE_ONLY_TYPES) or (
         node.op == "call_method" and node.target in _SHAPE_ONLY_METHODS
@@ -46,7 +46,7 @@ def _carries_spikes(gm: fx.GraphModule, node: fx.Node, neuron_nodes: set[fx.Node
     while True:
         if node in neuron_nodes:
             return True
-        if not _shape_only(gm, node) or not node.args or not isinstance(node.args[0], fx.Node):
+        if not shape_only(gm, node) or not node.args or not isinstance(node.args[0], fx.Node):
             return False
         node = node.args[0]
 
@@ -57,7 +57,7 @@ def source_population(gm: fx.GraphModule, node: fx.Node | None, populations: set
     while node is not None:
         if node.op == "call_module" and str(node.target) in populations:
             return str(node.target)
-        if not _shape_only(gm, node) or not node.args or not isinstance(node.args[0], fx.Node):
+        if not shape_only(gm, node) or not node.args or not isinstance(node.args[0], fx.Node):
             return None
         node = node.args[0]
     return None

@@ -2,70 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-CalibrationData = Any  # Tensor | (x, y) pair | LabelledData | DataLoader | iterable of batches
-
-
-def calibration_batches(calibration: CalibrationData, batch_size: int = 256) -> Iterator[Tensor]:
-    """Yield input batches from ``calibration``: a tensor (split into ``batch_size`` chunks), an
-    ``(inputs, targets)`` pair or :class:`~isospike.data.LabelledData` (inputs only), or an
-    iterable of batches (tensors or tuples whose first element is the input). Batches holding
-    NaN or inf are refused: thresholds measured on them would be meaningless."""
-    for i, batch in enumerate(_raw_batches(calibration, batch_size)):
-        if batch.is_floating_point() and not bool(torch.isfinite(batch).all()):
-            raise ValueError(f"calibration batch {i} contains NaN or inf values; spikes carry finite values -- "
-                             "drop or clean those samples (e.g. x[torch.isfinite(x).flatten(1).all(1)])")
-        yield batch
-
-
-def _is_target_pair(data: Any) -> bool:
-    """An (inputs, targets) pair rather than two input batches: targets are labels [N], integers,
-    or shaped unlike the inputs (one-hot [N, classes])."""
-    if not (isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(c, Tensor) for c in data)):
-        return False
-    x, y = data
-    if x.dim() == 0 or y.dim() == 0 or len(x) != len(y):
-        return False
-    return y.dim() == 1 or not y.is_floating_point() or y.shape[1:] != x.shape[1:]
-
-
-def _raw_batches(calibration: CalibrationData, batch_size: int) -> Iterator[Tensor]:
-    if calibration is None:
-        raise ValueError("calibration data is required here: pass calibration=<input tensor or batches>")
-    if isinstance(calibration, Tensor):
-        if calibration.dim() == 0 or len(calibration) == 0:
-            raise ValueError("calibration tensor is empty: pass at least one input sample")
-        yield from calibration.split(batch_size)
-        return
-    x = getattr(calibration, "x", None)
-    if isinstance(x, Tensor):  # LabelledData
-        yield from _raw_batches(x, batch_size)
-        return
-    if _is_target_pair(calibration):
-        yield from _raw_batches(calibration[0], batch_size)
-        return
-    if not isinstance(calibration, Iterable):
-        raise TypeError(
-            f"calibration must be a tensor, an (inputs, targets) pair or an iterable of batches, "
-            f"got {type(calibration).__name__}"
-        )
-    n = 0
-    for batch in calibration:
-        if isinstance(batch, (tuple, list)):
-            batch = batch[0]
-        if not isinstance(batch, Tensor):
-            raise TypeError(f"calibration batches must be tensors or tuples whose first element is the input, got "
-                            f"{type(batch).__name__}; for dict batches pass (b['<input key>'] for b in loader)")
-        n += 1
-        yield batch
-    if n == 0:
-        raise ValueError("calibration iterable yielded no batches")
+from isospike.batches import CalibrationData, calibration_batches
 
 
 def first_batch(calibration: CalibrationData) -> Tensor:

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from isospike.conversion.coding import Coding, CodingOptions, register
-from isospike.guarantees import BIT_EXACT
+from isospike.guarantees import BIT_EXACT, Certificate, LayerCertificate
+from isospike.metrics import ulp_distance
 
 CODING = "exact"
 
@@ -83,9 +84,61 @@ def _reference(net: nn.Module) -> nn.Module:
 def _verify(net: nn.Module, x: Any, tolerance: float) -> Any:
     """Every leaf module's output (each call) and the network's output, bit for bit against the
     reference (``tolerance`` does not apply: the guarantee is bit-exact)."""
-    from isospike.certificate import verify_bit_exact
-
     return verify_bit_exact(net, _reference(net), x)
+
+
+def _float_leaves(value: Any) -> list[Tensor]:
+    """The floating tensors of a module output (tensor, tuple, list, dict / ModelOutput), in order."""
+    if isinstance(value, Tensor):
+        return [value.detach()] if value.is_floating_point() else []
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _float_leaves(v)]
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _float_leaves(v)]
+    return []
+
+
+def verify_bit_exact(net: nn.Module, ref: nn.Module, x: Any) -> Certificate:
+    """Run a network and its reference on ``x`` (a tensor, a tuple of positional inputs or a dict of
+    keyword inputs) and compare, bit for bit, the output of every module without children (each
+    call of it) and the network's output: the check of the exact coding."""
+    args, kwargs = (x, {}) if not isinstance(x, (tuple, dict)) else ((x, {}) if isinstance(x, tuple) else ((), x))
+    if not isinstance(args, tuple):
+        args = (args,)
+
+    def run(model: nn.Module) -> list[tuple[str, list[Tensor]]]:
+        records: list[tuple[str, list[Tensor]]] = []
+        hooks = []
+        for name, m in model.named_modules():
+            if name and not any(True for _ in m.children()):
+                hooks.append(m.register_forward_hook(
+                    lambda mod, i, o, name=name: records.append((name, _float_leaves(o)))))
+        try:
+            with torch.no_grad():
+                out = model(*args, **kwargs)
+        finally:
+            for h in hooks:
+                h.remove()
+        records.append(("output", _float_leaves(out)))
+        return records
+
+    got, want = run(net), run(ref)
+    first = args[0] if args else next(iter(kwargs.values()), None)
+    cert = Certificate("exact", int(first.shape[0]) if torch.is_tensor(first) and first.dim() else 1)
+    calls: dict[str, int] = {}
+    for (label, a_list), (_, b_list) in zip(got, want):
+        calls[label] = calls.get(label, 0) + 1
+        name = label if calls[label] == 1 else f"{label} (call {calls[label]})"
+        for j, (a, b) in enumerate(zip(a_list, b_list)):
+            ulp = ulp_distance(a, b) if a.dtype == torch.float32 else (a != b).to(torch.int64)
+            worst = int(ulp.max()) if ulp.numel() else 0
+            diff = (a.double() - b.double()).abs()
+            finite = torch.isfinite(diff)
+            bad = int((ulp > 0).sum())
+            cert.layers.append(LayerCertificate(name if len(a_list) == 1 else f"{name} [{j}]", BIT_EXACT,
+                                                float(diff[finite].max()) if finite.any() else 0.0, 0.0, bad == 0,
+                                                bad, int(ulp.numel()), worst))
+    return cert
 
 
 EXACT = register(Coding(

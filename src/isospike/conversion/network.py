@@ -14,6 +14,7 @@ from torch.utils._pytree import tree_map
 from isospike.activity import LayerStats as LayerStats  # the record's former name, still importable from here
 from isospike.conversion.graph import calibrated_batch, parameter_dtype
 from isospike.conversion.timefold import CountingSynapse, SpikingPopulation, TimeFolded
+from isospike.conversion.unit_spikes import unit_spike_copy
 from isospike.errors import check_count
 from isospike.resources import available_bytes, check_fits
 
@@ -118,6 +119,11 @@ class SpikingNetwork(nn.Module):
             if isinstance(m, CountingSynapse):
                 yield name, m
 
+    def with_unit_spikes(self) -> SpikingNetwork:
+        """A copy whose rate populations emit 1 per spike, each spike value folded into the weights
+        it drives: the same function, with 0/1 spikes (the form NeuroBench reads spikes in)."""
+        return unit_spike_copy(self)
+
     def steps_of(self, timesteps: int | None = None) -> int:
         """The steps a call simulates: ``timesteps`` (default: the converted ``timesteps``); a
         coding with a fixed window (``fold_time`` False) refuses any other value."""
@@ -135,8 +141,7 @@ class SpikingNetwork(nn.Module):
         if not isinstance(x, Tensor):
             raise TypeError(f"input must be a tensor, got {type(x).__name__}")
         batch = x.shape[0] if x.dim() else 1
-        self._check_input(x)
-        self.check_memory(x, T)
+        self._check_call(x, T)
         try:
             out = self.graph_module(x, folded)
         except RuntimeError as exc:
@@ -155,8 +160,14 @@ class SpikingNetwork(nn.Module):
 
         return tree_map(unfold, out)
 
+    @torch.compiler.disable  # host-side checks: run eagerly, never guarded on by a compiled caller
+    def _check_call(self, x: Tensor, timesteps: int) -> None:
+        self._check_input(x)
+        self.check_memory(x, timesteps)
+
     def _check_input(self, x: Tensor) -> None:
-        """Refuse an input without a batch dimension, of another dtype, or holding NaN/inf."""
+        """Refuse an input without a batch dimension (or with one dimension more than the network
+        takes: multi-step input is not guessed from a shape), of another dtype, or holding NaN/inf."""
         calibrated = next((n.meta.get("tensor_meta") for n in self.graph_module.graph.nodes if n.op == "placeholder"), None)
         ndim = len(calibrated.shape) if calibrated is not None and hasattr(calibrated, "shape") else None
         if ndim is not None and calibrated is not None and x.dim() == ndim - 1:
@@ -166,6 +177,13 @@ class SpikingNetwork(nn.Module):
                     if self.info.get("source") == "nir" and len(sample) > 1 else "")
             raise ValueError(f"input of shape {tuple(x.shape)} has no batch dimension (the network takes "
                              f"[batch, {', '.join(map(str, sample))}]): if it is one sample, pass x.unsqueeze(0).{hint}")
+        if ndim is not None and calibrated is not None and x.dim() == ndim + 1 and tuple(x.shape[2:]) == tuple(
+                calibrated.shape[1:]):
+            raise ValueError(f"input of shape {tuple(x.shape)} has one dimension more than the network takes ([batch, "
+                             f"{', '.join(map(str, calibrated.shape[1:]))}]): a converted network reads one static input "
+                             "per sample and drives every step with it (direct coding), the number of steps given by "
+                             "timesteps=; it does not take a [T, batch, ...] sequence. Pass x[t] for one step's input, "
+                             "or fold the steps into the batch (x.flatten(0, 1)) to simulate each as its own sample")
         expected = parameter_dtype(self.graph_module)
         if x.is_floating_point() and expected is not None and x.dtype != expected:
             raise TypeError(f"input dtype {x.dtype} differs from the network's {expected}: pass x.to({expected})")

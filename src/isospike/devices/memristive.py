@@ -10,7 +10,7 @@ but every synaptic event reads its cells, drives a row, and every output needs a
 
     xbar = MemristiveCrossbar(levels=16, variation=0.02, adc_bits=8)
     snn = xbar.place(snn, calibration=x_cal)          # every spike-driven Linear/Conv -> crossbar
-    isospike.energy.estimate(snn, x, hardware=xbar.hardware())
+    isospike.energy.estimate(snn, x, hardware=isospike.energy.crossbar_hardware(xbar))
 
 Energy defaults (``cell_read_pj``, ``dac_pj``, ``adc_pj``) are those of the ``cim-memristor``
 preset (ISAAC, Shafiee et al. ISCA 2016, Table I); conductance range and levels follow the
@@ -21,13 +21,26 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from isospike.batches import calibration_batches
+
 _YAO = "Yao et al., Fully hardware-implemented memristor convolutional neural network, Nature 577, 641 (2020)"
+
+
+@runtime_checkable
+class SynapseHost(Protocol):
+    """A module of a converted network that holds one synaptic ``layer`` (a converted network's
+    synapses: :class:`isospike.conversion.timefold.CountingSynapse`): ``spike_input`` tells a
+    layer driven by spikes, ``in_crossbar`` is set when the layer is placed on a crossbar."""
+
+    layer: nn.Module
+    spike_input: bool
+    in_crossbar: bool
 
 
 @dataclass(frozen=True)
@@ -101,14 +114,12 @@ class MemristiveCrossbar:
         (``only_spike_driven=False``: every one); plain modules: every Linear/Conv. With an ADC,
         ``calibration`` (required) sets each layer's full scale: inputs (tensor, pair, batches) or
         a function ``run(model)`` that feeds them (models with several inputs)."""
-        from isospike.conversion.timefold import CountingSynapse
-
         model = copy.deepcopy(model)
         gen = torch.Generator().manual_seed(self.seed)
         placed: list[CrossbarLayer] = []
-        if any(isinstance(m, CountingSynapse) for m in model.modules()):
+        if any(isinstance(m, SynapseHost) for m in model.modules()):
             for m in model.modules():
-                if isinstance(m, CountingSynapse) and isinstance(m.layer, (nn.Linear, nn.Conv1d, nn.Conv2d)) \
+                if isinstance(m, SynapseHost) and isinstance(m.layer, (nn.Linear, nn.Conv1d, nn.Conv2d)) \
                         and (m.spike_input or not only_spike_driven):
                     layer = crossbar_layer(m.layer, self, gen)
                     m.layer = layer
@@ -129,8 +140,6 @@ class MemristiveCrossbar:
         if self.adc_bits is not None:
             if calibration is None:
                 raise ValueError("an ADC needs a full scale per layer: pass calibration=<inputs> (or adc_bits=None)")
-            from isospike.conversion.calibration import calibration_batches
-
             for layer in placed:
                 layer.calibrating = True
             with torch.no_grad():
@@ -143,18 +152,6 @@ class MemristiveCrossbar:
                 layer.finish_calibration(self.adc_percentile)
         model.crossbar = self  # type: ignore[assignment]  # torch stub: Module.__setattr__ takes any value
         return model
-
-    def hardware(self, base: str = "cim-memristor", analog_integration: bool = True):
-        """The energy preset with this unit's energies. ``analog_integration``: the membranes
-        integrate on the bit lines and the ADC hands each neuron its value (the memristive
-        synapse unit of Matterhorn), so no membrane moves through SRAM; False keeps the
-        preset's digital neurons with SRAM membranes."""
-        from isospike.energy.hardware import get_hardware
-
-        suffix = "+crossbar" if analog_integration else "+crossbar (SRAM membranes)"
-        return get_hardware(base).with_(crossbar_cell_pj=self.cell_read_pj, dac_pj=self.dac_pj, adc_pj=self.adc_pj,
-                                        compute_in_memory=True, analog_integration=analog_integration,
-                                        name=f"{base}{suffix}")
 
 
 if TYPE_CHECKING:  # the mixin is only ever combined with nn.Linear / nn.Conv1d / nn.Conv2d

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 # Horowitz, "Computing's energy problem (and what we can do about it)", ISSCC 2014, 45 nm:
 # 64-bit SRAM read by capacity; DRAM 1.3-2.6 nJ per 64 bits.
@@ -187,6 +188,22 @@ def get_hardware(hardware: str | Hardware) -> Hardware:
         return PRESETS[hardware]
     except KeyError:
         raise ValueError(f"unknown hardware {hardware!r}; presets: {', '.join(sorted(PRESETS))}") from None
+
+
+def crossbar_hardware(crossbar: Any, base: str = "cim-memristor", analog_integration: bool = True) -> Hardware:
+    """The preset ``base`` with the energies of a memristive crossbar unit
+    (:class:`isospike.devices.MemristiveCrossbar`: ``cell_read_pj``, ``dac_pj``, ``adc_pj``).
+    ``analog_integration``: the membranes integrate on the bit lines and the ADC hands each neuron
+    its value (the memristive synapse unit of Matterhorn), so no membrane moves through SRAM; False
+    keeps the preset's digital neurons with SRAM membranes."""
+    missing = [k for k in ("cell_read_pj", "dac_pj", "adc_pj") if not isinstance(getattr(crossbar, k, None), (int, float))]
+    if missing:
+        raise TypeError(f"crossbar_hardware takes a crossbar unit (isospike.devices.MemristiveCrossbar); "
+                        f"{type(crossbar).__name__} has no {', '.join(missing)}")
+    suffix = "+crossbar" if analog_integration else "+crossbar (SRAM membranes)"
+    return get_hardware(base).with_(crossbar_cell_pj=crossbar.cell_read_pj, dac_pj=crossbar.dac_pj,
+                                    adc_pj=crossbar.adc_pj, compute_in_memory=True,
+                                    analog_integration=analog_integration, name=f"{base}{suffix}")
 
 
 def mesh_hops(cores_a: range, cores_b: range, mesh_width: int) -> float:

@@ -8,7 +8,7 @@ from pathlib import Path
 from isospike._io import atomic_savefig
 from isospike.energy.hardware import Hardware
 from isospike.energy.model import LayerEnergy
-from isospike.report.tables import text_table
+from isospike.tables import text_table
 
 CATEGORIES = ("compute", "data_movement", "communication")
 

@@ -72,6 +72,7 @@ class TTFSPopulation(SpikingPopulation):
         self.silence: Silence = silence
         self.register_buffer("silent_level", m)
         self.dead_zone = int(dead_zone)
+        self._masked = bool((m != 0).any()) or self.dead_zone > 0  # fixed at construction (a graph never asks)
         self.window = int(timesteps)
         self.scale = float(scale)
         self.rounding: Rounding = rounding
@@ -96,7 +97,7 @@ class TTFSPopulation(SpikingPopulation):
     def masked(self) -> bool:
         """True when silence stands for a level other than 0 (M-TTFS, or the lowest level of a signed
         layer under ``silence="lowest"``) or a dead zone is on: receivers fold the silent value."""
-        return bool((self.silent_level != 0).any()) or self.dead_zone > 0
+        return self._masked
 
     def silent_values(self) -> Tensor:
         """Decoded value of the silent level (per channel when the silent level is a tensor)."""

@@ -14,7 +14,7 @@ from isospike._io import atomic_savefig, atomic_write_json
 from isospike.conversion import get_coding
 from isospike.report.document import Document, command_line, provenance_record
 from isospike.report.loading import convert_model, load_model
-from isospike.report.tables import text_table
+from isospike.tables import text_table
 
 # command-line flags that set a coding option of the same name, where the coding has it
 _OPTION_FLAGS = ("timesteps", "dead_zone", "levels", "synapse")

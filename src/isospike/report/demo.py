@@ -22,7 +22,7 @@ from isospike.conversion.evaluation import TimestepEvaluation, evaluate_over_tim
 from isospike.data import load_digits
 from isospike.guarantees import BIT_EXACT
 from isospike.models import SmallCNN
-from isospike.report.tables import text_table
+from isospike.tables import text_table
 from isospike.train import accuracy, fit_classifier
 
 DEFAULT_TIMESTEPS = (1, 2, 4, 8, 16, 32)

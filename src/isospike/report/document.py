@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from isospike._io import atomic_write_text
-from isospike.report.tables import fmt, markdown_table
+from isospike.tables import fmt, markdown_table
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 980px; margin: 2em auto;

@@ -15,7 +15,7 @@ from isospike._io import atomic_write_json
 from isospike.energy.hardware import get_hardware
 from isospike.report.document import Document, command_line, provenance_record
 from isospike.report.loading import convert_model, load_model
-from isospike.report.tables import text_table
+from isospike.tables import text_table
 
 HEADERS = ["hardware", "total", "compute", "data movement", "communication", "data share", "short formula",
            "ANN same hw", "ANN / SNN"]

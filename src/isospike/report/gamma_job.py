@@ -13,7 +13,7 @@ from isospike.data import load_dataset
 from isospike.data.sequences import rows_as_frames
 from isospike.models import SpikingGammaNet
 from isospike.report.document import Document, command_line, provenance_record
-from isospike.report.tables import text_table
+from isospike.tables import text_table
 from isospike.train import evaluate_sequences, spiking_gamma
 from isospike.train.gamma import SequenceHistory
 

@@ -17,7 +17,7 @@ import torch
 import isospike as isp
 from isospike._io import atomic_write_json
 from isospike.report.document import Document, command_line, provenance_record
-from isospike.report.tables import text_table
+from isospike.tables import text_table
 
 DEFAULT_SENTENCES = (
     "Spiking neurons can add floating-point numbers exactly.",

@@ -21,7 +21,7 @@ import isospike as isp
 from isospike._io import atomic_savefig, atomic_write_json
 from isospike.report.document import Document, command_line, provenance_record
 from isospike.report.loading import load_model
-from isospike.report.tables import text_table
+from isospike.tables import text_table
 
 PARAMETERS = ("timesteps", "dead-zone", "leak", "noise")
 

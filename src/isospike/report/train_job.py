@@ -16,7 +16,7 @@ from isospike.data import load_dataset
 from isospike.models import build
 from isospike.report.document import Document, command_line, provenance_record
 from isospike.report.loading import load_weights
-from isospike.report.tables import text_table
+from isospike.tables import text_table
 from isospike.train import accuracy, fit_classifier, noise_aware, save_trained
 from isospike.train.nq import NoiseAwareHistory
 
