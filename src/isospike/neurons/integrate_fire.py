@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from isospike._threads import kept_threads
 from isospike.neurons._kernels import integrate_fire_multistep, n_blocks
 
 ResetMode = Literal["subtract", "zero"]
@@ -236,9 +237,10 @@ class IFNeuron(nn.Module):
         # numpy allocates large arrays with transparent huge pages: far fewer page faults
         out = np.empty((T, m), dtype=np.uint8 if binary else np.float32)
         counts = np.empty((n_blocks(m), T), dtype=np.int64)
-        integrate_fire_multistep(
-            x2, constant, T, v, th, val, np.float32(self.leak), self.reset_mode == "zero", binary, out, counts
-        )
+        with kept_threads():  # the user's torch thread count stays as set (see isospike._threads)
+            integrate_fire_multistep(
+                x2, constant, T, v, th, val, np.float32(self.leak), self.reset_mode == "zero", binary, out, counts
+            )
         self.v = torch.from_numpy(v).reshape(neuron_shape)
         spikes = torch.from_numpy(out).reshape((T, *neuron_shape))
         return (spikes.view(torch.bool) if binary else spikes), counts.sum(0).tolist()
