@@ -97,6 +97,7 @@ def verify(snn: nn.Module, x: Tensor, tolerance: float = 0.0) -> Certificate:
 
     if not (isinstance(tolerance, (int, float)) and math.isfinite(tolerance) and tolerance >= 0):
         raise ValueError(f"tolerance must be a finite number >= 0 (absolute slack), got {tolerance!r}")
+    _check_not_empty(x)
     coding = coding_of(snn, "isospike.verify")
     if coding.verify is not None:
         cert = coding.verify(snn, x, float(tolerance))
@@ -120,6 +121,16 @@ def verify(snn: nn.Module, x: Tensor, tolerance: float = 0.0) -> Certificate:
     return cert
 
 
+def _check_not_empty(x: Any) -> None:
+    """Refuse a batch without samples: no layer would be compared, and "every guarantee holds"
+    would be said of nothing."""
+    values = list(x.values()) if isinstance(x, dict) else list(x) if isinstance(x, (tuple, list)) else [x]
+    first = next((v for v in values if isinstance(v, Tensor)), None)
+    if first is not None and first.dim() and first.shape[0] == 0:
+        raise ValueError(f"isospike.verify needs at least one sample, got an input of shape {tuple(first.shape)}: a "
+                         "certificate over no samples would say the guarantees hold of nothing; pass test inputs")
+
+
 def _float_leaves(value: Any) -> list[Tensor]:
     """The floating tensors of a module output (tensor, tuple, list, dict / ModelOutput), in order."""
     if isinstance(value, Tensor):
@@ -137,6 +148,7 @@ def verify_bit_exact(net: nn.Module, ref: nn.Module, x: Any) -> Certificate:
     call of it) and the network's output: the check of the exact coding."""
     from isospike.metrics import ulp_distance
 
+    _check_not_empty(x)
     args, kwargs = (x, {}) if not isinstance(x, (tuple, dict)) else ((x, {}) if isinstance(x, tuple) else ((), x))
     if not isinstance(args, tuple):
         args = (args,)
