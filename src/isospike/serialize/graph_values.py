@@ -25,6 +25,7 @@ import operator
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import torch.nn.functional as F
 from torch import fx
 
 from isospike.serialize.schema import Field
@@ -154,7 +155,26 @@ _OPERATORS = frozenset({operator.add, operator.sub, operator.mul, operator.trued
 _PURE_VALUES: dict[str, Any] = {"inplace": False, "out": None, "training": False, "dropout_p": 0.0, "max_norm": None}
 
 
+_NO_DEFAULT = inspect.Parameter.empty
+
+
+def _builtin(*params: tuple[str, Any]) -> inspect.Signature:
+    """A signature of (name, default) pairs (``_NO_DEFAULT``: required)."""
+    return inspect.Signature([inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default)
+                              for name, default in params])
+
+
+# Builtins without an inspectable signature that take one of those parameters positionally
+# (the rest, torch.add and the like, take out= as a keyword only).
+_BUILTIN_SIGNATURES: dict[Callable, inspect.Signature] = {
+    F.scaled_dot_product_attention: _builtin(("query", _NO_DEFAULT), ("key", _NO_DEFAULT), ("value", _NO_DEFAULT),
+                                             ("attn_mask", None), ("dropout_p", 0.0), ("is_causal", False),
+                                             ("scale", None), ("enable_gqa", False))}
+
+
 def _signature(fn: Callable) -> inspect.Signature | None:
+    if fn in _BUILTIN_SIGNATURES:
+        return _BUILTIN_SIGNATURES[fn]
     try:
         return inspect.signature(fn)
     except (TypeError, ValueError):  # a builtin without one (torch.add): its out= is keyword-only
