@@ -219,8 +219,8 @@ def build(config_field: Field, model_type: str, architecture: str, attn: str, st
     cls, config = _plan(config_field, model_type, architecture, attn, source)
     layers = getattr(config, "num_hidden_layers", 0)
     if not isinstance(layers, int) or not 0 <= layers <= len(stored):
-        raise FileFormatError(f"{source}: the config declares {str(layers)[:20]} layers but the source stores "
-                              f"{len(stored)} tensors; it is damaged or crafted")
+        raise FileFormatError(f"{source}: the config declares {str(layers)[:20]} layers but only {len(stored)} tensors "
+                              f"({_listed(sorted(stored))}) are stored; {fix}")
 
     def construct() -> nn.Module:
         try:
