@@ -38,7 +38,7 @@ from torch import fx, nn
 from isospike._io import atomic_write, regular_file, remove_stale_temporaries
 from isospike.conversion.coding import population_codecs
 from isospike.conversion.graph import node_path
-from isospike.errors import FileFormatError, one_line
+from isospike.errors import FileFormatError, IsospikeError, one_line
 from isospike.serialize.modules import read_module
 from isospike.serialize.schema import Field, is_module_path, parse_json
 
@@ -582,7 +582,9 @@ def load(path_or_graph: Any, dt: float | None = None, input_shape: tuple[int, ..
     override = _checked_shape(input_shape, source) if input_shape is not None else None
     try:
         return _build(graph, source, size, float(dt), override, convention)
-    except _RAW_ERRORS as exc:  # a node whose arrays or arguments fit no layer (the checks above name most)
+    except (*_RAW_ERRORS, ValueError, TypeError) as exc:  # arrays or arguments that fit no layer (the checks name most)
+        if isinstance(exc, (ValueError, TypeError)) and (isinstance(exc, IsospikeError) or str(exc).startswith(source)):
+            raise  # isospike's own refusals, which name the file already
         raise FileFormatError(f"{source}: the NIR graph does not describe a network isospike can build "
                               f"({type(exc).__name__}: {one_line(exc, 200)}); the file is damaged or crafted") from None
 
@@ -614,7 +616,7 @@ def _build(graph: Any, source: str, size: int, dt: float, override: tuple[int, .
     from isospike.conversion.network import SpikingNetwork
     from isospike.neurons import IFNeuron
     from isospike.nir import arrays
-    from isospike.serialize import spiking_codings
+    from isospike.serialize import MAX_TIMESTEPS, spiking_codings
     from isospike.serialize.bounds import bounded
 
     meta_text = None if convention == "standard" else (graph.metadata or {}).get(_META)
@@ -779,7 +781,7 @@ def _build(graph: Any, source: str, size: int, dt: float, override: tuple[int, .
     coding_field = entry("coding")
     coding = coding_field.choice(spiking_codings(), "codings of spiking networks") if coding_field is not None else "rate"
     steps_field, fold_field, readout_field = entry("timesteps"), entry("fold_time"), entry("readout")
-    timesteps = steps_field.integer(1, 2**31 - 1) if steps_field is not None else 8
+    timesteps = steps_field.integer(1, MAX_TIMESTEPS) if steps_field is not None else 8
     fold_time = fold_field.boolean() if fold_field is not None else True
     readout = readout_field.choice(("mean", "last")) if readout_field is not None else "mean"
     return SpikingNetwork(gm, timesteps, coding, {"source": "nir"}, fold_time=fold_time, readout=readout).eval()

@@ -212,7 +212,7 @@ def load(path: str | Path) -> nn.Module:
         raise FileFormatError(f"{source}: unsupported network format {str(fmt.value)[:60]!r} (this isospike reads "
                               f"{', '.join(_READABLE_FORMATS)}); save it again with this version")
     coding = root["coding"].choice(spiking_codings(), "codings of spiking networks")
-    timesteps = root["timesteps"].integer(1, 2**31 - 1)
+    timesteps = root["timesteps"].integer(1, MAX_TIMESTEPS)
     fold_time, readout = root["fold_time"].boolean(), root["readout"].choice(("mean", "last"))
     info = top["info"].value if "info" in top else {}
     if not isinstance(info, dict):
@@ -268,6 +268,9 @@ def spiking_codings() -> tuple[str, ...]:
     return tuple(c for c in codings() if get_coding(c).verify is None and get_coding(c).equivalent is None)
 
 
+# Most time steps a file may declare (the simulation length of every call; conversions use tens to
+# thousands). More would let a few bytes make each call of the loaded network run for hours.
+MAX_TIMESTEPS = 2**16
 # Largest input (values per sample) a file may record; one sample of it is run when loading.
 MAX_INPUT_VALUES = 2**26
 

@@ -189,8 +189,8 @@ class _Reader:
             args = ()
         elif op == "output":
             target = "output"
-            if len(args) != 1 or kwargs:
-                raise rec["args"].error("the one value the graph returns")
+            if len(args) != 1 or kwargs or not _holds_node(args[0]):
+                raise rec["args"].error("the one value the graph returns: a node, or a sequence or mapping of them")
         elif op == "call_module":
             target = target_field.module_path()
             if target not in self.modules:
@@ -251,6 +251,15 @@ def _check_call(fn: Callable, args: tuple, kwargs: dict, f: Field) -> None:
             raise f.error(f"{_OPERATOR_ARITY[fn]} operand(s), a node among them")
     elif not args or not is_nodes(args[0]):
         raise f.error("a node (or a list of nodes) first")
+
+
+def _holds_node(value: Any) -> bool:
+    """Whether a returned value holds a node (a graph returning only constants computes nothing)."""
+    if isinstance(value, fx.Node):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_holds_node(v) for v in value)
+    return isinstance(value, dict) and any(_holds_node(v) for v in value.values())
 
 
 def _key(f: Field, key: str) -> str:
