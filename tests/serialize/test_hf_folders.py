@@ -135,6 +135,9 @@ def test_a_bad_tokenizer_is_one_clean_error(folders, tmp_path):
     (folder / "tokenizer_config.json").write_text(json.dumps(dict(config, auto_map={"AutoTokenizer": ["evil.T", None]})))
     with pytest.raises(FileFormatError, match="auto_map"):
         load_folder(folder)
+    (folder / "tokenizer_config.json").write_text(json.dumps(dict(config, tokenizer_file="/etc/passwd")))
+    with pytest.raises(FileFormatError, match="tokenizer_file.*plain file name inside the folder"):
+        load_folder(folder)  # a tokenizer file elsewhere on the machine is never read
 
 
 def test_a_fifo_in_the_folder_is_refused_without_blocking(folders, tmp_path):

@@ -8,8 +8,10 @@ The structure is the converted network's dataflow graph (:mod:`isospike.serializ
 modules by type and constructor arguments (:mod:`isospike.serialize.modules`). A file is data:
 loading one checks every string against a closed set (module types, operations, methods, dtypes,
 plain identifiers) and every size against the stored tensors before anything is built, so it
-cannot run code, import anything, reach attributes of Python objects, or allocate more memory than
-its tensors take. docs/verification.md ("Files are data") states the threat model.
+cannot run code, import anything, reach attributes of Python objects, write into its input or its
+own tensors (:mod:`isospike.serialize.graph_values`), or allocate more than its size allows (its
+tensors, plus a load-time test run metered against :mod:`isospike.serialize.bounds`).
+docs/verification.md ("Files are data") states the threat model.
 
 Exact networks (:func:`isospike.exact.convert`) are saved as their float32 source model and
 conversion options, and converted again when loaded (:mod:`isospike.serialize.exact`); ``load``
@@ -108,14 +110,14 @@ _STORED_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float
                   "BOOL": torch.bool}
 
 
-def read_tensors(path: Path, what: str, hint: str, dtypes: dict[str, torch.dtype] = _STORED_DTYPES,
-                 keep: Callable[[str], bool] | None = None) -> tuple[dict[str, str], dict[str, Tensor]]:
+def read_tensors(path: Path, what: str, hint: str, dtypes: dict[str, torch.dtype] = _STORED_DTYPES
+                 ) -> tuple[dict[str, str], dict[str, Tensor]]:
     """The metadata and tensors of a safetensors file, read as data and bounded before anything
     is allocated: a regular file (a FIFO or device is refused without opening it), every tensor
     of one of ``dtypes`` (named when not), their declared bytes no more than the file holds and
-    than the memory available. ``keep(name)`` selects the tensors read (default: all). Every
-    failure is one line naming the file; ``what`` names the reader (``isospike.load``), ``hint``
-    says what it reads (ends the message for a file that is not safetensors)."""
+    than the memory available. Every failure is one line naming the file; ``what`` names the
+    reader (``isospike.load``), ``hint`` says what it reads (ends the message for a file that is
+    not safetensors)."""
     from safetensors import SafetensorError, safe_open
 
     size = regular_file(path, what).st_size
@@ -125,7 +127,7 @@ def read_tensors(path: Path, what: str, hint: str, dtypes: dict[str, torch.dtype
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-            names = [k for k in f.keys() if keep is None or keep(k)]
+            names = list(f.keys())
             declared = 0
             for key in names:
                 part = f.get_slice(key)
@@ -189,7 +191,9 @@ def load(path: str | Path) -> nn.Module:
 
     Raises :class:`FileNotFoundError`, :class:`PermissionError` or :class:`IsADirectoryError` for
     a path that cannot be read, and :class:`ValueError` (:class:`isospike.errors.FileFormatError`
-    for a malformed structure) naming the file and the field for anything else."""
+    for a malformed structure, :class:`~isospike.serialize.bounds.LoadBoundError` for a load that
+    would pass its memory, work or time bound) naming the file and the field for anything else.
+    Removes the temporary files saves killed mid-write left in the file's folder."""
     from isospike.conversion.network import SpikingNetwork
 
     path = Path(path)

@@ -66,6 +66,7 @@ _FOLDER_METADATA = ("_name_or_path", "transformers_version")
 # Float dtypes a folder's weights may have (cast to float32: exact networks compute in float32).
 FOLDER_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
 _SHARD = re.compile(r"[A-Za-z0-9_.\-]{1,200}\.safetensors\Z")
+_PLAIN_NAME = re.compile(r"(?!\.)[A-Za-z0-9_.\-]{1,200}\Z")  # a file name without a path, not hidden
 
 
 # ---------------------------------------------------------------------------------- closed sets
@@ -443,10 +444,14 @@ def _tokenizer(folder: Path) -> Any:
     config_path = folder / "tokenizer_config.json"
     if config_path.exists():
         tok_cfg = Field(_json_file(config_path, folder, MAX_CONFIG_BYTES), "tokenizer_config", str(config_path))
-        for key in ("auto_map", "trust_remote_code"):
-            if key in tok_cfg.object():
+        for key, value in tok_cfg.object().items():
+            if key in ("auto_map", "trust_remote_code"):
                 raise FileFormatError(f"{config_path}: refusing the key {key!r}: a tokenizer config holds no code "
                                       "references (isospike never runs code a folder ships)")
+            if key.endswith(("_file", "_files")) and not value.is_none and not (
+                    isinstance(value.value, str) and _PLAIN_NAME.match(value.value) and (folder / value.value).is_file()):
+                raise FileFormatError(f"{config_path}: refusing the key {key!r} = {str(value.value)[:60]!r}: a tokenizer "
+                                      "file is named by a plain file name inside the folder (no paths to other files)")
     try:
         return AutoTokenizer.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
     except Exception as exc:  # noqa: BLE001 - tokenizers and transformers raise anything on a bad file
