@@ -24,6 +24,7 @@ The constants are module attributes so a deployment (or a test) can tighten them
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -176,17 +177,23 @@ def bounded(source: str, file_bytes: int, what: str) -> Iterator[_Meter]:
         raise LoadBoundError(meter.message())
 
 
+_QUIET_LOCK = threading.Lock()
+_quiet_depth = 0
+_loud_call: Any = None
+
+
 @contextlib.contextmanager
 def quiet_fx() -> Iterator[None]:
     """Inside the block, an error raised by an fx graph's generated code is raised without fx
     first printing its 25-line source excerpt to stderr: a load reports a crafted graph in one
     clean line. (fx's ``_WrappedCall`` prints it; the block runs the same call without the print,
-    and everything is as before after it.)"""
+    and everything is as before after it. Nested and concurrent blocks share one patch, removed
+    when the last one ends.)"""
+    global _quiet_depth, _loud_call
     from torch.fx import graph_module
 
     wrapped = getattr(graph_module, "_WrappedCall", None)
-    original = vars(wrapped).get("__call__") if wrapped is not None else None
-    if original is None:  # another torch: nothing to quiet
+    if wrapped is None or "__call__" not in vars(wrapped):  # another torch: nothing to quiet
         yield
         return
 
@@ -195,8 +202,15 @@ def quiet_fx() -> Iterator[None]:
             return self.cls_call(obj, *args, **kwargs)
         return super(self.cls, obj).__call__(*args, **kwargs)
 
-    setattr(wrapped, "__call__", call)  # noqa: B010 - the class attribute, for the block only
+    with _QUIET_LOCK:
+        if _quiet_depth == 0:
+            _loud_call = vars(wrapped)["__call__"]
+            setattr(wrapped, "__call__", call)  # noqa: B010 - the class attribute, for the block only
+        _quiet_depth += 1
     try:
         yield
     finally:
-        setattr(wrapped, "__call__", original)  # noqa: B010
+        with _QUIET_LOCK:
+            _quiet_depth -= 1
+            if _quiet_depth == 0:
+                setattr(wrapped, "__call__", _loud_call)  # noqa: B010

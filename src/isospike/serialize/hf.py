@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,22 +259,35 @@ def build(config_field: Field, model_type: str, architecture: str, attn: str, st
 
 
 # ---------------------------------------------------------------------------------- folders
+_OFFLINE = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+_OFFLINE_LOCK = threading.Lock()
+_offline_depth = 0
+_offline_before: dict[str, str | None] = {}
+
+
 @contextlib.contextmanager
 def offline() -> Iterator[None]:
     """``HF_HUB_OFFLINE=1`` and ``TRANSFORMERS_OFFLINE=1`` inside the block, the environment as it
     was after it (transformers reads them when it is used; the folder readers also pass
-    ``local_files_only``)."""
-    keys = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    before = {k: os.environ.get(k) for k in keys}
-    os.environ.update({k: "1" for k in keys})
+    ``local_files_only``). Nested and concurrent blocks share one setting, undone when the last
+    one ends."""
+    global _offline_depth, _offline_before
+    with _OFFLINE_LOCK:
+        if _offline_depth == 0:
+            _offline_before = {k: os.environ.get(k) for k in _OFFLINE}
+            os.environ.update({k: "1" for k in _OFFLINE})
+        _offline_depth += 1
     try:
         yield
     finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        with _OFFLINE_LOCK:
+            _offline_depth -= 1
+            if _offline_depth == 0:
+                for k, v in _offline_before.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
 
 
 @dataclass
