@@ -39,6 +39,7 @@ from isospike._io import atomic_write, regular_file, remove_stale_temporaries
 from isospike.conversion.coding import population_codecs
 from isospike.conversion.graph import node_path
 from isospike.errors import FileFormatError, IsospikeError, one_line
+from isospike.serialize import RAW_ERRORS
 from isospike.serialize.modules import read_module
 from isospike.serialize.schema import Field, is_module_path, parse_json
 
@@ -590,8 +591,7 @@ def load(path_or_graph: Any, dt: float | None = None, input_shape: tuple[int, ..
 
 
 # Exceptions numpy, torch and nir raise on inconsistent arrays: a malformed file, reported as one.
-_RAW_ERRORS = (AssertionError, IndexError, KeyError, AttributeError, RuntimeError, OverflowError, NotImplementedError,
-               ZeroDivisionError, np.exceptions.AxisError)
+_RAW_ERRORS = (*RAW_ERRORS, np.exceptions.AxisError)
 
 
 def _array_bytes(graph: Any) -> int:

@@ -194,9 +194,23 @@ def load(path: str | Path) -> nn.Module:
     for a malformed structure, :class:`~isospike.serialize.bounds.LoadBoundError` for a load that
     would pass its memory, work or time bound) naming the file and the field for anything else.
     Removes the temporary files saves killed mid-write left in the file's folder."""
+    path = Path(path)
+    try:
+        return _load(path)
+    except RAW_ERRORS as exc:  # a check missed: still one line naming the file, never a raw traceback
+        raise FileFormatError(f"{path}: the file does not describe a network isospike can build "
+                              f"({type(exc).__name__}: {one_line(exc, 200)}); the file is damaged or crafted") from None
+
+
+# What torch, numpy and other libraries raise on inconsistent data; a loader reports them as the
+# file's fault (FileFormatError) when its own checks did not name the problem first.
+RAW_ERRORS = (AssertionError, IndexError, KeyError, AttributeError, RuntimeError, OverflowError, NotImplementedError,
+              ZeroDivisionError, RecursionError)
+
+
+def _load(path: Path) -> nn.Module:
     from isospike.conversion.network import SpikingNetwork
 
-    path = Path(path)
     meta, tensors = _read_file(path)
     remove_stale_temporaries(path.parent)  # left by saves killed mid-write (isospike._io.atomic_write)
     source = str(path)

@@ -374,6 +374,17 @@ def _reconcile(stored: dict[str, Tensor], cls: type, config: Any, source: str) -
 
 
 def load_folder(folder: str | Path) -> HFModel:
+    """The model and tokenizer of a local Hugging Face folder, read as data (see :func:`_load_folder`)."""
+    from isospike.serialize import RAW_ERRORS
+
+    try:
+        return _load_folder(folder)
+    except RAW_ERRORS as exc:  # a check missed: still one line naming the folder
+        raise FileFormatError(f"{folder}: the folder does not describe a model isospike can build "
+                              f"({type(exc).__name__}: {one_line(exc, 200)}); it is damaged or crafted") from None
+
+
+def _load_folder(folder: str | Path) -> HFModel:
     """The model and tokenizer of a local Hugging Face folder, read as data (see the module
     docstring): ``config.json`` through :func:`check_config`, the safetensors weights checked
     name by name and shape by shape against the model the config describes (float16/bfloat16
