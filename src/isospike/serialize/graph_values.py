@@ -185,10 +185,11 @@ def check_pure(target: Callable | str, args: tuple, kwargs: dict, f: Field) -> N
     """Refuse a call that would write into a tensor, work in place or draw random numbers (see
     the module docstring); ``target`` is the function, or a method's name."""
     name = target if isinstance(target, str) else getattr(target, "__name__", "the function")
-    for key in ("out", "inplace"):
-        if key in kwargs and kwargs[key] is not _PURE_VALUES[key] and kwargs[key] != _PURE_VALUES[key]:
-            raise f.error(f"a pure call: {name}({key}=...) writes into an existing tensor, and a loaded network "
-                          "never changes its input or its own tensors")
+    for key, pure in _PURE_VALUES.items():  # as keywords, whatever the function (builtins included)
+        value = kwargs.get(key, pure)
+        if isinstance(value, fx.Node) or (value is not pure and value != pure):
+            raise f.error(f"a pure call: {name}({key}={value!r}) {_WHY[key]}; a loaded network is a pure function of "
+                          f"its input and stored tensors (pass {key}={pure!r})")
     if isinstance(target, str):
         return
     sig = _signature(target)
