@@ -101,19 +101,23 @@ def _conv_bomb(saved, tmp_path, padding=20_000):
     return write(tmp_path, structure, tensors, "bomb.safetensors")
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the peak memory from /proc (Linux)")
 def test_a_test_run_that_would_allocate_gigabytes_is_refused_before_it_allocates(tmp_path, saved):
     """Before: 6 GiB after 73 s. Now refused by the meter from meta shapes; measured in a child
     process, whose peak memory stays far below the 6.4 GB the graph asks for."""
     path = _conv_bomb(saved, tmp_path)
-    code = ("import resource, sys, time, isospike as isp\nstart = time.time()\n"
+    # VmHWM, the peak of this process's own memory (ru_maxrss would carry over the peak of the forked
+    # pytest worker, gigabytes late in a full run)
+    code = ("import sys, time, isospike as isp\nstart = time.time()\n"
             "try:\n    isp.load(sys.argv[1])\nexcept ValueError as e:\n    print('refused:', e)\n"
-            "print('seconds', time.time() - start)\nprint('peak_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+            "print('seconds', time.time() - start)\n"
+            "print('peak_kb', next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM')))\n")
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "refused:" in out.stdout and "would allocate more than 256." in out.stdout and "convolution asks for" in out.stdout
     assert float(out.stdout.split("seconds")[1].split()[0]) < 30
     peak_kb = int(out.stdout.rsplit("peak_kb", 1)[1])
-    assert peak_kb < 1_500_000, f"loading allocated {peak_kb / 1e6:.1f} GB"
+    assert peak_kb < 1_000_000, f"loading allocated {peak_kb / 1e6:.1f} GB ({out.stdout})"
 
 
 def test_the_memory_cap_grows_with_the_file_and_small_runs_pass(tmp_path, saved):
