@@ -3,10 +3,10 @@ the previous version in place."""
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import secrets
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,11 +39,15 @@ def _mode(path: Path) -> int:
 
 
 _TEMP_TAG = "isospike-tmp"
+_TEMP_MARK = f".{_TEMP_TAG}."
 
 
-def _temporaries(path: Path) -> list[Path]:
-    """The temporary files :func:`atomic_write` made next to ``path`` (any process)."""
-    return sorted(path.parent.glob(f".{glob.escape(path.name)}.{_TEMP_TAG}.*"))
+def _owner(tmp: Path) -> int | None:
+    """The process id in the name of a temporary file :func:`atomic_write` made
+    (``.<name>.isospike-tmp.<pid>.<token><suffix>``); None for any other file."""
+    head, mark, rest = tmp.name.rpartition(_TEMP_MARK)
+    pid = rest.split(".", 1)[0]
+    return int(pid) if mark and head.startswith(".") and len(head) > 1 and pid.isdigit() else None
 
 
 def _alive(pid: int) -> bool:
@@ -56,20 +60,55 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temporaries(path: Path) -> list[Path]:
-    """Delete the temporary files of earlier writes to ``path`` whose process is gone (killed
-    mid-write: SIGKILL, power loss); returns them. Files of running processes are kept."""
-    removed = []
-    for tmp in _temporaries(path):
-        parts = tmp.name[len(path.name) + 2:].split(".")  # <tag>.<pid>.<token><suffix>
-        if len(parts) < 3 or parts[0] != _TEMP_TAG or not parts[1].isdigit() or _alive(int(parts[1])):
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that earlier writes into ``folder`` left behind because their
+    process is gone (killed mid-write: SIGKILL, power loss), whatever file they were writing;
+    returns them. Files of running processes are kept, and so is anything that cannot be listed
+    or removed (a read-only folder): this is housekeeping, never an error.
+
+    Called by every :func:`atomic_write` into the folder and by the loaders
+    (:func:`isospike.load`, :func:`isospike.nir.load`) for the folder they read from."""
+    removed: list[Path] = []
+    try:
+        candidates = sorted(Path(folder).glob(f".*{_TEMP_MARK}*"))
+    except OSError:
+        return removed
+    for tmp in candidates:
+        pid = _owner(tmp)
+        if pid is None or _alive(pid):
             continue
         try:
-            tmp.unlink()
-            removed.append(tmp)
+            if stat.S_ISREG(os.lstat(tmp).st_mode):
+                tmp.unlink()
+                removed.append(tmp)
         except OSError:
             pass
     return removed
+
+
+def regular_file(path: str | os.PathLike, what: str) -> os.stat_result:
+    """The ``os.stat`` of ``path`` when it is a regular file (symbolic links followed), checked
+    before anything opens it: opening a FIFO blocks until a writer appears, and a device or socket
+    is no file to read. ``what`` names the reader in the errors (e.g. ``"isospike.load"``).
+
+    Raises FileNotFoundError (nothing there), IsADirectoryError (a folder) and ValueError naming
+    the kind of file for anything else that is not a regular file."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no file at {path}") from None
+    except OSError as exc:
+        raise OSError(f"{path} cannot be examined ({exc.strerror or type(exc).__name__}); {what} reads regular "
+                      "files") from None
+    mode = st.st_mode
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(f"{path} is a folder; {what} reads one file")
+    if not stat.S_ISREG(mode):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode)
+                else "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file")
+        raise ValueError(f"{path} is {kind}, not a regular file; {what} reads regular files only (reading a pipe or "
+                         "device could wait forever or never end): copy the data to a file first")
+    return st
 
 
 def _new_temporary(path: Path, attempts: int = 100) -> tuple[Path, int]:
@@ -81,7 +120,7 @@ def _new_temporary(path: Path, attempts: int = 100) -> tuple[Path, int]:
     file left by a killed process (see :func:`remove_stale_temporaries`).
     """
     suffix = path.suffix or ".tmp"
-    remove_stale_temporaries(path)
+    remove_stale_temporaries(path.parent)
     for _ in range(attempts):
         candidate = path.parent / f".{path.name}.{_TEMP_TAG}.{os.getpid()}.{secrets.token_hex(6)}{suffix}"
         try:

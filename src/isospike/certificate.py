@@ -25,6 +25,7 @@ Guarantees:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -63,6 +64,7 @@ def verify(snn: nn.Module, x: Tensor, tolerance: float = 0.0) -> Certificate:
 
     if not (isinstance(tolerance, (int, float)) and math.isfinite(tolerance) and tolerance >= 0):
         raise ValueError(f"tolerance must be a finite number >= 0 (absolute slack), got {tolerance!r}")
+    _check_not_empty(x)
     snn = getattr(snn, "_orig_mod", snn)  # a torch.compile wrapper: its module is checked layer by layer, eagerly
     coding = coding_of(snn, "isospike.verify")
     if coding.verify is not None:
@@ -85,3 +87,13 @@ def verify(snn: nn.Module, x: Tensor, tolerance: float = 0.0) -> Certificate:
     y_snn, y_eq = snn_layers["__output__"][1], eq_layers["__output__"][1]
     cert.output_max_abs_diff = float((y_snn - y_eq).abs().max()) if torch.is_tensor(y_snn) and y_snn.numel() else 0.0
     return cert
+
+
+def _check_not_empty(x: Any) -> None:
+    """Refuse a batch without samples: no layer would be compared, and "every guarantee holds"
+    would be said of nothing."""
+    values = list(x.values()) if isinstance(x, dict) else list(x) if isinstance(x, (tuple, list)) else [x]
+    first = next((v for v in values if isinstance(v, Tensor)), None)
+    if first is not None and first.dim() and first.shape[0] == 0:
+        raise ValueError(f"isospike.verify needs at least one sample, got an input of shape {tuple(first.shape)}: a "
+                         "certificate over no samples would say the guarantees hold of nothing; pass test inputs")

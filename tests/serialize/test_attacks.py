@@ -156,20 +156,22 @@ def test_global_setters_are_refused_and_state_is_unchanged(tmp_path, saved, sett
 
 
 # ------------------------------------------------------------------ resources
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/status"), reason="reads the peak memory from /proc")
 def test_an_oversized_declared_layer_allocates_nothing(tmp_path, saved):
     """Linear(40000, 40000) declared in a few KB: refused from its stored shapes, in a child
     process whose peak memory stays far below the 6.4 GB the declaration asks for."""
     _, structure, tensors = saved
     structure["modules"]["fc1"]["layer"]["args"].update(in_features=40000, out_features=40000)
     path = write(tmp_path, structure, tensors)
-    code = ("import resource, sys, isospike as isp\n"
+    # VmHWM: this process's own peak (ru_maxrss carries over the forked pytest worker's)
+    code = ("import sys, isospike as isp\n"
             "try:\n    isp.load(sys.argv[1])\nexcept ValueError as e:\n    print('refused:', e)\n"
-            "print('peak_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+            "print('peak_kb', next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM')))\n")
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "refused:" in out.stdout and "shape" in out.stdout
     peak_kb = int(out.stdout.rsplit("peak_kb", 1)[1])
-    assert peak_kb < 2_000_000, f"loading allocated {peak_kb / 1e6:.1f} GB"
+    assert peak_kb < 1_000_000, f"loading allocated {peak_kb / 1e6:.1f} GB"
 
 
 @pytest.mark.parametrize("extra", [{"device": "meta"}, {"dtype": "float64"}, {"__class__": 1}])

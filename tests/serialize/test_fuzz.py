@@ -1,11 +1,15 @@
-"""Random mutations of real saved files: isp.load gives a clean ValueError or a network that runs
-(whose own input errors are ValueError/TypeError), never another exception type."""
+"""A fuzz target per loader (hypothesis; derandomized by the "ci" profile in tests/conftest.py,
+HYPOTHESIS_PROFILE=explore searches afresh): crafted saved networks, NIR graphs and Hugging Face
+folders give a clean ValueError/TypeError naming the source, or a network that runs on an input
+of its declared shape and leaves that input unchanged, with the process's peak memory under the
+load's cap. Exact files have theirs in test_exact_files.py."""
 
 import json
-import math
+import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -15,6 +19,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import isospike as isp
+
+from .mutations import memory_under_cap, mutate
+
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", 100))
+_SETTINGS = dict(deadline=None, suppress_health_check=list(HealthCheck))
 
 
 class Residual(nn.Module):
@@ -29,82 +38,182 @@ class Residual(nn.Module):
         return self.fc2(h + h.mean(1, keepdim=True))
 
 
-def _saved(coding: str, **kwargs):
+class Exportable(nn.Module):
+    """What NIR describes: a convolution, flattening, linear layers and a sum."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+        self.fc1, self.fc2 = nn.Linear(32, 8), nn.Linear(32, 8)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x)).flatten(1)
+        return torch.relu(self.fc1(h)) + self.fc2(h)
+
+
+def _converted(coding: str, model: type[nn.Module] = Residual, **kwargs):
     torch.manual_seed(0)
     x = torch.rand(16, 1, 4, 4)
-    snn = isp.convert(Residual().eval(), coding=coding, calibration=x, **kwargs)
+    return isp.convert(model().eval(), coding=coding, calibration=x, **kwargs), x[:4]
+
+
+def _saved(coding: str, **kwargs):
+    snn, x = _converted(coding, **kwargs)
     folder = Path(tempfile.mkdtemp(prefix="isospike-fuzz-"))
     path = isp.save(snn, folder / "snn.safetensors")
     with safe_open(str(path), framework="pt") as f:
         structure = json.loads(f.metadata()["isospike"])
-    return folder, structure, load_file(str(path)), x[:4]
+    return folder, structure, load_file(str(path)), x
 
 
 _CASES = {"rate": _saved("rate", timesteps=3), "mttfs": _saved("mttfs", timesteps=7, dead_zone=1),
           "sigma_delta": _saved("sigma_delta", levels=8, timesteps=4)}
 
 
-def _paths(tree, prefix=()):
-    """Every (container path) position in a JSON tree."""
-    yield prefix
-    if isinstance(tree, dict):
-        for k, v in tree.items():
-            yield from _paths(v, prefix + (k,))
-    elif isinstance(tree, list):
-        for i, v in enumerate(tree):
-            yield from _paths(v, prefix + (i,))
+def _runs_purely(net, x, source):
+    """The network runs on ``x`` (or refuses it with its own ValueError/TypeError: input checks,
+    the simulation memory guard) and leaves it unchanged."""
+    before = x.clone()
+    try:
+        y = net(x)
+    except (ValueError, TypeError):
+        pass
+    else:
+        leaves = torch.utils._pytree.tree_leaves(y)
+        assert leaves and any(isinstance(t, torch.Tensor) for t in leaves), f"{source} returned {y!r}"
+    assert torch.equal(x, before), f"{source} changed its input"
 
 
-_json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=12) | st.sampled_from(["x", "fc1", "output", "operator:add", "reshape", "Linear", "shape",
-                                             "__class__", "torch:load", "1e999", "round", "zero"]),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-    max_leaves=6)
-
-
-def _mutate(structure, data):
-    tree = json.loads(json.dumps(structure))
-    paths = list(_paths(tree))
-    for _ in range(data.draw(st.integers(1, 3))):
-        path = data.draw(st.sampled_from(paths))
-        if not path:
-            continue
-        parent = tree
-        try:
-            for key in path[:-1]:
-                parent = parent[key]
-            old = parent[path[-1]]
-        except (KeyError, IndexError, TypeError):
-            continue  # an earlier mutation removed it
-        action = data.draw(st.sampled_from(["replace", "delete", "tweak"]))
-        if action == "delete":
-            del parent[path[-1]]
-        elif action == "tweak" and isinstance(old, (int, float)) and not isinstance(old, bool):
-            parent[path[-1]] = data.draw(st.sampled_from([0, -1, 1, old * 2, old + 1, -old, 10**9]))
-        elif action == "tweak" and isinstance(old, str):
-            parent[path[-1]] = old + data.draw(st.sampled_from(["_", ".x", "1", "()", "\n", " "]))
-        else:
-            parent[path[-1]] = data.draw(_json_values)
-    return tree
+def _mutated_tensors(tensors, data):
+    """Now and then one stored tensor replaced: another shape, dtype or non-finite values."""
+    if not data.draw(st.booleans()):
+        return tensors
+    tensors = dict(tensors)
+    key = data.draw(st.sampled_from(sorted(tensors)))
+    t = tensors[key]
+    change = data.draw(st.sampled_from(["shape", "dtype", "nan", "drop", "float8"]))
+    if change == "shape":
+        tensors[key] = torch.zeros(tuple(s + 1 for s in t.shape) or (2,), dtype=t.dtype)
+    elif change == "dtype":
+        tensors[key] = t.to(torch.float64 if t.dtype != torch.float64 else torch.int32)
+    elif change == "nan" and t.is_floating_point() and t.numel():
+        tensors[key] = torch.full_like(t, float("nan"))
+    elif change == "drop":
+        del tensors[key]
+    elif change == "float8" and t.is_floating_point():
+        tensors[key] = t.to(torch.float8_e4m3fn)
+    return tensors
 
 
 @pytest.mark.parametrize("coding", list(_CASES))
-@settings(max_examples=int(__import__("os").environ.get("FUZZ_EXAMPLES", 120)), deadline=None, derandomize=not __import__("os").environ.get("FUZZ_RANDOM"), suppress_health_check=list(HealthCheck))
+@settings(max_examples=EXAMPLES, **_SETTINGS)
 @given(data=st.data())
-def test_mutated_files_load_cleanly_or_fail_with_a_value_error(coding, data):
+def test_mutated_saved_networks_load_cleanly_or_run_purely(coding, data):
     folder, structure, tensors, x = _CASES[coding]
-    tree = _mutate(structure, data)
     path = folder / f"mutant-{coding}.safetensors"
-    text = json.dumps(tree, allow_nan=True)
-    save_file(tensors, str(path), metadata={"isospike": text})
-    try:
-        snn = isp.load(path)
-    except ValueError as exc:
-        assert str(path) in str(exc) and "\n" not in str(exc)
-        return
-    try:
-        y = snn(x)
-    except (ValueError, TypeError):
-        return  # the network's own input checks
-    assert isinstance(y, torch.Tensor) and y.shape[0] == x.shape[0]
+    save_file(_mutated_tensors(tensors, data), str(path),
+              metadata={"isospike": json.dumps(mutate(structure, data), allow_nan=True)})
+    with memory_under_cap(path.stat().st_size):
+        try:
+            snn = isp.load(path)
+        except ValueError as exc:
+            assert str(path) in str(exc) and "\n" not in str(exc)
+            return
+    _runs_purely(snn, x.clone(), path)
+
+
+# ------------------------------------------------------------------ NIR
+nir = pytest.importorskip("nir")
+
+_NIR = {coding: isp.nir.export(_converted(coding, Exportable, **kw)[0]) for coding, kw in
+        (("rate", {"timesteps": 3}), ("sigma_delta", {"levels": 8, "timesteps": 4}))}
+
+_ARRAYS = st.one_of(
+    st.builds(lambda shape, v: np.full(shape, v), st.lists(st.integers(0, 4), max_size=4),
+              st.sampled_from([0.0, 1.0, -3.5, np.nan, np.inf, 1e300, 2**40])),
+    st.builds(lambda shape: np.full(shape, 1 + 5j), st.lists(st.integers(1, 3), max_size=2)),
+    st.builds(lambda shape: np.full(shape, "a"), st.lists(st.integers(1, 3), max_size=2)),
+    st.integers(-2**40, 2**40), st.none())
+
+
+def _mutated_nir(graph, data):
+    """A shallow copy of a NIR graph with node fields replaced by odd arrays, edges dropped or
+    added, or its metadata JSON mutated."""
+    import copy
+
+    graph = copy.deepcopy(graph)
+    for _ in range(data.draw(st.integers(1, 3))):
+        what = data.draw(st.sampled_from(["field", "field", "edge-drop", "edge-add", "metadata"]))
+        if what == "field":
+            key = data.draw(st.sampled_from(sorted(graph.nodes)))
+            node = graph.nodes[key]
+            fields = sorted(k for k, v in vars(node).items() if k != "metadata")
+            if fields:
+                setattr(node, data.draw(st.sampled_from(fields)), data.draw(_ARRAYS))
+        elif what == "edge-drop" and graph.edges:
+            graph.edges.pop(data.draw(st.integers(0, len(graph.edges) - 1)))
+        elif what == "edge-add":
+            keys = sorted(graph.nodes)
+            graph.edges.append((data.draw(st.sampled_from(keys)), data.draw(st.sampled_from(keys))))
+        elif what == "metadata" and "isospike" in (graph.metadata or {}):
+            graph.metadata["isospike"] = json.dumps(mutate(json.loads(graph.metadata["isospike"]), data))
+    return graph
+
+
+@pytest.mark.parametrize("coding", list(_NIR))
+@settings(max_examples=EXAMPLES // 2, **_SETTINGS)
+@given(data=st.data())
+def test_mutated_nir_graphs_load_cleanly_or_run_purely(coding, data):
+    graph = _mutated_nir(_NIR[coding], data)
+    with memory_under_cap(2**16):
+        try:
+            net = isp.nir.load(graph)
+        except (ValueError, TypeError) as exc:
+            assert "the NIR graph" in str(exc) and "\n" not in str(exc), str(exc)
+            return
+    _runs_purely(net, torch.rand(2, 1, 4, 4), "the NIR graph")
+
+
+# ------------------------------------------------------------------ Hugging Face folders
+@pytest.fixture(scope="module")
+def hf_folder(tmp_path_factory):
+    transformers = pytest.importorskip("transformers")
+    from isospike.models.minilm import load_minilm
+
+    tok, _ = load_minilm()
+    folder = tmp_path_factory.mktemp("hf-fuzz") / "llama"
+    torch.manual_seed(0)
+    transformers.LlamaForCausalLM(transformers.LlamaConfig(
+        vocab_size=tok.vocab_size, hidden_size=8, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1, max_position_embeddings=32)).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    return folder, config, load_file(str(folder / "model.safetensors")), tok(["Spikes add up."], return_tensors="pt")
+
+
+def test_mutated_hugging_face_folders_load_cleanly_or_run_purely(hf_folder):
+    from isospike.serialize.hf import load_folder
+
+    folder, config, tensors, encoded = hf_folder
+
+    @settings(max_examples=max(EXAMPLES // 4, 10), **_SETTINGS)
+    @given(data=st.data())
+    def check(data):
+        (folder / "config.json").write_text(json.dumps(mutate(config, data), allow_nan=True))
+        save_file(_mutated_tensors(tensors, data), str(folder / "model.safetensors"), metadata={"format": "pt"})
+        size = sum(p.stat().st_size for p in folder.iterdir())
+        with memory_under_cap(size):
+            try:
+                loaded = load_folder(folder)
+            except ValueError as exc:
+                assert str(folder) in str(exc) and "\n" not in str(exc), str(exc)
+                return
+            ids = encoded["input_ids"].clone()
+            try:
+                with torch.no_grad():
+                    loaded.model(input_ids=ids)
+            except (ValueError, TypeError, IndexError, RuntimeError):
+                pass  # a config that changes what the model accepts (vocab_size, positions): the model's own errors
+            assert torch.equal(ids, encoded["input_ids"])
+
+    check()

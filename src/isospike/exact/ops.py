@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from isospike._threads import kept_threads
 from isospike.exact.backends import bitsliced, neuron
 from isospike.exact.backends._kernels import pack_gather
 from isospike.exact.circuits_registry import COMPARISONS, FLOAT_OPS, conversion_netlist, float_op_netlist, mixed_op_netlist
@@ -432,8 +433,9 @@ def _pack_rows(x: Tensor, shape: torch.Size, width: int, out: np.ndarray | None 
     wl = (L + 63) // 64
     if out is None:
         out = np.empty((width, k * wl), dtype=np.uint64)
-    pack_gather(src.view({8: np.uint8, 16: np.uint16, 32: np.uint32, 64: np.uint64}[width]),
-                rows.astype(np.int64), width, out)
+    with kept_threads():
+        pack_gather(src.view({8: np.uint8, 16: np.uint16, 32: np.uint32, 64: np.uint64}[width]),
+                    rows.astype(np.int64), width, out)
     return out, wl
 
 

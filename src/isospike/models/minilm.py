@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
-import os
 from pathlib import Path
 
 import torch
@@ -27,16 +27,12 @@ def minilm_dir() -> Path:
 
 def load_bert(folder: str | Path):
     """(tokenizer, model) of a Hugging Face BERT-style model saved in a local folder (config.json,
-    weights, tokenizer files), loaded without network access, in eval mode."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from transformers import AutoModel, AutoTokenizer
+    weights, tokenizer files), read as data without network access, in eval mode (see
+    :func:`isospike.serialize.hf.load_folder`)."""
+    from isospike.serialize.hf import load_folder
 
-    folder = check_hf_folder(folder)
-    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
-    model = AutoModel.from_pretrained(folder, local_files_only=True, use_safetensors=True,
-                                      trust_remote_code=False).eval()
-    return tokenizer, model
+    loaded = load_folder(folder)
+    return loaded.tokenizer, loaded.model
 
 
 def check_hf_folder(folder: str | Path) -> Path:
@@ -59,17 +55,31 @@ def check_hf_folder(folder: str | Path) -> Path:
 
 
 def load_minilm():
-    """(tokenizer, BertModel) in eval mode, loaded from the package folder without network."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    """(tokenizer, BertModel) in eval mode, loaded from the package folder without network (the
+    environment is as it was afterwards)."""
     from transformers import AutoModel, AutoTokenizer
+
+    from isospike.serialize.hf import offline
+
+    d = minilm_dir()
+    with offline(), _progress_bars_off():
+        tokenizer = AutoTokenizer.from_pretrained(d, local_files_only=True)
+        model = AutoModel.from_pretrained(d, local_files_only=True).eval()
+    return tokenizer, model
+
+
+@contextlib.contextmanager
+def _progress_bars_off():
+    """transformers' loading progress bar hidden inside the block, as it was after it."""
     from transformers.utils import logging as hf_logging
 
+    enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
-    d = minilm_dir()
-    tokenizer = AutoTokenizer.from_pretrained(d)
-    model = AutoModel.from_pretrained(d).eval()
-    return tokenizer, model
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
 
 
 def mean_pooling(last_hidden_state, attention_mask):

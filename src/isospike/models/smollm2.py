@@ -14,7 +14,6 @@ package's own ``llm`` requirements are not needed; its module is never imported)
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 from typing import Any
 
@@ -76,9 +75,9 @@ def load(layers: int | None = None, tokenizer: bool = True) -> tuple[Any, Any]:
     building the tokenizer (about 10 s) and returns None in its place."""
     import gguf
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-    from transformers.utils import logging as hf_logging
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from isospike.serialize.hf import offline
+
     path = gguf_path()
     reader = _reader(path)
     if _field(reader, "general.architecture") != "llama":
@@ -132,6 +131,6 @@ def load(layers: int | None = None, tokenizer: bool = True) -> tuple[Any, Any]:
             break
     if not tokenizer:
         return None, model.float().eval()
-    hf_logging.set_verbosity_error()
-    tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    with offline():  # nothing fetched; the environment as it was afterwards
+        tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True)
     return tok, model.float().eval()

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from isospike._threads import kept_threads
 from isospike.activity import LayerActivity
 from isospike.neurons._kernels import integrate_fire_multistep, n_blocks
 from isospike.neurons.surrogate import spike
@@ -122,7 +123,9 @@ def _run_kernel(x_steps: Tensor, constant: bool, T: int, v: Tensor, p: IFParamet
     # numpy allocates large arrays with transparent huge pages: far fewer page faults
     out = np.empty((T, m), dtype=np.uint8 if binary else np.float32)
     counts = np.empty((n_blocks(m), T), dtype=np.int64)
-    integrate_fire_multistep(x2, constant, T, v_np, th, val, np.float32(p.leak), p.reset == "zero", binary, out, counts)
+    with kept_threads():  # the user's torch thread count stays as set (see isospike._threads)
+        integrate_fire_multistep(x2, constant, T, v_np, th, val, np.float32(p.leak), p.reset == "zero", binary, out,
+                                 counts)
     spikes = torch.from_numpy(out).reshape((T, *neuron_shape))
     return (spikes.view(torch.bool) if binary else spikes), torch.from_numpy(v_np).reshape(neuron_shape)
 

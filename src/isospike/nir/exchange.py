@@ -21,6 +21,7 @@ warning is issued on export.
 
 from __future__ import annotations
 
+import collections
 import copy
 import json
 import math
@@ -35,10 +36,11 @@ import numpy as np
 import torch
 from torch import fx, nn
 
-from isospike._io import atomic_write
-from isospike.conversion.coding import codings, population_codecs
+from isospike._io import atomic_write, regular_file, remove_stale_temporaries
+from isospike.conversion.coding import population_codecs
 from isospike.conversion.graph import node_path
-from isospike.errors import FileFormatError, one_line
+from isospike.errors import FileFormatError, IsospikeError, one_line
+from isospike.serialize import RAW_ERRORS
 from isospike.serialize.modules import read_module
 from isospike.serialize.schema import Field, is_module_path, parse_json
 
@@ -300,20 +302,33 @@ def _scale_for(scale: float | torch.Tensor, weight: torch.Tensor, dim: int) -> t
     return s.reshape(shape)
 
 
+MAX_HDF5_OBJECTS = 200_000
+
+
 def _check_hdf5(path: Path, max_depth: int = 16) -> None:
     """Refuse NIR files whose arrays would read other files or blow up in memory, before nir
     reads them: external storage, virtual datasets, external or soft links, groups nested deeper
-    than ``max_depth``, or arrays declaring far more bytes than the file holds (compression bombs)."""
+    than ``max_depth``, or arrays declaring more bytes in all than the load's memory cap for a file
+    of this size (:func:`isospike.serialize.bounds.memory_cap`: 256 MiB + 16 bytes per byte of the
+    file; compressed arrays inflate)."""
     import h5py
 
+    from isospike.serialize.bounds import memory_cap
+
     size = max(path.stat().st_size, 1)
+    cap = memory_cap(size)
     declared = 0
+    visited = 0
 
     def visit(group: Any, depth: int, where: str) -> None:
-        nonlocal declared
+        nonlocal declared, visited
         if depth > max_depth:
             raise FileFormatError(f"{path}: groups nest deeper than {max_depth} levels at {where!r}; the file is crafted")
         for key in group.keys():
+            visited += 1
+            if visited > MAX_HDF5_OBJECTS:  # hard links may make a small file's tree exponentially large
+                raise FileFormatError(f"{path}: it holds more than {MAX_HDF5_OBJECTS} groups and arrays (counting "
+                                      "each link); the file is crafted")
             link = group.get(key, getlink=True)
             if not isinstance(link, h5py.HardLink):
                 raise FileFormatError(f"{path}: {where}/{key} is a {type(link).__name__}; NIR files hold their arrays "
@@ -326,9 +341,10 @@ def _check_hdf5(path: Path, max_depth: int = 16) -> None:
                     raise FileFormatError(f"{path}: the array {where}/{key} is stored in other files; NIR files "
                                           "hold their arrays themselves")
                 declared += int(item.size) * int(item.dtype.itemsize)
-                if declared > max(2**31, 100 * size):
-                    raise FileFormatError(f"{path}: its arrays declare {declared / 2**30:.1f} GiB in a file of "
-                                          f"{size / 2**20:.1f} MiB (compressed more than 100x); refusing to inflate it")
+                if declared > cap:
+                    raise FileFormatError(f"{path}: its arrays declare {declared / 2**20:.1f} MiB in a file of "
+                                          f"{size / 2**10:.1f} KiB, more than the {cap / 2**20:.1f} MiB a file of that "
+                                          "size may inflate to (isospike.serialize.bounds); refusing to inflate it")
 
     try:
         with h5py.File(path, "r") as f:
@@ -348,8 +364,10 @@ def _read_nir(path: Path) -> Any:
         raise FileNotFoundError(f"no NIR file at {path}")
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder; isospike.nir.load reads one .nir file")
+    regular_file(path, "isospike.nir.load")  # a FIFO or device is refused before anything opens it
     if not os.access(path, os.R_OK):
         raise PermissionError(f"{path} exists but cannot be read; make it readable, e.g. chmod u+r")
+    remove_stale_temporaries(path.parent)  # left by exports killed mid-write (isospike._io.atomic_write)
     _check_hdf5(path)
     try:
         try:
@@ -358,7 +376,8 @@ def _read_nir(path: Path) -> Any:
             if "Type inference" not in str(exc):
                 raise
             return nir.read(str(path), type_check=False)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, AssertionError,
+            RuntimeError, OverflowError, NotImplementedError) as exc:
         raise ValueError(f"{path} is not a readable NIR graph ({type(exc).__name__}: {one_line(exc, 200)}); "
                          "isospike.nir.load reads files written by nir.write / isospike.nir.export") from None
 
@@ -413,7 +432,8 @@ def _numbers(field: Field, dtype: torch.dtype) -> torch.Tensor:
 def _flatten(graph: Any, source: str, prefix: str = "", depth: int = 0) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """The nodes and edges of ``graph`` with nested graphs (snnTorch writes RLeaky as one) inlined
     under dotted keys: an edge into a subgraph goes to what its Input feeds, an edge out of it
-    leaves from what feeds its Output."""
+    leaves from what feeds its Output. Keys that collide once inlined (an outer ``"a.b"`` and the
+    node ``"b"`` of a subgraph ``"a"``) are refused."""
     import nir
 
     if depth > 8:
@@ -422,27 +442,42 @@ def _flatten(graph: Any, source: str, prefix: str = "", depth: int = 0) -> tuple
     entries: dict[str, list[str]] = {}
     exits: dict[str, list[str]] = {}
     inner_edges: list[tuple[str, str]] = []
+
+    def add(key: str, node: Any) -> None:
+        if key in nodes:
+            raise FileFormatError(f"{source}: two NIR nodes are both named {key[:80]!r} once subgraphs are inlined "
+                                  "(a dotted key and a subgraph's node); rename one")
+        nodes[key] = node
+
     for key, node in graph.nodes.items():
         full = f"{prefix}{key}"
         if isinstance(node, nir.NIRGraph):
             sub_nodes, sub_edges = _flatten(node, source, f"{full}.", depth + 1)
-            ins = {k for k, n in sub_nodes.items() if isinstance(n, nir.Input) and k.count(".") == full.count(".") + 1}
-            outs = {k for k, n in sub_nodes.items() if isinstance(n, nir.Output) and k.count(".") == full.count(".") + 1}
+            ins = {f"{full}.{k}" for k, n in node.nodes.items() if isinstance(n, nir.Input)}
+            outs = {f"{full}.{k}" for k, n in node.nodes.items() if isinstance(n, nir.Output)}
             entries[full] = [b for a, b in sub_edges if a in ins]
             exits[full] = [a for a, b in sub_edges if b in outs]
-            nodes.update({k: n for k, n in sub_nodes.items() if k not in ins | outs})
+            for k, n in sub_nodes.items():
+                if k not in ins | outs:
+                    add(k, n)
             inner_edges += [(a, b) for a, b in sub_edges if a not in ins and b not in outs]
         else:
-            nodes[full] = node
+            add(full, node)
     edges = list(inner_edges)
     for edge in graph.edges:
-        if not (isinstance(edge, (tuple, list)) and len(edge) == 2 and all(e in graph.nodes for e in edge)):
+        if not (isinstance(edge, (tuple, list)) and len(edge) == 2 and all(isinstance(e, str) and e in graph.nodes
+                                                                           for e in edge)):
             raise FileFormatError(f"{source}: the edge {str(edge)[:80]} does not join two nodes of the graph")
         a, b = f"{prefix}{edge[0]}", f"{prefix}{edge[1]}"
         for x in exits.get(a, [a]):
             for y in entries.get(b, [b]):
                 edges.append((x, y))
+    if len(edges) > MAX_EDGES:
+        raise FileFormatError(f"{source}: the NIR graph has more than {MAX_EDGES} edges once subgraphs are inlined")
     return nodes, edges
+
+
+MAX_EDGES = 1_000_000
 
 
 _NEURON_TYPES = ("LIF", "CubaLIF", "LI")
@@ -453,16 +488,20 @@ def _recurrences(nodes: dict[str, Any], edges: list[tuple[str, str]], source: st
     RSynaptic); those two edges are removed from ``edges``. Any other cycle is refused."""
     import nir
 
+    present = set(edges)
     found: dict[str, str] = {}
-    for a, b in list(edges):
+    for a, b in edges:
         if isinstance(nodes[a], (nir.LIF, nir.CubaLIF, nir.LI, nir.IF)) and isinstance(nodes[b], (nir.Linear, nir.Affine)) \
-                and (b, a) in edges and a not in found:
+                and (b, a) in present and a not in found:
             found[a] = b
-    for neuron, weight in found.items():
-        edges.remove((neuron, weight))
-        edges.remove((weight, neuron))
-        if any(x == weight or y == weight for x, y in edges):
-            raise FileFormatError(f"{source}: the recurrent weight {weight!r} of {neuron!r} is also connected elsewhere")
+    loops = {(n, w) for n, w in found.items()} | {(w, n) for n, w in found.items()}
+    weights = set(found.values())
+    kept = [e for e in edges if e not in loops]
+    for x, y in kept:
+        if x in weights or y in weights:
+            raise FileFormatError(f"{source}: the recurrent weight {(x if x in weights else y)!r} of a neuron is also "
+                                  "connected elsewhere")
+    edges[:] = kept
     return found
 
 
@@ -526,25 +565,69 @@ def load(path_or_graph: Any, dt: float | None = None, input_shape: tuple[int, ..
     naming the file and what is wrong."""
     import nir
 
-    from isospike.conversion.assemble import assemble_time_folded
-    from isospike.conversion.graph import propagate_shapes
-    from isospike.conversion.network import SpikingNetwork
-    from isospike.neurons import IFNeuron
-
     if isinstance(path_or_graph, (str, Path)):
         source = str(path_or_graph)
         graph = _read_nir(Path(path_or_graph))
+        size = Path(path_or_graph).stat().st_size
     elif isinstance(path_or_graph, nir.NIRGraph):
         source = "the NIR graph"
         graph = path_or_graph
+        size = _array_bytes(graph)
     else:
         raise TypeError(f"isospike.nir.load takes a path or a nir.NIRGraph, got {type(path_or_graph).__name__}")
     if convention not in CONVENTIONS:
         raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+    if dt is None:
+        dt = 1e-3 if convention == "norse" else 1e-4
+    if not (isinstance(dt, (int, float)) and not isinstance(dt, bool) and math.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be a positive time step in seconds, got {dt!r}")
+    override = _checked_shape(input_shape, source) if input_shape is not None else None
+    try:
+        return _build(graph, source, size, float(dt), override, convention)
+    except (*_RAW_ERRORS, ValueError, TypeError) as exc:  # arrays or arguments that fit no layer (the checks name most)
+        if isinstance(exc, (ValueError, TypeError)) and (isinstance(exc, IsospikeError) or str(exc).startswith(source)):
+            raise  # isospike's own refusals, which name the file already
+        raise FileFormatError(f"{source}: the NIR graph does not describe a network isospike can build "
+                              f"({type(exc).__name__}: {one_line(exc, 200)}); the file is damaged or crafted") from None
+
+
+# Exceptions numpy, torch and nir raise on inconsistent arrays: a malformed file, reported as one.
+_RAW_ERRORS = (*RAW_ERRORS, np.exceptions.AxisError)
+
+
+def _array_bytes(graph: Any) -> int:
+    """Bytes of the arrays an in-memory NIR graph holds (its size as a file, for the load's bounds)."""
+    total = 0
+    for node in graph.nodes.values():
+        for value in vars(node).values():
+            if isinstance(value, np.ndarray):
+                total += int(value.nbytes)
+            elif hasattr(value, "nodes") and hasattr(value, "edges"):
+                total += _array_bytes(value)
+    return total
+
+
+def _build(graph: Any, source: str, size: int, dt: float, override: tuple[int, ...] | None,
+           convention: str) -> nn.Module:
+    """The network of a NIR graph read by :func:`load` (arguments checked there)."""
+    import nir
+
+    from isospike.conversion.assemble import assemble_time_folded
+    from isospike.conversion.graph import propagate_shapes
+    from isospike.conversion.network import SpikingNetwork
+    from isospike.neurons import IFNeuron
+    from isospike.nir import arrays
+    from isospike.serialize import MAX_TIMESTEPS, spiking_codings
+    from isospike.serialize.bounds import bounded
+
     meta_text = None if convention == "standard" else (graph.metadata or {}).get(_META)
     meta = Field(parse_json(_text(meta_text), source, "the graph's isospike metadata") if meta_text is not None else {},
                  "metadata.isospike", source)
     all_nodes, edges = _flatten(graph, source)
+    inputs = sorted(k for k, n in all_nodes.items() if isinstance(n, nir.Input))
+    if len(inputs) > 1:
+        raise FileFormatError(f"{source}: the graph has {len(inputs)} nir.Input nodes ({', '.join(inputs[:4])}); "
+                              "isospike networks take one input")
     recurrent = _recurrences(all_nodes, edges, source)
     rec_weights = set(recurrent.values())
     node_map = {k: n for k, n in all_nodes.items() if k not in rec_weights}
@@ -552,27 +635,23 @@ def load(path_or_graph: Any, dt: float | None = None, input_shape: tuple[int, ..
     preds: dict[str, list[str]] = {k: [] for k in node_map}
     for a, b in edges:
         preds[b].append(a)
-    order = _topological(node_map, edges)
+    order = _topological(node_map, edges, source)
     modules: dict[str, nn.Module] = {}
     neurons: dict[str, Any] = {}
     fx_graph = fx.Graph()
     values: dict[str, fx.Node] = {}
-    if dt is None:
-        dt = 1e-3 if convention == "norse" else 1e-4
-    if not (isinstance(dt, (int, float)) and not isinstance(dt, bool) and math.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be a positive time step in seconds, got {dt!r}")
-    override = _checked_shape(input_shape, source) if input_shape is not None else None
-    input_shape = None
+    input_shape: tuple[int, ...] | None = None
     for key in order:
         node = node_map[key]
         name = names[key]
         if isinstance(node, nir.Input):
-            if input_shape is not None:
-                raise FileFormatError(f"{source}: the graph has more than one nir.Input; isospike networks take one input")
             values[key] = fx_graph.placeholder("input")
-            shape = np.asarray(node.input_type["input"]).reshape(-1)
-            if shape.dtype.kind not in "iu" or (shape < 1).any() or shape.size > 8 \
-                    or math.prod(int(v) for v in shape) > MAX_INPUT_VALUES:
+            declared = (node.input_type or {}).get("input") if isinstance(node.input_type, dict) else None
+            if declared is None:
+                raise FileFormatError(f"{source}: the nir.Input node {key!r} declares no input shape "
+                                      "(input_type['input'])")
+            shape = arrays.numbers(declared, source, key, "input shape", whole=True).reshape(-1)
+            if (shape < 1).any() or shape.size > 8 or math.prod(int(v) for v in shape) > MAX_INPUT_VALUES:
                 raise FileFormatError(f"{source}: the input shape {shape.tolist()[:8]} of node {key!r} must be at most "
                                       f"8 positive sizes with at most {MAX_INPUT_VALUES} values per sample")
             input_shape = tuple(int(v) for v in shape)
@@ -590,34 +669,32 @@ def load(path_or_graph: Any, dt: float | None = None, input_shape: tuple[int, ..
             continue
         m: nn.Module
         if isinstance(node, (nir.Affine, nir.Linear)):
-            w = torch.as_tensor(np.asarray(node.weight), dtype=torch.float32)
-            if w.dim() != 2:
-                raise FileFormatError(f"{source}: the weight of node {key!r} has shape {tuple(w.shape)}, not [out, in]")
-            m = nn.Linear(w.shape[1], w.shape[0], bias=isinstance(node, nir.Affine))
-            m.weight.data.copy_(w)
-            if isinstance(node, nir.Affine):
-                m.bias.data.copy_(torch.as_tensor(np.asarray(node.bias), dtype=torch.float32))
+            w = arrays.tensor(node.weight, source, key, "weight", ndim=2)
+            bias = arrays.tensor(node.bias, source, key, "bias", ndim=1) if isinstance(node, nir.Affine) else None
+            m = arrays.linear(w, bias, source, key)
         elif isinstance(node, (nir.Conv2d, nir.Conv1d)):
-            w = torch.as_tensor(np.asarray(node.weight), dtype=torch.float32)
-            conv_kw: dict[str, Any] = dict(stride=tuple(np.atleast_1d(node.stride).tolist()),
-                                           padding=tuple(np.atleast_1d(node.padding).tolist()),
-                                           dilation=tuple(np.atleast_1d(node.dilation).tolist()), groups=int(node.groups))
-            kernel = tuple(int(k) for k in w.shape[2:])
-            conv = nn.Conv2d(w.shape[1] * int(node.groups), w.shape[0], (kernel[0], kernel[-1]), **conv_kw) \
-                if isinstance(node, nir.Conv2d) else nn.Conv1d(w.shape[1] * int(node.groups), w.shape[0], kernel[0], **conv_kw)
-            with torch.no_grad():
-                conv.weight.copy_(w)
-                conv.bias.copy_(torch.as_tensor(np.asarray(node.bias), dtype=torch.float32))  # type: ignore[union-attr]  # bias=True
-            m = conv
+            dims = 2 if isinstance(node, nir.Conv2d) else 1
+            w = arrays.tensor(node.weight, source, key, "weight", ndim=dims + 2)
+            groups = arrays.sizes(node.groups, source, key, "groups", 1, 1)[0]
+            m = arrays.conv(nn.Conv2d if dims == 2 else nn.Conv1d, w, arrays.tensor(node.bias, source, key, "bias", ndim=1),
+                            source, key, stride=arrays.sizes(node.stride, source, key, "stride", 1, dims),
+                            padding=arrays.sizes(node.padding, source, key, "padding", 0, dims),
+                            dilation=arrays.sizes(node.dilation, source, key, "dilation", 1, dims), groups=groups)
         elif isinstance(node, nir.AvgPool2d):
-            m = nn.AvgPool2d(tuple(np.asarray(node.kernel_size).tolist()), tuple(np.asarray(node.stride).tolist()),
-                             tuple(np.asarray(node.padding).tolist()))
+            kernel, stride, padding = (arrays.pair(node.kernel_size, source, key, "kernel_size", 1),
+                                       arrays.pair(node.stride, source, key, "stride", 1),
+                                       arrays.pair(node.padding, source, key, "padding", 0))
+            m = nn.AvgPool2d(kernel, stride, padding)
         elif isinstance(node, nir.Scale):
             from isospike.conversion.timefold import ElementwiseScale
 
-            m = ElementwiseScale(torch.as_tensor(np.asarray(node.scale), dtype=torch.float32))
+            m = ElementwiseScale(arrays.tensor(node.scale, source, key, "scale"))
         elif isinstance(node, nir.Flatten):
-            m = nn.Flatten(int(node.start_dim) + 1, int(node.end_dim) if int(node.end_dim) < 0 else int(node.end_dim) + 1)
+            start, end = (int(arrays.numbers(v, source, key, f, whole=True).reshape(-1)[0])
+                          for v, f in ((node.start_dim, "start_dim"), (node.end_dim, "end_dim")))
+            if not (-8 <= start <= 8 and -8 <= end <= 8):
+                raise FileFormatError(f"{source}: the start_dim/end_dim of NIR node {key!r} must be in [-8, 8]")
+            m = nn.Flatten(start + 1, end if end < 0 else end + 1)
         elif isinstance(node, (nir.LIF, nir.CubaLIF, nir.LI)) or (isinstance(node, nir.IF) and key in recurrent):
             args = _nir_neuron_args(node, key, all_nodes.get(recurrent.get(key, "")), source)
             neurons[name] = ("nir", _norse_args(args, dt) if convention == "norse" else args, None)
@@ -629,31 +706,49 @@ def load(path_or_graph: Any, dt: float | None = None, input_shape: tuple[int, ..
             if info is not None and info.get("population") is not None:
                 neurons[name] = ("population", info["population"], _stored_population_tensors(info["buffers"]))
             else:
-                v_reset = np.asarray(node.v_reset) if node.v_reset is not None else np.zeros(1)
+                v_reset = arrays.numbers(node.v_reset, source, key, "v_reset") if node.v_reset is not None \
+                    else np.zeros(1)
                 if not np.allclose(v_reset, 0):
-                    raise ValueError(f"NIR IF node {key!r} resets to a nonzero v_reset: not supported")
-                th = torch.as_tensor(np.asarray(node.v_threshold) * np.asarray(node.r), dtype=torch.float32)
+                    raise FileFormatError(f"{source}: NIR IF node {key!r} resets to a nonzero v_reset, which isospike's "
+                                          "IF populations do not model (they reset to 0 or by subtraction)")
+                th_arr = arrays.numbers(node.v_threshold, source, key, "v_threshold") \
+                    * arrays.numbers(node.r, source, key, "r")
+                th = arrays.tensor(th_arr, source, key, "v_threshold x r")
+                if th.numel() == 0:
+                    raise FileFormatError(f"{source}: the v_threshold of NIR IF node {key!r} is empty")
                 th = th.flatten()[0] if bool((th == th.flatten()[0]).all()) else th
                 reset: Literal["subtract", "zero"] = "zero"
                 if info is not None and info["reset"].choice(("subtract", "zero")) == "subtract":
                     reset = "subtract"
                 v_init = _numbers(info["v_init"], torch.float32) if info is not None else torch.tensor(0.0)
-                neurons[name] = ("if", IFNeuron(threshold=th, reset=reset, v_init=v_init, spike_value=1.0), None)
+                try:
+                    neuron = IFNeuron(threshold=th, reset=reset, v_init=v_init, spike_value=1.0)
+                except (ValueError, TypeError, RuntimeError) as exc:
+                    raise FileFormatError(f"{source}: NIR IF node {key!r} does not describe IF neurons "
+                                          f"({one_line(exc, 200)})") from None
+                neurons[name] = ("if", neuron, None)
             m = nn.ReLU()  # placeholder activation, replaced by the population below
         else:
-            raise TypeError(f"no isospike module for NIR node {type(node).__name__} ({key!r})")
+            raise TypeError(f"{source}: no isospike module for NIR node {type(node).__name__} ({key!r}); isospike reads "
+                            "IF, LIF, CubaLIF, LI, Affine, Linear, Conv1d/2d, AvgPool2d, Scale, Flatten and sums")
         modules[name] = m
         values[key] = fx_graph.call_module(name, (x,))
-    gm = fx.GraphModule(modules, fx_graph)
+    try:
+        gm = fx.GraphModule(modules, fx_graph)
+    except (RuntimeError, AttributeError, TypeError, ValueError) as exc:
+        raise FileFormatError(f"{source}: the NIR graph does not make a network ({one_line(exc, 200)})") from None
     if override is not None:
         input_shape = override
     if input_shape is not None:
         try:
-            propagate_shapes(gm, torch.zeros(1, *input_shape))
+            with bounded(source, size, "propagating one sample's shapes"):
+                propagate_shapes(gm, torch.zeros(1, *input_shape))
         except (RuntimeError, ValueError) as exc:
+            if isinstance(exc, FileFormatError):
+                raise
             origin = "the input_shape given" if override is not None else "its nir.Input node"
             raise ValueError(f"{source}: the network cannot run on samples of shape {input_shape} ({origin}): "
-                             f"{str(exc).splitlines()[0]}; pass isospike.nir.load(path, input_shape=...) with one "
+                             f"{one_line(exc, 200)}; pass isospike.nir.load(path, input_shape=...) with one "
                              "sample's shape") from None
     specs: dict[str, Any] = {}
     for name, (kind, obj, buffers) in neurons.items():
@@ -662,8 +757,11 @@ def load(path_or_graph: Any, dt: float | None = None, input_shape: tuple[int, ..
         elif kind == "nir":
             from isospike.nir.populations import NIRNeurons
 
-            def nir_factory(static: bool, args: dict = obj) -> nn.Module:
-                return NIRNeurons(dt=dt, static_input=static, **args)
+            def nir_factory(static: bool, args: dict = obj, name: str = name) -> nn.Module:
+                try:
+                    return NIRNeurons(dt=dt, static_input=static, **args)
+                except ValueError as exc:
+                    raise FileFormatError(f"{source}: {one_line(exc, 300)}") from None
             specs[name] = nir_factory
         else:
             def factory(static: bool, spec: Field = obj, buffers: dict[str, torch.Tensor] = buffers) -> nn.Module:
@@ -677,13 +775,14 @@ def load(path_or_graph: Any, dt: float | None = None, input_shape: tuple[int, ..
                 return pop
             specs[name] = factory
     assemble_time_folded(gm, specs)
+
     def entry(key: str) -> Field | None:
         return meta.get(key)
 
     coding_field = entry("coding")
-    coding = coding_field.choice(codings()) if coding_field is not None else "rate"
+    coding = coding_field.choice(spiking_codings(), "codings of spiking networks") if coding_field is not None else "rate"
     steps_field, fold_field, readout_field = entry("timesteps"), entry("fold_time"), entry("readout")
-    timesteps = steps_field.integer(1, 2**31 - 1) if steps_field is not None else 8
+    timesteps = steps_field.integer(1, MAX_TIMESTEPS) if steps_field is not None else 8
     fold_time = fold_field.boolean() if fold_field is not None else True
     readout = readout_field.choice(("mean", "last")) if readout_field is not None else "mean"
     return SpikingNetwork(gm, timesteps, coding, {"source": "nir"}, fold_time=fold_time, readout=readout).eval()
@@ -693,30 +792,34 @@ def _nir_neuron_args(node: Any, key: str, rec_node: Any, source: str) -> dict[st
     """Constructor arguments of a NIRNeurons population for a LIF / CubaLIF / LI / IF node."""
     import nir
 
-    def arr(v: Any) -> np.ndarray | None:
-        return np.asarray(v, dtype=np.float64) if v is not None else None
+    from isospike.nir import arrays
+
+    def arr(v: Any, field: str) -> np.ndarray | None:
+        return arrays.numbers(v, source, key, field).astype(np.float64) if v is not None else None
 
     recurrent = None
     if rec_node is not None:
-        w = torch.as_tensor(np.asarray(rec_node.weight), dtype=torch.float32)
-        if w.dim() != 2 or w.shape[0] != w.shape[1]:
+        w = arrays.tensor(rec_node.weight, source, key, "recurrent weight", ndim=2)
+        if w.shape[0] != w.shape[1]:
             raise FileFormatError(f"{source}: the recurrent weight of {key!r} has shape {tuple(w.shape)}, not [n, n]")
-        recurrent = nn.Linear(w.shape[1], w.shape[0], bias=isinstance(rec_node, nir.Affine))
-        with torch.no_grad():
-            recurrent.weight.copy_(w)
-            if isinstance(rec_node, nir.Affine):
-                recurrent.bias.copy_(torch.as_tensor(np.asarray(rec_node.bias), dtype=torch.float32))
+        bias = arrays.tensor(rec_node.bias, source, key, "recurrent bias", ndim=1) \
+            if isinstance(rec_node, nir.Affine) else None
+        recurrent = arrays.linear(w, bias, source, key)
     common = dict(where=key, recurrent=recurrent)
     if isinstance(node, nir.CubaLIF):
-        return dict(kind="cuba_lif", tau=arr(node.tau_mem), r=arr(node.r), v_leak=arr(node.v_leak),
-                    v_threshold=arr(node.v_threshold), v_reset=arr(getattr(node, "v_reset", 0.0)),
-                    tau_syn=arr(node.tau_syn), w_in=arr(node.w_in), **common)
+        return dict(kind="cuba_lif", tau=arr(node.tau_mem, "tau_mem"), r=arr(node.r, "r"),
+                    v_leak=arr(node.v_leak, "v_leak"), v_threshold=arr(node.v_threshold, "v_threshold"),
+                    v_reset=arr(getattr(node, "v_reset", 0.0), "v_reset"), tau_syn=arr(node.tau_syn, "tau_syn"),
+                    w_in=arr(node.w_in, "w_in"), **common)
     if isinstance(node, nir.LIF):
-        return dict(kind="lif", tau=arr(node.tau), r=arr(node.r), v_leak=arr(node.v_leak),
-                    v_threshold=arr(node.v_threshold), v_reset=arr(getattr(node, "v_reset", 0.0)), **common)
+        return dict(kind="lif", tau=arr(node.tau, "tau"), r=arr(node.r, "r"), v_leak=arr(node.v_leak, "v_leak"),
+                    v_threshold=arr(node.v_threshold, "v_threshold"),
+                    v_reset=arr(getattr(node, "v_reset", 0.0), "v_reset"), **common)
     if isinstance(node, nir.LI):
-        return dict(kind="li", tau=arr(node.tau), r=arr(node.r), v_leak=arr(node.v_leak), **common)
-    return dict(kind="if", r=arr(node.r), v_threshold=arr(node.v_threshold), v_reset=arr(node.v_reset), **common)
+        return dict(kind="li", tau=arr(node.tau, "tau"), r=arr(node.r, "r"), v_leak=arr(node.v_leak, "v_leak"),
+                    **common)
+    return dict(kind="if", r=arr(node.r, "r"), v_threshold=arr(node.v_threshold, "v_threshold"),
+                v_reset=arr(node.v_reset, "v_reset"), **common)
 
 
 def _text(v: Any) -> Any:
@@ -729,21 +832,24 @@ def _text(v: Any) -> Any:
     return v
 
 
-def _topological(nodes: dict, edges: list[tuple[str, str]]) -> list[str]:
+def _topological(nodes: dict, edges: list[tuple[str, str]], source: str) -> list[str]:
+    """The node keys in an order where every edge goes forward (Kahn's algorithm, linear time)."""
     indeg = {k: 0 for k in nodes}
-    for _, b in edges:
+    after: dict[str, list[str]] = {k: [] for k in nodes}
+    for a, b in edges:
         indeg[b] += 1
-    ready = [k for k, d in indeg.items() if d == 0]
+        after[a].append(b)
+    ready = collections.deque(k for k, d in indeg.items() if d == 0)
     order = []
     while ready:
-        k = ready.pop(0)
+        k = ready.popleft()
         order.append(k)
-        for a, b in edges:
-            if a == k:
-                indeg[b] -= 1
-                if indeg[b] == 0:
-                    ready.append(b)
+        for b in after[k]:
+            indeg[b] -= 1
+            if indeg[b] == 0:
+                ready.append(b)
     if len(order) != len(nodes):
-        raise ValueError("the NIR graph has a cycle that is not a neuron's recurrent weight (neuron -> Linear/Affine -> "
-                         "the same neuron, as snnTorch's RLeaky writes it); other cycles are not supported")
+        raise FileFormatError(f"{source}: the NIR graph has a cycle that is not a neuron's recurrent weight (neuron -> "
+                              "Linear/Affine -> the same neuron, as snnTorch's RLeaky writes it); other cycles are not "
+                              "supported")
     return order

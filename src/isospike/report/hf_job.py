@@ -7,7 +7,6 @@ gates with their KV cache."""
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -32,25 +31,15 @@ class _Generates(Protocol):
 
 
 def load_hf(folder: str | Path) -> tuple[Any, Any, bool]:
-    """(tokenizer, model, is_decoder) of a local Hugging Face folder, offline: safetensors weights
-    only, no code shipped with the folder (``trust_remote_code`` stays off), float32, eval mode."""
-    from isospike.models.minilm import check_hf_folder
+    """(tokenizer, model, is_decoder) of a local Hugging Face folder, read as data
+    (:func:`isospike.serialize.hf.load_folder`): the config through the closed sets exact files
+    use, every weight the config implies present with its shape (a folder that lacks one, or
+    holds others, is refused naming them: nothing is random-initialized), safetensors only, no
+    code shipped with the folder, offline, float32, eval mode."""
+    from isospike.serialize.hf import load_folder
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    folder = check_hf_folder(folder)
-    config = AutoConfig.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
-    decoder = any(a.endswith("ForCausalLM") or a.endswith("LMHeadModel") for a in (config.architectures or [])) \
-        or getattr(config, "is_decoder", False)
-    loader = AutoModelForCausalLM if decoder else AutoModel
-    model = loader.from_pretrained(folder, local_files_only=True, use_safetensors=True, trust_remote_code=False,
-                                   dtype=torch.float32).eval()
-    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
-    return tokenizer, model, decoder
+    loaded = load_folder(folder)
+    return loaded.tokenizer, loaded.model, loaded.decoder
 
 
 def _inputs(tok: Any, model: Any, text: str) -> dict[str, torch.Tensor]:

@@ -4,7 +4,6 @@ Face BERT-style folder, or -- when nothing is given -- the demo CNN trained on t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -96,10 +95,13 @@ def load_model(model: str | None, arch: str | None, dataset: str | None, echo: C
     if not path.exists():
         raise FileNotFoundError(f"model {path} not found (a folder from `isospike train`, a .safetensors/.pt state dict "
                                 "with --arch, or a Hugging Face model folder)")
-    if path.is_dir() and (path / "model.json").is_file():
-        config = json.loads((path / "model.json").read_text())
-        data = load_dataset(dataset or config.get("dataset", "digits"))
-        return load_trained(path), data, f"{config.get('model')} from {path}"
+    if path.is_dir() and (path / "model.json").exists():
+        from isospike.train.folder import read_model_json
+
+        config = read_model_json(path)
+        model_ = load_trained(path)
+        data = load_dataset(dataset or config.dataset or "digits")
+        return model_, data, f"{config.model} from {path}"
     if path.is_dir() and (path / "config.json").is_file():
         raise ValueError(f"{path} is a Hugging Face model folder: run it through the gate circuits with "
                          f"`isospike convert --model {path} --coding exact`; this command needs an image classifier")
@@ -143,6 +145,8 @@ def _relu_ann_hint(source: str | None) -> str:
     """How to convert the plain ReLU network behind a folder from `isospike train`."""
     folder = Path(source) if source else None
     if folder is not None and (folder / "ann.safetensors").is_file() and (folder / "model.json").is_file():
-        arch = json.loads((folder / "model.json").read_text()).get("model", "<its model>")
+        from isospike.train.folder import read_model_json
+
+        arch = read_model_json(folder).model
         return f"convert its ReLU ANN instead: --model {folder / 'ann.safetensors'} --arch {arch}"
     return "convert a plain ReLU network instead (a state dict with --arch)"

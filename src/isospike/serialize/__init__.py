@@ -8,8 +8,10 @@ The structure is the converted network's dataflow graph (:mod:`isospike.serializ
 modules by type and constructor arguments (:mod:`isospike.serialize.modules`). A file is data:
 loading one checks every string against a closed set (module types, operations, methods, dtypes,
 plain identifiers) and every size against the stored tensors before anything is built, so it
-cannot run code, import anything, reach attributes of Python objects, or allocate more memory than
-its tensors take. docs/verification.md ("Files are data") states the threat model.
+cannot run code, import anything, reach attributes of Python objects, write into its input or its
+own tensors (:mod:`isospike.serialize.graph_values`), or allocate more than its size allows (its
+tensors, plus a load-time test run metered against :mod:`isospike.serialize.bounds`).
+docs/verification.md ("Files are data") states the threat model.
 
 Exact networks (:func:`isospike.exact.convert`) are saved as their float32 source model and
 conversion options, and converted again when loaded (:mod:`isospike.serialize.exact`); ``load``
@@ -22,6 +24,7 @@ import dataclasses
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +32,12 @@ import numpy as np
 import torch
 from torch import Tensor, fx, nn
 
-from isospike._io import atomic_write
+from isospike._io import atomic_write, regular_file, remove_stale_temporaries
 from isospike.conversion.graph import parameter_dtype
 from isospike.conversion.network import TIMESTEPS_INPUT
-from isospike.errors import FileFormatError, one_line
+from isospike.errors import FileFormatError, IsospikeError, one_line
+from isospike.resources import check_fits
+from isospike.serialize.bounds import LoadBoundError, bounded
 from isospike.serialize.graph import read_graph, write_graph
 from isospike.serialize.modules import read_module, read_synapse, write_module
 from isospike.serialize.schema import Field, is_module_path, parse_json
@@ -99,29 +104,64 @@ def _json_default(o: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------------- loading
-def _read_file(path: Path) -> tuple[dict[str, str], dict[str, Tensor]]:
-    """The metadata and tensors of a safetensors file, with every failure as one line naming it."""
+# dtypes a saved tensor may have (safetensors names): what isospike writes. Others (float8, complex,
+# unsigned 16-64 bit) are refused by name before anything is read.
+_STORED_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+                  "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+                  "BOOL": torch.bool}
+
+
+def read_tensors(path: Path, what: str, hint: str, dtypes: dict[str, torch.dtype] = _STORED_DTYPES
+                 ) -> tuple[dict[str, str], dict[str, Tensor]]:
+    """The metadata and tensors of a safetensors file, read as data and bounded before anything
+    is allocated: a regular file (a FIFO or device is refused without opening it), every tensor
+    of one of ``dtypes`` (named when not), their declared bytes no more than the file holds and
+    than the memory available. Every failure is one line naming the file; ``what`` names the
+    reader (``isospike.load``), ``hint`` says what it reads (ends the message for a file that is
+    not safetensors)."""
     from safetensors import SafetensorError, safe_open
 
-    if not path.exists():
-        raise FileNotFoundError(f"no saved network at {path}")
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a folder; isospike.load reads one file written by isospike.save "
-                                "(e.g. runs/convert/snn.safetensors)")
+    size = regular_file(path, what).st_size
     if not os.access(path, os.R_OK):
         raise PermissionError(f"{path} exists but cannot be read (permissions {oct(path.stat().st_mode & 0o777)}); "
                               "make it readable, e.g. chmod u+r")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
+            names = list(f.keys())
+            declared = 0
+            for key in names:
+                part = f.get_slice(key)
+                kind = part.get_dtype()
+                if kind not in dtypes:
+                    raise FileFormatError(f"{path}: the tensor {key[:80]!r} is stored as {kind}, which {what} does not "
+                                          f"read (it reads {', '.join(dtypes)}); convert it, e.g. to float32, and save "
+                                          "it again")
+                shape = part.get_shape()
+                declared += math.prod(shape) * dtypes[kind].itemsize
+            if declared > size:  # safetensors checks this too; said here with the numbers
+                raise FileFormatError(f"{path}: its tensors declare {declared} bytes in a file of {size}; the file is "
+                                      "damaged or crafted")
+            check_fits(declared, f"reading the tensors of {path}", "free memory first, or read it on a larger machine")
             # copies, not views of the file: a view sits at the file's byte offset, and BLAS kernels picked
             # by alignment round differently on it (a loaded network must compute what was saved, bit for bit)
-            tensors = {k: f.get_tensor(k).clone() for k in f.keys()}
-    except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
-        raise ValueError(f"{path} is not a readable safetensors file ({reason}); isospike.load reads networks written "
-                         "by isospike.save or `isospike convert` (snn.safetensors)") from None
+            tensors = {k: f.get_tensor(k).clone() for k in names}
+    except (SafetensorError, OSError, RuntimeError, ValueError, OverflowError) as exc:
+        if isinstance(exc, IsospikeError):  # refusals above (FileFormatError, SimulationTooLargeError)
+            raise
+        raise ValueError(f"{path} is not a readable safetensors file ({one_line(exc, 200)}); {hint}") from None
     return meta, tensors
+
+
+def _read_file(path: Path) -> tuple[dict[str, str], dict[str, Tensor]]:
+    """The metadata and tensors of a saved network (see :func:`read_tensors`)."""
+    if not path.exists():
+        raise FileNotFoundError(f"no saved network at {path}")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; isospike.load reads one file written by isospike.save "
+                                "(e.g. runs/convert/snn.safetensors)")
+    return read_tensors(path, "isospike.load", "isospike.load reads networks written by isospike.save or `isospike "
+                        "convert` (snn.safetensors)")
 
 
 def _read_crossbar(text: str, source: str) -> Any:
@@ -152,13 +192,30 @@ def load(path: str | Path) -> nn.Module:
 
     Raises :class:`FileNotFoundError`, :class:`PermissionError` or :class:`IsADirectoryError` for
     a path that cannot be read, and :class:`ValueError` (:class:`isospike.errors.FileFormatError`
-    for a malformed structure) naming the file and the field for anything else."""
-    from isospike.conversion.coding import codings
+    for a malformed structure, :class:`~isospike.serialize.bounds.LoadBoundError` for a load that
+    would pass its memory, work or time bound) naming the file and the field for anything else.
+    Removes the temporary files saves killed mid-write left in the file's folder."""
+    path = Path(path)
+    try:
+        return _load(path)
+    except RAW_ERRORS as exc:  # a check missed: still one line naming the file, never a raw traceback
+        raise FileFormatError(f"{path}: the file does not describe a network isospike can build "
+                              f"({type(exc).__name__}: {one_line(exc, 200)}); the file is damaged or crafted") from None
+
+
+# What torch, numpy and other libraries raise on inconsistent data; a loader reports them as the
+# file's fault (FileFormatError) when its own checks did not name the problem first.
+RAW_ERRORS = (AssertionError, IndexError, KeyError, AttributeError, RuntimeError, OverflowError, NotImplementedError,
+              ZeroDivisionError, RecursionError)
+
+
+def _load(path: Path) -> nn.Module:
     from isospike.conversion.network import SpikingNetwork
 
-    path = Path(path)
     meta, tensors = _read_file(path)
+    remove_stale_temporaries(path.parent)  # left by saves killed mid-write (isospike._io.atomic_write)
     source = str(path)
+    size = path.stat().st_size
     if "isospike" not in meta:
         raise ValueError(f"{path} is a safetensors file but not an isospike network (no 'isospike' metadata); "
                          "plain state dicts are loaded with model.load_state_dict(safetensors.torch.load_file(path))")
@@ -173,8 +230,8 @@ def load(path: str | Path) -> nn.Module:
     if fmt.value not in _READABLE_FORMATS:
         raise FileFormatError(f"{source}: unsupported network format {str(fmt.value)[:60]!r} (this isospike reads "
                               f"{', '.join(_READABLE_FORMATS)}); save it again with this version")
-    coding = root["coding"].choice(codings())
-    timesteps = root["timesteps"].integer(1, 2**31 - 1)
+    coding = root["coding"].choice(spiking_codings(), "codings of spiking networks")
+    timesteps = root["timesteps"].integer(1, MAX_TIMESTEPS)
     fold_time, readout = root["fold_time"].boolean(), root["readout"].choice(("mean", "last"))
     info = top["info"].value if "info" in top else {}
     if not isinstance(info, dict):
@@ -220,17 +277,34 @@ def load(path: str | Path) -> nn.Module:
         snn = SpikingNetwork(gm, timesteps, coding, info, fold_time=fold_time, readout=readout, crossbar=crossbar)
     except ValueError as exc:
         raise FileFormatError(f"{source}: {exc}") from None
-    _dry_run(snn.eval(), source)
+    _dry_run(snn.eval(), source, size)
     return snn
 
 
+def spiking_codings() -> tuple[str, ...]:
+    """The registered codings whose networks are graphs of spiking populations (a
+    :class:`~isospike.SpikingNetwork`): what a spiking file may name. The exact coding's networks
+    are saved as their source model (kind ``"exact"``), never as a spiking graph."""
+    from isospike.conversion.coding import codings, get_coding
+
+    return tuple(c for c in codings() if get_coding(c).verify is None and get_coding(c).equivalent is None)
+
+
+# Most time steps a file may declare (the simulation length of every call; conversions use tens to
+# thousands). More would let a few bytes make each call of the loaded network run for hours.
+MAX_TIMESTEPS = 2**16
 # Largest input (values per sample) a file may record; one sample of it is run when loading.
 MAX_INPUT_VALUES = 2**26
 
 
-def _dry_run(snn: Any, source: str) -> None:
+def _dry_run(snn: Any, source: str, file_bytes: int) -> None:
     """Run one sample of zeros shaped like the recorded input, one step (the window for TTFS), so
-    a file whose graph cannot run is refused here, naming the file, not at the first call."""
+    a file whose graph cannot run is refused here, naming the file, not at the first call.
+
+    The run is bounded (:func:`isospike.serialize.bounds.bounded`: memory, work and time for a file
+    of ``file_bytes``), and it checks the shapes the file records for its populations, which the
+    simulation memory guard (``SpikingNetwork.check_memory``) reads: each must be what the
+    population really computes."""
     placeholder = next((n for n in snn.graph_module.graph.nodes if n.op == "placeholder"), None)
     meta = placeholder.meta.get("tensor_meta") if placeholder is not None else None
     if meta is None:
@@ -242,14 +316,35 @@ def _dry_run(snn: Any, source: str) -> None:
     dtype = meta.dtype
     if dtype.is_floating_point:  # a network cast after conversion (snn.double()) takes its parameters' dtype
         dtype = parameter_dtype(snn.graph_module) or dtype
-    x = torch.zeros(1, *shape[1:], dtype=dtype)
+    computed: dict[str, int] = {}
+
+    def seen(name: str) -> Callable[..., None]:
+        def hook(_: nn.Module, __: Any, out: Any) -> None:
+            if isinstance(out, Tensor):
+                computed[name] = max(computed.get(name, 0), out.numel())
+        return hook
+
+    hooks = [m.register_forward_hook(seen(name)) for name, m in snn.neurons()]
     try:
-        with torch.no_grad():
-            snn(x, timesteps=1 if snn.fold_time else None)
-    except Exception as exc:  # noqa: BLE001 - whatever a malformed graph raises, the file is at fault
-        raise FileFormatError(f"{source}: the network it describes does not run on one input of its recorded shape "
-                              f"{list(shape[1:])} ({type(exc).__name__}: {one_line(exc, 200)}); the file is damaged "
-                              "or crafted") from None
+        with torch.no_grad(), bounded(source, file_bytes, "its test run (one sample, one step)") as meter:
+            try:
+                x = torch.zeros(1, *shape[1:], dtype=dtype)
+                recorded = snn.population_sizes(x) or {}
+                snn(x, timesteps=1 if snn.fold_time else None)
+            except Exception as exc:  # noqa: BLE001 - whatever a malformed graph raises, the file is at fault
+                if meter.refusal is not None:
+                    raise LoadBoundError(meter.message()) from None
+                raise FileFormatError(f"{source}: the network it describes does not run on one input of its recorded "
+                                      f"shape {list(shape[1:])} ({type(exc).__name__}: {one_line(exc, 200)}); the file "
+                                      "is damaged or crafted") from None
+    finally:
+        for h in hooks:
+            h.remove()
+    for name, values in recorded.items():
+        if name in computed and computed[name] != values:
+            raise FileFormatError(f"{source}: the shapes the file records say the population {name!r} holds {values} "
+                                  f"values per sample and step, but it computes {computed[name]}; the file is damaged "
+                                  "or crafted (the simulation memory guard reads those shapes)")
 
 
 def _assign_tensors(gm: nn.Module, state: dict[str, Tensor], source: str) -> None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 import sys
 from collections.abc import Callable
@@ -41,6 +40,16 @@ from torch.fx.node import _get_qualified_name
 from isospike._io import atomic_write
 from isospike.errors import FileFormatError, one_line
 from isospike.serialize.graph import DTYPES, FUNCTIONS, METHODS, read_graph, write_graph
+from isospike.serialize.hf import (
+    ATTENTION,
+    HF_MODEL_TYPES,
+    architectures,
+    build,
+    check_config,
+    check_stored,
+    model_types,
+    offline,
+)
 from isospike.serialize.modules import SOURCE_CODECS, SOURCE_TYPES, read_source_module, write_source_module
 from isospike.serialize.schema import Field, is_identifier, is_module_path
 
@@ -55,19 +64,6 @@ _TOP_LEVEL = {"format", "kind", "arith", "options", "source"}
 _OPTIONS = {"backend", "leak", "noise", "noise_model", "count", "shard", "generator"}
 BACKENDS = ("bitsliced", "torch", "triton", "neuron")
 MAX_NOISE = 1e6
-# Hugging Face model families (config model_type) a file may rebuild: text models with a flat
-# config whose classes the exact engine runs.
-HF_MODEL_TYPES = ("bert", "roberta", "distilbert", "llama", "mistral", "qwen2", "qwen3", "gpt2")
-ATTENTION = ("eager", "sdpa")  # attention implementations (never a kernel fetched from the Hub)
-# Config keys refused at any depth: code, remote kernels, quantizers, other files or models.
-_FORBIDDEN_CONFIG_KEYS = frozenset({
-    "auto_map", "trust_remote_code", "custom_pipelines", "quantization_config", "attn_implementation",
-    "experts_implementation", "name_or_path", "use_kernels", "kernel_config", "backbone", "backbone_config",
-    "backbone_kwargs", "use_timm_backbone", "use_pretrained_backbone", "per_layer_config", "transformers_version",
-    "adapter_config", "peft_config",
-    # the config class's own plumbing (attribute remapping, sub-config tables, parallel plans)
-    "attribute_map", "sub_configs", "sub_configs_defaults", "base_config_key", "base_model_tp_plan",
-    "base_model_pp_plan", "base_model_ep_plan", "is_composition", "has_no_defaults_at_init"})
 _TENSOR_NAME = re.compile(r"[A-Za-z0-9_]{1,128}(\.[A-Za-z0-9_]{1,128}){0,31}\Z")
 _FIX = ("save the source model's state dict (safetensors.torch.save_file(model.state_dict(), path)) and call "
         "isospike.exact.convert(model) again after loading it")
@@ -196,31 +192,12 @@ def _hf_base(base: type) -> bool:
     return transformers is not None and isinstance(base, type) and issubclass(base, transformers.PreTrainedModel)
 
 
-def _architectures(model_type: str) -> tuple[str, ...]:
-    """The model class names transformers' auto mappings give for ``model_type``."""
-    from transformers.models.auto import modeling_auto
-
-    names: set[str] = set()
-    for attr in dir(modeling_auto):
-        mapping = getattr(modeling_auto, attr)
-        if attr.startswith("MODEL") and attr.endswith("_MAPPING_NAMES") and isinstance(mapping, dict):
-            value = mapping.get(model_type)
-            names.update([value] if isinstance(value, str) else value if isinstance(value, (tuple, list)) else [])
-    return tuple(sorted(n for n in names if isinstance(n, str)))
-
-
-def _model_types() -> tuple[str, ...]:
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
-
-    return tuple(t for t in HF_MODEL_TYPES if t in CONFIG_MAPPING_NAMES)
-
-
 def _write_hf(net: nn.Module, base: type) -> tuple[dict[str, Any], dict[str, Tensor]]:
     import transformers
 
     config: Any = net.config
     model_type = getattr(config, "model_type", None)
-    if model_type not in _model_types() or base.__name__ not in _architectures(model_type) \
+    if model_type not in model_types() or base.__name__ not in architectures(model_type) \
             or getattr(transformers, base.__name__, None) is not base:
         raise TypeError(f"isospike.save cannot save an exact network of the Hugging Face class {base.__qualname__} "
                         f"(model_type {model_type!r}): files rebuild only transformers' own classes of the families "
@@ -232,7 +209,7 @@ def _write_hf(net: nn.Module, base: type) -> tuple[dict[str, Any], dict[str, Ten
                         f"{' or '.join(ATTENTION)} (load the model with attn_implementation='sdpa')")
     cfg = {k: v for k, v in config.to_dict().items() if not k.startswith("_") and k != "transformers_version"}
     cfg = json.loads(json.dumps(cfg, default=_json_default, allow_nan=True))
-    _check_config(Field(cfg, "config", "the model's config"), model_type, base.__name__, error=TypeError)
+    check_config(Field(cfg, "config", "the model's config"), model_type, base.__name__, error=TypeError)
     state: dict[str, Tensor] = {}
     seen: set[int] = set()
     for k, v in net.state_dict(keep_vars=True).items():
@@ -243,126 +220,19 @@ def _write_hf(net: nn.Module, base: type) -> tuple[dict[str, Any], dict[str, Ten
             "attn_implementation": attn, "config": cfg}, state
 
 
-def _check_config(f: Field, model_type: str, architecture: str, error: type[Exception] = FileFormatError) -> None:
-    """A config as data: its own model_type, float32, no key that reaches code or other files."""
-    def walk(field: Field, depth: int) -> None:
-        v = field.value
-        if isinstance(v, dict):
-            for key, entry in field.object().items():
-                if key in _FORBIDDEN_CONFIG_KEYS or key.startswith("_") or (depth == 0 and not is_identifier(key)):
-                    raise error(f"{f.source}: refusing the config key {key[:60]!r} at {field.where}: a file's config "
-                                "holds no code, kernels, quantizers, backbones or private settings")
-                walk(entry, depth + 1)
-        elif isinstance(v, list):
-            for entry in field.items(max_len=1_000_000):
-                walk(entry, depth + 1)
-        elif not (v is None or isinstance(v, (bool, int, float, str))):
-            raise field.error("JSON data")
-
-    walk(f, 0)
-    top = f.object()
-    if top["model_type"].value != model_type:
-        raise error(f"{f.source}: the config's model_type {str(top['model_type'].value)[:40]!r} is not the file's "
-                    f"{model_type!r}")
-    for key in ("dtype", "torch_dtype"):
-        if key in top and top[key].value not in (None, "float32"):
-            raise error(f"{f.source}: the config's {key} is {str(top[key].value)[:40]!r}: exact networks are float32")
-    arch = top.get("architectures")
-    if arch is not None and not arch.is_none and [a.value for a in arch.items(max_len=8)] != [architecture]:
-        raise error(f"{f.source}: the config's architectures {str(arch.value)[:80]} are not the file's {architecture!r}")
-
-
 def _read_hf(src: Field, stored: dict[str, Tensor], source: str) -> nn.Module:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
-        import transformers
-        from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+        import transformers  # noqa: F401 - the families' classes
     except ImportError:
         raise FileFormatError(f"{source}: the exact network's source is a Hugging Face model and transformers is not "
                               "installed (pip install transformers)") from None
     s = src.object({"kind", "model_type", "architecture", "attn_implementation", "config"})
-    model_type = s["model_type"].choice(_model_types(), "Hugging Face model types")
-    architecture = s["architecture"].choice(_architectures(model_type), f"{model_type} architectures")
+    model_type = s["model_type"].choice(model_types(), "Hugging Face model types")
+    architecture = s["architecture"].choice(architectures(model_type), f"{model_type} architectures")
     attn = s["attn_implementation"].choice(ATTENTION)
-    _check_config(s["config"], model_type, architecture)
-    config_cls = CONFIG_MAPPING[model_type]
-    cls = getattr(transformers, architecture, None)
-    if not (isinstance(cls, type) and issubclass(cls, transformers.PreTrainedModel) and cls.config_class is not None
-            and issubclass(config_cls, cls.config_class)):
-        raise s["architecture"].error(f"a transformers model class of model_type {model_type!r}")
-    if getattr(config_cls, "sub_configs", None):
-        raise s["model_type"].error("a model type with a flat config")
-    for key in s["config"].value:  # a key naming a method would replace it on the config object
-        if callable(getattr(config_cls, key, None)):
-            raise FileFormatError(f"{source}: refusing the config key {key[:60]!r}: it names a method of "
-                                  f"{config_cls.__name__}, not a setting")
-    try:
-        config = config_cls.from_dict(dict(s["config"].value))
-        config._attn_implementation = attn
-    except Exception as exc:  # noqa: BLE001 - transformers' own refusals of a bad config
-        raise FileFormatError(f"{source}: the config does not describe a {model_type} model "
-                              f"({type(exc).__name__}: {one_line(exc, 200)})") from None
-    layers = getattr(config, "num_hidden_layers", 0)
-    if not isinstance(layers, int) or not 0 <= layers <= len(stored):
-        raise FileFormatError(f"{source}: the config declares {str(layers)[:20]} layers but the file stores "
-                              f"{len(stored)} tensors; the file is damaged or crafted")
-
-    def build() -> nn.Module:
-        try:
-            return cls(config)
-        except Exception as exc:  # noqa: BLE001 - whatever an inconsistent config makes the constructor raise
-            raise FileFormatError(f"{source}: cannot build {architecture} from the config "
-                                  f"({type(exc).__name__}: {one_line(exc, 200)})") from None
-
-    with torch.device("meta"):  # names and shapes first, nothing allocated
-        shell = build()
-    expected = shell.state_dict(keep_vars=True)
-    tied = _aliases(expected)
-    _check_shapes(expected, stored, tied, source)
-    in_state = {id(t) for t in expected.values()}
-    extra = sum(b.numel() for b in shell.buffers() if id(b) not in in_state)  # computed, not stored (rotary tables)
-    if extra > max(2**24, sum(t.numel() for t in stored.values())):
-        raise FileFormatError(f"{source}: the config makes {architecture} compute {extra} buffer values beyond its "
-                              "stored tensors; the file is damaged or crafted")
-    del shell
-    model = build()
-    try:
-        missing, unexpected = model.load_state_dict(stored, strict=False)
-    except RuntimeError as exc:
-        raise FileFormatError(f"{source}: the stored tensors do not fit {architecture} ({one_line(exc, 200)})") from None
-    own = model.state_dict(keep_vars=True)
-    if unexpected or set(missing) - set(tied) or any(own[k] is not own[tied[k]] for k in missing):
-        raise FileFormatError(f"{source}: the stored tensors do not fit {architecture} (missing {sorted(missing)[:3]}, "
-                              f"unexpected {sorted(unexpected)[:3]}); the file is damaged")
-    return model
-
-
-def _aliases(state: dict[str, Tensor]) -> dict[str, str]:
-    """Key -> the earlier key holding the same tensor (tied weights)."""
-    first: dict[int, str] = {}
-    tied: dict[str, str] = {}
-    for k, v in state.items():
-        if id(v) in first:
-            tied[k] = first[id(v)]
-        else:
-            first[id(v)] = k
-    return tied
-
-
-def _check_shapes(expected: dict[str, Tensor], stored: dict[str, Tensor], tied: dict[str, str], source: str) -> None:
-    """The stored tensors are exactly the expected ones (tied copies may be left out), each with
-    the expected shape and dtype."""
-    missing = sorted(set(expected) - set(stored) - set(tied))
-    unexpected = sorted(set(stored) - set(expected))
-    if missing or unexpected:
-        raise FileFormatError(f"{source}: the stored tensors do not match the source model: missing {missing[:5]}, "
-                              f"unexpected {unexpected[:5]}; the file is damaged")
-    for key, value in stored.items():
-        want = expected[key]
-        if tuple(value.shape) != tuple(want.shape) or value.dtype != want.dtype:
-            raise FileFormatError(f"{source}: the tensor {key!r} is stored as {value.dtype} {tuple(value.shape)} but the "
-                                  f"source model declares {want.dtype} {tuple(want.shape)}; the file is damaged or crafted")
+    check_config(s["config"], model_type, architecture)
+    with offline():
+        return build(s["config"], model_type, architecture, attn, stored, source)
 
 
 # ---------------------------------------------------------------------------------- torch.fx sources
@@ -400,7 +270,7 @@ def _read_fx(src: Field, stored: dict[str, Tensor], source: str) -> nn.Module:
     except (RuntimeError, AttributeError, TypeError, KeyError) as exc:
         raise FileFormatError(f"{source}: the graph does not match its modules ({one_line(exc, 200)})") from None
     own = gm.state_dict(keep_vars=True)
-    _check_shapes(own, stored, {}, source)
+    check_stored(own, stored, {}, source)
     for key, value in stored.items():
         if value.dtype not in DTYPES.values():
             raise FileFormatError(f"{source}: the tensor {key!r} has the dtype {value.dtype}, which no source holds")

@@ -7,6 +7,10 @@ identifiers; a module call must name a module the file itself declares; a functi
 one of :data:`FUNCTIONS` (looked up in that table, never imported or found by attribute walks); a
 method call one of :data:`METHODS`; ``getattr`` only reads :data:`ATTRIBUTES`; dtypes come from
 :data:`DTYPES`. Constants are numbers, booleans, None and strings (which fx writes with ``repr``).
+
+What the graph computes is bounded too (:mod:`isospike.serialize.graph_values`): every call is
+pure (no ``out=``, no in-place work, no random draws: a loaded network never changes its input or
+its own tensors), and Python arithmetic on shapes cannot grow without bound.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from torch.fx.passes.shape_prop import TensorMetadata
 from isospike.conversion.graph import KEPT_FUNCTIONS, KEPT_METHODS
 from isospike.conversion.network import TIMESTEPS_INPUT
 from isospike.errors import FileFormatError
+from isospike.serialize.graph_values import TENSOR, Value, check_pure, constant, infer
 from isospike.serialize.schema import MAX_DEPTH, Field, is_identifier
 
 # Where a kept function is found, in the order its name is looked up (the name a file uses is
@@ -123,6 +128,7 @@ class _Reader:
     def __init__(self, modules: set[str], attrs: set[str]) -> None:
         self.graph = fx.Graph()
         self.env: dict[str, fx.Node] = {}
+        self.values: dict[fx.Node, Value] = {}  # what each node may hold (isospike.serialize.graph_values)
         self.modules = modules
         self.attrs = attrs
 
@@ -184,8 +190,8 @@ class _Reader:
             args = ()
         elif op == "output":
             target = "output"
-            if len(args) != 1 or kwargs:
-                raise rec["args"].error("the one value the graph returns")
+            if len(args) != 1 or kwargs or not _holds_node(args[0]):
+                raise rec["args"].error("the one value the graph returns: a node, or a sequence or mapping of them")
         elif op == "call_module":
             target = target_field.module_path()
             if target not in self.modules:
@@ -205,9 +211,11 @@ class _Reader:
             target = target_field.choice(sorted(METHODS), "tensor methods a converted network may call")
             if not args or not isinstance(args[0], fx.Node):
                 raise rec["args"].error("a node first (the tensor whose method is called)")
+            check_pure(target, args, kwargs, rec["kwargs"])
         else:
             target = FUNCTIONS[target_field.choice(sorted(FUNCTIONS), "functions a converted network may call")]
             _check_call(target, args, kwargs, rec["args"])
+            check_pure(target, args, kwargs, rec["args"])
         if op == "placeholder":
             node = self.graph.placeholder(target, default_value=default)
         else:
@@ -215,6 +223,10 @@ class _Reader:
         meta = rec.get("meta")
         if meta is not None:
             node.meta["tensor_meta"] = _read_meta(meta)
+        if op == "placeholder":  # the input, or an argument left at its (constant) default
+            self.values[node] = TENSOR if default is inspect.Signature.empty else constant(default, self.values)
+        else:
+            self.values[node] = infer(op, target, args, kwargs, self.values, f)
         self.env[name] = node
         return node
 
@@ -243,6 +255,15 @@ def _check_call(fn: Callable, args: tuple, kwargs: dict, f: Field) -> None:
             raise f.error(f"{_OPERATOR_ARITY[fn]} operand(s), a node among them")
     elif not args or not is_nodes(args[0]):
         raise f.error("a node (or a list of nodes) first")
+
+
+def _holds_node(value: Any) -> bool:
+    """Whether a returned value holds a node (a graph returning only constants computes nothing)."""
+    if isinstance(value, fx.Node):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_holds_node(v) for v in value)
+    return isinstance(value, dict) and any(_holds_node(v) for v in value.values())
 
 
 def _key(f: Field, key: str) -> str:

@@ -420,14 +420,19 @@ def _max_pool_codec(cls: type[nn.Module], dims: int) -> ModuleCodec:
 
 def _activation_codec(cls: type[nn.Module], numbers: dict[str, tuple[float, float]] = {},  # noqa: B006 - read only
                       flags: tuple[str, ...] = ()) -> ModuleCodec:
-    """An elementwise activation whose arguments are bounded numbers and booleans."""
+    """An elementwise activation whose arguments are bounded numbers and booleans. ``inplace`` is
+    written False (the same values, computed into a new tensor) and refused when a file says True:
+    in place, an activation applied to the input overwrites the caller's tensor."""
     def write(m: nn.Module, _: dict[int, str]) -> dict[str, Any]:
-        return {"type": cls.__name__, "args": {k: getattr(m, k) for k in (*numbers, *flags)}}
+        return {"type": cls.__name__, "args": {k: False if k == "inplace" else getattr(m, k) for k in (*numbers, *flags)}}
 
     def read(f: Field, _: Stored) -> nn.Module:
         a = f["args"].object(set(numbers) | set(flags))
         kw: dict[str, Any] = {k: a[k].number(lo, hi) for k, (lo, hi) in numbers.items()}
         kw.update({k: a[k].boolean() for k in flags})
+        if kw.get("inplace"):
+            raise a["inplace"].error("false: a loaded network never works in place (an activation applied to the "
+                                     "input would overwrite the caller's tensor)")
         return _built(f, lambda: cls(**kw))
     return ModuleCodec(write, read)
 

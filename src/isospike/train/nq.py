@@ -306,16 +306,8 @@ def save_trained(directory: str | Path, model: nn.Module, config: dict[str, Any]
 
 
 def load_trained(directory: str | Path) -> nn.Module:
-    """Rebuild a model written by :func:`save_trained` (e.g. by ``isospike train``)."""
-    from isospike.models import build
+    """Rebuild a model written by :func:`save_trained` (e.g. by ``isospike train``); the folder is
+    read as data (:func:`isospike.train.folder.load_trained`)."""
+    from isospike.train.folder import load_trained as load_folder
 
-    directory = Path(directory)
-    config_path = directory / "model.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{config_path} not found: pass the output folder of `isospike train`")
-    config = json.loads(config_path.read_text())
-    model = build(config["model"], **config.get("kwargs", {}))
-    if config.get("levels"):
-        model = quantize_relus(model, config["levels"], 1.0, config.get("noise", "gaussian"))
-    model.load_state_dict(load_file(str(directory / "weights.safetensors")))
-    return model.eval()
+    return load_folder(directory)

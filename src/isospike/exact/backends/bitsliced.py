@@ -13,6 +13,7 @@ from functools import cache
 
 import numpy as np
 
+from isospike._threads import kept_threads
 from isospike.exact.backends._kernels import CHUNK, pack_lanes, run_program, unpack_lanes
 from isospike.exact.gates import MAX_ARITY
 from isospike.exact.netlist import Netlist
@@ -93,14 +94,16 @@ def pack(values: np.ndarray, width: int) -> np.ndarray:
     """uint64 [N] bit patterns -> uint64 [width, ceil(N/64)] packed spike lines."""
     values = np.ascontiguousarray(values, dtype=np.uint64)
     out = np.empty((width, (len(values) + 63) // 64), dtype=np.uint64)
-    pack_lanes(values, width, out)
+    with kept_threads():
+        pack_lanes(values, width, out)
     return out
 
 
 def unpack(words: np.ndarray, n: int) -> np.ndarray:
     """uint64 [width, W] packed lines -> uint64 [n] bit patterns."""
     out = np.empty(n, dtype=np.uint64)
-    unpack_lanes(np.ascontiguousarray(words), n, out)
+    with kept_threads():
+        unpack_lanes(np.ascontiguousarray(words), n, out)
     return out
 
 
@@ -136,8 +139,9 @@ def evaluate(netlist: Netlist, inputs: dict[str, np.ndarray],
     nchunks = (nwords + CHUNK - 1) // CHUNK
     counters = np.zeros((max(nchunks, 1), 2), dtype=np.int64)
     if nwords:
-        run_program(prog.kinds, prog.srcs, prog.dst, prog.n_slots, prog.in_slots, prog.out_slots,
-                    words_in, words_out, count, lane_mask(n), prog.gate_fanout, prog.input_fanout, counters)
+        with kept_threads():
+            run_program(prog.kinds, prog.srcs, prog.dst, prog.n_slots, prog.in_slots, prog.out_slots,
+                        words_in, words_out, count, lane_mask(n), prog.gate_fanout, prog.input_fanout, counters)
     outputs = {}
     row = 0
     for name, bits in netlist.outputs.items():
@@ -159,8 +163,9 @@ def evaluate_words(netlist: Netlist, words_in: np.ndarray, mask: np.ndarray,
     words_out = np.empty((len(prog.out_slots), nwords), dtype=np.uint64)
     counters = np.zeros((max((nwords + CHUNK - 1) // CHUNK, 1), 2), dtype=np.int64)
     if nwords:
-        run_program(prog.kinds, prog.srcs, prog.dst, prog.n_slots, prog.in_slots, prog.out_slots,
-                    np.ascontiguousarray(words_in), words_out, count, np.ascontiguousarray(mask), prog.gate_fanout,
-                    prog.input_fanout, counters)
+        with kept_threads():
+            run_program(prog.kinds, prog.srcs, prog.dst, prog.n_slots, prog.in_slots, prog.out_slots,
+                        np.ascontiguousarray(words_in), words_out, count, np.ascontiguousarray(mask), prog.gate_fanout,
+                        prog.input_fanout, counters)
     totals = counters.sum(0)
     return words_out, (int(totals[0]), int(totals[1]))
