@@ -30,7 +30,7 @@ from torch import nn
 from isospike.errors import UnsupportedLayerError, check_count
 
 if TYPE_CHECKING:
-    from isospike.serialize.modules import ModuleCodec
+    from isospike.codec import ModuleCodec
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ class Coding:
     options: its :class:`CodingOptions` dataclass (fields, defaults, validation, docs).
     build: ``build(model, options, calibration) -> network``, the conversion itself.
     populations: the population types it places, by class name, with how each is written to and
-        read from a saved file (:class:`isospike.serialize.modules.ModuleCodec`); NIR export and
+        read from a saved file (:class:`isospike.codec.ModuleCodec`); NIR export and
         import use the same specification inside their metadata.
     guarantee: what its layers carry (:mod:`isospike.guarantees`), for docs and reports.
     summary: one line for listings (``isospike.codings(details=True)``, the CLI).

@@ -22,6 +22,7 @@ from typing import Any
 
 from torch import nn
 
+from isospike.codec import ModuleCodec, built, needed
 from isospike.conversion.coding import Coding, CodingOptions, register
 from isospike.conversion.network import SpikingNetwork
 from isospike.conversion.pipeline import (
@@ -36,8 +37,7 @@ from isospike.guarantees import BOUNDED_ERROR
 from isospike.neurons import IFNeuron
 from isospike.neurons.integrate_fire import ResetMode
 from isospike.neurons.populations import TimeFoldedNeuron
-from isospike.serialize.modules import ModuleCodec, built, needed
-from isospike.serialize.schema import Field
+from isospike.schema import Field
 
 CODING = "rate"
 

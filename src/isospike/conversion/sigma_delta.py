@@ -26,6 +26,7 @@ from typing import Any
 
 from torch import nn
 
+from isospike.codec import MAX_SIZE, ModuleCodec
 from isospike.conversion.coding import Coding, CodingOptions, register
 from isospike.conversion.network import SpikingNetwork
 from isospike.conversion.pipeline import (
@@ -38,8 +39,7 @@ from isospike.conversion.pipeline import (
 )
 from isospike.guarantees import QNN_EQUIVALENT
 from isospike.neurons.sigma_delta import SigmaDeltaPopulation
-from isospike.serialize.modules import MAX_SIZE, ModuleCodec
-from isospike.serialize.schema import Field
+from isospike.schema import Field
 
 CODING = "sigma_delta"
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor, nn
 
+from isospike.codec import MAX_CURVE_SAMPLES, MAX_WINDOW, ModuleCodec, built, needed
 from isospike.coding.mttfs import SILENCES, Silence, check_silence, lowest_level
 from isospike.coding.ttfs import Rounding
 from isospike.conversion.coding import Coding, CodingOptions, register
@@ -39,8 +40,7 @@ from isospike.conversion.pipeline import (
 from isospike.devices import DeviceVariation, OptoelectronicSynapse
 from isospike.guarantees import QNN_EQUIVALENT
 from isospike.neurons.ttfs import TTFSPopulation
-from isospike.serialize.modules import MAX_CURVE_SAMPLES, MAX_WINDOW, ModuleCodec, built, needed
-from isospike.serialize.schema import Field
+from isospike.schema import Field
 
 CODING = "ttfs"
 

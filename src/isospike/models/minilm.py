@@ -35,25 +35,6 @@ def load_bert(folder: str | Path):
     return loaded.tokenizer, loaded.model
 
 
-def check_hf_folder(folder: str | Path) -> Path:
-    """``folder`` when it is a Hugging Face model folder whose weights are safetensors; otherwise
-    one clear error (never transformers' traceback): isospike loads no pickled weights
-    (``pytorch_model.bin``) and runs no code a folder ships (``trust_remote_code`` stays off)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} is not a folder: pass a Hugging Face model folder (config.json + "
-                                "model.safetensors + tokenizer files)")
-    if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{folder} has no config.json: not a Hugging Face model folder")
-    if not any(folder.glob("*.safetensors")):
-        pickled = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
-        found = f"its weights are pickled ({', '.join(pickled[:3])})" if pickled else "it holds no weights"
-        raise ValueError(f"{folder}: {found}; isospike loads only safetensors weights (a pickle can run code). "
-                         "Convert them once where you trust the file: AutoModel.from_pretrained(folder)"
-                         ".save_pretrained(folder, safe_serialization=True)")
-    return folder
-
-
 def load_minilm():
     """(tokenizer, BertModel) in eval mode, loaded from the package folder without network (the
     environment is as it was afterwards)."""

@@ -40,9 +40,9 @@ from isospike._io import atomic_write, regular_file, remove_stale_temporaries
 from isospike.conversion.coding import population_codecs
 from isospike.conversion.graph import node_path
 from isospike.errors import FileFormatError, IsospikeError, one_line
+from isospike.schema import Field, is_module_path, parse_json
 from isospike.serialize import RAW_ERRORS
 from isospike.serialize.modules import read_module
-from isospike.serialize.schema import Field, is_module_path, parse_json
 
 _META = "isospike"
 

@@ -37,10 +37,10 @@ from isospike.conversion.graph import parameter_dtype
 from isospike.conversion.network import TIMESTEPS_INPUT
 from isospike.errors import FileFormatError, IsospikeError, one_line
 from isospike.resources import check_fits
+from isospike.schema import Field, is_module_path, parse_json
 from isospike.serialize.bounds import LoadBoundError, bounded
 from isospike.serialize.graph import read_graph, write_graph
 from isospike.serialize.modules import read_module, read_synapse, write_module
-from isospike.serialize.schema import Field, is_module_path, parse_json
 
 __all__ = ["FORMAT", "load", "save"]
 

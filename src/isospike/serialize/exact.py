@@ -39,6 +39,7 @@ from torch.fx.node import _get_qualified_name
 
 from isospike._io import atomic_write
 from isospike.errors import FileFormatError, one_line
+from isospike.schema import Field, is_identifier, is_module_path
 from isospike.serialize.graph import DTYPES, FUNCTIONS, METHODS, read_graph, write_graph
 from isospike.serialize.hf import (
     ATTENTION,
@@ -51,7 +52,6 @@ from isospike.serialize.hf import (
     offline,
 )
 from isospike.serialize.modules import SOURCE_CODECS, SOURCE_TYPES, read_source_module, write_source_module
-from isospike.serialize.schema import Field, is_identifier, is_module_path
 
 if TYPE_CHECKING:
     from isospike.exact.model_conversion import ExactNetwork

@@ -30,8 +30,8 @@ from torch.fx.passes.shape_prop import TensorMetadata
 from isospike.conversion.graph import KEPT_FUNCTIONS, KEPT_METHODS
 from isospike.conversion.network import TIMESTEPS_INPUT
 from isospike.errors import FileFormatError
+from isospike.schema import MAX_DEPTH, Field, is_identifier
 from isospike.serialize.graph_values import TENSOR, Value, check_pure, constant, infer
-from isospike.serialize.schema import MAX_DEPTH, Field, is_identifier
 
 # Where a kept function is found, in the order its name is looked up (the name a file uses is
 # "<module>:<name>", as in format 1 files).

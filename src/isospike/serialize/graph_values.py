@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 import torch.nn.functional as F
 from torch import fx
 
-from isospike.serialize.schema import Field
+from isospike.schema import Field
 
 MAX_INT_BITS = 1024  # far beyond any size product (2**63 is the largest tensor size), far below a blow-up
 MAX_SEQUENCE = 2**16  # entries of a sequence a graph computes (a shape has at most 64)

@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from isospike._io import regular_file
 from isospike.errors import FileFormatError, one_line
-from isospike.serialize.schema import Field, is_identifier, parse_json
+from isospike.schema import Field, is_identifier, parse_json
 
 __all__ = ["ATTENTION", "FORBIDDEN_CONFIG_KEYS", "HF_MODEL_TYPES", "HFModel", "architectures", "build", "check_config",
            "load_folder", "model_types", "offline"]
@@ -384,14 +384,31 @@ def load_folder(folder: str | Path) -> HFModel:
                               f"({type(exc).__name__}: {one_line(exc, 200)}); it is damaged or crafted") from None
 
 
+def check_hf_folder(folder: str | Path) -> Path:
+    """``folder`` when it is a Hugging Face model folder whose weights are safetensors; otherwise
+    one clear error (never transformers' traceback): isospike loads no pickled weights
+    (``pytorch_model.bin``) and runs no code a folder ships (``trust_remote_code`` stays off)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder: pass a Hugging Face model folder (config.json + "
+                                "model.safetensors + tokenizer files)")
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder} has no config.json: not a Hugging Face model folder")
+    if not any(folder.glob("*.safetensors")):
+        pickled = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+        found = f"its weights are pickled ({', '.join(pickled[:3])})" if pickled else "it holds no weights"
+        raise ValueError(f"{folder}: {found}; isospike loads only safetensors weights (a pickle can run code). "
+                         "Convert them once where you trust the file: AutoModel.from_pretrained(folder)"
+                         ".save_pretrained(folder, safe_serialization=True)")
+    return folder
+
+
 def _load_folder(folder: str | Path) -> HFModel:
     """The model and tokenizer of a local Hugging Face folder, read as data (see the module
     docstring): ``config.json`` through :func:`check_config`, the safetensors weights checked
     name by name and shape by shape against the model the config describes (float16/bfloat16
     cast to float32), the tokenizer offline without remote code. Every refusal is one
     ValueError/FileFormatError naming the folder, the file and the key or tensors."""
-    from isospike.models.minilm import check_hf_folder
-
     folder = check_hf_folder(folder)
     for entry in sorted(folder.iterdir()):  # a FIFO or device among the files would block a reader
         if not (entry.is_dir() or entry.is_file()):

@@ -1,7 +1,7 @@
 """The module types a saved network may hold: how each is written, and how it is read back.
 
 A closed table maps a type name to a writer and a reader. A reader takes the untrusted
-specification as a :class:`~isospike.serialize.schema.Field` (every constructor argument checked
+specification as a :class:`~isospike.schema.Field` (every constructor argument checked
 for type and range; unknown arguments refused) and the tensors stored for that module, and builds
 the module. Layers whose size the file declares (Linear, Conv, BatchNorm...) are built on the
 ``meta`` device, which allocates nothing: their real tensors are the stored ones, assigned after
@@ -11,43 +11,15 @@ their shapes were checked, so a file cannot make the loader allocate more than i
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple, TypeVar
+from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
-from isospike.errors import FileFormatError
-from isospike.serialize.schema import Field
+from isospike.codec import MAX_CURVE_SAMPLES, MAX_SIZE, MAX_WINDOW, ModuleCodec, Stored, built, needed
+from isospike.schema import Field
 
-# Sizes a file may declare for one dimension of a layer (the stored tensors must match them).
-MAX_SIZE = 2**31 - 1
-# The longest TTFS window a file may declare (each population keeps T + 1 read values).
-MAX_WINDOW = 4096
-# Samples of a device curve stored in a file.
-MAX_CURVE_SAMPLES = 4097
-
-Stored = Callable[[str], "Tensor | None"]  # a module's stored tensor by its state-dict key, or None
-
-
-class ModuleCodec(NamedTuple):
-    """How one module type is written (``write(module, paths) -> dict``) and read
-    (``read(field, stored) -> module``)."""
-
-    write: Callable[[nn.Module, dict[int, str]], dict[str, Any]]
-    read: Callable[[Field, Stored], nn.Module]
-
-
-_T = TypeVar("_T")
-
-
-def built(field: Field, build: Callable[[], _T]) -> _T:
-    """Run a constructor on validated arguments; its own refusals name the file's field."""
-    try:
-        return build()
-    except (ValueError, TypeError, RuntimeError) as exc:
-        raise FileFormatError(f"{field.source}: field {field.where} does not describe a valid "
-                              f"module ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
-
+__all__ = ["MAX_CURVE_SAMPLES", "MAX_SIZE", "MAX_WINDOW", "ModuleCodec", "Stored", "built", "needed"]  # re-exported
 
 _built = built
 
@@ -229,14 +201,6 @@ def read_synapse(f: Field, stored: Stored, resolve: Callable[[str], nn.Module | 
     return CountingSynapse(layer, f["spike_input"].boolean(), f["static_input"].boolean(), f["reads_device"].boolean(),
                            event_size=None if event.is_none else event.number(0.0, lo_open=True), silent_source=source,
                            in_crossbar=f["in_crossbar"].boolean())
-
-
-def needed(stored: Stored, key: str, field: Field) -> Tensor:
-    """The module's stored tensor ``key`` (a FileFormatError naming it when missing)."""
-    t = stored(key)
-    if t is None:
-        raise FileFormatError(f"{field.source}: the tensor '{key}' of the module at {field.where} is missing")
-    return t
 
 
 _needed = needed

@@ -20,7 +20,7 @@ from torch import nn
 
 from isospike._io import regular_file
 from isospike.errors import FileFormatError
-from isospike.serialize.schema import Field, parse_json
+from isospike.schema import Field, parse_json
 
 MAX_MODEL_JSON_BYTES = 2**20
 _KEYS = {"model", "kwargs", "levels", "noise", "dataset"}
