@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from isospike.conversion.coding import Coding, CodingOptions, register
+from isospike.exact.backends import BackendName
 from isospike.guarantees import BIT_EXACT, Certificate, LayerCertificate
 from isospike.metrics import ulp_distance
 
@@ -36,7 +37,7 @@ class ExactOptions(CodingOptions):
     """
 
     timesteps: int = 1
-    backend: Literal["bitsliced", "torch", "triton", "neuron"] = "bitsliced"
+    backend: BackendName = "bitsliced"
     count: bool = True
     shard: bool = False
     leak: float = 1.0

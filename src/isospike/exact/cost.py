@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
-from isospike.exact.circuits_registry import FLOAT_OPS, conversion_netlist, float_op_netlist
 from isospike.exact.formats import format_of
+from isospike.exact.primitives import PRIMITIVES
 
 # The seed paper's reported neuron counts for FP32 (NEXUS, Table D), for side-by-side reports.
 SEED_FP32_NEURONS = {"add": 3348, "mul": 4089, "div": 12450, "sqrt": 8920}
@@ -27,22 +27,17 @@ class OpCost:
 
 
 def cost(op: str, dtype: torch.dtype = torch.float32) -> OpCost:
-    """Cost of ``op`` ("add", "sub", "mul", "div", "sqrt", "fma", "neg", "abs", "minimum",
-    "maximum", "eq", "lt", "le", "to_float32", "to_bfloat16", "to_float16", "from_int",
-    "to_int") on ``dtype`` (for from_int: the destination dtype)."""
+    """Cost of the circuit of the primitive ``op`` (any name of
+    :data:`isospike.exact.primitives.PRIMITIVES`: "add", "sub", "mul", "div", "sqrt", "fma",
+    "neg", "abs", "minimum", "maximum", "eq", "lt", "le", "where", "ldexp", "to_float32",
+    "to_bfloat16", "to_float16", "from_int", "to_int", ...) on ``dtype`` (for from_int: the
+    destination dtype, from int32)."""
     fmt = format_of(dtype)
-    if op in FLOAT_OPS:
-        nl = float_op_netlist(op, fmt.name)
-    elif op in ("to_float32", "to_bfloat16", "to_float16"):
-        dst = op[3:]
-        if dst == fmt.name:
-            raise ValueError(f"{op} on {fmt.name} is the identity: it has no circuit")
-        nl = conversion_netlist("float", fmt.name, dst)
-    elif op == "from_int":
-        nl = conversion_netlist("from_int", "32", fmt.name)
-    elif op == "to_int":
-        nl = conversion_netlist("to_int", fmt.name, "32")
-    else:
-        raise ValueError(f"unknown operation {op!r}")
+    p = PRIMITIVES.get(op)
+    if p is None:
+        raise ValueError(f"unknown operation {op!r}; the operations with circuits are {', '.join(PRIMITIVES)}")
+    nl = p.netlist(p.cost_args(fmt))
+    if nl is None:
+        raise ValueError(f"{op} on {fmt.name} is the identity: it has no circuit")
     c = nl.cost
     return OpCost(op, fmt.name, c.neurons, c.synapses, c.depth, c.by_kind)

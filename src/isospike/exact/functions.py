@@ -1,9 +1,10 @@
 """Pinned float32 algorithms for the functions IEEE 754 does not fix (exp, erf, GELU, softmax,
 LayerNorm, ...) and for reductions and matrix products with a fixed accumulation order.
 
-Each function is written once as a sequence of elementwise IEEE operations on an ``A`` object
-(:class:`~isospike.exact.arith.TorchArith` or :class:`~isospike.exact.arith.GateArith`). With
-GateArith every operation is computed by threshold-gate circuits; with TorchArith the same
+Each function is written once as a sequence of elementwise IEEE operations on ``A``, an
+:class:`~isospike.exact.primitives.Arith` (:class:`~isospike.exact.arith.TorchArith` or
+:class:`~isospike.exact.arith.GateArith`). With GateArith every operation is computed by
+threshold-gate circuits; with TorchArith the same
 sequence runs as plain float32 PyTorch and is the reference: both give identical bits. With
 :class:`~isospike.exact.arith.NativeArith` each function is torch's own (differentiable) kernel.
 
@@ -21,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from isospike.exact.primitives import Arith
+
 F32 = torch.float32
 
 
@@ -34,20 +37,19 @@ def _c(value: float) -> Tensor:
 
 
 # ---------------------------------------------------------------- reductions
-def tree_reduce(A, op: str, x: Tensor, dim: int = -1) -> Tensor:
+def tree_reduce(A: Arith, op: str, x: Tensor, dim: int = -1) -> Tensor:
     """Reduce ``dim`` with the binary operation ``op`` ("add", "maximum", ...) as a pairwise
     tree: level by level, element 2i combines with 2i+1; an odd last element moves up
     unchanged. ``dim`` is removed."""
     x = x.movedim(dim, -1)
     if x.shape[-1] == 0:
         raise ValueError("cannot reduce an empty dimension")
-    if hasattr(A, "tree"):  # gate circuits: the same tree, evaluated with packed spike lines
-        return A.tree(op, x)
-    return tree_levels(A, op, x)
+    return A.tree(op, x)  # the gate circuits keep the values packed between the tree's levels
 
 
-def tree_levels(A, op: str, x: Tensor) -> Tensor:
-    """The pairwise tree over the last dimension, one ``A.<op>`` call per level."""
+def tree_levels(A: Arith, op: str, x: Tensor) -> Tensor:
+    """The pairwise tree over the last dimension, one ``A.<op>`` call per level (what
+    :meth:`Arith.tree` computes; the gate circuits' tree on backends that do not keep values packed)."""
     fn = getattr(A, op)
     while x.shape[-1] > 1:
         n = x.shape[-1]
@@ -56,13 +58,13 @@ def tree_levels(A, op: str, x: Tensor) -> Tensor:
     return x[..., 0]
 
 
-def tree_sum(A, x: Tensor, dim: int = -1) -> Tensor:
+def tree_sum(A: Arith, x: Tensor, dim: int = -1) -> Tensor:
     if A.native:
         return x.sum(dim)
     return tree_reduce(A, "add", x, dim)
 
 
-def tree_max(A, x: Tensor, dim: int = -1) -> Tensor:
+def tree_max(A: Arith, x: Tensor, dim: int = -1) -> Tensor:
     if A.native:
         return x.amax(dim)
     return tree_reduce(A, "maximum", x, dim)
@@ -72,7 +74,7 @@ def tree_max(A, x: Tensor, dim: int = -1) -> Tensor:
 MAX_PRODUCTS = 1 << 23  # products held at once (memory bound); chunking does not change results
 
 
-def matmul(A, a: Tensor, b: Tensor) -> Tensor:
+def matmul(A: Arith, a: Tensor, b: Tensor) -> Tensor:
     """``a @ b`` with torch.matmul's shapes: ``a [..., n, k]`` and ``b [..., k, m]`` (batch dims
     broadcast); a 1-D ``a`` [k] is a row and a 1-D ``b`` [k] a column, their dimension removed
     from the result. Every product a_ik * b_kj, then a pairwise tree over k (k = 0 gives +0).
@@ -82,14 +84,14 @@ def matmul(A, a: Tensor, b: Tensor) -> Tensor:
     if a.dim() == 0 or b.dim() == 0:
         raise ValueError(f"matmul needs operands of at least one dimension, got shapes {tuple(a.shape)} and "
                          f"{tuple(b.shape)}; use * to scale by a scalar")
-    if getattr(A, "shard", False) and b.dim() >= 2:  # output columns split across torch.distributed ranks
+    if A.shard and b.dim() >= 2:  # output columns split across torch.distributed ranks
         from isospike.exact.distributed import sharded_columns
 
         return sharded_columns(lambda part: _matmul_shapes(A, a, part), b)
     return _matmul_shapes(A, a, b)
 
 
-def _matmul_shapes(A, a: Tensor, b: Tensor) -> Tensor:
+def _matmul_shapes(A: Arith, a: Tensor, b: Tensor) -> Tensor:
     row, col = a.dim() == 1, b.dim() == 1
     y = _matmul(A, a[None] if row else a, b[:, None] if col else b)
     if col:
@@ -99,7 +101,7 @@ def _matmul_shapes(A, a: Tensor, b: Tensor) -> Tensor:
     return y
 
 
-def _matmul(A, a: Tensor, b: Tensor) -> Tensor:
+def _matmul(A: Arith, a: Tensor, b: Tensor) -> Tensor:
     """matmul for ``a [..., n, k]``, ``b [..., k, m]`` (both at least 2-D)."""
     if a.shape[-1] != b.shape[-2]:
         raise ValueError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be multiplied "
@@ -128,14 +130,13 @@ def _matmul(A, a: Tensor, b: Tensor) -> Tensor:
     return y.reshape(*batch, n, m)
 
 
-def _sum_products(A, a: Tensor, b: Tensor) -> Tensor:
-    """sum_k a[..., k] * b[..., k] (broadcast): every product, then the pairwise tree over k."""
-    if hasattr(A, "dot"):  # gate circuits: the products stay packed for the tree
-        return A.dot(a, b)
-    return tree_sum(A, A.mul(a, b), -1)
+def _sum_products(A: Arith, a: Tensor, b: Tensor) -> Tensor:
+    """sum_k a[..., k] * b[..., k] (broadcast): every product, then the pairwise tree over k (the
+    gate circuits keep the products packed for the tree)."""
+    return A.dot(a, b)
 
 
-def linear(A, x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+def linear(A: Arith, x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``x @ weight.T + bias`` (x ``[..., in]``, weight ``[out, in]``, bias ``[out]``), products
     reduced by the pairwise tree, bias added last. Empty batches and zero-size layers give what
     torch gives (an empty result, or +0 + bias when ``in`` = 0)."""
@@ -158,7 +159,7 @@ LN2_LO = -1.904654290582768e-09  # float32(ln 2 - LN2_HI)
 EXP_P = (0.4999999403953552, 0.1666652113199234, 0.04166838899254799, 0.008368715643882751, 0.0013814599951729178)
 
 
-def exp(A, x: Tensor) -> Tensor:
+def exp(A: Arith, x: Tensor) -> Tensor:
     """e^x: k = round(x / ln 2) by the 1.5 * 2^23 trick, r = x - k ln 2 (Cody-Waite, two fmas),
     e^r = 1 + r + r^2 P(r) (degree-4 P, Horner with fma), then 2^k by scaleB (one rounding:
     exact for normal results, correctly placed subnormals). NaN -> NaN, +-inf -> inf / 0."""
@@ -177,14 +178,14 @@ def exp(A, x: Tensor) -> Tensor:
     return A.ldexp(y, A.to_int(kf))
 
 
-def reciprocal(A, x: Tensor) -> Tensor:
+def reciprocal(A: Arith, x: Tensor) -> Tensor:
     """1 / x, correctly rounded (one division)."""
     if A.native:
         return torch.reciprocal(x)
     return A.div(const(x, 1.0), x)
 
 
-def rsqrt(A, x: Tensor) -> Tensor:
+def rsqrt(A: Arith, x: Tensor) -> Tensor:
     """1 / sqrt(x): y0 = 1 / sqrt(x) (two correctly rounded operations), then one Newton
     correction with fused operations, y = y0 + (y0 / 2) (1 - x y0^2); zeros, infinities,
     negatives and NaN take y0 (inf, 0, NaN)."""
@@ -202,7 +203,7 @@ TANH_SMALL = 0.625
 TANH_P = (-0.3333328068256378, 0.13331441581249237, -0.05373971536755562, 0.02063908986747265, -0.005704990588128567)
 
 
-def tanh(A, x: Tensor) -> Tensor:
+def tanh(A: Arith, x: Tensor) -> Tensor:
     """tanh: |x| < 0.625: x + x^3 P(x^2); otherwise sign(x) (1 - 2 / (e^(2|x|) + 1))."""
     if A.native:
         return torch.tanh(x)
@@ -240,7 +241,7 @@ ERF_PIECES = (
 ERF_ONE = 3.9
 
 
-def erf(A, x: Tensor) -> Tensor:
+def erf(A: Arith, x: Tensor) -> Tensor:
     """erf: |x| < 1: |x| c0 + |x| (c0_lo + x^2 P(x^2)); 1 <= |x| < 3.9: erf(a) + t Q(t) with
     t = |x| - a and the piece (a = 1, 2, 3) selected per element before one shared Horner
     evaluation; |x| >= 3.9: 1; odd symmetry; NaN -> NaN."""
@@ -274,7 +275,7 @@ def erf(A, x: Tensor) -> Tensor:
 SQRT1_2 = 0.7071067690849304  # float32(1/sqrt(2))
 
 
-def gelu(A, x: Tensor, approximate: str = "none") -> Tensor:
+def gelu(A: Arith, x: Tensor, approximate: str = "none") -> Tensor:
     """GELU as ``torch.nn.GELU``: 0.5 x (1 + erf(x / sqrt 2)) (the erf form, as x * 0.5 * (1 +
     erf(x * 1/sqrt 2))), or with approximate="tanh" 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
     if A.native:
@@ -288,21 +289,21 @@ def gelu(A, x: Tensor, approximate: str = "none") -> Tensor:
     raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
 
 
-def sigmoid(A, x: Tensor) -> Tensor:
+def sigmoid(A: Arith, x: Tensor) -> Tensor:
     """1 / (1 + e^-x)."""
     if A.native:
         return torch.sigmoid(x)
     return A.div(const(x, 1.0), A.add(const(x, 1.0), exp(A, A.neg(x))))
 
 
-def silu(A, x: Tensor) -> Tensor:
+def silu(A: Arith, x: Tensor) -> Tensor:
     """x / (1 + e^-x)."""
     if A.native:
         return F.silu(x)
     return A.div(x, A.add(const(x, 1.0), exp(A, A.neg(x))))
 
 
-def relu(A, x: Tensor) -> Tensor:
+def relu(A: Arith, x: Tensor) -> Tensor:
     """x < 0 ? +0 : x, as torch.relu (keeps -0 and NaN)."""
     if A.native:
         return torch.relu(x)
@@ -310,7 +311,7 @@ def relu(A, x: Tensor) -> Tensor:
     return A.where(A.lt(x, zero), zero, x)
 
 
-def neg(A, x: Tensor) -> Tensor:
+def neg(A: Arith, x: Tensor) -> Tensor:
     """-x (flips the sign; NaN keeps its payload)."""
     if A.native:
         return torch.neg(x)
@@ -323,7 +324,7 @@ def implicit_softmax_dim(ndim: int) -> int:
     return 0 if ndim in (0, 1, 3) else 1
 
 
-def softmax(A, x: Tensor, dim: int | None = -1) -> Tensor:
+def softmax(A: Arith, x: Tensor, dim: int | None = -1) -> Tensor:
     """e^(x - max) / sum e^(x - max) along ``dim`` (max and sum by pairwise trees).
     ``dim=None``: torch's legacy implicit dimension (:func:`implicit_softmax_dim`)."""
     if dim is None:
@@ -346,7 +347,7 @@ def _flat_last(x: Tensor, n_dims: int) -> Tensor:
     return x.reshape(*lead, math.prod(x.shape[x.dim() - n_dims:]))
 
 
-def layer_norm(A, x: Tensor, normalized_shape, weight: Tensor | None, bias: Tensor | None, eps: float) -> Tensor:
+def layer_norm(A: Arith, x: Tensor, normalized_shape, weight: Tensor | None, bias: Tensor | None, eps: float) -> Tensor:
     """(x - mean) * rsqrt(var + eps) * weight + bias over the trailing ``normalized_shape``;
     mean = sum / n and var = sum((x - mean)^2) / n with pairwise-tree sums. A finite row with
     |x - mean| above ~1.8e19 overflows (x - mean)^2 and gives zeros where torch gives NaN."""
@@ -367,7 +368,7 @@ def layer_norm(A, x: Tensor, normalized_shape, weight: Tensor | None, bias: Tens
     return y
 
 
-def rms_norm(A, x: Tensor, normalized_shape, weight: Tensor | None, eps: float) -> Tensor:
+def rms_norm(A: Arith, x: Tensor, normalized_shape, weight: Tensor | None, eps: float) -> Tensor:
     """x * rsqrt(mean(x^2) + eps) * weight over the trailing ``normalized_shape``."""
     if A.native:
         return F.rms_norm(x, tuple(normalized_shape), weight, eps)
@@ -387,7 +388,7 @@ COS_P = (0.04166664555668831, -0.0013887316454201937, 2.44331567955669e-05)
 TRIG_MAX = 2.0 ** 21  # above |x| = 2^21 (k no longer exact) sin/cos are not meaningful: NaN
 
 
-def _sin_cos_reduced(A, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _sin_cos_reduced(A: Arith, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(sin r, cos r, quadrant bits q & 1, q & 2) with x = k pi/2 + r, |r| <= pi/4, q = k mod 4:
     k = round(x 2/pi) by the 1.5 * 2^23 trick, r = x - k (P1 + P2 + P3) by three fmas."""
     t = A.fma(x, const(x, TWO_OVER_PI), const(x, ROUND_MAGIC))
@@ -409,13 +410,13 @@ def _sin_cos_reduced(A, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return s, c, odd, high
 
 
-def _trig_special(A, x: Tensor, y: Tensor) -> Tensor:
+def _trig_special(A: Arith, x: Tensor, y: Tensor) -> Tensor:
     """NaN for NaN, infinite and too large |x| (where the reduction is not exact)."""
     ok = A.lt(A.abs(x), const(x, TRIG_MAX))
     return A.where(ok, y, const(x, math.nan))
 
 
-def sin(A, x: Tensor) -> Tensor:
+def sin(A: Arith, x: Tensor) -> Tensor:
     """sin x: quadrant 0, 1, 2, 3 of x = k pi/2 + r gives sin r, cos r, -sin r, -cos r (minimax
     polynomials on |r| <= pi/4, tools/fit_coefficients.py). |x| >= 2^21, inf, NaN -> NaN."""
     if A.native:
@@ -427,7 +428,7 @@ def sin(A, x: Tensor) -> Tensor:
     return _trig_special(A, x, y)
 
 
-def cos(A, x: Tensor) -> Tensor:
+def cos(A: Arith, x: Tensor) -> Tensor:
     """cos x: quadrant 0, 1, 2, 3 gives cos r, -sin r, -cos r, sin r (see :func:`sin`)."""
     if A.native:
         return torch.cos(x)
@@ -438,7 +439,7 @@ def cos(A, x: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------- powers, statistics
-def pow_scalar(A, x: Tensor, exponent: float) -> Tensor:
+def pow_scalar(A: Arith, x: Tensor, exponent: float) -> Tensor:
     """x ** e for the exponents models use: integers |e| <= 16 by repeated multiplication from the
     left (x * x * ... * x; e < 0: 1 / that; e = 0: 1, as torch, even for NaN), e = 0.5: sqrt,
     e = -0.5: rsqrt. Other exponents raise ValueError."""
@@ -479,14 +480,14 @@ def _keepdim(y: Tensor, x: Tensor, dims: list[int], keepdim: bool) -> Tensor:
     return y.reshape(shape)
 
 
-def sum_dims(A, x: Tensor, dims=None, keepdim: bool = False) -> Tensor:
+def sum_dims(A: Arith, x: Tensor, dims=None, keepdim: bool = False) -> Tensor:
     """Sum over ``dims`` (flattened in row-major order) by the pairwise tree; an empty sum is +0."""
     flat, dims = _reduce_dims(x, dims)
     y = tree_sum(A, flat, -1) if flat.shape[-1] else flat.new_zeros(flat.shape[:-1])
     return _keepdim(y, x, dims, keepdim)
 
 
-def mean_dims(A, x: Tensor, dims=None, keepdim: bool = False) -> Tensor:
+def mean_dims(A: Arith, x: Tensor, dims=None, keepdim: bool = False) -> Tensor:
     """Pairwise-tree sum over ``dims`` divided by their size (NaN for an empty reduction, as torch)."""
     flat, dims = _reduce_dims(x, dims)
     n = flat.shape[-1]
@@ -495,7 +496,7 @@ def mean_dims(A, x: Tensor, dims=None, keepdim: bool = False) -> Tensor:
     return _keepdim(y, x, dims, keepdim)
 
 
-def var_dims(A, x: Tensor, dims=None, correction: float = 1.0, keepdim: bool = False) -> Tensor:
+def var_dims(A: Arith, x: Tensor, dims=None, correction: float = 1.0, keepdim: bool = False) -> Tensor:
     """sum((x - mean)^2) / (N - correction) over ``dims`` (pairwise trees), as torch.var."""
     flat, dims = _reduce_dims(x, dims)
     n = flat.shape[-1]
@@ -506,14 +507,14 @@ def var_dims(A, x: Tensor, dims=None, correction: float = 1.0, keepdim: bool = F
     return _keepdim(y, x, dims, keepdim)
 
 
-def extreme_dims(A, x: Tensor, dims=None, keepdim: bool = False, largest: bool = True) -> Tensor:
+def extreme_dims(A: Arith, x: Tensor, dims=None, keepdim: bool = False, largest: bool = True) -> Tensor:
     """Maximum (or minimum) over ``dims`` by the pairwise tree of IEEE maximum/minimum (NaN wins)."""
     flat, dims = _reduce_dims(x, dims)
     y = tree_reduce(A, "maximum" if largest else "minimum", flat, -1)
     return _keepdim(y, x, dims, keepdim)
 
 
-def arg_extreme(A, x: Tensor, dim: int, largest: bool = True) -> tuple[Tensor, Tensor]:
+def arg_extreme(A: Arith, x: Tensor, dim: int, largest: bool = True) -> tuple[Tensor, Tensor]:
     """(values, indices) of the maximum (minimum) along ``dim`` as torch.max(x, dim): a pairwise
     tree of comparisons; a pair keeps its left element unless the right one is strictly larger
     (smaller) or NaN while the left is not, so the first maximum wins and NaN counts as largest."""
@@ -536,7 +537,7 @@ def arg_extreme(A, x: Tensor, dim: int, largest: bool = True) -> tuple[Tensor, T
     return x[..., 0], idx[..., 0]
 
 
-def layer_norm_stats(A, x: Tensor, normalized_shape, weight: Tensor | None, bias: Tensor | None,
+def layer_norm_stats(A: Arith, x: Tensor, normalized_shape, weight: Tensor | None, bias: Tensor | None,
                      eps: float) -> tuple[Tensor, Tensor, Tensor]:
     """:func:`layer_norm` and its statistics (mean, 1/sqrt(var + eps)), each shaped
     ``x.shape[:-len(normalized_shape)] + (1,) * len(normalized_shape)`` as aten.native_layer_norm."""

@@ -31,6 +31,7 @@ from isospike.activity import LayerActivity
 from isospike.exact.arith import GateArith, TorchArith
 from isospike.exact.capture.dispatch import GateCapture, active_capture, module_path_hooks
 from isospike.exact.counting import ExactCounts
+from isospike.exact.primitives import Arith
 
 CODING = "exact"
 
@@ -65,13 +66,13 @@ class ExactNetwork(nn.Module):
 
     coding = "exact"  # its registered coding (isospike.conversion.exact)
     _exact_base: type[nn.Module]
-    _exact_arith: Any
+    _exact_arith: Arith
     _exact_count: bool
     _exact_counts: dict[str, ExactCounts]
     _exact_samples: int = 0  # samples of the last counted call (leading size of its first tensor input)
 
     @property
-    def arith(self) -> Any:
+    def arith(self) -> Arith:
         return self._exact_arith
 
     @property
@@ -164,7 +165,7 @@ def _carry_output_recording(source: type, exact: type) -> None:
         dict.__setitem__(registry, str(exact), dict.__getitem__(registry, str(source)))
 
 
-def _exact_copy(model: nn.Module, arith: Any, count: bool) -> ExactNetwork:
+def _exact_copy(model: nn.Module, arith: Arith, count: bool) -> ExactNetwork:
     already = isinstance(model, ExactNetwork)
     base = model._exact_base if isinstance(model, ExactNetwork) else type(model)
     net = copy.deepcopy(model)
@@ -179,7 +180,7 @@ def _exact_copy(model: nn.Module, arith: Any, count: bool) -> ExactNetwork:
     return net.eval()
 
 
-def _convert(model: nn.Module, arith: Any, count: bool, api: str) -> ExactNetwork:
+def _convert(model: nn.Module, arith: Arith, count: bool, api: str) -> ExactNetwork:
     if not isinstance(model, nn.Module):
         raise TypeError(f"isp.exact.{api}: model must be a torch.nn.Module, got {type(model).__name__}")
     _check_float32_model(model, api)

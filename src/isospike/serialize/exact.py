@@ -62,7 +62,6 @@ FORMAT = "isospike.exact/1"
 KIND = "exact"
 _TOP_LEVEL = {"format", "kind", "arith", "options", "source"}
 _OPTIONS = {"backend", "leak", "noise", "noise_model", "count", "shard", "generator"}
-BACKENDS = ("bitsliced", "torch", "triton", "neuron")
 MAX_NOISE = 1e6
 _TENSOR_NAME = re.compile(r"[A-Za-z0-9_]{1,128}(\.[A-Za-z0-9_]{1,128}){0,31}\Z")
 _FIX = ("save the source model's state dict (safetensors.torch.save_file(model.state_dict(), path)) and call "
@@ -326,9 +325,10 @@ def load_exact(root: Field, tensors: dict[str, Tensor], source: str) -> nn.Modul
             raise FileFormatError(f"{source}: the tensor name {key[:60]!r} is not a dotted path of plain names")
     kw: dict[str, Any] = {}
     if arith == "gates":
+        from isospike.exact.backends import BACKEND_NAMES
         from isospike.exact.backends.neuron import NOISE_MODELS
 
-        kw = dict(backend=opts["backend"].choice(BACKENDS), leak=opts["leak"].number(0.0, 1.0, lo_open=True),
+        kw = dict(backend=opts["backend"].choice(BACKEND_NAMES), leak=opts["leak"].number(0.0, 1.0, lo_open=True),
                   noise=opts["noise"].number(0.0, MAX_NOISE), noise_model=opts["noise_model"].choice(NOISE_MODELS),
                   count=opts["count"].boolean(), shard=opts["shard"].boolean(),
                   generator=_read_generator(opts["generator"], tensors, source))

@@ -23,7 +23,7 @@ from isospike.errors import UnsupportedLayerError
 from isospike.exact.capture.handlers import NATIVE, Refused, handler_for
 from isospike.exact.capture.passthrough import accumulates, passes_through
 from isospike.exact.counting import ExactCounts, counting
-from isospike.exact.formats import canonical_nan
+from isospike.exact.primitives import Arith
 
 aten = torch.ops.aten
 _local = threading.local()
@@ -56,7 +56,7 @@ class GateCapture(TorchDispatchMode):
     runs; ``counts``: when given, path -> :class:`ExactCounts` of the gates each module's
     operations evaluated. ``source``: the model's name, for errors."""
 
-    def __init__(self, arith: Any, path_of: dict[int, str], counts: dict[str, ExactCounts] | None = None,
+    def __init__(self, arith: Arith, path_of: dict[int, str], counts: dict[str, ExactCounts] | None = None,
                  source: str = "model") -> None:
         super().__init__()
         self.A = arith
@@ -117,15 +117,6 @@ class GateCapture(TorchDispatchMode):
         # one memory layout whatever the arith: the backward kernels then reduce in the same order
         # for the gate network and its reference (straight-through training step for step)
         return tree_map(lambda t: t.contiguous() if isinstance(t, torch.Tensor) else t, out)
-
-    def gate_op(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        """A conversion the arith has no method for (to_bfloat16, to_float16): the gate circuit,
-        or torch's conversion (correctly rounded) for the float32 reference."""
-        from isospike.exact import ops
-
-        if self.A.name == "gates":
-            return getattr(ops, name)(x, **self.A.kw)
-        return canonical_nan(x.to(torch.bfloat16 if name == "to_bfloat16" else torch.float16))
 
     def refusal(self, func: Any, why: str) -> UnsupportedLayerError:
         name = f"aten.{func.overloadpacket.__name__}"

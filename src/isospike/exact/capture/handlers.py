@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from isospike.exact import functions as fn
+from isospike.exact.primitives import BOOL, FLOAT, PRIMITIVES, Arith, AtenForm, Primitive
 
 aten = torch.ops.aten
 F32 = torch.float32
@@ -121,70 +122,60 @@ def _const(x: Tensor, value: float) -> Tensor:
     return fn.const(x, value)
 
 
-# ------------------------------------------------------------------------------ elementwise
-def _binary(op: str, reverse: bool = False, int_to_float: bool = False) -> Callable:
-    def handler(ctx: Any, a: Any, b: Any, *, alpha: Any = 1) -> Any:
-        ops = floats(ctx, a, b, int_to_float=int_to_float)
-        if ops is None:
+# ------------------------------------------------------------------------------ primitives
+def _primitive_handler(p: Primitive, form: AtenForm) -> Callable:
+    """The handler of the ATen operations of ``form``, derived from the primitive's declaration:
+    a unary float operation computes float tensors (integer ones run natively); otherwise the
+    float operands are promoted as torch promotes them (Python numbers become float32
+    constants; integers divide as floats where the primitive says so), boolean operands are the
+    conditions, and all are broadcast to one shape. ``alpha`` (add, sub, rsub) scales the second
+    operand; ``rounding_mode`` (div) is refused on floats."""
+    kinds = [spec.kind for spec in p.operands]
+    if FLOAT not in kinds or any(kind not in (FLOAT, BOOL) for kind in kinds):
+        raise TypeError(f"primitive {p.name}: handlers are derived for float operands (and boolean conditions); "
+                        "write the handler of its ATen operations in isospike/exact/capture/handlers.py instead")
+
+    def compute(A: Arith, operands: list[Tensor]) -> Tensor:
+        r = getattr(A, p.name)(*operands)
+        return A.logical_not(r) if form.negate else r
+
+    if kinds == [FLOAT]:
+        def unary(ctx: Any, x: Tensor) -> Any:
+            if _float_input(ctx, x) is None:
+                return NATIVE
+            return compute(ctx.A, [x])
+        return unary
+
+    def elementwise(ctx: Any, *args: Any, alpha: Any = 1, rounding_mode: str | None = None) -> Any:
+        if rounding_mode is not None:
+            if _result_dtype(*args).is_floating_point:
+                raise Refused(f"division with rounding_mode={rounding_mode!r} on floats has no pinned algorithm; "
+                              "divide and round outside the model, or use integer division on integers")
             return NATIVE
-        x, y = ops
-        if reverse:
-            x, y = y, x
+        operands = list(args)
+        at = [i for i, kind in enumerate(kinds) if kind is FLOAT]
+        converted = floats(ctx, *(args[i] for i in at), int_to_float=p.int_to_float)
+        if converted is None:
+            return NATIVE
+        for i, t in zip(at, converted):
+            operands[i] = t
+        if len(at) < len(kinds):  # boolean conditions (where)
+            for i, kind in enumerate(kinds):
+                if kind is BOOL and operands[i].dtype != torch.bool:
+                    raise Refused(f"the condition is {operands[i].dtype}; pass a boolean condition")
+            shape = torch.broadcast_shapes(*(t.shape for t in operands))
+            operands = [t.expand(shape) for t in operands]
+        if form.swap:
+            operands.reverse()
         if alpha != 1:  # add/sub(a, b, alpha): a op alpha * b; rsub(a, b, alpha): b - alpha * a
-            y = ctx.A.mul(y, _const(y, alpha))
-        return getattr(ctx.A, op)(x, y)
-    return handler
+            operands[-1] = ctx.A.mul(operands[-1], _const(operands[-1], alpha))
+        return compute(ctx.A, operands)
+    return elementwise
 
 
-handles(aten.add.Tensor, aten.add.Scalar)(_binary("add"))
-handles(aten.sub.Tensor, aten.sub.Scalar)(_binary("sub"))
-handles(aten.rsub.Tensor, aten.rsub.Scalar)(_binary("sub", reverse=True))
-handles(aten.mul.Tensor, aten.mul.Scalar)(_binary("mul"))
-handles(aten.maximum.default)(_binary("maximum"))
-handles(aten.minimum.default)(_binary("minimum"))
-
-
-@handles(aten.div.Tensor, aten.div.Scalar, aten.div.Tensor_mode, aten.div.Scalar_mode, aten.true_divide)
-def _div(ctx: Any, a: Any, b: Any, *, rounding_mode: str | None = None) -> Any:
-    if rounding_mode is not None:
-        if _result_dtype(a, b).is_floating_point:
-            raise Refused(f"division with rounding_mode={rounding_mode!r} on floats has no pinned algorithm; divide "
-                          "and round outside the model, or use integer division on integers")
-        return NATIVE
-    ops = floats(ctx, a, b, int_to_float=True)
-    if ops is None:
-        return NATIVE
-    return ctx.A.div(*ops)
-
-
-def _compare(op: str, swap: bool = False, negate: bool = False) -> Callable:
-    def handler(ctx: Any, a: Any, b: Any) -> Any:
-        ops = floats(ctx, a, b)
-        if ops is None:
-            return NATIVE
-        x, y = ops
-        r = getattr(ctx.A, op)(y, x) if swap else getattr(ctx.A, op)(x, y)
-        return ctx.A.logical_not(r) if negate else r
-    return handler
-
-
-handles(aten.lt.Tensor, aten.lt.Scalar)(_compare("lt"))
-handles(aten.le.Tensor, aten.le.Scalar)(_compare("le"))
-handles(aten.gt.Tensor, aten.gt.Scalar)(_compare("lt", swap=True))
-handles(aten.ge.Tensor, aten.ge.Scalar)(_compare("le", swap=True))
-handles(aten.eq.Tensor, aten.eq.Scalar)(_compare("eq"))
-handles(aten.ne.Tensor, aten.ne.Scalar)(_compare("eq", negate=True))
-
-
-@handles(aten.where.self, aten.where.ScalarSelf, aten.where.ScalarOther, aten.where.Scalar)
-def _where(ctx: Any, cond: Tensor, a: Any, b: Any) -> Any:
-    ops = floats(ctx, a, b)
-    if ops is None:
-        return NATIVE
-    if cond.dtype != torch.bool:
-        raise Refused(f"the condition is {cond.dtype}; pass a boolean condition")
-    shape = torch.broadcast_shapes(cond.shape, ops[0].shape)
-    return ctx.A.where(cond.expand(shape), ops[0].expand(shape), ops[1].expand(shape))
+for _p in PRIMITIVES.values():
+    for _form in _p.aten:
+        handles(*_form.ops)(_primitive_handler(_p, _form))
 
 
 @handles(aten.masked_fill.Scalar, aten.masked_fill.Tensor)
@@ -204,9 +195,6 @@ def _unary(compute: Callable[..., Tensor]) -> Callable:
     return handler
 
 
-handles(aten.neg.default)(_unary(lambda A, x: A.neg(x)))
-handles(aten.abs.default)(_unary(lambda A, x: A.abs(x)))
-handles(aten.sqrt.default)(_unary(lambda A, x: A.sqrt(x)))
 handles(aten.rsqrt.default)(_unary(fn.rsqrt))
 handles(aten.reciprocal.default)(_unary(fn.reciprocal))
 handles(aten.exp.default)(_unary(fn.exp))
@@ -322,9 +310,9 @@ def convert_dtype(ctx: Any, x: Tensor, dtype: torch.dtype) -> Tensor:
             _check_int32_range(x, dtype)
         return A.to_int(x).to(dtype)
     if dtype == torch.bfloat16:
-        return ctx.gate_op("to_bfloat16", x)
+        return A.to_bfloat16(x)
     if dtype == torch.float16:
-        return ctx.gate_op("to_float16", x)
+        return A.to_float16(x)
     _check_float32(dtype)
     return x
 
