@@ -30,6 +30,7 @@ from isospike.exact.backends import DEFAULTS, Backend, BackendName, GateOptions,
 from isospike.exact.backends._kernels import pack_gather
 from isospike.exact.counting import OpCounts, active_counters
 from isospike.exact.formats import FloatFormat, canonical_nan, format_of
+from isospike.exact.functions import tree_levels
 from isospike.exact.netlist import Netlist
 from isospike.exact.primitives import BOOL, FLOAT, INT, INT32, PRIMITIVES, Kind, Primitive
 
@@ -293,15 +294,24 @@ def tree_with(op: str, x: Tensor, options: GateOptions) -> Tensor:
         raise ValueError("cannot reduce an empty dimension")
     options = options.on(x.device, f"isp.exact.tree_{op}")
     if options.backend.name != "bitsliced":  # one netlist run per level on the other backends
-        from isospike.exact.arith import GateArith
-        from isospike.exact.functions import tree_levels
-
-        return tree_levels(GateArith.using(options), op, x)
+        return tree_levels(cast(Any, _Primitives(options)), op, x)
     fmt = format_of(x.dtype)
     k, lead = x.shape[-1], x.shape[:-1]
     L = math.prod(lead)
     words, wl = _pack_rows(x, x.shape, fmt.width)
     return _unpack_rows(_tree_words(op, fmt, words, k, wl, L), fmt, L, lead, x.device)
+
+
+class _Primitives:
+    """``name(*operands)`` runs the primitive ``name`` with fixed options (what the pairwise tree of
+    :func:`isospike.exact.functions.tree_levels` calls at each level)."""
+
+    def __init__(self, options: GateOptions) -> None:
+        self.options = options
+
+    def __getattr__(self, name: str) -> Callable[..., Tensor]:
+        primitive = PRIMITIVES[name]
+        return lambda *operands: apply(primitive, operands, {}, self.options)
 
 
 def dot(a: Tensor, b: Tensor, **kw: Any) -> Tensor:
