@@ -68,3 +68,60 @@ def _raw_batches(calibration: CalibrationData, batch_size: int) -> Iterator[Tens
         yield batch
     if n == 0:
         raise ValueError("calibration iterable yielded no batches")
+
+
+def model_calls(data: Any, batch_size: int = 64) -> Iterator[tuple[tuple, dict]]:
+    """The calls ``model(*args, **kwargs)`` that feed ``data`` to a model, as (args, kwargs):
+
+    * a tensor: ``(chunk,)`` for each ``batch_size`` chunk of its first dimension;
+    * a dict of keyword arguments (``{"input_ids": ids, "attention_mask": mask}``): one call
+      per ``batch_size`` rows of every tensor in it that shares the first tensor's first dimension
+      (other values passed as they are);
+    * an ``(inputs, targets)`` pair or :class:`~isospike.data.LabelledData`: the inputs;
+    * an iterable (a list, a DataLoader) of any of these: each as above (a tuple batch whose first
+      element is the input, as DataLoaders of ``(x, y)`` give).
+
+    Refuses an empty or unusable ``data`` with a message naming what was expected."""
+    if data is None:
+        raise ValueError("input data is required here: pass a tensor, a dict of keyword arguments, or an "
+                         "iterable of them (a DataLoader)")
+    if isinstance(data, Tensor):
+        for chunk in _raw_batches(data, batch_size):
+            yield (chunk,), {}
+        return
+    if isinstance(data, dict):
+        yield from _dict_calls(data, batch_size)
+        return
+    x = getattr(data, "x", None)
+    if isinstance(x, Tensor) or _is_target_pair(data):
+        yield from model_calls(x if isinstance(x, Tensor) else data[0], batch_size)
+        return
+    if not isinstance(data, Iterable):
+        raise TypeError(f"input data must be a tensor, a dict of keyword arguments or an iterable of them, got "
+                        f"{type(data).__name__}")
+    n = 0
+    for item in data:
+        if isinstance(item, (tuple, list)) and item and not isinstance(item[0], (tuple, list)):
+            item = item[0]
+        if not isinstance(item, (Tensor, dict)):
+            raise TypeError(f"batches must be tensors, dicts of keyword arguments, or tuples whose first element is "
+                            f"one of them, got {type(item).__name__}")
+        n += 1
+        yield from model_calls(item, batch_size)
+    if n == 0:
+        raise ValueError("the input iterable yielded no batches")
+
+
+def _dict_calls(data: dict, batch_size: int) -> Iterator[tuple[tuple, dict]]:
+    if not all(isinstance(k, str) for k in data):
+        raise TypeError("a dict of inputs must map keyword names (strings) to values")
+    first = next((v for v in data.values() if isinstance(v, Tensor) and v.dim()), None)
+    if first is None:
+        yield (), dict(data)
+        return
+    n = first.shape[0]
+    if n == 0:
+        raise ValueError("the input batch is empty: pass at least one sample")
+    for i in range(0, n, batch_size):
+        yield (), {k: v[i:i + batch_size] if isinstance(v, Tensor) and v.dim() and v.shape[0] == n else v
+                   for k, v in data.items()}

@@ -33,6 +33,8 @@ from torch import Tensor, nn
 from isospike.conversion.equivalent import equivalent
 from isospike.conversion.exact import verify_bit_exact
 from isospike.conversion.network import SpikingNetwork
+from isospike.conversion.sites.certify import verify_sites
+from isospike.conversion.sites.network import CodedNetwork
 from isospike.guarantees import MEASURED_ONLY, Certificate, LayerCertificate
 from isospike.neurons.populations import SpikingPopulation
 
@@ -71,6 +73,8 @@ def verify(snn: nn.Module, x: Tensor, tolerance: float = 0.0) -> Certificate:
         cert = coding.verify(snn, x, float(tolerance))
         assert isinstance(cert, Certificate)  # what a coding's verify returns
         return cert
+    if isinstance(snn, CodedNetwork):
+        return verify_sites(snn, x, float(tolerance))
     if not isinstance(snn, SpikingNetwork):
         raise TypeError(f"isospike.verify: the {coding.name!r} coding has no checker for a {type(snn).__name__}")
     eq = equivalent(snn)

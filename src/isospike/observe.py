@@ -178,8 +178,10 @@ def counting(net: nn.Module) -> Iterator[Counting]:
             check()  # a network that cannot count says so before any costly run
     countable = {path for path, m in modules if isinstance(m, Countable)}
     reporters = [(path, m) for path, m in modules if isinstance(m, RecordsActivity)]
-    # countable modules inside another countable one are its business (an exact network's copies)
-    inside = {p for p in countable if any(c != p and (c == "" or p.startswith(c + ".")) for c in countable)}
+    # countable modules inside another countable one are its business (an exact network's copies),
+    # and so are those inside a module that records for its submodules (a site-coded network's sites)
+    owners = countable | {p for p, m in reporters if getattr(m, "records_submodules", False)}
+    inside = {p for p in countable if any(c != p and (c == "" or p.startswith(c + ".")) for c in owners)}
     rank = {path: i for i, (path, _) in enumerate(modules)}
     handles: list[Any] = []
     detachers: list[Callable[[], None]] = []

@@ -32,6 +32,12 @@ def settled_level(y: Tensor, threshold: float) -> Tensor:
     return torch.round(torch.relu(y) / threshold)
 
 
+def signed_level(y: Tensor, threshold: float) -> Tensor:
+    """round(y / threshold): the spike count a signed sigma-delta neuron holds once it has settled
+    on y (sites of the general front end, whose activations may be negative)."""
+    return torch.round(y / threshold)
+
+
 def encode(x_seq: Tensor, threshold: float, leak: float = 1.0, signed: bool = True,
            max_spikes: int | None = None, quantizer: str = "threshold") -> Tensor:
     """Signed spike counts ``[T, ...]`` (int32) for the signal ``x_seq [T, ...]``.

@@ -25,23 +25,30 @@ class ActivationSampler:
     def __init__(self, modules: dict[str, nn.Module], max_samples: int = 1 << 21, seed: int = 0) -> None:
         self.samples: dict[str, list[Tensor]] = {name: [] for name in modules}
         self.maxima: dict[str, float] = {name: float("-inf") for name in modules}
+        self.minima: dict[str, float] = {name: float("inf") for name in modules}
         self.max_samples = max_samples
         self.generator = torch.Generator().manual_seed(seed)
         self._handles = [m.register_forward_hook(self._hook(name)) for name, m in modules.items()]
 
     def _hook(self, name: str):
         def hook(_module: nn.Module, _inputs: Any, output: Tensor) -> None:
-            values = output.detach().reshape(-1).to(torch.float32)
-            if values.numel() == 0:
-                return
-            self.maxima[name] = max(self.maxima[name], float(values.max()))
-            budget = self.max_samples // 8  # per batch, so later batches are represented too
-            if values.numel() > budget:
-                idx = torch.randint(values.numel(), (budget,), generator=self.generator)
-                values = values[idx]
-            self.samples[name].append(values.clone())
+            self.add(name, output)
 
         return hook
+
+    def add(self, name: str, output: Tensor) -> None:
+        """Sample the values of ``output`` for ``name`` (a new name starts its own sample)."""
+        values = output.detach().reshape(-1).to(torch.float32)
+        if values.numel() == 0:
+            return
+        self.samples.setdefault(name, [])
+        self.maxima[name] = max(self.maxima.get(name, float("-inf")), float(values.max()))
+        self.minima[name] = min(self.minima.get(name, float("inf")), float(values.min()))
+        budget = self.max_samples // 8  # per batch, so later batches are represented too
+        if values.numel() > budget:
+            idx = torch.randint(values.numel(), (budget,), generator=self.generator)
+            values = values[idx]
+        self.samples[name].append(values.clone())
 
     def remove(self) -> None:
         for h in self._handles:

@@ -54,6 +54,33 @@ class CodingOptions:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
+Front = Literal["auto", "graph", "sites"]
+Products = Literal["digital", "coded"]
+
+
+@dataclass(frozen=True)
+class TimeCodingOptions(CodingOptions):
+    """Options every coding with time shares (rate, TTFS, M-TTFS, sigma-delta), besides T.
+
+    front: how the model is read.
+        ``"graph"``: symbolic tracing (``torch.fx``) of a ReLU network: each ReLU becomes a
+        population and the spikes flow from layer to layer over the T steps (a
+        :class:`~isospike.conversion.network.SpikingNetwork`; NIR export).
+        ``"sites"``: any eager model (Hugging Face decoders and encoders, ViT, modern CNNs): the
+        activation entering each weight-bearing operation is coded there by the coding's population
+        over its own window (a copy of the model's own class; see
+        :mod:`isospike.conversion.sites`).
+        ``"auto"`` (default): the graph when the model traces and holds only layers the graph
+        converts, the sites otherwise.
+    products: (sites) products of two activations -- attention's Q K^T and P V: ``"digital"``
+        computes them as they are (counted as multiply-accumulates), ``"coded"`` codes both
+        operands with the coding's populations first.
+    """
+
+    front: Front = "auto"
+    products: Products = "digital"
+
+
 def _checked(name: str, value: Any, kind: Any) -> Any:
     """``value`` if it fits the annotation ``kind`` (ints given as whole floats become ints);
     a TypeError (wrong kind of value) or ValueError (a value outside the choices) naming it."""
@@ -106,6 +133,7 @@ def _describe(kind: Any) -> str:
 
 
 Builder = Callable[[nn.Module, Any, Any], nn.Module]  # (model, options, calibration) -> network
+SiteBuilder = Callable[[Any, Any], nn.Module]  # (site statistics, options) -> the site's population
 
 
 @dataclass(frozen=True)
@@ -127,6 +155,10 @@ class Coding:
     simulation_samples: how many samples reports simulate at most (None: all): for codings whose
         simulation is slow on a CPU (gate circuits); with a bit-exact guarantee, checked on those
         samples, the accuracy over the rest is its equivalent's.
+    site: for codings with time, ``site(stats, options)``: the population that codes one site of
+        any model (:class:`isospike.conversion.sites.build.SiteStats`: its span and sign) -- what
+        the site front end places (options ``front`` / ``products``); None: graph front only.
+    products: (with ``site``) how products of two activations are handled, for ``describe()``.
     """
 
     name: str
@@ -139,6 +171,7 @@ class Coding:
     equivalent: Callable[[nn.Module], nn.Module] | None = None
     verify: Callable[[nn.Module, Any, float], Any] | None = None
     simulation_samples: int | None = None
+    site: SiteBuilder | None = None
 
     @property
     def default_timesteps(self) -> int:
@@ -173,17 +206,51 @@ class Coding:
         options = self.make_options(**values)
         if isinstance(calibration, Iterator):  # a generator is read more than once (statistics, tracing)
             calibration = list(calibration)
+        front = getattr(options, "front", "graph")
+        if front == "sites" or (front == "auto" and self.site is not None and _keyword_calibration(calibration)):
+            return self._convert_sites(model, options, calibration)
         try:
             return self.build(model, options, calibration)
         except UnsupportedLayerError as exc:  # graph passes shared by the codings do not know the name
+            if front == "auto" and self.site is not None:  # not a graph of ReLUs: any model goes by its sites
+                return self._convert_sites(model, options, calibration)
+            raise exc.for_coding(self.name) from None
+
+    def _convert_sites(self, model: nn.Module, options: Any, calibration: Any) -> nn.Module:
+        from isospike.conversion.sites.build import convert_sites
+
+        if self.site is None:
+            raise ValueError(f"the {self.name!r} coding has no site front end (front='sites'); use front='graph'")
+        try:
+            return convert_sites(model, self.name, options, calibration, self.site)
+        except UnsupportedLayerError as exc:
             raise exc.for_coding(self.name) from None
 
     def describe(self) -> dict[str, Any]:
-        """Name, summary, guarantee, default time steps and each option's default."""
-        return {"name": self.name, "summary": self.summary, "guarantee": self.guarantee,
-                "default_timesteps": self.default_timesteps,
-                "options": {f.name: (None if f.default is dataclasses.MISSING else f.default)
-                            for f in dataclasses.fields(self.options)}}
+        """Name, summary, guarantee, default time steps, each option's default, and (codings with a
+        site front end) the rule for products of two activations."""
+        out = {"name": self.name, "summary": self.summary, "guarantee": self.guarantee,
+               "default_timesteps": self.default_timesteps,
+               "options": {f.name: (None if f.default is dataclasses.MISSING else f.default)
+                           for f in dataclasses.fields(self.options)}}
+        if self.site is not None:
+            out["fronts"] = ("graph", "sites")
+            out["products"] = PRODUCTS_RULE
+        return out
+
+
+PRODUCTS_RULE = ("products of two activations (attention's Q K^T and P V): 'digital' (default) computes them as "
+                 "they are and counts their multiply-accumulates as non-spiking work; 'coded' first codes both "
+                 "operands with the coding's populations (each at its own site), so the product multiplies "
+                 "decoded spike values. Softmax, norms, GELU/SiLU, RoPE and residual additions stay digital.")
+
+
+def _keyword_calibration(calibration: Any) -> bool:
+    """Calibration given as keyword arguments (a dict, or a list of dicts): only the site front
+    end calls a model that way."""
+    if isinstance(calibration, dict):
+        return True
+    return isinstance(calibration, (list, tuple)) and bool(calibration) and isinstance(calibration[0], dict)
 
 
 _CODINGS: dict[str, Coding] = {}

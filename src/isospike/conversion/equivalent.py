@@ -22,6 +22,8 @@ import copy
 from torch import Tensor, fx, nn
 
 from isospike.conversion.network import SpikingNetwork, unthread_timesteps
+from isospike.conversion.sites.build import equivalent_sites
+from isospike.conversion.sites.network import CodedNetwork
 from isospike.conversion.timefold import CountingSynapse, SpikingPopulation, TimeBroadcast
 from isospike.neurons.populations import RateQuantizer
 from isospike.neurons.sigma_delta import GridQuantizer
@@ -55,6 +57,8 @@ def equivalent(snn: nn.Module) -> nn.Module:
     coding = coding_of(snn, "isospike.equivalent")
     if coding.equivalent is not None:
         return coding.equivalent(snn)
+    if isinstance(snn, CodedNetwork):  # any model, coded at its sites: the same class, each site quantized
+        return equivalent_sites(snn)
     if not isinstance(snn, SpikingNetwork):
         raise TypeError(f"isospike.equivalent: the {coding.name!r} coding states no equivalent for a "
                         f"{type(snn).__name__}")

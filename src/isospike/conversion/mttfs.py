@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from isospike.coding.ttfs import Rounding
 from isospike.conversion.calibration import calibration_batches
-from isospike.conversion.coding import Coding, CodingOptions, register
+from isospike.conversion.coding import Coding, TimeCodingOptions, register
 from isospike.conversion.network import SpikingNetwork
 from isospike.conversion.pipeline import has_trained_threshold, is_ttfs_quantizer, prepare, require_calibration
 from isospike.conversion.ttfs import TTFSOptions, network, population_specs
@@ -33,7 +33,7 @@ CODING = "mttfs"
 
 
 @dataclass(frozen=True)
-class MTTFSOptions(CodingOptions):
+class MTTFSOptions(TimeCodingOptions):
     """Options of masked TTFS.
 
     timesteps, percentile, rounding, fold_bn, calibration_batch_size: as for TTFS (post-hoc
@@ -135,8 +135,29 @@ def build_mttfs(model: nn.Module, options: MTTFSOptions, calibration: Any) -> Sp
     return network(prepared, specs, CODING, info, o.timesteps)
 
 
+def mttfs_site(stats: Any, o: MTTFSOptions) -> nn.Module:
+    """A site of any model (front="sites"): a TTFS population (step = span / T, signed when the
+    activation took negative values, digital reads) whose silent level is the site's most frequent
+    level on the calibration sample, with the dead zone around it."""
+    if o.per_channel:
+        raise ValueError("per_channel silent levels are a graph-front option (front='graph'); sites have one silent "
+                         "level each")
+    T = o.timesteps
+    plain = TTFSPopulation(T, stats.span / T, o.rounding, stats.signed)
+    v = stats.values
+    q = T - plain.first_crossings(v)
+    if stats.signed:
+        q = torch.where(v < 0, -q, q)
+    m = _mode(torch.bincount((q + T).to(torch.int64), minlength=2 * T + 1), T)
+    if not stats.signed:
+        m = m.clamp_min(0)
+    return TTFSPopulation(T, stats.span / T, o.rounding, stats.signed, silent_level=int(m), dead_zone=o.dead_zone,
+                          silence="mode")
+
+
 MTTFS = register(Coding(
-    CODING, MTTFSOptions, build_mttfs, guarantee=f"{QNN_EQUIVALENT} (lossy with a dead zone: equals its quantizer)",
+    CODING, MTTFSOptions, build_mttfs, site=mttfs_site,
+    guarantee=f"{QNN_EQUIVALENT} (lossy with a dead zone: equals its quantizer)",
     summary="TTFS whose silence is each layer's most frequent level (Matterhorn), optional dead zone"))
 
 

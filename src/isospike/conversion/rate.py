@@ -23,7 +23,7 @@ from typing import Any
 from torch import nn
 
 from isospike.codec import ModuleCodec, built, needed
-from isospike.conversion.coding import Coding, CodingOptions, register
+from isospike.conversion.coding import Coding, TimeCodingOptions, register
 from isospike.conversion.network import SpikingNetwork
 from isospike.conversion.pipeline import (
     activation_spans,
@@ -37,13 +37,14 @@ from isospike.guarantees import BOUNDED_ERROR
 from isospike.neurons import IFNeuron
 from isospike.neurons.integrate_fire import ResetMode
 from isospike.neurons.populations import TimeFoldedNeuron
+from isospike.neurons.sites import RateSite
 from isospike.schema import Field
 
 CODING = "rate"
 
 
 @dataclass(frozen=True)
-class RateOptions(CodingOptions):
+class RateOptions(TimeCodingOptions):
     """Options of rate coding.
 
     timesteps: default simulation length T.
@@ -52,6 +53,7 @@ class RateOptions(CodingOptions):
     reset: "subtract" (default) or "zero".
     fold_bn: fold BatchNorm into the preceding Conv/Linear.
     calibration_batch_size: inputs per calibration pass.
+    front, products: see :class:`~isospike.conversion.coding.TimeCodingOptions`.
     """
 
     timesteps: int = 8
@@ -109,8 +111,19 @@ def _read_population(f: Field, stored: Any) -> nn.Module:
     return TimeFoldedNeuron(neuron, f["static_input"].boolean())
 
 
+def rate_site(stats: Any, o: RateOptions) -> nn.Module:
+    """A site of any model (front="sites"): IF neurons with threshold = the site's span, reset
+    by subtraction, V(0) = v_init x threshold, driven by the activation for T steps (two channels
+    on a signed site): the site equals its rate quantizer exactly."""
+    if o.reset != "subtract":
+        raise ValueError("front='sites' codes each site with IF neurons that reset by subtraction (the site then equals "
+                         "its rate quantizer); reset='zero' is available with front='graph' (ReLU networks)")
+    return RateSite(stats.span, o.timesteps, stats.signed, v_init=o.v_init)
+
+
 RATE = register(Coding(
-    CODING, RateOptions, build_rate, populations={"TimeFoldedNeuron": ModuleCodec(_write_population, _read_population)},
+    CODING, RateOptions, build_rate, site=rate_site,
+    populations={"TimeFoldedNeuron": ModuleCodec(_write_population, _read_population)},
     guarantee=f"{BOUNDED_ERROR} (qnn-equivalent on the first layer)",
     summary="IF neurons, reset by subtraction: spike counts over T steps approximate each ReLU"))
 

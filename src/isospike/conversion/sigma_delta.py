@@ -27,7 +27,7 @@ from typing import Any
 from torch import nn
 
 from isospike.codec import MAX_SIZE, ModuleCodec
-from isospike.conversion.coding import Coding, CodingOptions, register
+from isospike.conversion.coding import Coding, TimeCodingOptions, register
 from isospike.conversion.network import SpikingNetwork
 from isospike.conversion.pipeline import (
     activation_spans,
@@ -39,13 +39,14 @@ from isospike.conversion.pipeline import (
 )
 from isospike.guarantees import QNN_EQUIVALENT
 from isospike.neurons.sigma_delta import SigmaDeltaPopulation
+from isospike.neurons.sites import SigmaDeltaSite
 from isospike.schema import Field
 
 CODING = "sigma_delta"
 
 
 @dataclass(frozen=True)
-class SigmaDeltaOptions(CodingOptions):
+class SigmaDeltaOptions(TimeCodingOptions):
     """Options of sigma-delta coding.
 
     timesteps: steps simulated per input (1 suffices for a static input with unlimited spikes per
@@ -54,7 +55,7 @@ class SigmaDeltaOptions(CodingOptions):
     levels: theta = percentile / levels for each ReLU (more levels: closer to the ANN, more spikes).
     percentile: percentile of each ReLU's calibration activations that spans ``levels`` spikes.
     max_spikes_per_step: cap on |spikes| a neuron sends in one step (None: no cap).
-    fold_bn, calibration_batch_size: as for rate coding.
+    fold_bn, calibration_batch_size, front, products: as for rate coding.
     """
 
     timesteps: int = 1
@@ -107,8 +108,15 @@ def _read_population(f: Field, _: Any) -> nn.Module:
                                 None if most.is_none else most.integer(1, MAX_SIZE))
 
 
+def sigma_delta_site(stats: Any, o: SigmaDeltaOptions) -> nn.Module:
+    """A site of any model (front="sites"): sigma-delta neurons with theta = span / levels, signed
+    when the activation took negative values; its synapses hold theta x round(x / theta) once
+    settled (at once without a cap on spikes per step)."""
+    return SigmaDeltaSite(stats.span / o.levels, o.timesteps, stats.signed, o.max_spikes_per_step)
+
+
 SIGMA_DELTA = register(Coding(
-    CODING, SigmaDeltaOptions, build_sigma_delta,
+    CODING, SigmaDeltaOptions, build_sigma_delta, site=sigma_delta_site,
     populations={"SigmaDeltaPopulation": ModuleCodec(_write_population, _read_population)},
     guarantee=f"{QNN_EQUIVALENT} (once settled)",
     summary="send-on-delta: signed spikes of size theta whenever a ReLU's output moves"))

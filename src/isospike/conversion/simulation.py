@@ -10,7 +10,9 @@ from torch import Tensor
 from torch.utils._pytree import tree_map
 
 from isospike.activity import LayerActivity
+from isospike.batches import model_calls
 from isospike.conversion.network import SpikingNetwork
+from isospike.conversion.sites.network import CodedNetwork
 from isospike.errors import check_count
 from isospike.observe import counting, leading_samples
 
@@ -60,6 +62,8 @@ def simulate(snn: Any, x: Any, timesteps: int | None = None, batch_size: int | N
     net = getattr(snn, "_orig_mod", snn)  # a torch.compile wrapper runs the original's modules
     if isinstance(net, ExactNetwork):
         return _simulate_exact(snn, x, timesteps, batch_size)
+    if isinstance(net, CodedNetwork):
+        return _simulate_sites(snn, net, x, timesteps, batch_size)
     if not isinstance(net, SpikingNetwork):
         raise TypeError(f"simulate expects a network returned by isospike.convert or isospike.exact.convert, got "
                         f"{type(net).__name__}")
@@ -81,6 +85,22 @@ def _concat(parts: list[Any]) -> Any:
     if len(parts) == 1:
         return parts[0]
     return tree_map(lambda *ys: torch.cat(ys) if isinstance(ys[0], Tensor) else ys[0], *parts)
+
+
+def _simulate_sites(snn: Any, net: CodedNetwork, x: Any, timesteps: int | None, batch_size: int | None
+                    ) -> SimulationResult:
+    """A network coded at its sites (any model): each site runs its own window of ``net.timesteps``
+    steps; ``x`` is what the model takes (a tensor, a dict of keyword arguments, a tuple of
+    positional arguments, or an iterable of them such as a DataLoader)."""
+    if timesteps not in (None, net.timesteps):
+        raise ValueError(f"this {net.coding} network codes each site over its own window of {net.timesteps} steps; "
+                         "convert it again with timesteps=... for another window")
+    chunk = 1 << 62 if batch_size is None else check_count(batch_size, "batch_size")
+    calls = [((*x,), {})] if isinstance(x, tuple) else list(model_calls(x, chunk))
+    with torch.no_grad(), counting(snn) as c:
+        outs = [snn(*args, **kwargs) for args, kwargs in calls]
+    return SimulationResult(output=_concat(outs), spikes=c.spikes, layers=c.layers, timesteps=net.timesteps,
+                            samples=c.samples)
 
 
 def _simulate_exact(net: Any, x: Any, timesteps: int | None, batch_size: int | None) -> SimulationResult:

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from isospike.codec import MAX_CURVE_SAMPLES, MAX_WINDOW, ModuleCodec, built, needed
 from isospike.coding.mttfs import SILENCES, Silence, check_silence, lowest_level
 from isospike.coding.ttfs import Rounding
-from isospike.conversion.coding import Coding, CodingOptions, register
+from isospike.conversion.coding import Coding, TimeCodingOptions, register
 from isospike.conversion.network import SpikingNetwork
 from isospike.conversion.pipeline import (
     PreparedGraph,
@@ -46,7 +46,7 @@ CODING = "ttfs"
 
 
 @dataclass(frozen=True)
-class TTFSOptions(CodingOptions):
+class TTFSOptions(TimeCodingOptions):
     """Options of TTFS coding.
 
     timesteps: window T for ReLUs converted post hoc (TTFSQuant layers keep their own).
@@ -62,7 +62,7 @@ class TTFSOptions(CodingOptions):
         QNN's up to float summation order. Unsigned (ReLU) layers are the same under both.
         Signed layers then need digital reads (``synapse=None``). The most frequent level is
         ``coding="mttfs"``.
-    fold_bn, calibration_batch_size: as for rate coding.
+    fold_bn, calibration_batch_size, front, products: as for rate coding.
     """
 
     timesteps: int = 15
@@ -185,8 +185,22 @@ def _read_population(f: Field, stored: Any) -> nn.Module:
     return built(f, lambda: TTFSPopulation(**args))
 
 
+def ttfs_site(stats: Any, o: TTFSOptions) -> nn.Module:
+    """A site of any model (front="sites"): a TTFS population with step = span / T, signed (two
+    channels) when the activation took negative values, read through ``synapse``."""
+    T = o.timesteps
+    silent = lowest_level(T, stats.signed) if o.silence == "lowest" else 0
+    device = o.synapse
+    if o.silence == "lowest" and stats.signed and device is not None:
+        raise ValueError(f"silence='lowest' decodes the offset levels of the signed site {stats.name!r} with a digital "
+                         "level table: convert with synapse=None")
+    return TTFSPopulation(T, stats.span / T, o.rounding, stats.signed, device=device, silent_level=silent,
+                          silence=o.silence)
+
+
 TTFS = register(Coding(
-    CODING, TTFSOptions, build_ttfs, populations={"TTFSPopulation": ModuleCodec(_write_population, _read_population)},
+    CODING, TTFSOptions, build_ttfs, site=ttfs_site,
+    populations={"TTFSPopulation": ModuleCodec(_write_population, _read_population)},
     guarantee=QNN_EQUIVALENT,
     summary="one spike per neuron in a window of T steps, read through a (decaying) synapse device"))
 

@@ -154,6 +154,10 @@ class TTFSPopulation(SpikingPopulation):
         top = self.scale * T
         return straight_through(v, value.to(v.dtype), (v <= top) & (v >= (-top if self.signed else 0.0)))
 
+    def events(self, v: Tensor) -> Tensor:
+        """Spikes each neuron sends (0 or 1), float64, ``v``'s shape."""
+        return (self.spike_slots(v) < self.window).to(torch.float64)
+
     def activity(self, args: tuple, output: Tensor) -> LayerActivity:
         """One call's spikes (one per neuron at most), per slot of the window, from its input."""
         v, T = args[0], self.window

@@ -1,0 +1,186 @@
+"""Populations that code one activation site of any model: the activation entering a
+weight-bearing operation (a Linear, a convolution, GPT-2's ``Conv1D``, an LM head), coded over
+the site's own window of T steps and decoded by the operation's synapses.
+
+Each takes the activation as it is (any shape, a constant current for its window) and returns the
+value the synapses integrate (same shape and dtype), and says what one call did
+(``activity(args, output)``), how many spikes each neuron sent (``events(x)``: the synaptic events
+per connection) and the plain-PyTorch quantizer it equals (``equivalent()``), computed with the
+same float operations so that a network and its quantized twin agree bit for bit. Signed sites
+use two channels (x and -x: one spike train each). Under autograd the output carries the
+straight-through gradient of the activation inside the coded range.
+
+TTFS and M-TTFS sites are :class:`isospike.neurons.ttfs.TTFSPopulation` itself (it takes any
+shape); this module adds the rate and sigma-delta sites.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from isospike.activity import LayerActivity
+from isospike.coding.sigma_delta import settled_level, signed_level
+from isospike.neurons.integrate_fire import IFParameters, IFState, if_multistep, if_step
+from isospike.neurons.surrogate import straight_through
+
+
+def _site_row(x: Tensor, per_step: Tensor, channels: int, timesteps: int) -> LayerActivity:
+    """A "neuron" row of one call: ``x`` the coded activation ([rows, ...]), spikes per step."""
+    rows = x.shape[0] if x.dim() else 1
+    neurons = (x[0].numel() if x.dim() else 1) * channels
+    return LayerActivity("", "neuron", neurons=neurons, neuron_updates=rows * neurons * timesteps,
+                         spikes=int(per_step.sum()), timesteps=timesteps, samples=rows, by_step=per_step.tolist())
+
+
+class RateSite(nn.Module):
+    """Rate coding of one site: IF neurons (reset by subtraction, V(0) = ``v_init``) driven by the
+    activation as a constant current for ``timesteps`` steps; a spike is worth ``threshold``, so
+    the synapses integrate ``threshold / T * n`` for n spikes (n+ - n- on a signed site).
+
+    Its spike counts come from the step-by-step simulation (the compiled kernel), and its
+    equivalent (:class:`RateSiteQuantizer`) runs the same float32 steps in torch: equal counts.
+    """
+
+    label = "IF neurons"
+    threshold: Tensor  # buffers registered in __init__
+    v_init: Tensor
+
+    def __init__(self, threshold: float, timesteps: int, signed: bool, v_init: float = 0.5) -> None:
+        super().__init__()
+        if not threshold > 0:
+            raise ValueError(f"threshold must be > 0, got {threshold}")
+        self.register_buffer("threshold", torch.tensor(float(threshold)))
+        self.register_buffer("v_init", torch.tensor(float(v_init) * float(threshold)))
+        self.window = int(timesteps)
+        self.signed = bool(signed)
+
+    def _params(self, x: Tensor) -> IFParameters:
+        return IFParameters(self.threshold.to(x.dtype), 1.0, "subtract", self.v_init.to(x.dtype))
+
+    def spikes(self, x: Tensor) -> Tensor:
+        """0/1 spike events ``[channels, T, *x.shape]`` (bool) of the simulation."""
+        xd = x.detach()
+        channels = [xd, -xd] if self.signed else [xd]
+        p = self._params(xd)
+        one = torch.ones((), dtype=xd.dtype)
+        return torch.stack([if_multistep(c.unsqueeze(0), p, one, self.window, constant_input=True, binary=True)[0]
+                            for c in channels])
+
+    def decode(self, counts: Tensor, x: Tensor) -> Tensor:
+        """The value integrated from spike counts (``[channels, *x.shape]``)."""
+        n = counts[0] - counts[1] if self.signed else counts[0]
+        return n.to(x.dtype) * self.threshold.to(x.dtype) / self.window
+
+    def forward(self, x: Tensor) -> Tensor:
+        counts = self.spikes(x).sum(1)
+        value = self.decode(counts, x)
+        th = self.threshold.to(x.dtype)
+        return straight_through(x, value, (x.abs() <= th) if self.signed else (x >= 0) & (x <= th))
+
+    def events(self, x: Tensor) -> Tensor:
+        """Spikes each neuron sends over the window (both channels), float64, ``x``'s shape."""
+        return self.spikes(x).sum((0, 1)).to(torch.float64)
+
+    def activity(self, args: tuple, output: Tensor) -> LayerActivity:
+        s = self.spikes(args[0])
+        per_step = s.sum(0).reshape(self.window, -1).sum(1).to(torch.int64)
+        return _site_row(args[0], per_step, 2 if self.signed else 1, self.window)
+
+    def equivalent(self, timesteps: int | None = None) -> nn.Module:
+        return RateSiteQuantizer(self)
+
+    def extra_repr(self) -> str:
+        return f"threshold={float(self.threshold):.4g}, T={self.window}, signed={self.signed}"
+
+
+class RateSiteQuantizer(nn.Module):
+    """A rate site as a plain function: the IF step (:func:`isospike.neurons.if_step`) run T times
+    on the constant current in torch, counts decoded as the site decodes them."""
+
+    def __init__(self, site: RateSite) -> None:
+        super().__init__()
+        self.site = RateSite(float(site.threshold), site.window, site.signed)
+        self.site.v_init.copy_(site.v_init)
+
+    def forward(self, x: Tensor) -> Tensor:
+        s = self.site
+        p = s._params(x)
+        counts = []
+        for c in ([x, -x] if s.signed else [x]):
+            state, n = IFState(torch.zeros_like(c) + p.v_init), torch.zeros_like(c)
+            for _ in range(s.window):
+                spikes, state = if_step(c, state, p)
+                n = n + spikes
+            counts.append(n)
+        return s.decode(torch.stack(counts), x)
+
+
+class SigmaDeltaSite(nn.Module):
+    """Sigma-delta coding of one site: the neurons move what their synapses hold toward
+    ``threshold * round(x / threshold)`` (ReLU'd first on an unsigned site), at most
+    ``max_spikes_per_step`` unit spikes per step (None: at once), for ``timesteps`` steps; the
+    synapses integrate ``threshold`` times the spikes held at the end."""
+
+    label = "sigma-delta neurons"
+
+    def __init__(self, threshold: float, timesteps: int, signed: bool, max_spikes_per_step: int | None = None) -> None:
+        super().__init__()
+        if not threshold > 0:
+            raise ValueError(f"threshold must be > 0, got {threshold}")
+        if max_spikes_per_step is not None and max_spikes_per_step < 1:
+            raise ValueError(f"max_spikes_per_step must be >= 1 or None, got {max_spikes_per_step}")
+        self.threshold = float(threshold)
+        self.window = int(timesteps)
+        self.signed = bool(signed)
+        self.max_spikes_per_step = max_spikes_per_step
+
+    def held(self, x: Tensor) -> Tensor:
+        """Spikes held after the window (signed integer counts as floats): the target level,
+        reached at a pace of at most ``max_spikes_per_step`` per step."""
+        target = (signed_level if self.signed else settled_level)(x.detach(), self.threshold)
+        if self.max_spikes_per_step is None:
+            return target
+        reach = float(self.max_spikes_per_step * self.window)
+        return target.clamp(-reach, reach)
+
+    def forward(self, x: Tensor) -> Tensor:
+        value = self.threshold * self.held(x)
+        return straight_through(x, value.to(x.dtype), None if self.signed else x >= 0)
+
+    def events(self, x: Tensor) -> Tensor:
+        return self.held(x).abs().to(torch.float64)
+
+    def activity(self, args: tuple, output: Tensor) -> LayerActivity:
+        x = args[0]
+        target = self.held(x)
+        held = torch.zeros_like(target)
+        per_step = []
+        for _ in range(self.window):
+            n = target - held
+            if self.max_spikes_per_step is not None:
+                n = n.clamp(-self.max_spikes_per_step, self.max_spikes_per_step)
+            held = held + n
+            per_step.append(torch.nan_to_num(n.abs(), nan=0.0, posinf=0.0).sum())
+        return _site_row(x, torch.stack(per_step).to(torch.int64), 1, self.window)
+
+    def equivalent(self, timesteps: int | None = None) -> nn.Module:
+        return SigmaDeltaSiteQuantizer(self)
+
+    def extra_repr(self) -> str:
+        return f"threshold={self.threshold:.4g}, T={self.window}, signed={self.signed}, " \
+               f"max_spikes_per_step={self.max_spikes_per_step}"
+
+
+class SigmaDeltaSiteQuantizer(nn.Module):
+    """A sigma-delta site as a plain function: ``threshold`` times the level it holds."""
+
+    def __init__(self, site: SigmaDeltaSite) -> None:
+        super().__init__()
+        self.site = SigmaDeltaSite(site.threshold, site.window, site.signed, site.max_spikes_per_step)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (self.site.threshold * self.site.held(x)).to(x.dtype)
+
+
+__all__ = ["RateSite", "RateSiteQuantizer", "SigmaDeltaSite", "SigmaDeltaSiteQuantizer"]
