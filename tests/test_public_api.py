@@ -103,7 +103,7 @@ def test_errors_name_the_problem():
 
     model = nn.Sequential(nn.Linear(4, 4), Gate())
     with pytest.raises(isp.UnsupportedLayerError, match=r"Sigmoid.*1\.act|1\.act.*Sigmoid"):
-        isp.convert(model, coding="rate", timesteps=4, calibration=torch.randn(8, 4))
+        isp.convert(model, coding="rate", timesteps=4, calibration=torch.randn(8, 4), front="graph")
     with pytest.raises((TypeError, ValueError)):
         isp.exact.add(torch.ones(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64))
 

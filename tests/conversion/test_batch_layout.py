@@ -32,7 +32,7 @@ class Glue(nn.Module):
 def test_batch_mixing_glue_is_refused_with_the_fix(coding, glue, fix):
     x = torch.randn(10, 5)
     with pytest.raises(isp.UnsupportedLayerError, match=fix):
-        isp.convert(Glue(glue).eval(), coding=coding, timesteps=4 if coding != "ttfs" else 7, calibration=x)
+        isp.convert(Glue(glue).eval(), coding=coding, timesteps=4 if coding != "ttfs" else 7, calibration=x, front="graph")
 
 
 class Tokens(nn.Module):
@@ -90,7 +90,7 @@ class Inner(nn.Module):
 def test_functional_ops_in_nested_modules_are_named_by_their_module_path():
     model = nn.Sequential(nn.Linear(5, 5), nn.Sequential(Inner())).eval()
     with pytest.raises(isp.UnsupportedLayerError, match=r"gelu at '1\.0 \(gelu\)'"):
-        isp.convert(model, coding="rate", calibration=torch.randn(4, 5))
+        isp.convert(model, coding="rate", calibration=torch.randn(4, 5), front="graph")
 
 
 class InplaceAlias(nn.Module):

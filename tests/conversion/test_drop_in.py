@@ -47,7 +47,7 @@ def test_models_with_forward_hooks_are_refused_naming_the_module(where, kind):
         target.register_forward_pre_hook(lambda m, i: None)
     path = {"root": "<model>", "relu": "1", "linear": "0"}[where]
     with pytest.raises(isp.UnsupportedLayerError, match=f"at '{path}'.*hook.*handle.remove"):
-        isp.convert(model, coding="rate", calibration=torch.randn(32, 10))
+        isp.convert(model, coding="rate", calibration=torch.randn(32, 10), front="graph")
 
 
 @pytest.mark.parametrize("coding", CODINGS)
@@ -71,7 +71,7 @@ def test_extra_forward_arguments_are_fixed_at_their_defaults_and_refused_at_call
 
 def test_forward_arguments_without_default_are_refused():
     with pytest.raises(isp.UnsupportedLayerError, match=r"more inputs than x \(y\)"):
-        isp.convert(TwoInputs(), coding="rate", calibration=torch.randn(8, 10))
+        isp.convert(TwoInputs(), coding="rate", calibration=torch.randn(8, 10), front="graph")
 
 
 @pytest.mark.parametrize("coding", CODINGS)

@@ -91,6 +91,7 @@ def test_errors():
     with pytest.raises(ValueError, match="levels"):
         isp.convert(model, coding="sigma_delta", calibration=torch.randn(4, 6), levels=0)
     with pytest.raises(isp.UnsupportedLayerError, match="Tanh"):
-        isp.convert(nn.Sequential(nn.Linear(2, 2), nn.Tanh()), coding="sigma_delta", calibration=torch.randn(4, 2))
+        isp.convert(nn.Sequential(nn.Linear(2, 2), nn.Tanh()), coding="sigma_delta", calibration=torch.randn(4, 2),
+                    front="graph")
     with pytest.raises(ValueError, match="threshold"):
         SigmaDeltaPopulation(0.0, static_input=True)

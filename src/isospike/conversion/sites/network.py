@@ -69,9 +69,17 @@ class CodedNetwork(nn.Module):
         return self._coded_sites[i]
 
     def set_sites(self, modules: dict[str, nn.Module]) -> None:
-        """Place one module per site (calibration found the names)."""
+        """Place one module per site (calibration found the names). The sites are kept outside
+        the model's module tree (a forward that iterates its children -- ``nn.Sequential`` --
+        never meets them); they follow the model's ``.to()`` / ``.double()`` (:meth:`_apply`)."""
         self._coded_index = {name: i for i, name in enumerate(modules)}
-        self._coded_sites = nn.ModuleList(modules.values())
+        object.__setattr__(self, "_coded_sites", nn.ModuleList(modules.values()))
+
+    def _apply(self, fn: Callable, recurse: bool = True) -> CodedNetwork:  # type: ignore[override]
+        super()._apply(fn, recurse)
+        if "_coded_sites" in self.__dict__:
+            self._coded_sites._apply(fn, recurse)
+        return self
 
     @property
     def source(self) -> str:

@@ -1,0 +1,218 @@
+"""Every coding on every model: the site front end (isospike.conversion.sites) on Hugging Face
+decoders and encoders, a vision transformer, modern CNNs and functional weight operations."""
+
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import isospike as isp
+from isospike.conversion.sites.network import CodedNetwork
+
+transformers = pytest.importorskip("transformers")
+CODINGS = ["rate", "ttfs", "mttfs", "sigma_delta"]
+
+
+def gpt2():
+    torch.manual_seed(0)
+    cfg = transformers.GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=64, bos_token_id=0, eos_token_id=0,
+                                  n_positions=32)
+    return transformers.GPT2LMHeadModel(cfg).eval()
+
+
+def llama(attn: str = "sdpa"):
+    torch.manual_seed(0)
+    cfg = transformers.LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                                   bos_token_id=0, eos_token_id=1, pad_token_id=2)
+    cfg._attn_implementation = attn
+    return transformers.LlamaForCausalLM(cfg).eval()
+
+
+def tokens(batch: int = 4, length: int = 10):
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(3, 64, (batch, length), generator=g)
+    mask = torch.ones_like(ids)
+    mask[0, :3] = 0  # a left-padded row
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+@pytest.mark.parametrize("coding", CODINGS)
+@pytest.mark.parametrize("make", [gpt2, llama], ids=["gpt2", "llama"])
+def test_decoders_keep_their_class_equal_their_qnn_and_generate_the_same_tokens(make, coding):
+    model = make()
+    inputs = tokens()
+    snn = isp.convert(model, coding=coding, calibration=inputs)
+    assert isinstance(snn, type(model)) and isinstance(snn, CodedNetwork) and snn.coding == coding
+    qnn = isp.equivalent(snn)
+    assert isinstance(qnn, type(model)) and qnn.quantized
+    with torch.no_grad():
+        a = snn(**inputs, output_hidden_states=True)
+        b = qnn(**inputs, output_hidden_states=True)
+        ann = model(**inputs)
+    assert torch.equal(a.logits, b.logits)  # QNN-equal, bit for bit
+    assert len(a.hidden_states) == 3 and all(torch.equal(x, y) for x, y in zip(a.hidden_states, b.hidden_states))
+    assert 0 < float((a.logits - ann.logits).abs().max()) < 1.0  # coded, close to the float model
+    prompt = {k: v[:2, :6] for k, v in inputs.items()}  # left-padded batch through the KV cache
+    out = snn.generate(**prompt, max_new_tokens=4, do_sample=False, pad_token_id=2)
+    assert torch.equal(out, qnn.generate(**prompt, max_new_tokens=4, do_sample=False, pad_token_id=2))
+    cert = isp.verify(snn, inputs)
+    assert cert.holds and {c.layer for c in cert.layers} == set(snn.sites())
+    assert all(c.guarantee == "qnn-equivalent" for c in cert.layers)
+
+
+@pytest.mark.parametrize("coding", ["ttfs", "sigma_delta"])
+def test_encoders_and_a_vision_transformer(coding):
+    torch.manual_seed(0)
+    bert = transformers.BertForSequenceClassification(transformers.BertConfig(
+        vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=32, num_labels=3)).eval()
+    vit = transformers.ViTForImageClassification(transformers.ViTConfig(
+        image_size=16, patch_size=4, num_channels=3, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, num_labels=5)).eval()
+    for model, inputs in ((bert, tokens()), (vit, {"pixel_values": torch.rand(4, 3, 16, 16)})):
+        snn = isp.convert(model, coding=coding, calibration=inputs)
+        with torch.no_grad():
+            assert torch.equal(snn(**inputs).logits, isp.equivalent(snn)(**inputs).logits)
+        sim = isp.simulate(snn, inputs)
+        assert sim.spikes > 0 and sim.samples == 4 and sim.output.logits.shape[0] == 4
+        kinds = {r.kind for r in sim.layers.values()}
+        assert {"neuron", "ac", "mac"} <= kinds
+        rep = isp.energy.estimate(snn, inputs, hardware="loihi")
+        assert rep.total_j > 0 and rep.ann_total_j > 0
+
+
+class ModernBlock(nn.Module):
+    """Conv + BN + SiLU, a squeeze-excitation gate, hardswish, GELU MLP on LayerNorm, max pooling."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.SiLU(), nn.MaxPool2d(2))
+        self.se = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 8),
+                                nn.Sigmoid())
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8, stride=2)
+        self.norm = nn.LayerNorm(8)
+        self.mlp = nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 8), nn.Hardswish())
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x):
+        h = self.stem(x)
+        h = h * self.se(h)[:, :, None, None]
+        h = self.dw(h).flatten(2).mean(-1)
+        return self.head(h + self.mlp(self.norm(h)))
+
+
+@pytest.mark.parametrize("coding", CODINGS)
+def test_a_modern_cnn_goes_by_its_sites(coding):
+    torch.manual_seed(0)
+    model = ModernBlock().eval()
+    x = torch.randn(8, 3, 8, 8)
+    snn = isp.convert(model, coding=coding, calibration=x)  # auto: the graph front refuses SiLU / MaxPool
+    assert isinstance(snn, ModernBlock) and snn.info["front"] == "sites"
+    # the stem convolution reads the model's own input (direct coding): not a site
+    assert "stem.0" not in snn.sites() and {"se.2", "se.4", "dw", "mlp.0", "mlp.2", "head"} <= set(snn.sites())
+    with torch.no_grad():
+        assert torch.equal(snn(x), isp.equivalent(snn)(x))
+    res = isp.simulate(snn, x)
+    assert res.layers["stem.0"].kind == "mac" and res.layers["dw"].kind == "ac" and res.layers["dw.input"].spikes > 0
+    y = snn(x)  # differentiable: surrogate / straight-through gradients reach the weights
+    y.sum().backward()
+    assert snn.head.weight.grad is not None and float(snn.stem[0].weight.grad.abs().sum()) > 0
+
+
+def test_synaptic_events_are_spikes_times_fan_out():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.GELU(), nn.Linear(5, 3)).eval()
+    with torch.no_grad():
+        model[2].weight[1, 0] = 0.0  # one missing synapse
+    x = torch.randn(16, 6)
+    snn = isp.convert(model, coding="ttfs", calibration=x)
+    pop = snn.sites()["2"]
+    with torch.no_grad():
+        h = F.gelu(model[0](x))
+        res = isp.simulate(snn, x)
+    fired = pop.events(h)
+    fan = (model[2].weight != 0).sum(0).to(torch.float64)
+    assert res.layers["2"].synaptic_ops == pytest.approx(float((fired @ fan).sum()))
+    assert res.layers["2.input"].spikes == int(fired.sum())
+    assert res.layers["2"].dense_ops == 16 * 5 * 3
+    assert res.layers["0"].kind == "mac" and res.layers["0"].synaptic_ops == 16 * 6 * 5  # dense input, all nonzero
+
+
+class Functional(nn.Module):
+    """Weights used through functional calls: x @ W, F.linear on a slice, a module called twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(6, 8) * 0.3)
+        self.proj = nn.Parameter(torch.randn(12, 8) * 0.3)
+        self.shared = nn.Linear(4, 4)
+
+    def forward(self, x):
+        h = torch.tanh(x @ self.w)
+        q, k = F.linear(h, self.proj[:4]), F.linear(h, self.proj[4:8])
+        return self.shared(torch.tanh(self.shared(q))) + k
+
+
+def test_functional_weights_and_repeated_calls_are_sites():
+    torch.manual_seed(0)
+    model = Functional().eval()
+    x = torch.randn(8, 6)
+    snn = isp.convert(model, coding="sigma_delta", calibration=x)
+    assert set(snn.sites()) == {"<model>", "<model>#1", "shared", "shared#1"}  # x @ W reads the input: direct
+    with torch.no_grad():
+        assert torch.equal(snn(x), isp.equivalent(snn)(x))
+
+
+def test_a_weight_in_a_contraction_no_coding_reads_is_refused_by_name():
+    class Einsum(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = nn.Linear(4, 4)
+            self.w = nn.Parameter(torch.randn(4, 3))
+
+        def forward(self, x):
+            return torch.einsum("bi,ij->bj", torch.tanh(self.inner(x)), self.w)
+
+    with pytest.raises(isp.UnsupportedLayerError, match=r"torch\.einsum.*'<model>'.*nn\.Linear"):
+        isp.convert(Einsum().eval(), coding="ttfs", calibration=torch.randn(4, 4))
+
+
+def test_coded_products_and_their_refusal_under_fused_attention():
+    inputs = tokens()
+    with pytest.raises(isp.UnsupportedLayerError, match="attn_implementation='eager'"):
+        isp.convert(llama("sdpa"), coding="ttfs", calibration=inputs, products="coded")
+    snn = isp.convert(llama("eager"), coding="ttfs", calibration=inputs, products="coded")
+    products = [s for s in snn.sites() if ".product" in s]
+    assert len(products) == 8  # 2 layers x (Q K^T, P V) x 2 operands
+    with torch.no_grad():
+        assert torch.equal(snn(**inputs).logits, isp.equivalent(snn)(**inputs).logits)
+    assert "products" in isp.conversion.get_coding("ttfs").describe()
+
+
+def test_calibration_forms_and_an_uncalibrated_path():
+    model = gpt2()
+    inputs = tokens()
+    as_list = isp.convert(model, coding="ttfs", calibration=[inputs, tokens(2, 6)])
+    loader = DataLoader(TensorDataset(inputs["input_ids"]), batch_size=2)
+    as_loader = isp.convert(model, coding="ttfs", calibration=loader)
+    assert set(as_list.sites()) == set(as_loader.sites())
+    head_only = isp.convert(nn.Sequential(nn.Linear(4, 4), nn.GELU(), nn.Linear(4, 2)).eval(), coding="ttfs",
+                            calibration=torch.randn(8, 4), front="sites")
+    assert isp.convert(nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)).eval(), coding="ttfs",
+                       calibration=torch.randn(8, 4), front="sites").info["front"] == "sites"
+    head_only._coded_index.pop("2")
+    with pytest.raises(ValueError, match="not reached when this ttfs network was calibrated"):
+        head_only(torch.randn(2, 4))
+    with pytest.raises(ValueError, match="calibration"):
+        isp.convert(model, coding="ttfs", front="sites")
