@@ -75,7 +75,7 @@ class CodedNetwork(nn.Module):
         self._coded_index = {name: i for i, name in enumerate(modules)}
         object.__setattr__(self, "_coded_sites", nn.ModuleList(modules.values()))
 
-    def _apply(self, fn: Callable, recurse: bool = True) -> CodedNetwork:  # type: ignore[override]
+    def _apply(self, fn: Callable, recurse: bool = True) -> CodedNetwork:
         super()._apply(fn, recurse)
         if "_coded_sites" in self.__dict__:
             self._coded_sites._apply(fn, recurse)
