@@ -69,3 +69,25 @@ def integrate_fire_multistep(x, constant_input, timesteps, v, threshold, value, 
             for i in range(n):
                 c += np.int64(orow[i] != 0)
             counts[b, t] = c
+
+
+@njit(parallel=True, boundscheck=False, fastmath=False, cache=True)
+def nonzero_per_row(values, counts):  # pragma: no cover - compiled
+    """counts[t] = number of nonzero entries of row t of ``values`` ([T, M], any numeric dtype):
+    one parallel pass over blocks of columns (each block's partial counts, then their sum)."""
+    steps, m = values.shape
+    nblocks = (m + BLOCK - 1) // BLOCK
+    partial = np.zeros((nblocks, steps), dtype=np.int64)
+    for b in prange(nblocks):
+        lo = b * BLOCK
+        hi = min(m, lo + BLOCK)
+        for t in range(steps):
+            c = 0
+            for i in range(lo, hi):
+                c += np.int64(values[t, i] != 0)
+            partial[b, t] = c
+    for t in range(steps):
+        s = 0
+        for b in range(nblocks):
+            s += partial[b, t]
+        counts[t] = s

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from isospike._threads import kept_threads
 from isospike.activity import LayerActivity
-from isospike.neurons._kernels import integrate_fire_multistep, n_blocks
+from isospike.neurons._kernels import integrate_fire_multistep, n_blocks, nonzero_per_row
 from isospike.neurons.surrogate import spike
 
 ResetMode = Literal["subtract", "zero"]
@@ -127,15 +127,37 @@ def _run_kernel(x_steps: Tensor, constant: bool, T: int, v: Tensor, p: IFParamet
         integrate_fire_multistep(x2, constant, T, v_np, th, val, np.float32(p.leak), p.reset == "zero", binary, out,
                                  counts)
     spikes = torch.from_numpy(out).reshape((T, *neuron_shape))
-    return (spikes.view(torch.bool) if binary else spikes), torch.from_numpy(v_np).reshape(neuron_shape)
+    spikes = spikes.view(torch.bool) if binary else spikes
+    return with_step_counts(spikes, torch.from_numpy(counts.sum(0))), torch.from_numpy(v_np).reshape(neuron_shape)
+
+
+STEP_COUNTS = "isospike_spikes_per_step"  # the attribute a kernel-made spike tensor carries its counts in
+
+
+def with_step_counts(spikes: Tensor, per_step: Tensor) -> Tensor:
+    """``spikes`` carrying its spikes per step (int64 ``[T]``), which the kernel counted in the same
+    pass, so that :func:`spikes_per_step` (an observer's count) costs nothing. Only this tensor
+    object carries them: any operation on it gives a tensor without, which is counted afresh."""
+    setattr(spikes, STEP_COUNTS, per_step)
+    return spikes
 
 
 def spikes_per_step(spikes: Tensor, timesteps: int) -> Tensor:
     """Spikes (nonzero entries) at each of ``timesteps`` steps of a step-major spike tensor
-    (``[T, ...]`` or time-folded ``[T * batch, ...]``): int64 ``[T]``."""
+    (``[T, ...]`` or time-folded ``[T * batch, ...]``): int64 ``[T]`` (one parallel pass of a
+    compiled kernel on the CPU: torch's row reductions of such wide rows are several times slower)."""
     if spikes.numel() == 0:
         return torch.zeros(timesteps, dtype=torch.int64)
-    return torch.count_nonzero(spikes.detach().reshape(timesteps, -1), dim=1)
+    known = getattr(spikes, STEP_COUNTS, None)
+    if isinstance(known, Tensor) and known.numel() == timesteps:
+        return known
+    rows = spikes.detach().reshape(timesteps, -1)
+    if rows.device.type != "cpu" or torch.compiler.is_compiling() or rows.dtype == torch.bool:
+        return torch.count_nonzero(rows, dim=1)
+    counts = np.empty(timesteps, dtype=np.int64)
+    with kept_threads():
+        nonzero_per_row(rows.contiguous().numpy(), counts)
+    return torch.from_numpy(counts)
 
 
 class IFNeuron(nn.Module):

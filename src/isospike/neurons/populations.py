@@ -27,7 +27,16 @@ from torch import Tensor, nn
 
 from isospike.activity import LayerActivity
 from isospike.guarantees import BOUNDED_ERROR, MEASURED_ONLY, QNN_EQUIVALENT, LayerCertificate, layer_check
-from isospike.neurons.integrate_fire import IFNeuron, IFParameters, if_multistep, if_step, initial_state, spikes_per_step
+from isospike.neurons.integrate_fire import (
+    STEP_COUNTS,
+    IFNeuron,
+    IFParameters,
+    if_multistep,
+    if_step,
+    initial_state,
+    spikes_per_step,
+    with_step_counts,
+)
 
 
 class TimeFolded(nn.Module):
@@ -105,7 +114,9 @@ class TimeFoldedNeuron(SpikingPopulation):
         n, T = self.neuron, timesteps
         x_steps = x.unsqueeze(0) if self.static_input else x.reshape(T, x.shape[0] // T, *x.shape[1:])
         out, v = if_multistep(x_steps, n.params, n.spike_value, T, constant_input=self.static_input)
-        return out.reshape(-1, *out.shape[2:]), v
+        folded = out.reshape(-1, *out.shape[2:])
+        known = getattr(out, STEP_COUNTS, None)
+        return (folded if known is None else with_step_counts(folded, known)), v
 
     def forward(self, x: Tensor, timesteps: int) -> Tensor:
         return self.run(x, timesteps)[0]
