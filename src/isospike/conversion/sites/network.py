@@ -149,12 +149,16 @@ class _Rows:
             row.dense_ops += ops
         elif what == "site":
             _, name, module, x, coded, geometry, w, out = event
+            if not hasattr(module, "activity"):  # a quantizer (the QNN): every quantized value is multiplied
+                self._synapse(name, "mac", geometry, (coded.detach() != 0).to(torch.float64), x, w, out, reads=False)
+                return
             self._add(f"{name}.input", module.activity((x,), coded))
             self._synapse(name, "ac", geometry, module.events(x), x, w, out,
                           reads=getattr(module, "device", None) is not None)
         elif what == "operand":
             _, name, module, x, coded = event
-            self._add(f"{name}.input", module.activity((x,), coded))
+            if hasattr(module, "activity"):
+                self._add(f"{name}.input", module.activity((x,), coded))
         elif what == "input":
             _, path, geometry, x, w, out = event
             self._synapse(path or "<model>", "mac", geometry, (x.detach() != 0).to(torch.float64), x, w, out,
