@@ -273,3 +273,75 @@ def test_an_operation_without_a_nir_node_is_named_with_its_path():
     snn = isp.convert(Concat(), coding="rate", calibration=x)
     with pytest.raises(TypeError, match=r"operation 'cat' at 'cat'.*isospike\.save"):
         isp.nir.export(snn)
+
+
+class _Residual(nn.Module):
+    """Spikes of a population fed straight into a sum: NIR gets a nir.Scale node (spikes carry 1
+    there), read back as an ElementwiseScale module."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(6, 6), nn.Linear(6, 6), nn.Linear(6, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.a(x))
+        return self.c(h + torch.relu(self.b(h)))
+
+
+def test_exporting_a_new_module_type_is_one_table_entry(monkeypatch):
+    """The export walk looks each module up in exporters.MODULES (by class, subclasses included):
+    a network read back from NIR holds ElementwiseScale, which has no entry, and exports once one
+    is added."""
+    from isospike.conversion.timefold import ElementwiseScale
+    from isospike.nir import exporters
+
+    torch.manual_seed(0)
+    x = torch.rand(32, 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = isp.nir.export(isp.convert(_Residual().eval(), coding="rate", timesteps=8, calibration=x))
+        back = isp.nir.load(first)
+        with pytest.raises(TypeError, match="no NIR node for ElementwiseScale"):
+            isp.nir.export(back)
+
+        def scale(ex, node):
+            m = ex.module(node)
+            ex.emit(node, node.target.replace(".", "_"), nir.Scale(scale=m.scale.numpy()))
+
+        monkeypatch.setitem(exporters.MODULES, ElementwiseScale, scale)
+        graph = isp.nir.export(back)
+    kinds = [type(n).__name__ for n in graph.nodes.values()]
+    assert kinds.count("Scale") == 2 and sorted(kinds) == sorted(type(n).__name__ for n in first.nodes.values())
+    assert torch.equal(isp.nir.load(graph)(x), back(x))
+    assert exporters.by_class(exporters.MODULES, type("Sub", (ElementwiseScale,), {})) is scale
+
+
+def test_reading_a_new_node_type_is_one_table_entry(monkeypatch):
+    """The load walk looks each node type up in builders.BUILDERS: nir.Threshold is refused (the
+    message names what is read, and the table reads exactly that), and read once an entry makes it
+    a module."""
+    from isospike.nir import builders
+
+    class Step(nn.Module):
+        def __init__(self, threshold):
+            super().__init__()
+            self.register_buffer("threshold", threshold)
+
+        def forward(self, x):
+            return (x > self.threshold).float()
+
+    g = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([3])}),
+                            "fc": nir.Linear(np.eye(3, dtype=np.float32)),
+                            "step": nir.Threshold(threshold=np.array([0.5, 0.5, 2.0])),
+                            "output": nir.Output(output_type={"output": np.array([3])})},
+                     edges=[("input", "fc"), ("fc", "step"), ("step", "output")])
+    with pytest.raises(TypeError, match=r"no isospike module for NIR node Threshold \('step'\)") as e:
+        isp.nir.load(g)
+    read = {t.__name__ for t in builders.BUILDERS} - {"Input", "Output"}
+    named = e.value.args[0].split("isospike reads ")[1].replace("Conv1d/2d", "Conv1d, Conv2d").replace(" and sums", "")
+    assert read == set(named.split(", "))  # a new entry is named in the refusal too
+
+    monkeypatch.setitem(builders.BUILDERS, nir.Threshold, builders._layer(
+        lambda b, key, node: Step(torch.as_tensor(node.threshold, dtype=torch.float32))))
+    y = isp.nir.load(g)(torch.tensor([[1.0, 0.0, 1.0]]))
+    assert torch.equal(y, torch.tensor([[1.0, 0.0, 0.0]]))
