@@ -399,3 +399,11 @@ def test_mutated_site_files_load_or_fail_with_one_clean_line(tmp_path_factory, k
         assert same, "the loaded network changed its input"
 
     check()
+
+
+def test_exact_files_hold_a_vision_transformer_source_too(tmp_path):
+    model, x = vit(), MODELS["vit"][1]()
+    net = isp.exact.reference(model)
+    path = isp.save(net, tmp_path / "vit.safetensors")
+    assert meta_of(path)["source"]["model_type"] == "vit"
+    assert torch.equal(bits(isp.load(path)(**x).logits), bits(net(**x).logits))
