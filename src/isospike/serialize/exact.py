@@ -11,8 +11,8 @@ converts it again, which gives outputs identical bit for bit:
   network's (:mod:`isospike.serialize.graph`: closed function and method tables), whose leaf
   modules are plain torch layers of a closed table (:data:`~isospike.serialize.modules.SOURCE_CODECS`,
   built on the meta device, stored tensors assigned after their shapes are checked);
-- ``source`` of kind ``"transformers"``: a Hugging Face model of a few text families
-  (:data:`HF_MODEL_TYPES`): its config as JSON and its weights. The class comes only from
+- ``source`` of kind ``"transformers"``: a Hugging Face model of a few families
+  (:data:`~isospike.serialize.hf.FILE_MODEL_TYPES`: text models and ViT): its config as JSON and its weights. The class comes only from
   transformers' own auto mappings (architecture and ``model_type`` checked against them), config
   keys that reach code or the network (``auto_map``, ``quantization_config``, private ``_`` keys,
   backbones, attention kernels) are refused, nothing is fetched and ``trust_remote_code`` is
