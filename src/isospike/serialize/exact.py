@@ -12,12 +12,13 @@ converts it again, which gives outputs identical bit for bit:
   modules are plain torch layers of a closed table (:data:`~isospike.serialize.modules.SOURCE_CODECS`,
   built on the meta device, stored tensors assigned after their shapes are checked);
 - ``source`` of kind ``"transformers"``: a Hugging Face model of a few families
-  (:data:`~isospike.serialize.hf.FILE_MODEL_TYPES`: text models and ViT): its config as JSON and its weights. The class comes only from
-  transformers' own auto mappings (architecture and ``model_type`` checked against them), config
-  keys that reach code or the network (``auto_map``, ``quantization_config``, private ``_`` keys,
-  backbones, attention kernels) are refused, nothing is fetched and ``trust_remote_code`` is
-  never used; the model is first built on the meta device and its tensor names and shapes
-  compared with the stored ones before anything is allocated.
+  (:data:`~isospike.serialize.hf.FILE_MODEL_TYPES`: text models and ViT): its config as JSON
+  and its weights. The class comes only from transformers' own auto mappings (architecture and
+  ``model_type`` checked against them), config keys that reach code or the network
+  (``auto_map``, ``quantization_config``, private ``_`` keys, backbones, attention kernels) are
+  refused, nothing is fetched and ``trust_remote_code`` is never used; the model is first built
+  on the meta device and its tensor names and shapes compared with the stored ones before
+  anything is allocated.
 
 Other models (classes that torch.fx cannot trace, modules outside the table) are refused by
 :func:`save` with the module named and the fix: save the model's state dict and convert again.
