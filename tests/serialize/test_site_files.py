@@ -223,7 +223,7 @@ class Outer(nn.Module):
 def test_networks_a_file_cannot_describe_are_refused_at_save_with_the_fix(tmp_path):
     x = torch.randn(8, 4)
     snn = isp.convert(Outer().eval(), coding="ttfs", calibration=x, front="sites")
-    with pytest.raises(TypeError, match=r"site 'inner' .*leaf modules.*convert it") as e:
+    with pytest.raises(TypeError, match=r"site 'inner' .*leaf module its traced graph calls.*convert it") as e:
         isp.save(snn, tmp_path / "x.safetensors")
     assert "state dict" in str(e.value) and not (tmp_path / "x.safetensors").exists()
 
@@ -243,6 +243,10 @@ def test_networks_a_file_cannot_describe_are_refused_at_save_with_the_fix(tmp_pa
                       front="sites").double()
     with pytest.raises(TypeError, match="float32"):
         isp.save(snn, tmp_path / "x.safetensors")
+    long = isp.convert(nn.Sequential(nn.Linear(4, 4), nn.GELU(), nn.Linear(4, 2)).eval(), coding="ttfs",
+                       calibration=x, front="sites", timesteps=5000)  # a window beyond what files hold (4096)
+    with pytest.raises(TypeError, match=r"site '2' could not be read back .*timesteps"):
+        isp.save(long, tmp_path / "x.safetensors")
 
 
 # ------------------------------------------------------------------ crafted files

@@ -266,16 +266,24 @@ def save_sites(net: CodedNetwork, path: str | Path) -> Path:
     tensors = {f"source.{k}": v for k, v in state.items()}
     for i, (name, module) in enumerate(net.sites().items()):
         if site_path(name, paths) is None:
-            raise _refuse(f"its site {name!r} is not named by a module {'its graph calls' if spec['kind'] == 'fx' else ''}"
-                          f" (a traced source keeps only its leaf modules: Linear, Conv, ...); compute that operation "
-                          f"with such a layer, or {_FIX}")
+            where = ("a leaf module its traced graph calls (the forward of any other module is flattened into the graph, "
+                     "so the site could not be found again): compute that operation with nn.Linear / nn.Conv, or "
+                     if spec["kind"] == "fx" else "one of its modules: ")
+            raise _refuse(f"its site {name!r} is not named by {where}{_FIX}")
         population = _quantized_population(module) if net.quantized else module
         kind = classes.get(type(population))
         if population is None or kind is None:
             raise _refuse(f"the module at its site {name!r} is a {type(module).__name__}, not one of the site "
                           f"populations a file holds ({', '.join(SITE_TYPES)})")
-        sites.append({"name": name, "population": SITE_TYPES[kind].write(population)})
-        tensors.update({f"sites.{i}.{k}": v.detach().contiguous().clone() for k, v in population.state_dict().items()})
+        spec_i = SITE_TYPES[kind].write(population)
+        own = {k: v.detach().contiguous().clone() for k, v in population.state_dict().items()}
+        try:  # what load reads back (a window beyond the files' bounds, a buffer of another dtype)
+            _fill(SITE_TYPES[kind].read(Field(json.loads(json.dumps(spec_i)), f"sites[{i}]", "the network"), own.get),
+                  own, Field(spec_i, f"sites[{i}]", "the network"))
+        except FileFormatError as exc:
+            raise _refuse(f"its site {name!r} could not be read back ({one_line(exc, 300)})") from None
+        sites.append({"name": name, "population": spec_i})
+        tensors.update({f"sites.{i}.{k}": v for k, v in own.items()})
     from isospike.serialize import _json_default
 
     structure = {"format": FORMAT, "kind": KIND, "coding": net.coding,
