@@ -112,6 +112,16 @@ def model_calls(data: Any, batch_size: int = 64) -> Iterator[tuple[tuple, dict]]
         raise ValueError("the input iterable yielded no batches")
 
 
+def several_batches(data: Any) -> bool:
+    """Whether ``data`` holds several batches rather than one call's inputs: a list, a
+    DataLoader, a generator, :class:`~isospike.data.LabelledData` or any other iterable -- not a
+    tensor, a dict of keyword arguments, or a tuple (one call's positional arguments, where an API
+    takes those). :func:`model_calls` reads it."""
+    if isinstance(data, (Tensor, dict, tuple, str, bytes)):
+        return False
+    return isinstance(getattr(data, "x", None), Tensor) or isinstance(data, Iterable)
+
+
 def _dict_calls(data: dict, batch_size: int) -> Iterator[tuple[tuple, dict]]:
     if not all(isinstance(k, str) for k in data):
         raise TypeError("a dict of inputs must map keyword names (strings) to values")

@@ -25,17 +25,19 @@ Guarantees:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from isospike.batches import model_calls, several_batches
 from isospike.conversion.equivalent import equivalent
 from isospike.conversion.exact import verify_bit_exact
 from isospike.conversion.network import SpikingNetwork
 from isospike.conversion.sites.certify import verify_sites
 from isospike.conversion.sites.network import CodedNetwork
-from isospike.guarantees import MEASURED_ONLY, Certificate, LayerCertificate
+from isospike.guarantees import MEASURED_ONLY, Certificate, LayerCertificate, merge_certificates
 from isospike.neurons.populations import SpikingPopulation
 
 __all__ = ["MEASURED_ONLY", "Certificate", "LayerCertificate", "verify", "verify_bit_exact"]
@@ -58,10 +60,15 @@ def _capture(model: nn.Module, types: tuple[type[nn.Module], ...], x: Tensor, ro
     return got
 
 
-def verify(snn: nn.Module, x: Tensor, tolerance: float = 0.0) -> Certificate:
+def verify(snn: nn.Module, x: Any, tolerance: float = 0.0) -> Certificate:
     """Check each layer's guarantee on inputs ``x`` (see the module docstring). ``tolerance``: an
     absolute slack added to exact comparisons (0: exact). ``snn`` may be a ``torch.compile``
-    wrapper (its module is checked)."""
+    wrapper (its module is checked).
+
+    ``x``: what the network takes -- a tensor, a dict of keyword arguments (networks coded at
+    their sites, exact networks), a tuple of positional arguments (exact networks) -- or a
+    DataLoader, a list or any iterable of such batches (``(x, y)`` tuples give their ``x``): each
+    batch is checked and the rows of a layer combined (:func:`~isospike.guarantees.merge_certificates`)."""
     from isospike.conversion.coding import coding_of
 
     if not (isinstance(tolerance, (int, float)) and math.isfinite(tolerance) and tolerance >= 0):
@@ -69,6 +76,9 @@ def verify(snn: nn.Module, x: Tensor, tolerance: float = 0.0) -> Certificate:
     _check_not_empty(x)
     snn = getattr(snn, "_orig_mod", snn)  # a torch.compile wrapper: its module is checked layer by layer, eagerly
     coding = coding_of(snn, "isospike.verify")
+    graph = isinstance(snn, SpikingNetwork)
+    if not isinstance(snn, CodedNetwork) and (several_batches(x) or (graph and not isinstance(x, Tensor))):
+        return merge_certificates([verify(snn, one, tolerance) for one in _call_inputs(x, graph)])
     if coding.verify is not None:
         cert = coding.verify(snn, x, float(tolerance))
         assert isinstance(cert, Certificate)  # what a coding's verify returns
@@ -91,6 +101,15 @@ def verify(snn: nn.Module, x: Tensor, tolerance: float = 0.0) -> Certificate:
     y_snn, y_eq = snn_layers["__output__"][1], eq_layers["__output__"][1]
     cert.output_max_abs_diff = float((y_snn - y_eq).abs().max()) if torch.is_tensor(y_snn) and y_snn.numel() else 0.0
     return cert
+
+
+def _call_inputs(x: Any, graph: bool) -> Iterator[Any]:
+    """Each batch of ``x`` in the form one call of :func:`verify` takes (a graph network's: a tensor)."""
+    for args, kwargs in model_calls(x, 1 << 62):
+        if graph and (kwargs or len(args) != 1):
+            raise TypeError(f"a network converted through its graph takes one input tensor per batch, got keyword "
+                            f"arguments {sorted(kwargs)[:4]}; pass tensors, (x, y) pairs or a DataLoader of them")
+        yield kwargs if kwargs or not args else args[0]  # model_calls yields one tensor or one dict of keyword arguments
 
 
 def _check_not_empty(x: Any) -> None:

@@ -83,3 +83,30 @@ class Certificate:
                  f"{c.bound:.3g}", f"{c.violations}/{c.entries}", "yes" if c.holds else "NO"] for c in self.layers]
         head = f"{self.coding}: {'all guarantees hold' if self.holds else 'SOME GUARANTEES FAIL'} on {self.samples} samples"
         return head + "\n" + text_table(["layer", "guarantee", "measured", "bound", "violations", "holds"], rows)
+
+
+def merge_certificates(certs: list[Certificate]) -> Certificate:
+    """One certificate for several batches checked one by one: each layer's rows combined (the
+    largest difference and ULP distance, violations and entries summed, holds when it held on
+    every batch), samples summed, the largest output difference."""
+    if not certs:
+        raise ValueError("no certificates to merge: the inputs held no batch")
+    out = Certificate(certs[0].coding, sum(c.samples for c in certs))
+    rows: dict[tuple[str, str], LayerCertificate] = {}
+    for cert in certs:
+        for row in cert.layers:
+            key = (row.layer, row.guarantee)
+            have = rows.get(key)
+            if have is None:
+                rows[key] = LayerCertificate(**asdict(row))
+                continue
+            have.max_abs_diff = max(have.max_abs_diff, row.max_abs_diff)
+            have.bound = max(have.bound, row.bound)
+            have.holds = have.holds and row.holds
+            have.violations += row.violations
+            have.entries += row.entries
+            if row.max_ulp is not None:
+                have.max_ulp = row.max_ulp if have.max_ulp is None else max(have.max_ulp, row.max_ulp)
+        out.output_max_abs_diff = max(out.output_max_abs_diff, cert.output_max_abs_diff)
+    out.layers = list(rows.values())
+    return out

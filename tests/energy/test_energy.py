@@ -145,7 +145,7 @@ def test_bad_hardware_and_uncountable_networks_are_refused_or_named():
     snn = isp.convert(nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2)).eval(), coding="rate",
                       calibration=torch.rand(8, 4))
     with pytest.raises(TypeError, match="one input tensor"):
-        E.estimate(snn, [torch.rand(2, 4), torch.rand(2, 4)])
+        E.estimate(snn, (torch.rand(2, 4), torch.rand(2, 4)))  # a tuple: one call's positional arguments
 
 
 def test_an_ann_on_crossbars_feeds_its_activations_bit_serially():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +11,7 @@ from torch import Tensor
 from torch.utils._pytree import tree_map
 
 from isospike.activity import LayerActivity
-from isospike.batches import model_calls
+from isospike.batches import model_calls, several_batches
 from isospike.conversion.network import SpikingNetwork
 from isospike.conversion.sites.network import CodedNetwork
 from isospike.errors import check_count
@@ -54,6 +55,11 @@ def simulate(snn: Any, x: Any, timesteps: int | None = None, batch_size: int | N
     computes in one time step (``timesteps`` None or 1) and takes what it takes when called: a
     tensor, a tuple of positional arguments or a dict of keyword arguments.
 
+    ``x`` may also be a DataLoader, a list or any iterable of batches (tensors, ``(x, y)`` tuples
+    whose ``x`` is taken, dicts of keyword arguments for a model that takes them): the outputs
+    of the batches are concatenated, their counts summed and ``samples`` counts them all. (A
+    tuple given as ``x`` is one call's positional arguments for networks that take several.)
+
     ``batch_size``: simulate ``x`` in chunks of this many samples (each from the initial state),
     for batches whose simulation does not fit in memory at once; outputs and counts are those of
     one run over the whole batch."""
@@ -68,8 +74,8 @@ def simulate(snn: Any, x: Any, timesteps: int | None = None, batch_size: int | N
         raise TypeError(f"simulate expects a network returned by isospike.convert or isospike.exact.convert, got "
                         f"{type(net).__name__}")
     T = net.steps_of(timesteps)
-    if not isinstance(x, Tensor):
-        raise TypeError(f"input must be a tensor, got {type(x).__name__}")
+    if not isinstance(x, Tensor):  # a DataLoader, a list of batches, an (x, y) pair, LabelledData
+        return _simulate_batches(snn, x, timesteps, T, batch_size)
     chunk = x.shape[0] if batch_size is None or not x.dim() else check_count(batch_size, "batch_size")
     with torch.no_grad(), counting(snn) as c:
         if not x.dim() or chunk >= x.shape[0]:
@@ -78,6 +84,25 @@ def simulate(snn: Any, x: Any, timesteps: int | None = None, batch_size: int | N
             out = _concat([snn(x[i:i + chunk], timesteps=timesteps) for i in range(0, x.shape[0], chunk)])
     return SimulationResult(output=out, spikes=c.spikes, layers=c.layers, timesteps=T,
                             samples=x.shape[0] if x.dim() else 1)
+
+
+def _graph_inputs(x: Any, batch_size: int | None) -> Iterator[Tensor]:
+    """The input tensors of a graph network's calls on ``x`` (see :func:`isospike.batches.model_calls`)."""
+    for args, kwargs in model_calls(x, 1 << 62 if batch_size is None else check_count(batch_size, "batch_size")):
+        if kwargs or len(args) != 1:
+            raise TypeError(f"a network converted through its graph takes one input tensor per batch, got keyword "
+                            f"arguments {sorted(kwargs)[:4]}; pass tensors, (x, y) pairs or a DataLoader of them")
+        yield args[0]
+
+
+def _simulate_batches(snn: Any, x: Any, timesteps: int | None, T: int, batch_size: int | None) -> SimulationResult:
+    """A graph network over several batches: outputs concatenated, counts summed."""
+    outs, samples = [], 0
+    with torch.no_grad(), counting(snn) as c:
+        for batch in _graph_inputs(x, batch_size):
+            outs.append(snn(batch, timesteps=timesteps))
+            samples += batch.shape[0] if batch.dim() else 1
+    return SimulationResult(output=_concat(outs), spikes=c.spikes, layers=c.layers, timesteps=T, samples=samples)
 
 
 def _concat(parts: list[Any]) -> Any:
@@ -108,6 +133,14 @@ def _simulate_exact(net: Any, x: Any, timesteps: int | None, batch_size: int | N
     per value), the spikes they fire and the synaptic events they cause."""
     if timesteps not in (None, 1):
         raise ValueError(f"exact networks compute in one time step (spatial bit coding); got timesteps={timesteps!r}")
+    if several_batches(x):  # a DataLoader, LabelledData, a list of batches
+        outs, samples = [], 0
+        chunk = 1 << 62 if batch_size is None else check_count(batch_size, "batch_size")
+        with torch.no_grad(), counting(net) as c:
+            for call_args, call_kwargs in model_calls(x, chunk):
+                outs.append(net(*call_args, **call_kwargs))
+                samples += leading_samples((call_args, call_kwargs)) or 1
+        return SimulationResult(output=_concat(outs), spikes=c.spikes, layers=c.layers, timesteps=1, samples=samples)
     args, kwargs = (x, {}) if isinstance(x, tuple) else ((), x) if isinstance(x, dict) else ((x,), {})
     samples = leading_samples((args, kwargs)) or 1
     chunk = samples if batch_size is None else check_count(batch_size, "batch_size")

@@ -4,6 +4,7 @@ optoelectronic)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from torch import nn
@@ -17,7 +18,9 @@ from isospike.energy.report import EnergyReport
 
 def estimate(model: nn.Module, inputs: Any, hardware: str | Hardware = "horowitz45", mode: str = "full",
              ann: nn.Module | None = None) -> EnergyReport:
-    """Energy per inference of ``model`` on ``inputs`` (a batch; results are per sample).
+    """Energy per inference of ``model`` on ``inputs`` (a batch -- a tensor, a dict of keyword
+    arguments, a tuple of positional arguments -- or a list, DataLoader or other iterable of
+    batches, counted over all their samples; results are per sample).
 
     model: a network from ``isospike.convert`` or ``isospike.exact.convert``, or a plain ANN.
     hardware: a preset name (see ``PRESETS``) or a :class:`Hardware`.
@@ -28,6 +31,8 @@ def estimate(model: nn.Module, inputs: Any, hardware: str | Hardware = "horowitz
     """
     _check_mode(mode)
     hw = get_hardware(hardware)
+    if isinstance(inputs, Iterator):  # a generator of batches: read once, counted for both networks
+        inputs = list(inputs)
     activity = collect(model, inputs)
     return price(activity, hw, mode, ann_activity(ann, inputs) if ann is not None else None)
 

@@ -9,6 +9,7 @@ package imports neither the converters nor the training code.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from isospike.activity import LayerActivity
+from isospike.batches import model_calls, several_batches
 from isospike.observe import ANN_LAYERS, counting
 
 COUNTED_LAYERS = ANN_LAYERS  # the layers of a plain ANN whose operations are counted
@@ -50,33 +52,54 @@ def _leading_size(inputs: Any) -> int:
     if isinstance(inputs, Tensor):
         return int(inputs.shape[0]) if inputs.dim() else 1
     if isinstance(inputs, dict):
-        first = next(v for v in inputs.values() if isinstance(v, Tensor))
-        return int(first.shape[0])
+        first = next((v for v in inputs.values() if isinstance(v, Tensor)), None)
+        if first is not None:
+            return int(first.shape[0]) if first.dim() else 1
     if isinstance(inputs, (tuple, list)) and inputs and isinstance(inputs[0], Tensor):
-        return int(inputs[0].shape[0])
-    raise TypeError("inputs must be a tensor, a tuple of tensors or a dict of tensors (batch first)")
+        return int(inputs[0].shape[0]) if inputs[0].dim() else 1
+    raise TypeError("inputs must be a tensor, a tuple of tensors or a dict of tensors (batch first), or a DataLoader / "
+                    "iterable of such batches")
 
 
-def _call(model: Any, inputs: Any) -> Any:
-    with torch.no_grad():
-        if isinstance(inputs, dict):
-            return model(**inputs)
-        if isinstance(inputs, (tuple, list)):
-            return model(*inputs)
-        return model(inputs)
+def _as_call(inputs: Any) -> tuple[tuple, dict]:
+    """(args, kwargs) of one batch of inputs: a dict is keyword arguments, a tuple positional
+    ones, anything else the one input."""
+    if isinstance(inputs, dict):
+        return (), inputs
+    if isinstance(inputs, tuple):
+        return inputs, {}
+    return (inputs,), {}
+
+
+def _calls(inputs: Any) -> Iterator[tuple[tuple, dict, int]]:
+    """(args, kwargs, samples) of each call ``inputs`` asks for: one batch, or each batch of a
+    DataLoader / LabelledData / other iterable (:func:`isospike.batches.model_calls`)."""
+    if not several_batches(inputs):
+        n = _batch_size(inputs)
+        yield (*_as_call(inputs), n)
+        return
+    for args, kwargs in model_calls(inputs, 1 << 62):
+        yield args, kwargs, _batch_size(kwargs if kwargs or not args else args)
 
 
 def collect(model: nn.Module, inputs: Any) -> NetworkActivity:
-    """Activity of any network on one batch of ``inputs``, per inference, as
-    :func:`isospike.counting` observes it: converted SNNs, the TTFS transformer and exact gate
-    networks say what their layers did; any other module is counted as an ANN (its Linear,
-    convolution and average-pooling layers). ``model`` may be a ``torch.compile`` wrapper."""
+    """Activity of any network on ``inputs``, per inference, as :func:`isospike.counting`
+    observes it: converted SNNs, the TTFS transformer and exact gate networks say what their
+    layers did; any other module is counted as an ANN (its Linear, convolution and
+    average-pooling layers). ``model`` may be a ``torch.compile`` wrapper.
+
+    ``inputs``: one batch (a tensor, a dict of keyword arguments, a tuple of positional
+    arguments), or a list, DataLoader, LabelledData or other iterable of batches (``(x, y)``
+    tuples give their ``x``), whose counts are summed over all their samples."""
     if not isinstance(getattr(model, "_orig_mod", model), nn.Module):
         raise TypeError(f"cannot estimate the energy of {type(model).__name__}: pass an nn.Module")
-    n = _batch_size(inputs)
+    n = 0
     with counting(model) as c:
         try:
-            _call(model, inputs)
+            with torch.no_grad():
+                for args, kwargs, samples in _calls(inputs):
+                    n += samples
+                    model(*args, **kwargs)
         except (IndexError, RuntimeError) as exc:
             if not c.layers or any(row.kind != "ann" for row in c.layers.values()):
                 raise

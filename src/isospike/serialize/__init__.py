@@ -14,7 +14,9 @@ tensors, plus a load-time test run metered against :mod:`isospike.serialize.boun
 docs/verification.md ("Files are data") states the threat model.
 
 Exact networks (:func:`isospike.exact.convert`) are saved as their float32 source model and
-conversion options, and converted again when loaded (:mod:`isospike.serialize.exact`); ``load``
+conversion options, and converted again when loaded (:mod:`isospike.serialize.exact`); networks
+coded at their sites (any eager model under a coding with time) as that source model, their
+coding and options, and each site's population (:mod:`isospike.serialize.sites`). ``load``
 dispatches on the file's ``kind``.
 """
 
@@ -57,12 +59,17 @@ def save(snn: nn.Module, path: str | Path) -> Path:
     from safetensors.torch import save_file
 
     from isospike.conversion.network import SpikingNetwork
+    from isospike.conversion.sites.network import CodedNetwork
     from isospike.exact.model_conversion import ExactNetwork
 
     if isinstance(snn, ExactNetwork):  # its source model and options (isospike.serialize.exact)
         from isospike.serialize.exact import save_exact
 
         return save_exact(snn, path)
+    if isinstance(snn, CodedNetwork):  # its source model, coding, options and sites (isospike.serialize.sites)
+        from isospike.serialize.sites import save_sites
+
+        return save_sites(snn, path)
     if not isinstance(snn, SpikingNetwork):
         raise TypeError(f"isospike.save expects a network from isospike.convert or isospike.exact.convert, got "
                         f"{type(snn).__name__}; save a plain model's state dict with safetensors.torch.save_file")
@@ -221,10 +228,11 @@ def _load(path: Path) -> nn.Module:
                          "plain state dicts are loaded with model.load_state_dict(safetensors.torch.load_file(path))")
     root = Field(parse_json(meta["isospike"], source, "the 'isospike' metadata"), "isospike", source)
     if isinstance(root.value, dict) and "kind" in root.value:  # spiking networks' files have no kind
-        from isospike.serialize.exact import KIND, load_exact
+        from isospike.serialize import exact, sites
 
-        root["kind"].choice((KIND,))
-        return load_exact(root, tensors, source)
+        if root["kind"].choice((exact.KIND, sites.KIND)) == sites.KIND:
+            return sites.load_sites(root, tensors, source)
+        return exact.load_exact(root, tensors, source)
     top = root.object(_TOP_LEVEL)
     fmt = root["format"]
     if fmt.value not in _READABLE_FORMATS:

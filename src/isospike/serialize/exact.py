@@ -11,13 +11,14 @@ converts it again, which gives outputs identical bit for bit:
   network's (:mod:`isospike.serialize.graph`: closed function and method tables), whose leaf
   modules are plain torch layers of a closed table (:data:`~isospike.serialize.modules.SOURCE_CODECS`,
   built on the meta device, stored tensors assigned after their shapes are checked);
-- ``source`` of kind ``"transformers"``: a Hugging Face model of a few text families
-  (:data:`HF_MODEL_TYPES`): its config as JSON and its weights. The class comes only from
-  transformers' own auto mappings (architecture and ``model_type`` checked against them), config
-  keys that reach code or the network (``auto_map``, ``quantization_config``, private ``_`` keys,
-  backbones, attention kernels) are refused, nothing is fetched and ``trust_remote_code`` is
-  never used; the model is first built on the meta device and its tensor names and shapes
-  compared with the stored ones before anything is allocated.
+- ``source`` of kind ``"transformers"``: a Hugging Face model of a few families
+  (:data:`~isospike.serialize.hf.FILE_MODEL_TYPES`: text models and ViT): its config as JSON
+  and its weights. The class comes only from transformers' own auto mappings (architecture and
+  ``model_type`` checked against them), config keys that reach code or the network
+  (``auto_map``, ``quantization_config``, private ``_`` keys, backbones, attention kernels) are
+  refused, nothing is fetched and ``trust_remote_code`` is never used; the model is first built
+  on the meta device and its tensor names and shapes compared with the stored ones before
+  anything is allocated.
 
 Other models (classes that torch.fx cannot trace, modules outside the table) are refused by
 :func:`save` with the module named and the fix: save the model's state dict and convert again.
@@ -31,7 +32,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from torch import Tensor, fx, nn
@@ -56,7 +57,7 @@ from isospike.serialize.modules import SOURCE_CODECS, SOURCE_TYPES, read_source_
 if TYPE_CHECKING:
     from isospike.exact.model_conversion import ExactNetwork
 
-__all__ = ["FORMAT", "HF_MODEL_TYPES", "KIND", "load_exact", "save_exact"]
+__all__ = ["FORMAT", "HF_MODEL_TYPES", "KIND", "Saving", "load_exact", "read_source", "save_exact", "write_source"]
 
 FORMAT = "isospike.exact/1"
 KIND = "exact"
@@ -73,13 +74,8 @@ def save_exact(net: ExactNetwork, path: str | Path) -> Path:
     """Write an :class:`~isospike.exact.ExactNetwork` (its source model and options) to ``path``."""
     from safetensors.torch import save_file
 
-    base = net._exact_base
     arith, options, tensors = _write_options(net)
-    hf = _hf_base(base)
-    if hf:
-        source, state = _write_hf(net, base)
-    else:
-        source, state = _write_fx(net, base)
+    source, state = write_source(net, net._exact_base, _EXACT)
     tensors.update({f"source.{k}": v for k, v in state.items()})
     structure = {"format": FORMAT, "kind": KIND, "arith": arith, "options": options, "source": source}
     meta = {"isospike": json.dumps(structure, default=_json_default, allow_nan=True)}
@@ -112,8 +108,39 @@ def _write_options(net: nn.Module) -> tuple[str, dict[str, Any], dict[str, Tenso
     return "gates", options, tensors
 
 
-def _refuse(base: type, why: str) -> TypeError:
-    return TypeError(f"isospike.save cannot save this exact network: its source {base.__qualname__} {why}; {_FIX}")
+class Saving(NamedTuple):
+    """What a source is saved for, in the refusals of :func:`write_source`: ``what`` the network
+    ("exact network"), ``fix`` the way out, ``rebuild`` the call that rebuilds it from a model."""
+
+    what: str
+    fix: str
+    rebuild: str
+
+
+_EXACT = Saving("exact network", _FIX, "isospike.exact.convert")
+
+
+def _refuse(saving: Saving, base: type, why: str) -> TypeError:
+    return TypeError(f"isospike.save cannot save this {saving.what}: its source {base.__qualname__} {why}; {saving.fix}")
+
+
+def write_source(net: nn.Module, base: type, saving: Saving, parameters: bool = False
+                 ) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """The source model of a network built on a copy of a model of class ``base`` (its spec and
+    its tensors, named without the ``source.`` prefix): a Hugging Face model of the families the
+    files read, else a torch.fx graph of closed-table layers (``parameters``: list the tensors the
+    graph reads directly that are ``nn.Parameter``, so that they load as parameters again).
+    TypeError naming the module and ``saving.fix`` for a model a file cannot describe."""
+    if _hf_base(base):
+        return _write_hf(net, base, saving)
+    return _write_fx(net, base, saving, parameters)
+
+
+def read_source(src: Field, stored: dict[str, Tensor], source: str) -> nn.Module:
+    """The source model a file's ``source`` field and its stored tensors describe (eval mode)."""
+    kind = src["kind"].choice(("fx", "transformers"))
+    reader: Callable[[Field, dict[str, Tensor], str], nn.Module] = _read_fx if kind == "fx" else _read_hf
+    return reader(src, stored, source).eval()
 
 
 class _SourceTracer(fx.Tracer):
@@ -132,7 +159,7 @@ def _where(node: fx.Node) -> str:
     return f" in the module at {path!r}" if path else " in its own forward"
 
 
-def _write_fx(net: nn.Module, base: type) -> tuple[dict[str, Any], dict[str, Tensor]]:
+def _write_fx(net: nn.Module, base: type, saving: Saving, parameters: bool) -> tuple[dict[str, Any], dict[str, Tensor]]:
     root = copy.copy(net)  # shares the submodules; only the class (its forward) differs
     root.__class__ = base
     tracer = _SourceTracer()
@@ -140,27 +167,27 @@ def _write_fx(net: nn.Module, base: type) -> tuple[dict[str, Any], dict[str, Ten
         graph = tracer.trace(root)
         gm = fx.GraphModule(root, graph, class_name=base.__name__ if is_identifier(base.__name__) else "GraphModule")
     except Exception as exc:  # noqa: BLE001 - whatever the user's forward raises under tracing
-        raise _refuse(base, f"cannot be traced by torch.fx ({type(exc).__name__}: {one_line(exc, 200)})") from None
+        raise _refuse(saving, base, f"cannot be traced by torch.fx ({type(exc).__name__}: {one_line(exc, 200)})") from None
     modules: dict[str, Any] = {}
     attrs: list[str] = []
     for node in gm.graph.nodes:
         target = str(node.target)
         if node.op in ("call_module", "get_attr") and not is_module_path(target):
-            raise _refuse(base, f"has a module or attribute path {target[:80]!r} that is not dotted plain names")
+            raise _refuse(saving, base, f"has a module or attribute path {target[:80]!r} that is not dotted plain names")
         if node.op == "call_module":
             m = gm.get_submodule(target)
             if type(m) not in SOURCE_TYPES:
-                raise _refuse(base, f"holds {type(m).__module__}.{type(m).__qualname__} at {target!r}, outside the "
+                raise _refuse(saving, base, f"holds {type(m).__module__}.{type(m).__qualname__} at {target!r}, outside the "
                               f"layers a file may hold ({', '.join(sorted(SOURCE_CODECS))})")
             try:
                 modules[target] = write_source_module(m)
             except TypeError as exc:
-                raise _refuse(base, f"holds {type(m).__qualname__} at {target!r} that a file cannot describe "
+                raise _refuse(saving, base, f"holds {type(m).__qualname__} at {target!r} that a file cannot describe "
                               f"({one_line(exc, 200)})") from None
         elif node.op == "get_attr":
             owner, _, name = target.rpartition(".")
             if not isinstance(getattr(gm.get_submodule(owner), name, None), Tensor):
-                raise _refuse(base, f"reads the attribute {target!r}, which is not a tensor")
+                raise _refuse(saving, base, f"reads the attribute {target!r}, which is not a tensor")
             attrs.append(target)
     allowed = set(FUNCTIONS.values())
     for node in gm.graph.nodes:
@@ -169,18 +196,23 @@ def _write_fx(net: nn.Module, base: type) -> tuple[dict[str, Any], dict[str, Ten
                 name = _get_qualified_name(node.target)
             except Exception:  # noqa: BLE001 - a callable fx cannot name
                 name = repr(node.target)[:80]
-            raise _refuse(base, f"calls {name}{_where(node)}, outside the "
+            raise _refuse(saving, base, f"calls {name}{_where(node)}, outside the "
                           "operations a file may hold (isospike.serialize.graph.FUNCTIONS)")
         if node.op == "call_method" and node.target not in METHODS:
-            raise _refuse(base, f"calls the tensor method {node.target!r}{_where(node)}, outside the methods a file may "
+            raise _refuse(saving, base, f"calls the tensor method {node.target!r}{_where(node)}, outside the methods a file may "
                           "hold (isospike.serialize.graph.METHODS)")
     try:
         nodes = write_graph(gm)
     except TypeError as exc:
-        raise _refuse(base, f"calls an operation outside the closed tables ({one_line(exc, 300)})") from None
+        raise _refuse(saving, base, f"calls an operation outside the closed tables ({one_line(exc, 300)})") from None
     state = {k: v.detach().contiguous().clone() for k, v in gm.state_dict().items()}
     source = {"kind": "fx", "class_name": gm.__class__.__name__, "modules": modules, "attrs": sorted(set(attrs)),
               "graph": nodes}
+    if parameters:  # tensors read directly (not through a leaf module) that are parameters of the model
+        leaves = sorted(modules)
+        source["parameters"] = sorted(
+            a for a in set(attrs) if not any(a.startswith(p + ".") for p in leaves)
+            and isinstance(getattr(gm.get_submodule(a.rpartition(".")[0]), a.rpartition(".")[2]), nn.Parameter))
     return source, state
 
 
@@ -191,20 +223,20 @@ def _hf_base(base: type) -> bool:
     return transformers is not None and isinstance(base, type) and issubclass(base, transformers.PreTrainedModel)
 
 
-def _write_hf(net: nn.Module, base: type) -> tuple[dict[str, Any], dict[str, Tensor]]:
+def _write_hf(net: nn.Module, base: type, saving: Saving) -> tuple[dict[str, Any], dict[str, Tensor]]:
     import transformers
 
     config: Any = net.config
     model_type = getattr(config, "model_type", None)
-    if model_type not in model_types() or base.__name__ not in architectures(model_type) \
+    if model_type not in model_types(files=True) or base.__name__ not in architectures(model_type) \
             or getattr(transformers, base.__name__, None) is not base:
-        raise TypeError(f"isospike.save cannot save an exact network of the Hugging Face class {base.__qualname__} "
+        raise TypeError(f"isospike.save cannot save a {saving.what} of the Hugging Face class {base.__qualname__} "
                         f"(model_type {model_type!r}): files rebuild only transformers' own classes of the families "
-                        f"{', '.join(HF_MODEL_TYPES)}; rebuild it with isospike.exact.convert("
+                        f"{', '.join(model_types(files=True))}; rebuild it with {saving.rebuild}("
                         f"AutoModel.from_pretrained(folder)) instead")
     attn = config._attn_implementation
     if attn not in ATTENTION:
-        raise TypeError(f"isospike.save cannot save an exact network whose attention is {attn!r}: files hold "
+        raise TypeError(f"isospike.save cannot save a {saving.what} whose attention is {attn!r}: files hold "
                         f"{' or '.join(ATTENTION)} (load the model with attn_implementation='sdpa')")
     cfg = {k: v for k, v in config.to_dict().items() if not k.startswith("_") and k != "transformers_version"}
     cfg = json.loads(json.dumps(cfg, default=_json_default, allow_nan=True))
@@ -223,10 +255,10 @@ def _read_hf(src: Field, stored: dict[str, Tensor], source: str) -> nn.Module:
     try:
         import transformers  # noqa: F401 - the families' classes
     except ImportError:
-        raise FileFormatError(f"{source}: the exact network's source is a Hugging Face model and transformers is not "
+        raise FileFormatError(f"{source}: the network's source is a Hugging Face model and transformers is not "
                               "installed (pip install transformers)") from None
     s = src.object({"kind", "model_type", "architecture", "attn_implementation", "config"})
-    model_type = s["model_type"].choice(model_types(), "Hugging Face model types")
+    model_type = s["model_type"].choice(model_types(files=True), "Hugging Face model types")
     architecture = s["architecture"].choice(architectures(model_type), f"{model_type} architectures")
     attn = s["attn_implementation"].choice(ATTENTION)
     check_config(s["config"], model_type, architecture)
@@ -236,7 +268,7 @@ def _read_hf(src: Field, stored: dict[str, Tensor], source: str) -> nn.Module:
 
 # ---------------------------------------------------------------------------------- torch.fx sources
 def _read_fx(src: Field, stored: dict[str, Tensor], source: str) -> nn.Module:
-    s = src.object({"kind", "class_name", "modules", "attrs", "graph"})
+    s = src.object({"kind", "class_name", "modules", "attrs", "graph", "parameters"})
     class_name = s["class_name"].identifier()
     declared = s["modules"].object()
     for name, spec in declared.items():
@@ -249,6 +281,11 @@ def _read_fx(src: Field, stored: dict[str, Tensor], source: str) -> nn.Module:
                                   "own path")
     modules: dict[str, Any] = {p: read_source_module(spec, lambda key: None) for p, spec in declared.items()}
     attrs = sorted({a.module_path() for a in s["attrs"].items(max_len=100_000)})
+    listed = s.get("parameters")  # (files of site-coded networks) read directly, loaded as nn.Parameter
+    parameters = set() if listed is None else {a.module_path() for a in listed.items(max_len=100_000)}
+    direct = {a for a in attrs if not any(a.startswith(p + ".") for p in names)}
+    if listed is not None and not parameters <= direct:
+        raise listed.error("attributes of 'attrs' the graph reads directly (not tensors of a declared module)")
     for a in attrs:
         owner = next((p for p in names if a.startswith(p + ".")), None)
         if owner is not None:  # a tensor of a declared module read directly (tied weights)
@@ -262,7 +299,13 @@ def _read_fx(src: Field, stored: dict[str, Tensor], source: str) -> nn.Module:
             tensor = stored.get(a)
             if tensor is None:
                 raise FileFormatError(f"{source}: the attribute {a!r} has no stored tensor 'source.{a}'")
+            if a in parameters:
+                if not tensor.is_floating_point():
+                    raise FileFormatError(f"{source}: the parameter {a!r} is stored as {tensor.dtype}; parameters are "
+                                          "floating tensors")
+                tensor = nn.Parameter(tensor)
         modules[a] = tensor
+
     graph = read_graph(s["graph"], set(declared), set(attrs))
     try:
         gm = fx.GraphModule(modules, graph, class_name=class_name)
@@ -332,10 +375,7 @@ def load_exact(root: Field, tensors: dict[str, Tensor], source: str) -> nn.Modul
                   noise=opts["noise"].number(0.0, MAX_NOISE), noise_model=opts["noise_model"].choice(NOISE_MODELS),
                   count=opts["count"].boolean(), shard=opts["shard"].boolean(),
                   generator=_read_generator(opts["generator"], tensors, source))
-    src = r["source"]
-    kind = src["kind"].choice(("fx", "transformers"))
-    reader: Callable[[Field, dict[str, Tensor], str], nn.Module] = _read_fx if kind == "fx" else _read_hf
-    model = reader(src, stored, source).eval()
+    model = read_source(r["source"], stored, source)
     try:
         return exact.convert(model, **kw) if arith == "gates" else exact.reference(model)
     except (TypeError, ValueError) as exc:

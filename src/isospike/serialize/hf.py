@@ -40,12 +40,15 @@ from isospike._io import regular_file
 from isospike.errors import FileFormatError, one_line
 from isospike.schema import Field, is_identifier, parse_json
 
-__all__ = ["ATTENTION", "FORBIDDEN_CONFIG_KEYS", "HF_MODEL_TYPES", "HFModel", "architectures", "build", "check_config",
-           "load_folder", "model_types", "offline"]
+__all__ = ["ATTENTION", "FILE_MODEL_TYPES", "FORBIDDEN_CONFIG_KEYS", "HF_MODEL_TYPES", "HFModel", "architectures",
+           "build", "check_config", "load_folder", "model_types", "offline"]
 
 # Hugging Face model families (config model_type) isospike rebuilds: text models with a flat
 # config whose classes the exact engine runs.
 HF_MODEL_TYPES = ("bert", "roberta", "distilbert", "llama", "mistral", "qwen2", "qwen3", "gpt2")
+# ... and the families a saved file's source may also be: vision transformers (no tokenizer, so
+# not a `--hf` folder).
+FILE_MODEL_TYPES = (*HF_MODEL_TYPES, "vit")
 ATTENTION = ("eager", "sdpa")  # attention implementations (never a kernel fetched from the Hub)
 # Config keys refused at any depth: code, remote kernels, quantizers, other files or models.
 FORBIDDEN_CONFIG_KEYS = frozenset({
@@ -57,7 +60,8 @@ FORBIDDEN_CONFIG_KEYS = frozenset({
     "attribute_map", "sub_configs", "sub_configs_defaults", "base_config_key", "base_model_tp_plan",
     "base_model_pp_plan", "base_model_ep_plan", "is_composition", "has_no_defaults_at_init"})
 # Keys naming an activation function (looked up in transformers' ACT2FN table).
-ACTIVATION_KEYS = ("hidden_act", "activation", "activation_function", "summary_activation", "hidden_activation")
+ACTIVATION_KEYS = ("hidden_act", "activation", "activation_function", "summary_activation", "hidden_activation",
+                   "pooler_act")
 MAX_LABELS = 2**16  # num_labels, and entries of id2label / label2id (transformers builds a table of num_labels)
 MAX_CONFIG_INT = 2**53
 MAX_CONFIG_BYTES = 16 * 2**20  # config.json, tokenizer_config.json
@@ -91,11 +95,12 @@ def _mapped(mapping: str, model_type: str) -> str | None:
     return value if isinstance(value, str) else value[0] if isinstance(value, (tuple, list)) and value else None
 
 
-def model_types() -> tuple[str, ...]:
-    """:data:`HF_MODEL_TYPES` that this transformers knows."""
+def model_types(files: bool = False) -> tuple[str, ...]:
+    """:data:`HF_MODEL_TYPES` (``files``: :data:`FILE_MODEL_TYPES`, what a saved file's source
+    may be) that this transformers knows."""
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
-    return tuple(t for t in HF_MODEL_TYPES if t in CONFIG_MAPPING_NAMES)
+    return tuple(t for t in (FILE_MODEL_TYPES if files else HF_MODEL_TYPES) if t in CONFIG_MAPPING_NAMES)
 
 
 def check_config(f: Field, model_type: str, architecture: str, error: type[Exception] = FileFormatError) -> None:

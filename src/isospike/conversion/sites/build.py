@@ -92,6 +92,7 @@ def convert_sites(model: nn.Module, coding: str, options: Any, calibration: Any,
         raise ValueError(f"{coding}: the model ran no weight-bearing operation on an activation (Linear, convolution, "
                          "x @ W) during calibration: there is nothing to code")
     net.set_sites({name: site(s, options) for name, s in stats.items()})
+    net.coding_options = options
     net.info = {"front": "sites", "products": options.products, "percentile": options.percentile,
                 "sites": {name: {"span": s.span, "signed": s.signed} for name, s in stats.items()}}
     return net

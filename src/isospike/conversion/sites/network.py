@@ -38,7 +38,8 @@ class CodedNetwork(nn.Module):
 
     Attributes: ``coding`` (name), ``timesteps`` (each site's window), ``coded_products`` (the rule
     for products of two activations: "digital" or "coded"), ``info`` (conversion details, per site
-    its scale and sign), ``quantized`` (True for the equivalent QNN: sites are quantizers).
+    its scale and sign), ``quantized`` (True for the equivalent QNN: sites are quantizers),
+    ``coding_options`` (the coding's options it was converted with; ``isospike.save`` stores them).
     :meth:`sites` gives each site's module by name."""
 
     _coded_base: type[nn.Module]
@@ -47,6 +48,7 @@ class CodedNetwork(nn.Module):
     coded_products: str
     quantized: bool
     info: dict[str, Any]
+    coding_options: Any = None
     records_submodules = True  # isospike.counting: its sites report through it, named by site
     path_of: dict[int, str]
     _coded_sites: nn.ModuleList
