@@ -54,6 +54,8 @@ class MTTFSOptions(TimeCodingOptions):
         super().__post_init__()
         if self.dead_zone < 0:
             raise ValueError(f"dead_zone must be an integer >= 0 (levels around the silent one), got {self.dead_zone!r}")
+        if not 0.0 < self.percentile <= 100.0:
+            raise ValueError(f"percentile must be in (0, 100], got {self.percentile}")
 
 
 def _level_histograms(snn: SpikingNetwork, calibration: Any, batch_size: int, per_channel: bool
