@@ -216,3 +216,25 @@ def test_calibration_forms_and_an_uncalibrated_path():
         head_only(torch.randn(2, 4))
     with pytest.raises(ValueError, match="calibration"):
         isp.convert(model, coding="ttfs", front="sites")
+
+
+@pytest.mark.parametrize("coding", CODINGS)
+def test_channel_scales_code_each_input_channel_on_its_own_span(coding, tmp_path):
+    model = llama()
+    inputs = tokens()
+    with torch.no_grad():  # an outlier channel, as LLM activations have: one scale per site would waste the levels
+        model.model.layers[0].input_layernorm.weight[3] = 40.0
+    per_site = isp.convert(model, coding=coding, calibration=inputs)
+    per_channel = isp.convert(model, coding=coding, calibration=inputs, channel_scales=True)
+    q = per_channel.sites()["model.layers.0.self_attn.q_proj"]
+    assert q.scale.shape == (32,) and float(q.scale[3]) > 10 * float(q.scale.median())
+    with torch.no_grad():
+        ann = model(**inputs).logits
+        err_site = float((per_site(**inputs).logits - ann).abs().mean())
+        err_channel = float((per_channel(**inputs).logits - ann).abs().mean())
+        assert torch.equal(per_channel(**inputs).logits, isp.equivalent(per_channel)(**inputs).logits)
+    assert err_channel < err_site
+    assert isp.simulate(per_channel, inputs).spikes > 0
+    path = isp.save(per_channel, tmp_path / "channels.safetensors")
+    with torch.no_grad():
+        assert torch.equal(isp.load(path)(**inputs).logits, per_channel(**inputs).logits)

@@ -75,10 +75,15 @@ class TimeCodingOptions(CodingOptions):
     products: (sites) products of two activations -- attention's Q K^T and P V: ``"digital"``
         computes them as they are (counted as multiply-accumulates), ``"coded"`` codes both
         operands with the coding's populations first.
+    channel_scales: (sites) one scale per input channel of a site (its largest |x| on the
+        calibration data; the neurons of channel c code x / scale[c], the synapses decode it back):
+        per-neuron thresholds, which LLM activations with outlier channels need. False: one scale
+        per site.
     """
 
     front: Front = "auto"
     products: Products = "digital"
+    channel_scales: bool = False
 
 
 def _checked(name: str, value: Any, kind: Any) -> Any:

@@ -16,6 +16,8 @@ shape); this module adds the rate and sigma-delta sites.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -183,4 +185,59 @@ class SigmaDeltaSiteQuantizer(nn.Module):
         return (self.site.threshold * self.site.held(x)).to(x.dtype)
 
 
-__all__ = ["RateSite", "RateSiteQuantizer", "SigmaDeltaSite", "SigmaDeltaSiteQuantizer"]
+
+
+class ChannelScaled(nn.Module):
+    """A site population run on its activation divided channel by channel: each input channel c
+    (the entries that reach the same weights) spans ``scale[c]``, the population codes x / scale
+    (a span of 1 for every channel) and its synapses decode scale x what it sends -- per-neuron
+    thresholds, as a neuromorphic core sets them, folding the channel's scale into its weights.
+    LLM activations put most of their range in a few channels; one scale per site would spend the
+    levels on them."""
+
+    scale: Tensor  # buffer registered in __init__
+    population: Any  # a site population (TTFSPopulation, RateSite, SigmaDeltaSite) or its quantizer
+
+    def __init__(self, population: nn.Module, scale: Tensor, axis: int) -> None:
+        super().__init__()
+        self.population = population
+        self.register_buffer("scale", scale.detach().to(torch.float32).clone())
+        self.axis = int(axis)
+
+    @property
+    def label(self) -> str:
+        return str(getattr(self.population, "label", "neurons"))
+
+    @property
+    def window(self) -> int:
+        return int(self.population.window)
+
+    @property
+    def device(self) -> object:
+        """The synapse device of the population (None: digital reads)."""
+        return getattr(self.population, "device", None)
+
+    def _shaped(self, x: Tensor) -> Tensor:
+        axis = self.axis % x.dim()
+        return self.scale.to(x.dtype).reshape([-1 if d == axis else 1 for d in range(x.dim())])
+
+    def forward(self, x: Tensor) -> Tensor:
+        s = self._shaped(x)
+        return self.population(x / s) * s
+
+    def events(self, x: Tensor) -> Tensor:
+        return self.population.events(x.detach() / self._shaped(x))
+
+    def activity(self, args: tuple, output: Tensor) -> LayerActivity:
+        x = args[0]
+        s = self._shaped(x)
+        return self.population.activity((x.detach() / s,), output.detach() / s)
+
+    def equivalent(self, timesteps: int | None = None) -> nn.Module:
+        return ChannelScaled(self.population.equivalent(timesteps), self.scale, self.axis)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.scale.numel()}, axis={self.axis}"
+
+
+__all__ = ["ChannelScaled", "RateSite", "RateSiteQuantizer", "SigmaDeltaSite", "SigmaDeltaSiteQuantizer"]

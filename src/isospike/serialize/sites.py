@@ -52,6 +52,7 @@ from isospike._io import atomic_write
 from isospike.codec import MAX_SIZE, ModuleCodec, Stored, built, needed
 from isospike.conversion.sites.network import CodedNetwork
 from isospike.errors import FileFormatError, one_line
+from isospike.neurons.sites import ChannelScaled
 from isospike.schema import Field
 
 __all__ = ["FORMAT", "KIND", "MAX_SITES", "SITE_TYPES", "load_sites", "save_sites", "site_path"]
@@ -68,6 +69,8 @@ _FIX = ("save the source model's state dict (safetensors.torch.save_file(model.s
         "again after loading it (isospike.convert(model, coding=..., calibration=...))")
 _PLAIN = re.compile(r"(?P<path>[^#]{1,512})(?:#(?P<k>[1-9][0-9]{0,8}))?\Z")
 _PRODUCT = re.compile(r"(?P<path>[^#]{1,512})\.product(?:#[1-9][0-9]{0,8})?\.[ab]\Z")
+CHANNEL_SCALE = "channel_scale"  # the tensor of a site coded channel by channel (its scale per channel)
+MAX_AXIS = 8  # the largest |channel axis| a file may give
 _SITE_TENSOR = re.compile(r"sites\.(?P<i>0|[1-9][0-9]{0,5})\.(?P<key>[A-Za-z][A-Za-z0-9_]{0,63})\Z")
 
 
@@ -270,6 +273,9 @@ def save_sites(net: CodedNetwork, path: str | Path) -> Path:
                      "so the site could not be found again): compute that operation with nn.Linear / nn.Conv, or "
                      if spec["kind"] == "fx" else "one of its modules: ")
             raise _refuse(f"its site {name!r} is not named by {where}{_FIX}")
+        channels = module if isinstance(module, ChannelScaled) else None
+        if channels is not None:  # one scale per input channel around the population
+            module = channels.population
         population = _quantized_population(module) if net.quantized else module
         kind = classes.get(type(population))
         if population is None or kind is None:
@@ -282,7 +288,11 @@ def save_sites(net: CodedNetwork, path: str | Path) -> Path:
                   own, Field(spec_i, f"sites[{i}]", "the network"))
         except FileFormatError as exc:
             raise _refuse(f"its site {name!r} could not be read back ({one_line(exc, 300)})") from None
-        sites.append({"name": name, "population": spec_i})
+        entry_i: dict[str, Any] = {"name": name, "population": spec_i}
+        if channels is not None:
+            entry_i["channel_axis"] = channels.axis
+            tensors[f"sites.{i}.{CHANNEL_SCALE}"] = channels.scale.detach().contiguous().clone()
+        sites.append(entry_i)
         tensors.update({f"sites.{i}.{k}": v for k, v in own.items()})
     from isospike.serialize import _json_default
 
@@ -383,7 +393,7 @@ def load_sites(root: Field, tensors: dict[str, Tensor], source: str) -> nn.Modul
     paths = _site_paths(model, r["source"].value)
     sites: dict[str, nn.Module] = {}
     for i, entry in enumerate(entries):
-        e = entry.object({"name", "population"})
+        e = entry.object({"name", "population", "channel_axis"})
         name = e["name"].text(MAX_SITE_NAME)
         found = site_path(name, paths)
         if found is None:
@@ -396,11 +406,23 @@ def load_sites(root: Field, tensors: dict[str, Tensor], source: str) -> nn.Modul
                                   "sites only under products='coded'")
         f = e["population"]
         kind = f["type"].choice((placed,), f"population types of {coding.name} sites")
-        own = by_site.get(i, {})
+        own = dict(by_site.get(i, {}))
+        scale = own.pop(CHANNEL_SCALE, None)
         module = SITE_TYPES[kind].read(f, own.get)
         if getattr(module, "window", None) != T:
             raise f.error(f"a population over the network's window of {T} steps")
         _fill(module, own, f)
+        axis_f = e.get("channel_axis")
+        if (axis_f is None) != (scale is None):
+            raise e["name"].error("a site with both a channel axis and its stored channel scales, or neither")
+        if axis_f is not None and scale is not None:
+            axis = axis_f.integer(-MAX_AXIS, MAX_AXIS)
+            if scale.dim() != 1 or scale.dtype != torch.float32 or scale.numel() > MAX_SIZE or not bool(
+                    torch.isfinite(scale).all()) or not bool((scale > 0).all()):
+                raise FileFormatError(f"{source}: the channel scales of the site at {e['name'].where} are "
+                                      f"{scale.dtype} {tuple(scale.shape)}; they are one positive finite float32 "
+                                      "value per channel")
+            module = ChannelScaled(module, scale, axis)
         sites[name] = module.eval()
     net = coded_copy(model, coding.name, T, products)
     net.set_sites(sites)

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from isospike.batches import model_calls
 from isospike.conversion.calibration import ActivationSampler
 from isospike.conversion.sites.network import CodedNetwork, coded_copy
+from isospike.neurons.sites import ChannelScaled
 
 __all__ = ["SiteStats", "convert_sites", "equivalent_sites"]
 
@@ -64,17 +65,63 @@ def _stats(sampler: ActivationSampler, percentile: float) -> dict[str, SiteStats
     return out
 
 
-def calibrate(net: CodedNetwork, calibration: Any, batch_size: int) -> ActivationSampler:
-    """Run ``calibration`` through ``net`` (no grad) sampling every site's activation."""
+ROWS_PER_SITE = 512  # activation rows kept per site for per-channel statistics
+
+
+class ChannelRecorder:
+    """Per site: the largest |x| of each input channel (along the site's channel axis) and a bounded
+    random sample of activation rows (each row: one value per channel)."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.maxima: dict[str, Tensor] = {}
+        self.rows: dict[str, list[Tensor]] = {}
+        self.axis: dict[str, int] = {}
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def add(self, name: str, axis: int, x: Tensor) -> None:
+        if x.dim() == 0 or x.numel() == 0:
+            return
+        rows = x.detach().movedim(axis, -1).reshape(-1, x.shape[axis]).to(torch.float32)
+        top = rows.abs().amax(0)
+        self.maxima[name] = torch.maximum(self.maxima[name], top) if name in self.maxima else top
+        self.axis[name] = axis
+        kept = self.rows.setdefault(name, [])
+        have = sum(len(r) for r in kept)
+        if have < ROWS_PER_SITE:
+            take = min(ROWS_PER_SITE - have, len(rows))
+            kept.append(rows[torch.randperm(len(rows), generator=self.generator)[:take]].clone())
+
+
+def calibrate(net: CodedNetwork, calibration: Any, batch_size: int) -> tuple[ActivationSampler, ChannelRecorder]:
+    """Run ``calibration`` through ``net`` (no grad) sampling every site's activation, and its
+    channels' ranges."""
     sampler = ActivationSampler({}, max_samples=SAMPLES_PER_SITE * 8)
-    net._coded_record = lambda name, _kind, x: sampler.add(name, x)
+    channels = ChannelRecorder()
+
+    def record(name: str, axis: int, x: Tensor) -> None:
+        sampler.add(name, x)
+        channels.add(name, axis, x)
+
+    net._coded_record = record
     try:
         with torch.no_grad():
             for args, kwargs in model_calls(calibration, batch_size):
                 net(*args, **kwargs)
     finally:
         net._coded_record = None
-    return sampler
+    return sampler, channels
+
+
+def _channel_site(stats: SiteStats, channels: ChannelRecorder, options: Any, site: SiteFactory) -> nn.Module:
+    """A site coded channel by channel: the population codes x / (the channel's largest |x|) on a
+    unit span (the ``percentile`` of the normalized values), the synapses decode it back."""
+    name = stats.name
+    span = channels.maxima[name].clamp_min(torch.finfo(torch.float32).tiny)
+    span = torch.where(channels.maxima[name] > 0, span, torch.ones_like(span))
+    normalized = (torch.cat(channels.rows[name]) / span).flatten()
+    unit = float(torch.quantile(normalized.abs().double(), options.percentile / 100)) if options.percentile < 100 else 1.0
+    inner = SiteStats(name, unit if unit > 0 else 1.0, stats.signed, normalized)
+    return ChannelScaled(site(inner, options), span, channels.axis[name])
 
 
 SiteFactory = Callable[[SiteStats, Any], nn.Module]  # (statistics, coding options) -> site population
@@ -86,14 +133,18 @@ def convert_sites(model: nn.Module, coding: str, options: Any, calibration: Any,
         raise ValueError(f"{coding}: each site's scale is measured on data: pass calibration=<a few batches of the "
                          "model's inputs> (a tensor, a dict of keyword arguments, or an iterable of them)")
     net = coded_copy(model, coding, options.timesteps, options.products)
-    sampler = calibrate(net, calibration, options.calibration_batch_size)
+    sampler, channels = calibrate(net, calibration, options.calibration_batch_size)
     stats = _stats(sampler, options.percentile)
     if not stats:
         raise ValueError(f"{coding}: the model ran no weight-bearing operation on an activation (Linear, convolution, "
                          "x @ W) during calibration: there is nothing to code")
-    net.set_sites({name: site(s, options) for name, s in stats.items()})
+    if options.channel_scales:
+        net.set_sites({name: _channel_site(s, channels, options, site) for name, s in stats.items()})
+    else:
+        net.set_sites({name: site(s, options) for name, s in stats.items()})
     net.coding_options = options
     net.info = {"front": "sites", "products": options.products, "percentile": options.percentile,
+                "channel_scales": options.channel_scales,
                 "sites": {name: {"span": s.span, "signed": s.signed} for name, s in stats.items()}}
     return net
 

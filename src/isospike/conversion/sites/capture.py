@@ -85,10 +85,10 @@ def _name(func: Any) -> str:
 class SiteCapture(TorchFunctionMode):
     """Runs a :class:`~isospike.conversion.sites.network.CodedNetwork`'s forward: each site's
     operand goes through ``net``'s site module (its population, or its quantizer for the
-    equivalent network), or is sampled (``record`` during calibration). ``inputs``: ids of the
+    equivalent network), or is sampled (``record(name, channel axis, x)`` during calibration). ``inputs``: ids of the
     forward's own input tensors. ``sink``: while a network is observed, receives the rows."""
 
-    def __init__(self, net: CodedNetwork, inputs: set[int], record: Callable[[str, str, Tensor], None] | None = None,
+    def __init__(self, net: CodedNetwork, inputs: set[int], record: Callable[[str, int, Tensor], None] | None = None,
                  sink: Callable[[Any], None] | None = None) -> None:
         super().__init__()
         self.net = net
@@ -189,7 +189,7 @@ class SiteCapture(TorchFunctionMode):
             return out
         name = self.site_name()
         if self.record is not None:
-            self.record(name, "site", x)
+            self.record(name, _channel_axis(geometry), x)
             return func(*args, **kwargs)
         module = self.net.site_module(name)
         coded = module(x)
@@ -206,7 +206,7 @@ class SiteCapture(TorchFunctionMode):
             base = self.site_name(".product")
             for tag, idx, value in (("a", 1 if kind == "rmatmul" else 0, a), ("b", 0 if kind == "rmatmul" else 1, b)):
                 if self.record is not None:
-                    self.record(f"{base}.{tag}", "product", value)
+                    self.record(f"{base}.{tag}", -1 if tag == "a" else -2, value)  # each operand's contracted axis
                 else:
                     module = self.net.site_module(f"{base}.{tag}")
                     coded = module(value)
@@ -239,6 +239,12 @@ class SiteCapture(TorchFunctionMode):
         if self.refused is None:
             self.refused = err
         return err
+
+
+def _channel_axis(geometry: tuple) -> int:
+    """The axis of a site's activation whose entries reach different weights (its input channels):
+    1 for a convolution, -2 for W @ x, -1 for x @ W and linear maps."""
+    return 1 if geometry[0] == "conv" else -2 if geometry[0] == "left" else -1
 
 
 def _geometry(kind: str, side: str, args: tuple, kwargs: dict) -> tuple:

@@ -54,8 +54,8 @@ class CodedNetwork(nn.Module):
     _coded_sites: nn.ModuleList
     _coded_index: dict[str, int]
     _coded_sinks: list[Callable[[LayerActivity], None]]
-    # set while calibrating: receives (site name, kind, activation) instead of coding it
-    _coded_record: Callable[[str, str, Tensor], None] | None = None
+    # set while calibrating: receives (site name, its channel axis, activation) instead of coding it
+    _coded_record: Callable[[str, int, Tensor], None] | None = None
 
     # ------------------------------------------------------------------ sites
     def sites(self) -> dict[str, nn.Module]:
