@@ -36,6 +36,7 @@ import time
 import numpy as np
 import torch
 
+import isospike as isp
 from _common import RESULTS, print_table, write_results
 from isospike.data import load_bbc_news, load_epistemic_reasoning, load_movie_reviews, load_vitaminc
 from isospike.devices import DeviceVariation, OptoelectronicSynapse

@@ -27,9 +27,10 @@ import time
 
 import numpy as np
 import torch
-from _common import RESULTS, print_table, write_results
 
+import isospike as isp
 import isospike.energy as E
+from _common import RESULTS, print_table, write_results
 from isospike.data import load_bbc_news
 from isospike.devices import DeviceVariation, OptoelectronicSynapse
 from isospike.models.minilm import load_minilm
@@ -91,8 +92,7 @@ def plots(device: OptoelectronicSynapse, model: TTFSBertClassifier, tok, text: s
     model.spiking(False)
     hook.remove()
     pop = q.spiking_population()
-    pop(captured["x"])
-    slot = pop.last_slots[0].numpy()  # [tokens, hidden]
+    slot = pop.spike_slots(captured["x"])[0].numpy()  # [tokens, hidden]
     toks, neurons = np.nonzero(slot < T)
     fig, ax = plt.subplots(figsize=(7, 4))
     sel = neurons < 96
