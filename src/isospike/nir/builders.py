@@ -181,7 +181,7 @@ def _flatten(b: Build, key: str, node: Any) -> nn.Module:
                   for v, f in ((node.start_dim, "start_dim"), (node.end_dim, "end_dim")))
     if not (-8 <= start <= 8 and -8 <= end <= 8):
         raise FileFormatError(f"{b.source}: the start_dim/end_dim of NIR node {key!r} must be in [-8, 8]")
-    return nn.Flatten(start + 1, end if end < 0 else end + 1)  # NIR's dimensions are one sample's
+    return nn.Flatten(start if start < 0 else start + 1, end if end < 0 else end + 1)  # NIR's dims are one sample's
 
 
 # ------------------------------------------------------------------ neurons
@@ -205,8 +205,13 @@ def _if_neurons(b: Build, key: str, node: Any, info: Field | None) -> IFNeuron:
     if not np.allclose(v_reset, 0):
         raise FileFormatError(f"{src}: NIR IF node {key!r} resets to a nonzero v_reset, which isospike's "
                               "IF populations do not model (they reset to 0 or by subtraction)")
-    th_arr = arrays.numbers(node.v_threshold, src, key, "v_threshold") * arrays.numbers(node.r, src, key, "r")
-    th = arrays.tensor(th_arr, src, key, "v_threshold x r")
+    if info is not None and info.get("threshold") is not None:  # a reader's node (isospike.nir.readers)
+        th = finite_numbers(info["threshold"], torch.float32)
+        if th.numel() == 0 or bool((th <= 0).any()):
+            raise info["threshold"].error("positive thresholds")
+    else:
+        th_arr = arrays.numbers(node.v_threshold, src, key, "v_threshold") * arrays.numbers(node.r, src, key, "r")
+        th = arrays.tensor(th_arr, src, key, "v_threshold x r")
     if th.numel() == 0:
         raise FileFormatError(f"{src}: the v_threshold of NIR IF node {key!r} is empty")
     th = th.flatten()[0] if bool((th == th.flatten()[0]).all()) else th
@@ -236,6 +241,15 @@ def _stored_population(spec: Field, buffers: dict[str, torch.Tensor]) -> Callabl
         return pop
 
     return factory
+
+
+def _lif(b: Build, key: str, node: Any) -> nn.Module:
+    """nir.LIF / CubaLIF: isospike's IF population where isospike wrote it for a reader
+    (:mod:`isospike.nir.readers`, its metadata names it), otherwise another tool's neurons."""
+    info = b.metadata(key, node) if key not in b.recurrent else None
+    if info is not None and info.get("reader") is not None:
+        return _if(b, key, node)
+    return _nir_neurons(b, key, node)
 
 
 def _nir_neurons(b: Build, key: str, node: Any) -> nn.Module:
@@ -368,8 +382,8 @@ BUILDERS: dict[type, Builder] = {
     nir.AvgPool2d: _layer(_avg_pool),
     nir.Scale: _layer(_scale),
     nir.Flatten: _layer(_flatten),
-    nir.LIF: _layer(_nir_neurons),
-    nir.CubaLIF: _layer(_nir_neurons),
+    nir.LIF: _layer(_lif),
+    nir.CubaLIF: _layer(_lif),
     nir.LI: _layer(_nir_neurons),
     nir.IF: _layer(_if),
 }

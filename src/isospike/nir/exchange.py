@@ -51,15 +51,24 @@ if TYPE_CHECKING:
     from isospike.nir.builders import Build
 
 
-def export(snn: nn.Module, path: str | Path | None = None):
-    """The NIR graph of a network from :func:`isospike.convert` (written to ``path`` when given)."""
+def export(snn: nn.Module, path: str | Path | None = None, reader: str | None = None):
+    """The NIR graph of a network from :func:`isospike.convert` (written to ``path`` when given).
+
+    ``reader``: None writes NIR as the specification defines it (isospike's own populations kept
+    in node metadata, restored by :func:`load`); ``"snntorch"``, ``"norse"``, ``"sinabs"``,
+    ``"rockpool"`` or ``"nirtorch"`` writes the nodes that library runs as this network, step for
+    step (see :mod:`isospike.nir.readers`). A reader runs rate networks whose populations start at
+    V(0) = 0 and reset as it does (to zero: snnTorch, Norse, nirtorch; by subtraction: sinabs,
+    rockpool): others are refused naming the ``isospike.convert`` options that make one."""
     import nir
 
     from isospike.conversion.network import SpikingNetwork, unthread_timesteps
-    from isospike.nir import exporters
+    from isospike.nir import exporters, readers
 
     if not isinstance(snn, SpikingNetwork):
         raise TypeError(f"isospike.nir.export expects a network from isospike.convert, got {type(snn).__name__}")
+    if reader is not None and reader not in readers.READERS:
+        raise ValueError(f"reader must be None (NIR as specified) or one of {tuple(readers.READERS)}, got {reader!r}")
     gm = unthread_timesteps(copy.deepcopy(snn.graph_module))  # NIR nodes take one tensor
     ex = exporters.Export(gm, snn.coding)
     for node in gm.graph.nodes:  # each node by its module type or function (the tables in exporters)
@@ -74,7 +83,9 @@ def export(snn: nn.Module, path: str | Path | None = None):
         raise TypeError(f"NIR cannot describe this network's tensor shapes ({exc}); NIR nodes act on one sample's "
                         "vector or image, so layers over extra dimensions (tokens) have no NIR form; "
                         + exporters.NO_NODE_FIX) from exc
-    if ex.foreign_differs:
+    if reader is not None:
+        graph = readers.for_reader(graph, reader)
+    elif ex.foreign_differs:
         names = ", ".join(ex.foreign_differs[:5])
         graph.metadata["isospike_standard_readers"] = (
             f"the IF nodes {names} reset by subtraction and start at v_init (theta/2): NIR's IF "
@@ -83,7 +94,9 @@ def export(snn: nn.Module, path: str | Path | None = None):
         warnings.warn(f"NIR's IF neuron resets to v_reset and starts at 0; the populations {names} "
                       "reset by subtraction and start at v_init (theta/2): another NIR reader (nirtorch, snnTorch, Norse) "
                       "will run them with those standard dynamics and get different spikes (isospike.nir.load restores "
-                      "them exactly from the metadata)", stacklevel=2)
+                      "them exactly from the metadata). For a file other readers run as this network, convert with "
+                      "reset='zero', v_init=0.0 and export with reader='snntorch' / 'norse' / 'nirtorch' (or "
+                      "reset='subtract', v_init=0.0 for reader='sinabs' / 'rockpool')", stacklevel=2)
     if ex.approximate:
         warnings.warn(f"NIR has no {snn.coding} neuron: its populations are exported as nir.IF nodes whose metadata holds "
                       "the exact population (isospike.nir.load restores it; other readers see IF neurons)", stacklevel=2)
