@@ -297,11 +297,11 @@ def _checked_shape(shape: Any, source: str) -> tuple[int, ...]:
     return dims
 
 
-CONVENTIONS = ("nir", "standard", "norse")
+CONVENTIONS = ("nir", "standard", "norse", "snntorch", "sinabs", "rockpool")
 
 
 def load(path_or_graph: Any, dt: float | None = None, input_shape: tuple[int, ...] | None = None,
-         convention: str = "nir") -> nn.Module:
+         convention: str = "nir", reset: str | None = None, reset_delay: bool = True) -> nn.Module:
     """A :class:`~isospike.SpikingNetwork` from a NIR file or graph: isospike's own files exactly,
     and graphs other libraries export -- IF, LIF, CubaLIF, LI neurons (forward Euler with time step
     ``dt`` seconds; 1e-4 is snnTorch's), recurrent neurons (snnTorch's RLeaky / RSynaptic, as a
@@ -311,11 +311,18 @@ def load(path_or_graph: Any, dt: float | None = None, input_shape: tuple[int, ..
     ``dt``: the reader's time step in seconds (default 1e-4, snnTorch's; 1e-3, Norse's, with
     ``convention="norse"``).
 
-    ``convention``: ``"nir"`` (default) reads the file as the NIR specification defines it, and
-    restores isospike's own populations from the metadata isospike writes (reset by subtraction,
-    initial membrane, TTFS / sigma-delta populations); ``"standard"`` ignores that metadata and runs
-    every node as the specification alone defines it: what other readers (Norse, nirtorch) run, to
-    see what an exported network becomes there;
+    ``convention``: ``"nir"`` (default) reads isospike's own files, restoring its populations from
+    the metadata isospike writes (reset by subtraction, initial membrane, TTFS / sigma-delta
+    populations), and refuses neuron nodes other tools wrote, naming what it would have to assume
+    (their fields mean different neurons to different writers); ``"standard"`` ignores isospike's
+    metadata and runs every node as the specification alone defines it (reset to ``v_reset``, one
+    spike per step, forward Euler): what Norse's IAFCell and a plain nirtorch reader run;
+    ``"snntorch"`` runs snnTorch's Leaky / Synaptic / RLeaky / RSynaptic as snnTorch does, with the
+    reset its exporter does not record given by ``reset`` (``"subtract"``, snnTorch's default, or
+    ``"zero"``) and ``reset_delay`` (snnTorch's default True); ``"sinabs"`` runs IAF / LIF / ExpLeak
+    with sinabs' defaults (several spikes per step, reset by subtraction, ``exp(-1/tau)`` leak, LIF
+    input scaled by ``1 - alpha``); ``"rockpool"`` runs LIFTorch (``nir.CubaLIF``) with its
+    exponential decays and time step ``dt`` (default 1e-3, checked against the ``r`` it writes);
     ``"norse"`` reads files written by Norse 1.1's ``norse.torch.to_nir`` as Norse runs them: its
     exporter writes time constants as ``dt x tau`` (``dt / tau_mem_inv``), its CubaLIF (``LIFCell``)
     adds the input to the synaptic current without the ``dt / tau_syn`` factor, and its Input node
@@ -343,12 +350,17 @@ def load(path_or_graph: Any, dt: float | None = None, input_shape: tuple[int, ..
     if convention not in CONVENTIONS:
         raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
     if dt is None:
-        dt = 1e-3 if convention == "norse" else 1e-4
+        dt = 1e-3 if convention in ("norse", "rockpool") else 1e-4
+    if reset is not None and reset not in ("subtract", "zero"):
+        raise ValueError(f"reset must be 'subtract' or 'zero' (how snnTorch's neurons reset), got {reset!r}")
+    if reset is not None and convention != "snntorch":
+        raise ValueError("reset= says how snnTorch's neurons reset (its exporter does not record it): pass it with "
+                         "convention='snntorch'")
     if not (isinstance(dt, (int, float)) and not isinstance(dt, bool) and math.isfinite(dt) and dt > 0):
         raise ValueError(f"dt must be a positive time step in seconds, got {dt!r}")
     override = _checked_shape(input_shape, source) if input_shape is not None else None
     try:
-        return _build(graph, source, size, float(dt), override, convention)
+        return _build(graph, source, size, float(dt), override, convention, reset, bool(reset_delay))
     except (*_RAW_ERRORS, ValueError, TypeError) as exc:  # arrays or arguments that fit no layer (the checks name most)
         if isinstance(exc, (ValueError, TypeError)) and (isinstance(exc, IsospikeError) or str(exc).startswith(source)):
             raise  # isospike's own refusals, which name the file already
@@ -373,7 +385,7 @@ def _array_bytes(graph: Any) -> int:
 
 
 def _build(graph: Any, source: str, size: int, dt: float, override: tuple[int, ...] | None,
-           convention: str) -> nn.Module:
+           convention: str, reset: str | None = None, reset_delay: bool = True) -> nn.Module:
     """The network of a NIR graph read by :func:`load` (arguments checked there): the graph's
     nodes walked in topological order, each built by its node type's entry in
     ``builders.BUILDERS``."""
@@ -384,6 +396,7 @@ def _build(graph: Any, source: str, size: int, dt: float, override: tuple[int, .
     meta = Field(parse_json(builders.text_of(meta_text), source, "the graph's isospike metadata")
                  if meta_text is not None else {}, "metadata.isospike", source)
     b, order = _prepared(graph, source, dt, convention)
+    b.reset, b.reset_delay = reset, reset_delay
     for key in order:
         node = b.nodes[key]
         builders.builder_for(node)(b, key, node)
