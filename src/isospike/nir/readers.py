@@ -159,7 +159,7 @@ def _check_populations(graph: Any, reader: Reader) -> None:
                 + (f", leak={leak}" if leak != 1.0 else "")
             raise ValueError(f"{reader.name} runs {reader.runs}; population {key!r} has {have}, so {reader.name} would "
                              f"run a different network. Convert for it: {convert_options(reader.reset)} "
-                             "(docs/nir.md states the accuracy cost at low T)")
+                             "(docs/verification.md, 'Exports other tools run', states the accuracy cost at low T)")
 
 
 def _edges_into(edges: list[tuple[str, str]], key: str) -> list[str]:
