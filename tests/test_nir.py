@@ -144,7 +144,9 @@ def test_snntorch_exports_load_and_match_snntorch_step_for_step(tmp_path, recurr
     snn_utils.reset(net)
     with torch.no_grad():
         want = torch.stack([net(x) for _ in range(40)])  # snnTorch's own simulation, step by step
-    loaded = isp.nir.load(tmp_path / "snntorch.nir")
+    with pytest.raises(ValueError, match="not written by isospike.*convention='snntorch'"):
+        isp.nir.load(tmp_path / "snntorch.nir")  # which reset? the file does not say
+    loaded = isp.nir.load(tmp_path / "snntorch.nir", convention="snntorch", reset="zero", reset_delay=False)
     got = loaded.forward_steps(x, 40)
     assert want.sum() > 20 and torch.equal(got, want)
     res = isp.simulate(loaded, x, timesteps=40)  # the populations count their spikes like any other
@@ -162,7 +164,7 @@ def test_leaky_integrator_and_bad_cycles():
              "output": nir.Output(output_type={"output": np.array([3])})}
     g = nir.NIRGraph(nodes=nodes, edges=[("input", "fc"), ("fc", "li"), ("li", "output")])
     x = torch.tensor([[1.0, 2.0, -1.0]])
-    steps = isp.nir.load(g, dt=dt).forward_steps(x, 5)[:, 0]
+    steps = isp.nir.load(g, dt=dt, convention="standard").forward_steps(x, 5)[:, 0]
     v, want = torch.zeros(3), []
     for _ in range(5):
         v = (1 - dt / tau) * v + (dt / tau) * x[0]
@@ -188,16 +190,16 @@ def test_an_input_node_holding_the_example_batch_gets_the_right_advice_and_input
     g = nir.NIRGraph(nodes=nodes, edges=[("input", "fc"), ("fc", "li"), ("li", "output")], type_check=False)
     x = torch.randn(5, 12)
     with pytest.raises(ValueError, match=r"one sample, pass x.unsqueeze\(0\).*input_shape=\(12,\)"):
-        isp.nir.load(g, dt=1e-3)(x)
-    snn = isp.nir.load(g, dt=1e-3, input_shape=(12,))
+        isp.nir.load(g, dt=1e-3, convention="standard")(x)
+    snn = isp.nir.load(g, dt=1e-3, input_shape=(12,), convention="standard")
     y = snn(x, timesteps=4)
     assert y.shape == (5, 3)
     assert torch.allclose(y[2:3], snn(x[2:3], timesteps=4))  # each row its own sample
     for bad in ((0, 12), (12.0,), (), "12", (True,)):
         with pytest.raises((ValueError, TypeError), match="input_shape"):
-            isp.nir.load(g, input_shape=bad)
+            isp.nir.load(g, input_shape=bad, convention="standard")
     with pytest.raises(ValueError, match="cannot run on samples of shape"):
-        isp.nir.load(g, input_shape=(7,))
+        isp.nir.load(g, input_shape=(7,), convention="standard")
 
 
 @pytest.mark.parametrize("cell", ["LIFBoxCell", "LIFCell", "IAFCell"])
@@ -230,7 +232,7 @@ def test_norse_exports_load_and_match_norse_step_for_step(cell):
     spikes = sum(s.spikes for s in isp.simulate(loaded, x, timesteps=30).layers.values() if s.kind == "neuron")
     assert spikes > 20
     with pytest.raises(ValueError, match="convention must be one of"):
-        isp.nir.load(graph, convention="snntorch")
+        isp.nir.load(graph, convention="lava")
 
 
 def test_norse_runs_our_rate_export_as_the_nir_specification_alone_defines_it(tmp_path):
@@ -345,3 +347,152 @@ def test_reading_a_new_node_type_is_one_table_entry(monkeypatch):
         lambda b, key, node: Step(torch.as_tensor(node.threshold, dtype=torch.float32))))
     y = isp.nir.load(g)(torch.tensor([[1.0, 0.0, 1.0]]))
     assert torch.equal(y, torch.tensor([[1.0, 0.0, 0.0]]))
+
+
+# ------------------------------------------------------------------ imports that match or refuse (issue 33, item 2)
+def _snntorch_network(reset, reset_delay, recurrent):
+    snn = pytest.importorskip("snntorch")
+    kw = dict(reset_mechanism=reset, reset_delay=reset_delay, init_hidden=True)
+    lif = snn.RLeaky(beta=torch.full((16,), 0.9), linear_features=16, threshold=torch.ones(16), **kw) if recurrent \
+        else snn.Leaky(beta=torch.full((16,), 0.9), threshold=torch.ones(16), **kw)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 16), lif, torch.nn.Linear(16, 4),
+                              snn.Synaptic(alpha=torch.full((4,), 0.7), beta=torch.full((4,), 0.8),
+                                           threshold=torch.ones(4), **kw))
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, torch.nn.Linear):
+                m.weight.mul_(3)
+    return net
+
+
+@pytest.mark.parametrize("recurrent", [False, True], ids=["leaky", "rleaky"])
+@pytest.mark.parametrize("reset,reset_delay", [("subtract", True), ("subtract", False), ("zero", True), ("zero", False)])
+def test_snntorch_files_load_with_the_reset_snntorch_ran_or_are_refused(tmp_path, reset, reset_delay, recurrent):
+    """snnTorch's exporter writes v_reset = 0 for every neuron, whatever its reset_mechanism and
+    reset_delay (the tutorial's Leaky resets by subtraction, delayed): isospike refuses the file
+    without a convention, and with convention="snntorch" and the reset named it runs what snnTorch
+    ran, step for step, in all four modes (Leaky, Synaptic, RLeaky)."""
+    import contextlib
+    import io
+
+    pytest.importorskip("nirtorch")
+    from snntorch import utils as snn_utils
+    from snntorch.export_nir import export_to_nir
+
+    torch.manual_seed(0)
+    net = _snntorch_network(reset, reset_delay, recurrent)
+    with contextlib.redirect_stdout(io.StringIO()):
+        graph = export_to_nir(net, torch.randn(1, 8), ignore_dims=[0])
+    path = tmp_path / "snntorch.nir"
+    nir.write(str(path), graph)
+    x = torch.rand(5, 8)
+    snn_utils.reset(net)
+    with torch.no_grad():
+        want = torch.stack([net(x) for _ in range(40)])
+    with pytest.raises(ValueError, match=r"v_reset.*not written by isospike|not written by isospike.*v_reset"):
+        isp.nir.load(path)
+    with pytest.raises(ValueError, match=r"v_reset = 0 for every Leaky.*reset='subtract' or reset='zero'"):
+        isp.nir.load(path, convention="snntorch")
+    got = isp.nir.load(path, convention="snntorch", reset=reset, reset_delay=reset_delay).forward_steps(x, 40)
+    assert want.sum() > 20 and torch.equal(got, want)
+    other = "zero" if reset == "subtract" else "subtract"  # the other reading is a different network
+    assert not torch.equal(isp.nir.load(path, convention="snntorch", reset=other,
+                                        reset_delay=reset_delay).forward_steps(x, 40), want)
+
+
+@pytest.mark.parametrize("kind", ["IAF", "LIF", "IAF+ExpLeak"])
+def test_sinabs_files_load_with_sinabs_dynamics_or_are_refused(kind):
+    """sinabs writes IAF as nir.IF and LIF as nir.LIF like any IF / LIF, but runs them with several
+    spikes per step and reset by subtraction (LIF: exp(-1/tau) leak, input scaled by 1 - alpha):
+    refused without a convention, equal to sinabs' own simulation with convention="sinabs"."""
+    pytest.importorskip("nirtorch")
+    try:
+        import sinabs
+        import sinabs.layers as sl
+        from sinabs.nir import to_nir
+    except ImportError as exc:
+        pytest.skip(f"sinabs does not import here ({exc})")
+    torch.manual_seed(0)
+
+    def neuron():
+        return sl.IAF() if kind.startswith("IAF") else sl.LIF(tau_mem=4.0)
+
+    last = sl.ExpLeak(tau_mem=3.0) if kind == "IAF+ExpLeak" else neuron()
+    net = torch.nn.Sequential(torch.nn.Linear(4, 6), neuron(), torch.nn.Linear(6, 3), last)
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, torch.nn.Linear):
+                m.weight.mul_(3)
+                m.bias.add_(1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        graph = to_nir(net, torch.rand(1, 1, 4))  # its Input holds [time, 4]: loaded with input_shape
+    sinabs.reset_states(net)  # the export ran the network on its sample
+    x = torch.rand(5, 4)
+    with torch.no_grad():
+        want = net(x.unsqueeze(1).expand(5, 30, 4)).transpose(0, 1)
+    with pytest.raises(ValueError, match="not written by isospike.*'sinabs'"):
+        isp.nir.load(graph, input_shape=(4,))
+    loaded = isp.nir.load(graph, convention="sinabs", input_shape=(4,))
+    got = loaded.forward_steps(x, 30)
+    spikes = want if kind != "IAF+ExpLeak" else None
+    assert torch.allclose(got, want, atol=1e-5, rtol=1e-5)
+    if spikes is not None:
+        assert want.sum() >= 20 and (want.max() > 1) == (kind == "IAF")  # IAF: several spikes in a step
+        assert isp.simulate(loaded, x, timesteps=30).layers[list(loaded.graph_module._modules)[-1]].spikes \
+            == int(want.sum())
+
+
+def test_rockpool_files_load_with_rockpool_dynamics_or_are_refused():
+    """rockpool writes LIFTorch as nir.CubaLIF with r = tau exp(-dt/tau) / dt; it runs exponential
+    decays, I <- beta (I + x), several spikes per step and reset by subtraction: equal to rockpool's
+    own simulation with convention="rockpool" (its dt checked against r), refused otherwise."""
+    pytest.importorskip("nirtorch")
+    try:
+        from rockpool.nn.combinators import Sequential
+        from rockpool.nn.modules import LIFTorch, LinearTorch
+        from rockpool.nn.modules.torch.nir import to_nir
+    except ImportError as exc:
+        pytest.skip(f"rockpool does not import here ({exc})")
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net = Sequential(LinearTorch((4, 6), has_bias=False), LIFTorch(6, tau_mem=0.02, tau_syn=0.01, dt=1e-3),
+                         LinearTorch((6, 3), has_bias=False), LIFTorch(3, tau_mem=0.03, tau_syn=0.005, dt=1e-3))
+        with torch.no_grad():
+            net[0].weight.mul_(4)
+            net[2].weight.mul_(2)
+        graph = to_nir(net, torch.rand(1, 4))  # its Input holds [1, 4]
+        net.reset_state()  # the export ran the network on its sample
+        x = torch.rand(5, 4)
+        with torch.no_grad():
+            want = net(x.unsqueeze(1).expand(5, 30, 4))[0].transpose(0, 1)
+    with pytest.raises(ValueError, match="not written by isospike"):
+        isp.nir.load(graph, input_shape=(4,))
+    got = isp.nir.load(graph, convention="rockpool", input_shape=(4,)).forward_steps(x, 30)
+    assert want.sum() > 30 and want.max() > 1 and torch.equal(got, want)
+    with pytest.raises(ValueError, match=r"r = .* dt = 0.01"):
+        isp.nir.load(graph, convention="rockpool", input_shape=(4,), dt=1e-2)
+
+
+def test_every_foreign_neuron_node_is_refused_without_a_convention():
+    """IF, LIF, CubaLIF and LI nodes another tool wrote: the default reading names what it would
+    have to assume and the conventions that say it; convention="standard" runs NIR's definition."""
+    n = 3
+    ones, zeros = np.ones(n, np.float32), np.zeros(n, np.float32)
+    neurons = {"IF": nir.IF(r=ones, v_threshold=ones, v_reset=zeros),
+               "LIF": nir.LIF(tau=ones * 1e-2, r=ones, v_leak=zeros, v_threshold=ones, v_reset=zeros),
+               "CubaLIF": nir.CubaLIF(tau_syn=ones * 1e-2, tau_mem=ones * 1e-2, r=ones, v_leak=zeros,
+                                      v_threshold=ones, v_reset=zeros),
+               "LI": nir.LI(tau=ones * 1e-2, r=ones, v_leak=zeros)}
+    for name, neuron in neurons.items():
+        g = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([n])}),
+                                "fc": nir.Linear(np.eye(n, dtype=np.float32)), "neuron": neuron,
+                                "output": nir.Output(output_type={"output": np.array([n])})},
+                         edges=[("input", "fc"), ("fc", "neuron"), ("neuron", "output")])
+        with pytest.raises(ValueError, match=rf"'neuron' \({name}\) was not written by isospike.*reset to v_reset"
+                                             r".*convention='standard'"):
+            isp.nir.load(g)
+        assert isp.nir.load(g, convention="standard")(torch.ones(2, n)).shape == (2, n)
+    with pytest.raises(ValueError, match="convention='snntorch'"):
+        isp.nir.load(g, reset="subtract")

@@ -12,7 +12,7 @@ from torch import nn
 from isospike.energy.activity import LayerActivity, NetworkActivity, ann_activity, ann_equivalent, collect
 from isospike.energy.hardware import PRESETS, Hardware, crossbar_hardware, get_hardware, sram_pj_per_bit
 from isospike.energy.model import LayerEnergy, full_energy, ops_energy
-from isospike.energy.neurobench import neurobench_model
+from isospike.energy.neurobench import neurobench_differences, neurobench_model
 from isospike.energy.report import EnergyReport
 
 
@@ -67,5 +67,5 @@ def _check_mode(mode: str) -> None:
 
 __all__ = [
     "EnergyReport", "Hardware", "LayerActivity", "LayerEnergy", "NetworkActivity", "PRESETS", "collect", "estimate",
-    "crossbar_hardware", "get_hardware", "neurobench_model", "price", "sram_pj_per_bit",
+    "crossbar_hardware", "get_hardware", "neurobench_differences", "neurobench_model", "price", "sram_pj_per_bit",
 ]

@@ -47,11 +47,13 @@ class Build:
 
     source: str  # the file (or "the NIR graph"), named in every refusal
     dt: float
-    convention: str  # "nir", "standard" or "norse" (see isospike.nir.load)
+    convention: str  # "nir", "standard", "norse", "snntorch", "sinabs" or "rockpool" (see isospike.nir.load)
     nodes: dict[str, Any]  # every node, recurrent weights included
     recurrent: dict[str, str]  # neuron key -> key of its recurrent weight node
     names: dict[str, str]  # node key -> module name
     preds: dict[str, list[str]]  # node key -> keys of the nodes feeding it
+    reset: str | None = None  # convention="snntorch": how its Leaky / Synaptic neurons reset (the file cannot say)
+    reset_delay: bool = True  # convention="snntorch": their reset_delay
     graph: fx.Graph = field(default_factory=fx.Graph)
     values: dict[str, fx.Node] = field(default_factory=dict)  # node key -> its output in ``graph``
     modules: dict[str, nn.Module] = field(default_factory=dict)
@@ -181,7 +183,7 @@ def _flatten(b: Build, key: str, node: Any) -> nn.Module:
                   for v, f in ((node.start_dim, "start_dim"), (node.end_dim, "end_dim")))
     if not (-8 <= start <= 8 and -8 <= end <= 8):
         raise FileFormatError(f"{b.source}: the start_dim/end_dim of NIR node {key!r} must be in [-8, 8]")
-    return nn.Flatten(start + 1, end if end < 0 else end + 1)  # NIR's dimensions are one sample's
+    return nn.Flatten(start if start < 0 else start + 1, end if end < 0 else end + 1)  # NIR's dims are one sample's
 
 
 # ------------------------------------------------------------------ neurons
@@ -192,6 +194,8 @@ def _if(b: Build, key: str, node: Any) -> nn.Module:
     if key in b.recurrent:
         return _nir_neurons(b, key, node)
     info = b.metadata(key, node)
+    if info is None and b.convention not in ("standard", "norse"):  # another tool's IF neurons
+        return _nir_neurons(b, key, node)
     if info is not None and info.get("population") is not None:
         b.populations[b.names[key]] = _stored_population(info["population"], _stored_population_tensors(info["buffers"]))
     else:
@@ -205,8 +209,13 @@ def _if_neurons(b: Build, key: str, node: Any, info: Field | None) -> IFNeuron:
     if not np.allclose(v_reset, 0):
         raise FileFormatError(f"{src}: NIR IF node {key!r} resets to a nonzero v_reset, which isospike's "
                               "IF populations do not model (they reset to 0 or by subtraction)")
-    th_arr = arrays.numbers(node.v_threshold, src, key, "v_threshold") * arrays.numbers(node.r, src, key, "r")
-    th = arrays.tensor(th_arr, src, key, "v_threshold x r")
+    if info is not None and info.get("threshold") is not None:  # a reader's node (isospike.nir.readers)
+        th = finite_numbers(info["threshold"], torch.float32)
+        if th.numel() == 0 or bool((th <= 0).any()):
+            raise info["threshold"].error("positive thresholds")
+    else:
+        th_arr = arrays.numbers(node.v_threshold, src, key, "v_threshold") * arrays.numbers(node.r, src, key, "r")
+        th = arrays.tensor(th_arr, src, key, "v_threshold x r")
     if th.numel() == 0:
         raise FileFormatError(f"{src}: the v_threshold of NIR IF node {key!r} is empty")
     th = th.flatten()[0] if bool((th == th.flatten()[0]).all()) else th
@@ -238,12 +247,25 @@ def _stored_population(spec: Field, buffers: dict[str, torch.Tensor]) -> Callabl
     return factory
 
 
+def _lif(b: Build, key: str, node: Any) -> nn.Module:
+    """nir.LIF / CubaLIF: isospike's IF population where isospike wrote it for a reader
+    (:mod:`isospike.nir.readers`, its metadata names it), otherwise another tool's neurons."""
+    info = b.metadata(key, node) if key not in b.recurrent else None
+    if info is not None and info.get("reader") is not None:
+        return _if(b, key, node)
+    return _nir_neurons(b, key, node)
+
+
 def _nir_neurons(b: Build, key: str, node: Any) -> nn.Module:
     """LIF, CubaLIF, LI and recurrent IF neurons of other tools: NIRNeurons, forward Euler with
     the reader's ``dt``."""
+    if b.convention == "nir":
+        _refuse_foreign(b, key, node)
     args = _neuron_args(b, key, node)
     if b.convention == "norse":
         args = _norse_args(args, b.dt)
+    elif b.convention in PEERS:
+        args = PEERS[b.convention](b, key, node, args)
     dt, source = b.dt, b.source
 
     def factory(static: bool) -> nn.Module:
@@ -329,6 +351,95 @@ def _norse_args(args: dict[str, Any], dt: float) -> dict[str, Any]:
     return out
 
 
+def _refuse_foreign(b: Build, key: str, node: Any) -> None:
+    """A neuron node isospike did not write, read without a convention: the same fields mean
+    different neurons to different writers, so isospike names what it would have to assume."""
+    raise FileFormatError(
+        f"{b.source}: NIR node {key!r} ({type(node).__name__}) was not written by isospike, and its fields do not "
+        "say how it spikes, resets and leaks: isospike would have to assume NIR's definition (one spike per step, "
+        "reset to v_reset, forward Euler with dt), but snnTorch writes its Leaky with v_reset = 0 also where it "
+        "resets by subtraction (its default), sinabs its IAF / LIF (reset by subtraction, several spikes per step, "
+        "exp(-1/tau) leak) and rockpool its LIFTorch the same way, and Norse writes dt x tau as tau. Pass "
+        "convention='snntorch' (with reset='subtract' or 'zero'), 'norse', 'sinabs' or 'rockpool' to run that "
+        "library's own dynamics, or convention='standard' for NIR's definition")
+
+
+def _peer_refusal(b: Build, key: str, node: Any, why: str) -> FileFormatError:
+    return FileFormatError(f"{b.source}: NIR node {key!r} ({type(node).__name__}), read with convention="
+                           f"{b.convention!r}: {why}")
+
+
+def _uniform_one(b: Build, key: str, node: Any, values: Any, name: str, means: str) -> None:
+    if values is not None and not np.allclose(values, 1.0, rtol=1e-5, atol=0):
+        raise _peer_refusal(b, key, node, f"{name} = {np.asarray(values).ravel()[:3].tolist()}, but {means}")
+
+
+def _snntorch_args(b: Build, key: str, node: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """snnTorch 1.0: Leaky (nir.LIF) and Synaptic (nir.CubaLIF), forward Euler with dt = 1e-4 as
+    its exporter writes them; the reset the file cannot say comes from ``reset`` / ``reset_delay``."""
+    kind = args["kind"]
+    if kind not in ("lif", "cuba_lif"):
+        raise _peer_refusal(b, key, node, "snnTorch writes Leaky as nir.LIF and Synaptic as nir.CubaLIF, no "
+                            f"{type(node).__name__} (its importer reads nir.IF as Leaky(beta=0.9))")
+    if b.reset not in ("subtract", "zero"):
+        raise _peer_refusal(b, key, node, "snnTorch's exporter writes v_reset = 0 for every Leaky and Synaptic, "
+                            "whatever their reset_mechanism ('subtract', snnTorch's default, or 'zero') and reset_delay "
+                            "(default True): pass reset='subtract' or reset='zero' to isospike.nir.load (and "
+                            "reset_delay=False where the network was built with it); isospike will not guess")
+    # Leaky zeroes the previous membrane before integrating; Synaptic, RLeaky and RSynaptic zero the new one
+    whole_step = kind == "cuba_lif" or args.get("recurrent") is not None
+    style = ("synaptic" if whole_step else "leaky") if b.reset == "subtract" else \
+        ("zero_synaptic" if whole_step else "zero_leaky")
+    return dict(args, snntorch_reset=style, reset_delay=b.reset_delay)
+
+
+def _float32_exp(tau: np.ndarray, numerator: float) -> np.ndarray:
+    """exp(-numerator / tau) as torch computes it in float32 (the peers' own arithmetic)."""
+    return torch.exp(-numerator / torch.as_tensor(np.asarray(tau), dtype=torch.float32)).numpy()
+
+
+def _sinabs_args(b: Build, key: str, node: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """sinabs 3.1 with its defaults (what its exporter cannot record): IAF (nir.IF) and LIF
+    (nir.LIF, norm_input=True, alpha = exp(-1 / tau), tau in steps) spike with MultiSpike, reset
+    with MembraneSubtract, unclipped; ExpLeak (nir.LI, norm_input=False)."""
+    kind = args["kind"]
+    if kind == "cuba_lif" or args.get("recurrent") is not None:
+        raise _peer_refusal(b, key, node, "sinabs writes IAF as nir.IF, LIF as nir.LIF and ExpLeak as nir.LI, "
+                            "without synaptic currents or recurrent weights")
+    _uniform_one(b, key, node, args.get("r"), "r", "sinabs writes r = 1 (its layers have no input resistance)")
+    if args.get("v_leak") is not None and np.any(args["v_leak"] != 0):
+        raise _peer_refusal(b, key, node, "v_leak is not 0, and sinabs' neurons leak to 0")
+    if kind == "if":
+        return dict(args, reset="subtract", multi_spike=True)
+    alpha = _float32_exp(args["tau"], 1.0)
+    if kind == "li":
+        return dict(args, decay=alpha, scale=np.ones_like(alpha))
+    return dict(args, decay=alpha, scale=(np.float32(1) - alpha), reset="subtract", multi_spike=True)
+
+
+def _rockpool_args(b: Build, key: str, node: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """rockpool 3.1's LIFTorch (nir.CubaLIF): I <- exp(-dt/tau_syn) (I + x), V <- exp(-dt/tau_mem) V
+    + I, floor(V / theta) spikes, reset by subtraction; its exporter writes r = tau_mem
+    exp(-dt / tau_mem) / dt, checked against ``dt``."""
+    if args["kind"] != "cuba_lif" or args.get("recurrent") is not None:
+        raise _peer_refusal(b, key, node, "isospike reads rockpool's LIFTorch (nir.CubaLIF, no recurrent weight); its "
+                            "LIFNeuronTorch / ExpSynTorch exports are not read")
+    tau, r = np.asarray(args["tau"], np.float64), np.asarray(args["r"], np.float64)
+    want = tau * np.exp(-b.dt / tau) / b.dt
+    if not np.allclose(r, want, rtol=1e-4, atol=0):
+        raise _peer_refusal(b, key, node, f"r = {r.ravel()[:3].tolist()} is not tau_mem exp(-dt / tau_mem) / dt for "
+                            f"dt = {b.dt} (what rockpool's exporter writes): pass the network's dt to isospike.nir.load")
+    alpha, beta = _float32_exp(tau, b.dt), _float32_exp(args["tau_syn"], b.dt)
+    one = np.ones_like(alpha)
+    return dict(args, decay=alpha, scale=one, syn_decay=beta, syn_scale=one, synapse_inside=True, reset="subtract",
+                multi_spike=True)
+
+
+PeerArgs = Callable[[Build, str, Any, dict[str, Any]], dict[str, Any]]
+# conventions for other libraries' files: their neuron arguments as the library runs them
+PEERS: dict[str, PeerArgs] = {"snntorch": _snntorch_args, "sinabs": _sinabs_args, "rockpool": _rockpool_args}
+
+
 def foreign_populations() -> tuple[str, ...]:
     """Population types carried in an IF node's metadata: the registered codings' own, except
     rate coding's IF neurons, which NIR describes natively."""
@@ -368,8 +479,8 @@ BUILDERS: dict[type, Builder] = {
     nir.AvgPool2d: _layer(_avg_pool),
     nir.Scale: _layer(_scale),
     nir.Flatten: _layer(_flatten),
-    nir.LIF: _layer(_nir_neurons),
-    nir.CubaLIF: _layer(_nir_neurons),
+    nir.LIF: _layer(_lif),
+    nir.CubaLIF: _layer(_lif),
     nir.LI: _layer(_nir_neurons),
     nir.IF: _layer(_if),
 }

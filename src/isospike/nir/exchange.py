@@ -51,15 +51,24 @@ if TYPE_CHECKING:
     from isospike.nir.builders import Build
 
 
-def export(snn: nn.Module, path: str | Path | None = None):
-    """The NIR graph of a network from :func:`isospike.convert` (written to ``path`` when given)."""
+def export(snn: nn.Module, path: str | Path | None = None, reader: str | None = None):
+    """The NIR graph of a network from :func:`isospike.convert` (written to ``path`` when given).
+
+    ``reader``: None writes NIR as the specification defines it (isospike's own populations kept
+    in node metadata, restored by :func:`load`); ``"snntorch"``, ``"norse"``, ``"sinabs"``,
+    ``"rockpool"`` or ``"nirtorch"`` writes the nodes that library runs as this network, step for
+    step (see :mod:`isospike.nir.readers`). A reader runs rate networks whose populations start at
+    V(0) = 0 and reset as it does (to zero: snnTorch, Norse, nirtorch; by subtraction: sinabs,
+    rockpool): others are refused naming the ``isospike.convert`` options that make one."""
     import nir
 
     from isospike.conversion.network import SpikingNetwork, unthread_timesteps
-    from isospike.nir import exporters
+    from isospike.nir import exporters, readers
 
     if not isinstance(snn, SpikingNetwork):
         raise TypeError(f"isospike.nir.export expects a network from isospike.convert, got {type(snn).__name__}")
+    if reader is not None and reader not in readers.READERS:
+        raise ValueError(f"reader must be None (NIR as specified) or one of {tuple(readers.READERS)}, got {reader!r}")
     gm = unthread_timesteps(copy.deepcopy(snn.graph_module))  # NIR nodes take one tensor
     ex = exporters.Export(gm, snn.coding)
     for node in gm.graph.nodes:  # each node by its module type or function (the tables in exporters)
@@ -74,7 +83,9 @@ def export(snn: nn.Module, path: str | Path | None = None):
         raise TypeError(f"NIR cannot describe this network's tensor shapes ({exc}); NIR nodes act on one sample's "
                         "vector or image, so layers over extra dimensions (tokens) have no NIR form; "
                         + exporters.NO_NODE_FIX) from exc
-    if ex.foreign_differs:
+    if reader is not None:
+        graph = readers.for_reader(graph, reader)
+    elif ex.foreign_differs:
         names = ", ".join(ex.foreign_differs[:5])
         graph.metadata["isospike_standard_readers"] = (
             f"the IF nodes {names} reset by subtraction and start at v_init (theta/2): NIR's IF "
@@ -83,7 +94,9 @@ def export(snn: nn.Module, path: str | Path | None = None):
         warnings.warn(f"NIR's IF neuron resets to v_reset and starts at 0; the populations {names} "
                       "reset by subtraction and start at v_init (theta/2): another NIR reader (nirtorch, snnTorch, Norse) "
                       "will run them with those standard dynamics and get different spikes (isospike.nir.load restores "
-                      "them exactly from the metadata)", stacklevel=2)
+                      "them exactly from the metadata). For a file other readers run as this network, convert with "
+                      "reset='zero', v_init=0.0 and export with reader='snntorch' / 'norse' / 'nirtorch' (or "
+                      "reset='subtract', v_init=0.0 for reader='sinabs' / 'rockpool')", stacklevel=2)
     if ex.approximate:
         warnings.warn(f"NIR has no {snn.coding} neuron: its populations are exported as nir.IF nodes whose metadata holds "
                       "the exact population (isospike.nir.load restores it; other readers see IF neurons)", stacklevel=2)
@@ -284,11 +297,11 @@ def _checked_shape(shape: Any, source: str) -> tuple[int, ...]:
     return dims
 
 
-CONVENTIONS = ("nir", "standard", "norse")
+CONVENTIONS = ("nir", "standard", "norse", "snntorch", "sinabs", "rockpool")
 
 
 def load(path_or_graph: Any, dt: float | None = None, input_shape: tuple[int, ...] | None = None,
-         convention: str = "nir") -> nn.Module:
+         convention: str = "nir", reset: str | None = None, reset_delay: bool = True) -> nn.Module:
     """A :class:`~isospike.SpikingNetwork` from a NIR file or graph: isospike's own files exactly,
     and graphs other libraries export -- IF, LIF, CubaLIF, LI neurons (forward Euler with time step
     ``dt`` seconds; 1e-4 is snnTorch's), recurrent neurons (snnTorch's RLeaky / RSynaptic, as a
@@ -298,11 +311,18 @@ def load(path_or_graph: Any, dt: float | None = None, input_shape: tuple[int, ..
     ``dt``: the reader's time step in seconds (default 1e-4, snnTorch's; 1e-3, Norse's, with
     ``convention="norse"``).
 
-    ``convention``: ``"nir"`` (default) reads the file as the NIR specification defines it, and
-    restores isospike's own populations from the metadata isospike writes (reset by subtraction,
-    initial membrane, TTFS / sigma-delta populations); ``"standard"`` ignores that metadata and runs
-    every node as the specification alone defines it: what other readers (Norse, nirtorch) run, to
-    see what an exported network becomes there;
+    ``convention``: ``"nir"`` (default) reads isospike's own files, restoring its populations from
+    the metadata isospike writes (reset by subtraction, initial membrane, TTFS / sigma-delta
+    populations), and refuses neuron nodes other tools wrote, naming what it would have to assume
+    (their fields mean different neurons to different writers); ``"standard"`` ignores isospike's
+    metadata and runs every node as the specification alone defines it (reset to ``v_reset``, one
+    spike per step, forward Euler): what Norse's IAFCell and a plain nirtorch reader run;
+    ``"snntorch"`` runs snnTorch's Leaky / Synaptic / RLeaky / RSynaptic as snnTorch does, with the
+    reset its exporter does not record given by ``reset`` (``"subtract"``, snnTorch's default, or
+    ``"zero"``) and ``reset_delay`` (snnTorch's default True); ``"sinabs"`` runs IAF / LIF / ExpLeak
+    with sinabs' defaults (several spikes per step, reset by subtraction, ``exp(-1/tau)`` leak, LIF
+    input scaled by ``1 - alpha``); ``"rockpool"`` runs LIFTorch (``nir.CubaLIF``) with its
+    exponential decays and time step ``dt`` (default 1e-3, checked against the ``r`` it writes);
     ``"norse"`` reads files written by Norse 1.1's ``norse.torch.to_nir`` as Norse runs them: its
     exporter writes time constants as ``dt x tau`` (``dt / tau_mem_inv``), its CubaLIF (``LIFCell``)
     adds the input to the synaptic current without the ``dt / tau_syn`` factor, and its Input node
@@ -330,12 +350,17 @@ def load(path_or_graph: Any, dt: float | None = None, input_shape: tuple[int, ..
     if convention not in CONVENTIONS:
         raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
     if dt is None:
-        dt = 1e-3 if convention == "norse" else 1e-4
+        dt = 1e-3 if convention in ("norse", "rockpool") else 1e-4
+    if reset is not None and reset not in ("subtract", "zero"):
+        raise ValueError(f"reset must be 'subtract' or 'zero' (how snnTorch's neurons reset), got {reset!r}")
+    if reset is not None and convention != "snntorch":
+        raise ValueError("reset= says how snnTorch's neurons reset (its exporter does not record it): pass it with "
+                         "convention='snntorch'")
     if not (isinstance(dt, (int, float)) and not isinstance(dt, bool) and math.isfinite(dt) and dt > 0):
         raise ValueError(f"dt must be a positive time step in seconds, got {dt!r}")
     override = _checked_shape(input_shape, source) if input_shape is not None else None
     try:
-        return _build(graph, source, size, float(dt), override, convention)
+        return _build(graph, source, size, float(dt), override, convention, reset, bool(reset_delay))
     except (*_RAW_ERRORS, ValueError, TypeError) as exc:  # arrays or arguments that fit no layer (the checks name most)
         if isinstance(exc, (ValueError, TypeError)) and (isinstance(exc, IsospikeError) or str(exc).startswith(source)):
             raise  # isospike's own refusals, which name the file already
@@ -360,7 +385,7 @@ def _array_bytes(graph: Any) -> int:
 
 
 def _build(graph: Any, source: str, size: int, dt: float, override: tuple[int, ...] | None,
-           convention: str) -> nn.Module:
+           convention: str, reset: str | None = None, reset_delay: bool = True) -> nn.Module:
     """The network of a NIR graph read by :func:`load` (arguments checked there): the graph's
     nodes walked in topological order, each built by its node type's entry in
     ``builders.BUILDERS``."""
@@ -371,6 +396,7 @@ def _build(graph: Any, source: str, size: int, dt: float, override: tuple[int, .
     meta = Field(parse_json(builders.text_of(meta_text), source, "the graph's isospike metadata")
                  if meta_text is not None else {}, "metadata.isospike", source)
     b, order = _prepared(graph, source, dt, convention)
+    b.reset, b.reset_delay = reset, reset_delay
     for key in order:
         node = b.nodes[key]
         builders.builder_for(node)(b, key, node)
