@@ -1,4 +1,5 @@
-"""The README's tour runs as written (training budgets shortened), so what a new user copies works."""
+"""The README's tour runs as written, each block on its own (training budgets shortened), so what a
+new user copies works."""
 
 import re
 from pathlib import Path
@@ -24,9 +25,8 @@ def test_the_tour_has_its_code_blocks():
 @pytest.mark.filterwarnings("ignore")
 def test_the_tour_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # it writes energy.png, snn.safetensors, snn.nir
-    namespace: dict = {}
     for block in tour_blocks():
         code = re.sub(r"epochs=\d+", "epochs=1", block)  # same calls, a shorter training budget
-        exec(compile(code, str(README), "exec"), namespace)
+        exec(compile(code, str(README), "exec"), {})  # a fresh namespace: every block stands alone
     for name in ("energy.png", "snn.safetensors", "snn.nir", "exact.safetensors"):
         assert (tmp_path / name).stat().st_size > 0
