@@ -16,10 +16,11 @@ that are refused.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -51,6 +52,27 @@ def _check_float32_inputs(args: tuple, kwargs: dict) -> None:
     for v in leaves:
         if isinstance(v, torch.Tensor) and v.is_floating_point() and v.dtype != torch.float32:
             raise TypeError(f"exact networks compute in float32, got a {v.dtype} input; pass x.float()")
+
+
+@contextlib.contextmanager
+def decomposed_kernels() -> Iterator[None]:
+    """PyTorch's fused CPU kernels off for the block, so that their steps reach the capture one by
+    one: scaled dot-product attention through its math decomposition (``SDPBackend.MATH``), the
+    fused attention fast path of ``nn.MultiheadAttention`` / ``nn.TransformerEncoderLayer`` off
+    (``torch.backends.mha.set_fastpath_enabled(False)``) and oneDNN off, so that ``nn.LSTM`` runs
+    its cells (linear, sigmoid, tanh, products) instead of ``aten.mkldnn_rnn_layer``. The
+    previous settings are restored afterwards. (The two switches are process-wide in PyTorch:
+    another thread running native code meanwhile also takes the unfused kernels.)"""
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    mkldnn = torch._C._get_mkldnn_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    torch._C._set_mkldnn_enabled(False)
+    try:
+        with sdpa_kernel([SDPBackend.MATH]):
+            yield
+    finally:
+        torch._C._set_mkldnn_enabled(mkldnn)
+        torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
 class ExactNetwork(nn.Module):
@@ -122,7 +144,7 @@ class ExactNetwork(nn.Module):
         counts: dict[str, ExactCounts] | None = {} if self._exact_count else None
         capture = GateCapture(self._exact_arith, path_of, counts, self.source)
         try:
-            with sdpa_kernel([SDPBackend.MATH]), capture:
+            with decomposed_kernels(), capture:
                 out = forward(self, *args, **kwargs)
         except Exception:
             if capture.refused is not None:  # whatever Python made of it on the way up
