@@ -75,3 +75,98 @@ def test_transformer_encoder_with_fast_path_off_is_bit_exact():
     model = nn.TransformerEncoder(nn.TransformerEncoderLayer(4, 2, 8, batch_first=True), 1)
     ys, ns = check_bit_exact(model, torch.randn(1, 3, 4))
     assert (ys[0] - ns[0]).abs().max() < 1e-5
+
+
+def _ties(shape):
+    x = torch.randint(0, 4, shape).float()
+    x.view(-1)[0] = float("nan")
+    x.view(-1)[1] = -0.0
+    return x
+
+
+OPS = {
+    # name: (model, inputs, tolerance against native torch: None = values equal bit for bit)
+    "log": (Fn(lambda s, x: torch.log(x.abs() + 0.01) + torch.log(x)), (torch.randn(3, 5),), 1e-6),
+    "log1p_softplus": (Fn(lambda s, x: torch.log1p(x.abs()) + F.softplus(x) + F.softplus(x, beta=2.0, threshold=3.0)),
+                       (torch.randn(3, 5) * 4,), 1e-6),
+    "log_softmax": (nn.LogSoftmax(-1), (torch.randn(3, 5),), 1e-6),
+    "group_norm": (nn.GroupNorm(2, 4), (torch.randn(2, 4, 3, 3),), 1e-5),
+    "instance_norm": (nn.InstanceNorm2d(3), (torch.randn(2, 3, 3, 3),), 1e-5),
+    "instance_norm_affine_1d": (nn.InstanceNorm1d(3, affine=True), (torch.randn(2, 3, 5),), 1e-5),
+    "batch_norm_no_running_stats": (nn.BatchNorm1d(3, track_running_stats=False), (torch.randn(4, 3),), 1e-5),
+    "cumsum": (Fn(lambda s, x: torch.cumsum(x, 1) + torch.cumsum(x > 0, 0)), (torch.randn(3, 6),), 1e-6),
+    "pow_tensor": (Fn(lambda s, x: torch.pow(x.abs(), x) + torch.pow(2.0, x) + x ** 1.5
+                      + torch.tensor(0.5) ** torch.arange(1, 6, dtype=torch.int32)), (torch.randn(3, 5),), 1e-5),
+    # with ties: torch's stable sort (and its unstable one on <= 16 elements, which is stable); topk's order of
+    # equal values is left open by torch, so its values are compared there and its indices on distinct values
+    "sort_topk": (Fn(lambda s, x: (torch.sort(x, dim=-1, stable=True), torch.sort(x, 0, descending=True),
+                                   torch.topk(x, 3).values, torch.topk(x, 2, dim=0, largest=False).values,
+                                   torch.topk(x.nan_to_num() + torch.arange(7) / 8, 4))), (_ties((4, 7)),), None),
+    "conv_transpose2d": (nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1), (torch.randn(1, 3, 4, 3),),
+                         1e-5),
+    "conv_transpose2d_groups_dilation": (nn.ConvTranspose2d(4, 2, (2, 3), stride=(1, 3), padding=(0, 1), dilation=(2, 1),
+                                                            groups=2), (torch.randn(2, 4, 3, 3),), 1e-5),
+    "conv_transpose1d": (nn.ConvTranspose1d(2, 3, 4, stride=3, bias=False), (torch.randn(2, 2, 4),), 1e-5),
+    "upsample_nearest": (Fn(lambda s, x: (F.interpolate(x, scale_factor=2), F.interpolate(x, size=(5, 7)),
+                                          F.interpolate(x, size=(4, 3), mode="nearest-exact"))), (torch.randn(1, 2, 3, 3),),
+                         None),
+    "upsample_bilinear": (Fn(lambda s, x: (F.interpolate(x, scale_factor=2, mode="bilinear"),
+                                           F.interpolate(x, size=(5, 4), mode="bilinear", align_corners=True),
+                                           F.interpolate(x[0], scale_factor=1.5, mode="linear"))),
+                          (torch.randn(1, 2, 3, 3),), 1e-5),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OPS))
+def test_new_operators_convert_bit_exact_and_agree_with_torch(case):
+    model, args, tol = OPS[case]
+    torch.manual_seed(0)
+    snn, ref = isp.exact.convert(model.eval()), isp.exact.reference(model)
+    with torch.no_grad():
+        y, r, n = snn(*args), ref(*args), model(*args)
+    flat = torch.utils._pytree.tree_leaves
+    for a, b, c in zip(flat(y), flat(r), flat(n)):
+        assert torch.equal(bits(a), bits(b))
+        if tol is None:  # data movement and comparisons: torch's own values and (stable) indices
+            assert torch.equal(bits(a), bits(c)), case
+        else:
+            assert a.shape == c.shape and torch.allclose(a, c, atol=tol, rtol=tol, equal_nan=True), case
+
+
+def test_batch_norm_in_training_mode_updates_running_statistics_as_torch():
+    torch.manual_seed(0)
+    model = nn.BatchNorm1d(3)
+    x = torch.randn(5, 3)
+    snn, ref = isp.exact.convert(model).train(), isp.exact.reference(model).train()
+    y, r = snn(x), ref(x)
+    expect = model.train()(x)  # torch's own training step on the original
+    assert torch.equal(bits(y), bits(r)) and torch.allclose(y, expect, atol=1e-5)
+    for name in ("running_mean", "running_var"):
+        assert torch.equal(bits(getattr(snn, name)), bits(getattr(ref, name)))
+        assert torch.allclose(getattr(snn, name), getattr(model, name), atol=1e-6)
+
+
+def test_log_and_pow_special_values_follow_torch():
+    from isospike.exact import functions as fn
+    from isospike.exact.arith import GateArith, TorchArith
+
+    nan, inf = float("nan"), float("inf")
+    xs = torch.tensor([0.0, -0.0, 1.0, -1.0, 2.0, -2.0, inf, -inf, nan, 1e-45, 3e38])
+    ys = torch.tensor([0.0, -0.0, 1.0, 3.0, -3.0, 2.0, -2.5, inf, -inf, nan, 1e30])
+    X, Y = torch.meshgrid(xs, ys, indexing="ij")
+    for f, want in ((lambda A: fn.log(A, xs), torch.log(xs)), (lambda A: fn.log1p(A, xs), torch.log1p(xs)),
+                    (lambda A: fn.pow_tensor(A, X, Y), torch.pow(X, Y))):
+        got = f(TorchArith())
+        assert torch.equal(bits(f(GateArith())), bits(got))
+        special = ~torch.isfinite(want) | (want == 0) | (want.abs() == 1)  # exact special values
+        special &= xs.abs().ge(1e-30).reshape(-1, *[1] * (want.dim() - 1)).expand_as(want)  # torch flushes tiny log1p
+        canonical = torch.where(torch.isnan(want), torch.full_like(want, nan), want)
+        assert torch.equal(bits(got[special]), bits(canonical[special]))
+
+
+def test_refusals_name_an_alternative_that_converts():
+    x = torch.randn(1, 1, 4, 4)
+    with pytest.raises(isp.UnsupportedLayerError, match="'bilinear'"):
+        isp.exact.convert(nn.Upsample(scale_factor=2, mode="bicubic"))(x)
+    with pytest.raises(isp.UnsupportedLayerError, match="folding a dimension into the batch"):
+        isp.exact.convert(nn.Conv3d(1, 1, 1))(x[None])

@@ -44,7 +44,7 @@ from isospike.exact.fp.compare import build_compare, build_minmax, build_sign_op
 from isospike.exact.fp.convert import build_float_to_float, build_float_to_int, build_int_to_float
 from isospike.exact.fp.divsqrt import build_div, build_sqrt
 from isospike.exact.fp.mul import build_fma, build_mul
-from isospike.exact.fp.scale import build_ldexp, build_select
+from isospike.exact.fp.scale import build_ldexp, build_logb, build_select, build_significand
 from isospike.exact.netlist import Circuit, Netlist
 
 aten = torch.ops.aten
@@ -426,6 +426,24 @@ class Arith(Protocol):
         (broadcast). Overflow gives inf, underflow subnormals or zero."""
         scale = torch.pow(2.0, k.clamp(-_POW_LIMIT, _POW_LIMIT).to(torch.float64))
         return canonical_nan((x.double() * scale).to(x.dtype))  # exact float64 product, one rounding
+
+    @primitive(build_logb)
+    def logb(self, x: Tensor) -> Tensor:
+        """IEEE 754 logB: floor(log2|x|) as a float for finite nonzero x (subnormals included);
+        -inf for zeros, +inf for infinities, NaN for NaN (exact: no rounding)."""
+        _, e = torch.frexp(x)
+        y = (e - 1).to(x.dtype)
+        y = torch.where(x == 0, torch.full_like(y, float("-inf")), y)
+        y = torch.where(torch.isinf(x), torch.full_like(y, float("inf")), y)
+        return canonical_nan(torch.where(torch.isnan(x), x, y))
+
+    @primitive(build_significand)
+    def significand(self, x: Tensor) -> Tensor:
+        """x * 2^-logB(x): x's significand in [1, 2) with x's sign (exact; subnormals normalized);
+        zeros and infinities unchanged, NaN canonical."""
+        m, _ = torch.frexp(x)
+        y = torch.where(torch.isfinite(x) & (x != 0), m * 2, x)
+        return canonical_nan(y)
 
     @primitive(_float_to(FLOAT32), result=FLOAT32, counted_as=_conversion_name)
     def to_float32(self, x: Tensor) -> Tensor:

@@ -21,6 +21,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -205,6 +206,45 @@ handles(aten.silu.default)(_unary(fn.silu))
 handles(aten.relu.default)(_unary(fn.relu))
 handles(aten.sin.default)(_unary(fn.sin))
 handles(aten.cos.default)(_unary(fn.cos))
+handles(aten.log.default)(_unary(fn.log))
+handles(aten.log1p.default)(_unary(fn.log1p))
+
+
+@handles(aten.softplus.default)
+def _softplus(ctx: Any, x: Tensor, beta: Any = 1, threshold: Any = 20) -> Any:
+    if _float_input(ctx, x) is None:
+        return NATIVE
+    return fn.softplus(ctx.A, x, float(beta), float(threshold))
+
+
+@handles(aten.cumsum.default)
+def _cumsum(ctx: Any, x: Tensor, dim: int, *, dtype: torch.dtype | None = None) -> Any:
+    xf = _reduction_input(ctx, x, dtype)
+    if xf is None:
+        return NATIVE
+    return fn.cumsum(ctx.A, xf, dim)
+
+
+@handles(aten.sort.default, aten.sort.stable)
+def _sort(ctx: Any, x: Tensor, dim: int = -1, descending: bool = False, *, stable: bool | None = None,
+          **kwargs: Any) -> Any:
+    """A stable sort, whatever ``stable`` says (torch leaves the order of equal values open then)."""
+    if _float_input(ctx, x) is None:
+        return NATIVE
+    dim = kwargs.get("dim", dim)
+    descending = kwargs.get("descending", descending)
+    if x.dim() == 0:
+        return x.clone(), torch.zeros((), dtype=torch.int64, device=x.device)
+    return fn.sort(ctx.A, x, dim, bool(descending))
+
+
+@handles(aten.topk.default)
+def _topk(ctx: Any, x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:  # noqa: A002
+    if _float_input(ctx, x) is None:
+        return NATIVE
+    if x.dim() == 0:
+        return x.clone(), torch.zeros((), dtype=torch.int64, device=x.device)
+    return fn.topk(ctx.A, x, int(k), dim, bool(largest))
 
 
 @handles(aten.gelu.default)
@@ -260,12 +300,24 @@ def _hardtanh(ctx: Any, x: Tensor, min_val: float = -1.0, max_val: float = 1.0) 
 
 @handles(aten.pow.Tensor_Scalar)
 def _pow(ctx: Any, x: Tensor, exponent: Any) -> Any:
+    """Integers |e| <= 16, 0.5 and -0.5 by multiplications / sqrt / rsqrt; other exponents as
+    e^(e log|x|) (:func:`isospike.exact.functions.pow_tensor`)."""
     if _float_input(ctx, x) is None:
         return NATIVE
-    try:
-        return fn.pow_scalar(ctx.A, x, float(exponent))
-    except ValueError as exc:
-        raise Refused(str(exc)) from None
+    e = float(exponent)
+    if e in (0.5, -0.5) or (e == int(e) and abs(e) <= 16):
+        return fn.pow_scalar(ctx.A, x, e)
+    return fn.pow_tensor(ctx.A, x, _const(x, e))
+
+
+@handles(aten.pow.Tensor_Tensor, aten.pow.Scalar)
+def _pow_tensor(ctx: Any, base: Any, exponent: Any) -> Any:
+    """x ** y with a tensor exponent (or a number base): e^(y log|x|) with the C99 special cases
+    (:func:`isospike.exact.functions.pow_tensor`)."""
+    converted = floats(ctx, base, exponent)
+    if converted is None:
+        return NATIVE
+    return fn.pow_tensor(ctx.A, *converted)
 
 
 # ------------------------------------------------------------------------------ conversions
@@ -445,11 +497,17 @@ def _convolution(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None, strid
     then the bias."""
     if _float_input(ctx, x) is None:
         return NATIVE
-    if transposed:
-        raise Refused("transposed convolution has no pinned algorithm yet; use an upsampling followed by a convolution")
     spatial = weight.dim() - 2
     if spatial not in (1, 2):
-        raise Refused(f"{spatial}-d convolution has no pinned algorithm (1-d and 2-d do)")
+        raise Refused(f"{spatial}-d convolution has no pinned algorithm (1-d and 2-d do, transposed ones too); "
+                      "there is no converting alternative for 3-d data but folding a dimension into the batch")
+    if transposed:
+        if spatial == 1:
+            y = _conv_transpose2d(ctx, x.unsqueeze(-2), weight.unsqueeze(-2), bias, (1, stride[0]), (0, padding[0]),
+                                  (0, output_padding[0]), (1, dilation[0]), groups)
+            return y.squeeze(-2)
+        return _conv_transpose2d(ctx, x, weight, bias, tuple(stride), tuple(padding), tuple(output_padding),
+                                 tuple(dilation), groups)
     if spatial == 1:
         y = _conv2d(ctx, x.unsqueeze(-2), weight.unsqueeze(-2), bias, (1, stride[0]), (0, padding[0]),
                     (1, dilation[0]), groups)
@@ -475,6 +533,137 @@ def _conv2d(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None, stride: tu
     if bias is not None:
         y = ctx.A.add(y, as_float32(ctx, bias).reshape(1, -1, 1, 1).expand_as(y))
     return y[0] if unbatched else y
+
+
+def _transposed_taps(out_size: int, in_size: int, k: int, s: int, p: int, d: int) -> list[list[tuple[int, int]]]:
+    """Per output position o of a transposed convolution along one dimension, its taps (kernel
+    index j, input index i) with o = i s - p + j d, in kernel order."""
+    taps: list[list[tuple[int, int]]] = []
+    for o in range(out_size):
+        row = []
+        for j in range(k):
+            t = o + p - j * d
+            if t % s == 0 and 0 <= t // s < in_size:
+                row.append((j, t // s))
+        taps.append(row)
+    return taps
+
+
+def _conv_transpose2d(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple, padding: tuple,
+                      output_padding: tuple, dilation: tuple, groups: int) -> Tensor:
+    """Transposed convolution as its gather and products: each output sums, by the pairwise
+    tree, exactly the products x[c, i, j] * w[c, o, kh, kw] that reach it (input channel of its
+    group, kernel row, kernel column: the order of the forward convolution), then the bias.
+    Outputs are grouped by their number of taps (interior phases, borders); no zeros are
+    inserted, so an output without taps is +0 (+ bias)."""
+    unbatched = x.dim() == 3
+    if unbatched:
+        x = x.unsqueeze(0)
+    n, c, h, w = x.shape
+    _, og, kh, kw = weight.shape
+    cg = c // groups
+    out_h = (h - 1) * stride[0] - 2 * padding[0] + dilation[0] * (kh - 1) + output_padding[0] + 1
+    out_w = (w - 1) * stride[1] - 2 * padding[1] + dilation[1] * (kw - 1) + output_padding[1] + 1
+    rows = _transposed_taps(out_h, h, kh, stride[0], padding[0], dilation[0])
+    cols = _transposed_taps(out_w, w, kw, stride[1], padding[1], dilation[1])
+    y = x.new_zeros(n, groups, og, out_h * out_w)
+    by_count: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for oh in range(out_h):
+        for ow in range(out_w):
+            by_count.setdefault((len(rows[oh]), len(cols[ow])), []).append((oh, ow))
+    xs = x.reshape(n, groups, cg, h * w)
+    ws = weight.reshape(groups, cg, og, kh * kw)
+    for (a, b), positions in by_count.items():
+        if a * b == 0:
+            continue  # no taps: +0
+        # per position, its taps in (channel, kernel row, kernel column) order
+        spatial = torch.tensor([[ih * w + iw for _, ih in rows[oh] for _, iw in cols[ow]] for oh, ow in positions])
+        kernel = torch.tensor([[jh * kw + jw for jh, _ in rows[oh] for jw, _ in cols[ow]] for oh, ow in positions])
+        P, T = spatial.shape
+        xg = xs[:, :, :, spatial]  # [N, G, cg, P, T]
+        xg = xg.permute(0, 1, 3, 2, 4).reshape(n, groups, P, 1, cg * T)
+        wg = ws[:, :, :, kernel]  # [G, cg, og, P, T]
+        wg = wg.permute(0, 3, 2, 1, 4).reshape(1, groups, P, og, cg * T)
+        out = ctx.A.dot(xg, wg)  # [N, G, P, og]
+        where = torch.tensor([oh * out_w + ow for oh, ow in positions])
+        y[..., where] = out.transpose(2, 3)
+    y = y.reshape(n, groups * og, out_h, out_w)
+    if bias is not None:
+        y = ctx.A.add(y, as_float32(ctx, bias).reshape(1, -1, 1, 1).expand_as(y))
+    return y[0] if unbatched else y
+
+
+# ------------------------------------------------------------------------------ upsampling
+@handles(aten.upsample_nearest1d.default, aten.upsample_nearest2d.default, aten.upsample_nearest3d.default,
+         aten._upsample_nearest_exact1d.default, aten._upsample_nearest_exact2d.default,
+         aten._upsample_nearest_exact3d.default)
+def _upsample_nearest(ctx: Any, x: Tensor, *args: Any, **kwargs: Any) -> Any:
+    """Nearest-neighbour upsampling is data movement: the source of every output is found by
+    running torch's own kernel on a grid of source indices (float64, exact), then gathered."""
+    if _float_input(ctx, x) is None:
+        return NATIVE
+    spatial = x.shape[2:]
+    grid = torch.arange(math.prod(spatial), dtype=torch.float64).reshape(1, 1, *spatial)
+    src = ctx.func(grid, *args, **kwargs).reshape(-1).long().to(x.device)
+    out_spatial = ctx.func(grid, *args, **kwargs).shape[2:]
+    return x.reshape(*x.shape[:2], -1)[..., src].reshape(*x.shape[:2], *out_spatial)
+
+
+def _linear_taps(in_size: int, out_size: int, align_corners: bool, scale: float | None) -> tuple[Tensor, Tensor,
+                                                                                                 Tensor, Tensor]:
+    """(i0, i1, lambda0, lambda1) per output index of linear interpolation, computed in float32 by
+    torch's CPU formulas (area_pixel_compute_scale / _source_index, guard_index_and_lambda):
+    constants of the layer's shape, not arithmetic on the data."""
+    f32 = np.float32
+    if align_corners:
+        ratio = f32(in_size - 1) / f32(out_size - 1) if out_size > 1 else f32(0)
+    else:
+        ratio = f32(1.0 / scale) if scale is not None and scale > 0 else f32(in_size) / f32(out_size)
+    dst = np.arange(out_size).astype(f32)
+    if align_corners:
+        real = ratio * dst
+    else:
+        real = np.maximum(ratio * (dst + f32(0.5)) - f32(0.5), f32(0))
+    i0 = np.minimum(np.floor(real).astype(np.int64), in_size - 1)
+    lam1 = np.minimum(np.maximum(real - i0.astype(f32), f32(0)), f32(1)).astype(f32)
+    i1 = i0 + (i0 < in_size - 1)
+    lam0 = (f32(1) - lam1).astype(f32)
+    return (torch.from_numpy(i0), torch.from_numpy(i1), torch.from_numpy(lam0.copy()), torch.from_numpy(lam1.copy()))
+
+
+def _interp_last(A: Any, x: Tensor, taps: tuple[Tensor, Tensor, Tensor, Tensor], dim: int) -> Tensor:
+    """x[..., i0] * lambda0 + x[..., i1] * lambda1 along ``dim``."""
+    i0, i1, l0, l1 = (t.to(x.device) for t in taps)
+    shape = [1] * x.dim()
+    shape[dim] = -1
+    a, b = x.index_select(dim, i0), x.index_select(dim, i1)
+    return A.add(A.mul(a, l0.reshape(shape).expand_as(a)), A.mul(b, l1.reshape(shape).expand_as(b)))
+
+
+@handles(aten.upsample_bilinear2d.default, aten.upsample_linear1d.default)
+def _upsample_linear(ctx: Any, x: Tensor, output_size: Any, align_corners: bool, *scales: Any) -> Any:
+    """Linear (1-d) and bilinear (2-d) upsampling, pinned: along the last dimension
+    r = x[w0] * lw0 + x[w1] * lw1 per input row, then y = r[h0] * lh0 + r[h1] * lh1 (the order
+    of torch's generic CPU kernel), with the source indices and weights of torch's formulas."""
+    if _float_input(ctx, x) is None:
+        return NATIVE
+    sizes = list(output_size)
+    spatial = x.dim() - 2
+    scales = list(scales) + [None] * (spatial - len(scales))
+    y = x
+    for d in reversed(range(spatial)):
+        taps = _linear_taps(x.shape[2 + d], int(sizes[d]), bool(align_corners), scales[d])
+        y = _interp_last(ctx.A, y, taps, 2 + d)
+    return y
+
+
+@handles(aten._upsample_bilinear2d_aa.default, aten.upsample_bicubic2d.default, aten._upsample_bicubic2d_aa.default,
+         aten.upsample_trilinear3d.default)
+def _upsample_refused(ctx: Any, x: Tensor, *args: Any, **kwargs: Any) -> Any:
+    if _float_input(ctx, x) is None:
+        return NATIVE
+    raise Refused("this interpolation mode has no pinned algorithm; mode='nearest', 'nearest-exact', 'linear' and "
+                  "'bilinear' (without antialias) convert")
 
 
 # ------------------------------------------------------------------------------ pooling
@@ -592,8 +781,9 @@ def _safe_softmax(ctx: Any, x: Tensor, dim: int, dtype: torch.dtype | None = Non
 
 @handles(aten._log_softmax.default)
 def _log_softmax(ctx: Any, x: Tensor, dim: int, half_to_float: bool = False) -> Any:
-    raise Refused("log_softmax needs a pinned logarithm, which isospike.exact does not have yet; apply it to the "
-                  "converted model's outputs (outside the model) or return the logits")
+    if _float_input(ctx, x) is None:
+        return NATIVE
+    return fn.log_softmax(ctx.A, x, dim)
 
 
 @handles(aten.native_layer_norm.default)
@@ -627,9 +817,45 @@ def _batch_norm(ctx: Any, x: Tensor, weight: Tensor | None, bias: Tensor | None,
     if _float_input(ctx, x) is None:
         return NATIVE
     if training:
-        raise Refused("BatchNorm in training mode normalizes by the batch's own statistics and updates its running "
-                      "ones; call model.eval() first (the exact network computes inference)")
+        return _batch_norm_batch_stats(ctx, x, weight, bias, mean, var, momentum, eps)
     return _batch_norm_eval(ctx, x, weight, bias, mean, var, eps)
+
+
+def _batch_norm_batch_stats(ctx: Any, x: Tensor, weight: Tensor | None, bias: Tensor | None,
+                            running_mean: Tensor | None, running_var: Tensor | None, momentum: float,
+                            eps: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Normalization by the batch's own statistics (BatchNorm in training mode or without
+    running statistics; InstanceNorm, which torch runs as a batch norm over N * C channels):
+    per channel the pairwise-tree mean and biased variance over (N, *), then
+    (x - mean) * (weight * rsqrt(var + eps)) + bias as in eval mode. Running statistics, when
+    given, are updated as torch does: (1 - momentum) * running + momentum * batch (the
+    variance unbiased: var * n / (n - 1))."""
+    A = ctx.A
+    mean, var, count = fn.batch_stats(A, x)
+    y, _, _ = _batch_norm_eval(ctx, x, weight, bias, mean, var, eps)
+    invstd = fn.rsqrt(A, A.add(var, fn.const(var, eps)))
+    if running_mean is not None and running_var is not None:
+        keep, take = fn.const(mean, 1.0 - momentum), fn.const(mean, momentum)
+        unbiased = A.div(A.mul(var, fn.const(var, float(count))), fn.const(var, float(max(count - 1, 0))))
+        running_mean.copy_(A.add(A.mul(running_mean, keep), A.mul(mean, take)))
+        running_var.copy_(A.add(A.mul(running_var, keep), A.mul(unbiased, take)))
+    return y, mean, invstd
+
+
+@handles(aten._native_batch_norm_legit.no_stats)
+def _batch_norm_no_stats(ctx: Any, x: Tensor, weight: Tensor | None, bias: Tensor | None, training: bool,
+                         momentum: float, eps: float) -> Any:
+    if _float_input(ctx, x) is None:
+        return NATIVE
+    return _batch_norm_batch_stats(ctx, x, weight, bias, None, None, momentum, eps)
+
+
+@handles(aten.native_group_norm.default)
+def _group_norm(ctx: Any, x: Tensor, weight: Tensor | None, bias: Tensor | None, N: int, C: int, HxW: int,
+                group: int, eps: float) -> Any:
+    if _float_input(ctx, x) is None:
+        return NATIVE
+    return fn.group_norm(ctx.A, x, group, weight, bias, eps)
 
 
 @handles(aten._native_batch_norm_legit_no_training.default)
@@ -638,3 +864,17 @@ def _batch_norm_no_training(ctx: Any, x: Tensor, weight: Tensor | None, bias: Te
     if _float_input(ctx, x) is None:
         return NATIVE
     return _batch_norm_eval(ctx, x, weight, bias, mean, var, eps)
+
+
+@handles(aten.nan_to_num.default)
+def _nan_to_num(ctx: Any, x: Tensor, nan: float | None = None, posinf: float | None = None,
+                neginf: float | None = None) -> Any:
+    """NaN, +inf and -inf replaced by constants (defaults: 0 and the format's largest finite
+    values) by comparison and multiplexer circuits."""
+    if _float_input(ctx, x) is None:
+        return NATIVE
+    A = ctx.A
+    big = torch.finfo(x.dtype).max
+    y = A.where(A.eq(x, _const(x, math.inf)), _const(x, big if posinf is None else posinf), x)
+    y = A.where(A.eq(x, _const(x, -math.inf)), _const(x, -big if neginf is None else neginf), y)
+    return A.where(A.logical_not(A.eq(x, x)), _const(x, 0.0 if nan is None else nan), y)
