@@ -170,3 +170,30 @@ def test_refusals_name_an_alternative_that_converts():
         isp.exact.convert(nn.Upsample(scale_factor=2, mode="bicubic"))(x)
     with pytest.raises(isp.UnsupportedLayerError, match="folding a dimension into the batch"):
         isp.exact.convert(nn.Conv3d(1, 1, 1))(x[None])
+
+
+ACTIVATIONS = [nn.Hardswish(), nn.Hardsigmoid(), nn.Mish(), nn.ELU(), nn.SELU(), nn.CELU(0.5), nn.PReLU(), nn.GLU(),
+               nn.LogSigmoid(), nn.Softshrink(), nn.Hardshrink(), nn.Threshold(0.1, 2.0), nn.RReLU()]
+
+
+def test_more_activations_are_bit_exact_and_within_two_ulp_of_torch():
+    from isospike.metrics import ulp_distance
+
+    torch.manual_seed(0)
+    x = torch.cat([torch.randn(21) * 4, torch.tensor([0.0, -0.0, 1e-8, 88.6, -30.0, float("inf"), float("nan")])])
+    model = Fn(lambda s, x: [m(x) for m in s.acts], acts=nn.ModuleList(ACTIVATIONS))
+    ys, ns = check_bit_exact(model, x)
+    for y, n, m in zip(ys[0], ns[0], ACTIVATIONS):
+        assert int(ulp_distance(y, n).max()) <= 2, m
+
+
+def test_pooling_with_ceil_mode_and_dilation_matches_torch():
+    torch.manual_seed(0)
+    pools = nn.ModuleList([nn.MaxPool2d(3, 2, ceil_mode=True), nn.MaxPool2d(2, 2, 1, dilation=2),
+                           nn.AvgPool2d(3, 2, 1, ceil_mode=True), nn.AvgPool2d(3, 2, 1, ceil_mode=True,
+                                                                               count_include_pad=False)])
+    model = Fn(lambda s, x: [p(x) for p in s.pools] + [F.max_pool2d(x, 3, 2, 1, (1, 2), True, True)], pools=pools)
+    x = torch.randn(1, 2, 7, 6)
+    ys, ns = check_bit_exact(model, x)
+    for y, n in zip(torch.utils._pytree.tree_leaves(ys), torch.utils._pytree.tree_leaves(ns)):
+        assert y.shape == n.shape and torch.allclose(y, n, atol=1e-6) and (y.dtype != torch.int64 or torch.equal(y, n))

@@ -165,6 +165,14 @@ def exp(A: Arith, x: Tensor) -> Tensor:
     exact for normal results, correctly placed subnormals). NaN -> NaN, +-inf -> inf / 0."""
     if A.native:
         return torch.exp(x)
+    q, kf = _exp_parts(A, x)
+    y = A.add(q, const(x, 1.0))
+    return A.ldexp(y, A.to_int(kf))
+
+
+def _exp_parts(A: Arith, x: Tensor) -> tuple[Tensor, Tensor]:
+    """(q, k) with e^x = 2^k (1 + q): x clamped to [EXP_LO, EXP_HI], k = round(x / ln 2), r = x - k
+    ln 2 (two fmas), q = r + r^2 P(r)."""
     x = A.minimum(A.maximum(x, const(x, EXP_LO)), const(x, EXP_HI))
     t = A.fma(x, const(x, INV_LN2), const(x, ROUND_MAGIC))
     kf = A.sub(t, const(x, ROUND_MAGIC))
@@ -173,9 +181,19 @@ def exp(A: Arith, x: Tensor) -> Tensor:
     p = const(x, EXP_P[-1])
     for c in reversed(EXP_P[:-1]):
         p = A.fma(p, r, const(x, c))
-    q = A.fma(A.mul(r, r), p, r)
-    y = A.add(q, const(x, 1.0))
-    return A.ldexp(y, A.to_int(kf))
+    return A.fma(A.mul(r, r), p, r), kf
+
+
+def expm1(A: Arith, x: Tensor) -> Tensor:
+    """e^x - 1 without cancellation: with e^x = 2^k (1 + q) (:func:`exp`'s reduction) and
+    t = 2^(k-1), e^x - 1 = 2 fma(t, q, t - 1/2) (t - 1/2 exact for k <= 25; one rounding, then an
+    exact doubling; k = 0 gives q itself). expm1(+-0) = +-0."""
+    if A.native:
+        return torch.expm1(x)
+    q, kf = _exp_parts(A, x)
+    t = A.ldexp(const(x, 1.0), A.to_int(A.sub(kf, const(x, 1.0))))
+    y = A.mul(A.fma(t, q, A.sub(t, const(x, 0.5))), const(x, 2.0))
+    return A.where(A.eq(x, const(x, 0.0)), x, y)
 
 
 def reciprocal(A: Arith, x: Tensor) -> Tensor:

@@ -65,13 +65,15 @@ def _bits_for(x: Tensor, width: int, backend: Backend) -> np.ndarray | Tensor:
 
 def _tensor_of(bits: np.ndarray | Tensor, dtype: torch.dtype, shape: torch.Size, width: int) -> Tensor:
     if isinstance(bits, Tensor):  # torch backend: stays on its device
+        if width == 64:
+            return bits.reshape(shape) if dtype == torch.int64 else bits.view(dtype).reshape(shape)
         wrapped = bits - ((bits >> (width - 1)) & 1) * (1 << width)  # two's complement of the low width bits
         ints = wrapped.to({8: torch.int8, 16: torch.int16, 32: torch.int32}[width])
         return (ints if dtype in (torch.int8, torch.int16, torch.int32) else ints.view(dtype)).reshape(shape)
-    np_uint = {8: np.uint8, 16: np.uint16, 32: np.uint32}[width]
-    np_int = {8: np.int8, 16: np.int16, 32: np.int32}[width]
+    np_uint = {8: np.uint8, 16: np.uint16, 32: np.uint32, 64: np.uint64}[width]
+    np_int = {8: np.int8, 16: np.int16, 32: np.int32, 64: np.int64}[width]
     ints = torch.from_numpy(bits.astype(np_uint).view(np_int).copy())
-    if dtype in (torch.int8, torch.int16, torch.int32):
+    if dtype in (torch.int8, torch.int16, torch.int32, torch.int64):
         return ints.reshape(shape)
     return ints.view(dtype).reshape(shape)
 
@@ -151,7 +153,7 @@ def apply(p: Primitive, operands: Sequence[Any], params: Mapping[str, Any], opti
     dtype = p.result_dtype(args)
     if dtype == torch.bool:
         return _bool_of(out, shape, device)
-    width = 32 if dtype == torch.int32 else format_of(dtype).width
+    width = {torch.int32: 32, torch.int64: 64}[dtype] if dtype in (torch.int32, torch.int64) else format_of(dtype).width
     return _tensor_of(out, dtype, shape, width).to(device)
 
 

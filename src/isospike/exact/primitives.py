@@ -75,8 +75,8 @@ class Operand:
     kind: Kind
 
 
-Result = FloatFormat | Literal["same", "bool", "int32", "dtype"]
-"""The result-dtype rule: "same" (the float operands' format), "bool", "int32", "dtype" (the
+Result = FloatFormat | Literal["same", "bool", "int32", "int64", "dtype"]
+"""The result-dtype rule: "same" (the float operands' format), "bool", "int32", "int64", "dtype" (the
 format named by the ``dtype`` parameter) or a fixed format."""
 
 
@@ -175,6 +175,8 @@ class Primitive:
             return torch.bool
         if self.result == "int32":
             return torch.int32
+        if self.result == "int64":
+            return torch.int64
         return cast(FloatFormat, args[-1] if self.result != "same" else args[0]).dtype
 
     def cost_args(self, fmt: FloatFormat) -> tuple[Any, ...]:
@@ -473,3 +475,11 @@ class Arith(Protocol):
         -2^31 (x86's "integer indefinite", which is what numpy and torch give on x86)."""
         with np.errstate(invalid="ignore"):
             return torch.from_numpy(x.detach().float().numpy().astype(np.int32))
+
+    @primitive(lambda src: build_float_to_int(src, 64), result="int64", native=lambda x: x.to(torch.int64),
+               counted_as=lambda src: f"{src.name}_to_int64")
+    def to_int64(self, x: Tensor) -> Tensor:
+        """Float tensor -> int64, rounding toward zero; NaN, infinities and out-of-range values give
+        -2^63 (x86's "integer indefinite", what torch gives there)."""
+        with np.errstate(invalid="ignore"):
+            return torch.from_numpy(x.detach().float().numpy().astype(np.int64))

@@ -358,6 +358,8 @@ def convert_dtype(ctx: Any, x: Tensor, dtype: torch.dtype) -> Tensor:
     if dtype == torch.bool:
         return A.logical_not(A.eq(x, _const(x, 0.0)))
     if not dtype.is_floating_point:
+        if dtype == torch.int64:
+            return A.to_int64(x)
         if dtype.itemsize > 4:
             _check_int32_range(x, dtype)
         return A.to_int(x).to(dtype)
@@ -499,8 +501,8 @@ def _convolution(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None, strid
         return NATIVE
     spatial = weight.dim() - 2
     if spatial not in (1, 2):
-        raise Refused(f"{spatial}-d convolution has no pinned algorithm (1-d and 2-d do, transposed ones too); "
-                      "there is no converting alternative for 3-d data but folding a dimension into the batch")
+        raise Refused(f"{spatial}-d convolution has no pinned algorithm (1-d and 2-d ones have, transposed ones too) "
+                      "and no operation that converts replaces it inside the model: compute the layer outside")
     if transposed:
         if spatial == 1:
             y = _conv_transpose2d(ctx, x.unsqueeze(-2), weight.unsqueeze(-2), bias, (1, stride[0]), (0, padding[0]),
@@ -672,12 +674,26 @@ def _pair(v: Any) -> tuple[int, int]:
     return (int(v[0]), int(v[-1])) if v else (0, 0)
 
 
-def _windows(x: Tensor, kernel: tuple, stride: tuple, padding: tuple, fill: float) -> tuple[Tensor, int, int]:
-    """Pooling windows of ``x`` [N, C, H, W] as [N, C, L, kh*kw] (padding filled with ``fill``)."""
+def _pool_size(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
+    """torch's pooling output size (pooling_output_shape): with ceil_mode a last window may hang
+    over the end, but must start inside the input or its left padding."""
+    out = (size + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+def _windows(x: Tensor, kernel: tuple, stride: tuple, padding: tuple, fill: float, dilation: tuple = (1, 1),
+             ceil_mode: bool = False) -> tuple[Tensor, int, int]:
+    """Pooling windows of ``x`` [N, C, H, W] as [N, C, L, kh*kw] (padding, and the overhang of
+    ceil_mode's last windows, filled with ``fill``)."""
     n, c, h, w = x.shape
-    xp = F.pad(x, (padding[1], padding[1], padding[0], padding[0]), value=fill)
-    out_h, out_w = (h + 2 * padding[0] - kernel[0]) // stride[0] + 1, (w + 2 * padding[1] - kernel[1]) // stride[1] + 1
-    cols = F.unfold(xp, kernel, 1, 0, stride)
+    out_h = _pool_size(h, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
+    out_w = _pool_size(w, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
+    extra_h = max(0, (out_h - 1) * stride[0] + dilation[0] * (kernel[0] - 1) + 1 - (h + 2 * padding[0]))
+    extra_w = max(0, (out_w - 1) * stride[1] + dilation[1] * (kernel[1] - 1) + 1 - (w + 2 * padding[1]))
+    xp = F.pad(x, (padding[1], padding[1] + extra_w, padding[0], padding[0] + extra_h), value=fill)
+    cols = F.unfold(xp, kernel, dilation, 0, stride)
     return cols.reshape(n, c, kernel[0] * kernel[1], out_h * out_w).transpose(2, 3), out_h, out_w
 
 
@@ -690,13 +706,12 @@ def _max_pool2d(ctx: Any, x: Tensor, kernel_size: Any, stride: Any = (), padding
                 ceil_mode: bool = False) -> Any:
     if _float_input(ctx, x) is None:
         return NATIVE
-    if ceil_mode or _pair(dilation) != (1, 1):
-        raise Refused("max pooling with ceil_mode or dilation has no pinned algorithm; use the defaults")
     k = _pair(kernel_size)
     s = _pair(stride) if stride not in ((), [], None) else k
     p = _pair(padding)
+    d = _pair(dilation)
     xb, unbatched = _pool_input(x)
-    cols, out_h, out_w = _windows(xb, k, s, p, -math.inf)
+    cols, out_h, out_w = _windows(xb, k, s, p, -math.inf, d, bool(ceil_mode))
     values, where_in_window = fn.arg_extreme(ctx.A, cols, -1, largest=True)
     values = values.reshape(*xb.shape[:2], out_h, out_w)
     if ctx.func.overloadpacket is aten.max_pool2d:
@@ -705,8 +720,8 @@ def _max_pool2d(ctx: Any, x: Tensor, kernel_size: Any, stride: Any = (), padding
     wh, ww = where_in_window // k[1], where_in_window % k[1]
     oh = torch.arange(out_h, device=x.device).repeat_interleave(out_w)
     ow = torch.arange(out_w, device=x.device).repeat(out_h)
-    row = oh * s[0] - p[0] + wh
-    col = ow * s[1] - p[1] + ww
+    row = oh * s[0] - p[0] + wh * d[0]
+    col = ow * s[1] - p[1] + ww * d[1]
     indices = (row * xb.shape[-1] + col).reshape(values.shape)
     return (values[0], indices[0]) if unbatched else (values, indices)
 
@@ -716,21 +731,27 @@ def _avg_pool2d(ctx: Any, x: Tensor, kernel_size: Any, stride: Any = (), padding
                 count_include_pad: bool = True, divisor_override: int | None = None) -> Any:
     if _float_input(ctx, x) is None:
         return NATIVE
-    if ceil_mode:
-        raise Refused("average pooling with ceil_mode has no pinned algorithm; use ceil_mode=False")
     k = _pair(kernel_size)
     s = _pair(stride) if stride not in ((), [], None) else k
     p = _pair(padding)
     xb, unbatched = _pool_input(x)
-    cols, out_h, out_w = _windows(xb, k, s, p, 0.0)
+    cols, out_h, out_w = _windows(xb, k, s, p, 0.0, ceil_mode=bool(ceil_mode))
     total = fn.tree_sum(ctx.A, cols, -1)
     if divisor_override:
         count = torch.full_like(total, float(divisor_override))
-    elif count_include_pad or p == (0, 0):
+    elif (count_include_pad or p == (0, 0)) and not ceil_mode:
         count = torch.full_like(total, float(k[0] * k[1]))
-    else:  # windows at the border count only the values inside the input
-        ones = F.pad(torch.ones_like(xb[:1, :1]), (p[1], p[1], p[0], p[0]))
-        count = F.unfold(ones, k, 1, 0, s).sum(1).reshape(1, 1, -1).expand_as(total).to(F32)
+    else:  # the window's cells inside the input (and its padding, with count_include_pad), as torch counts them
+        def cells(size: int, out: int, i: int) -> list[int]:
+            counts = []
+            for o in range(out):
+                start, end = o * s[i] - p[i], min(o * s[i] - p[i] + k[i], size + p[i])
+                if not count_include_pad:
+                    start, end = max(start, 0), min(end, size)
+                counts.append(end - start)
+            return counts
+        rows, cols_ = cells(xb.shape[-2], out_h, 0), cells(xb.shape[-1], out_w, 1)
+        count = torch.tensor([[float(a * b) for b in cols_] for a in rows]).reshape(1, 1, -1).expand_as(total)
     y = ctx.A.div(total, count).reshape(*xb.shape[:2], out_h, out_w)
     return y[0] if unbatched else y
 
@@ -797,9 +818,8 @@ def _layer_norm(ctx: Any, x: Tensor, normalized_shape: Any, weight: Tensor | Non
 def _batch_norm_eval(ctx: Any, x: Tensor, weight: Tensor | None, bias: Tensor | None, mean: Tensor | None,
                      var: Tensor | None, eps: float) -> tuple[Tensor, Tensor, Tensor]:
     """(x - mean) * (weight * rsqrt(var + eps)) + bias per channel (dim 1)."""
-    if mean is None or var is None:
-        raise Refused("BatchNorm without running statistics normalizes each batch by itself; give it running "
-                      "statistics (track_running_stats=True)")
+    if mean is None or var is None:  # no running statistics: the batch's own
+        return _batch_norm_batch_stats(ctx, x, weight, bias, None, None, 0.0, eps)
     A = ctx.A
     shape = (1, -1) + (1,) * (x.dim() - 2)
     inv = fn.rsqrt(A, A.add(var, fn.const(var, eps)))
@@ -878,3 +898,136 @@ def _nan_to_num(ctx: Any, x: Tensor, nan: float | None = None, posinf: float | N
     y = A.where(A.eq(x, _const(x, math.inf)), _const(x, big if posinf is None else posinf), x)
     y = A.where(A.eq(x, _const(x, -math.inf)), _const(x, -big if neginf is None else neginf), y)
     return A.where(A.logical_not(A.eq(x, x)), _const(x, 0.0 if nan is None else nan), y)
+
+
+# ------------------------------------------------------------------------------ more activations
+handles(aten.expm1.default)(_unary(fn.expm1))
+
+
+def _num(x: Tensor, v: Any) -> Tensor:
+    return _const(x, float(v))
+
+
+@handles(aten.hardsigmoid.default)
+def _hardsigmoid(ctx: Any, x: Tensor) -> Any:
+    """min(max(x + 3, 0), 6) / 6, as torch's CPU kernel."""
+    if _float_input(ctx, x) is None:
+        return NATIVE
+    A = ctx.A
+    return A.div(_clamp_to(A, A.add(x, _num(x, 3)), 0.0, 6.0), _num(x, 6))
+
+
+@handles(aten.hardswish.default)
+def _hardswish(ctx: Any, x: Tensor) -> Any:
+    """x * min(max(x + 3, 0), 6) / 6, left to right, as torch's CPU kernel."""
+    if _float_input(ctx, x) is None:
+        return NATIVE
+    A = ctx.A
+    return A.div(A.mul(x, _clamp_to(A, A.add(x, _num(x, 3)), 0.0, 6.0)), _num(x, 6))
+
+
+@handles(aten.mish.default)
+def _mish(ctx: Any, x: Tensor) -> Any:
+    """x * tanh(log1p(e^x)), as torch's CPU kernel."""
+    if _float_input(ctx, x) is None:
+        return NATIVE
+    A = ctx.A
+    return A.mul(x, fn.tanh(A, fn.log1p(A, fn.exp(A, x))))
+
+
+def _elu(A: Any, x: Tensor, alpha: float, scale: float, input_scale: float) -> Tensor:
+    """x > 0 ? scale x : (alpha scale) expm1(input_scale x) (multiplications by 1 left out)."""
+    xi = x if input_scale == 1 else A.mul(x, _num(x, input_scale))
+    neg = fn.expm1(A, xi)
+    coef = float(torch.tensor(alpha * scale, dtype=torch.float64).float())  # torch's float32 negcoef
+    if coef != 1:
+        neg = A.mul(neg, _num(x, coef))
+    pos = x if scale == 1 else A.mul(x, _num(x, scale))
+    return A.where(A.lt(_num(x, 0), x), pos, neg)
+
+
+@handles(aten.elu.default)
+def _elu_handler(ctx: Any, x: Tensor, alpha: Any = 1, scale: Any = 1, input_scale: Any = 1) -> Any:
+    """ELU and SELU (torch's elu with scale): see :func:`_elu`."""
+    if _float_input(ctx, x) is None:
+        return NATIVE
+    return _elu(ctx.A, x, float(alpha), float(scale), float(input_scale))
+
+
+@handles(aten.celu.default)
+def _celu(ctx: Any, x: Tensor, alpha: Any = 1.0) -> Any:
+    """CELU = elu(x, alpha, 1, 1 / alpha), as torch computes it."""
+    if _float_input(ctx, x) is None:
+        return NATIVE
+    return _elu(ctx.A, x, float(alpha), 1.0, 1.0 / float(alpha))
+
+
+@handles(aten._prelu_kernel.default)
+def _prelu(ctx: Any, x: Tensor, weight: Tensor) -> Any:
+    """x > 0 ? x : weight * x."""
+    if _float_input(ctx, x) is None:
+        return NATIVE
+    A = ctx.A
+    w = as_float32(ctx, weight).expand_as(x)
+    return A.where(A.lt(_num(x, 0), x), x, A.mul(w, x))
+
+
+@handles(aten.glu.default)
+def _glu(ctx: Any, x: Tensor, dim: int = -1) -> Any:
+    """a * sigmoid(b) for the two halves a, b of ``dim``."""
+    if _float_input(ctx, x) is None:
+        return NATIVE
+    a, b = x.chunk(2, dim)
+    return ctx.A.mul(a, fn.sigmoid(ctx.A, b))
+
+
+@handles(aten.log_sigmoid_forward.default)
+def _log_sigmoid(ctx: Any, x: Tensor) -> Any:
+    """(min(x, 0) - log1p(z), z) with z = e^-|x|, as torch's CPU kernel (z is its backward buffer)."""
+    if _float_input(ctx, x) is None:
+        return NATIVE
+    A = ctx.A
+    z = fn.exp(A, A.neg(A.abs(x)))
+    return A.sub(A.minimum(x, _num(x, 0)), fn.log1p(A, z)), z
+
+
+@handles(aten.softshrink.default)
+def _softshrink(ctx: Any, x: Tensor, lambd: Any = 0.5) -> Any:
+    """x > l ? x - l : (x < -l ? x + l : x * 0), as torch's CPU kernel (NaN stays NaN, signed zeros)."""
+    if _float_input(ctx, x) is None:
+        return NATIVE
+    A = ctx.A
+    lo, hi = _num(x, -float(lambd)), _num(x, lambd)
+    y = A.where(A.lt(x, lo), A.add(x, hi), A.mul(x, _num(x, 0)))
+    return A.where(A.lt(hi, x), A.sub(x, hi), y)
+
+
+@handles(aten.hardshrink.default)
+def _hardshrink(ctx: Any, x: Tensor, lambd: Any = 0.5) -> Any:
+    """-l <= x <= l ? 0 : x."""
+    if _float_input(ctx, x) is None:
+        return NATIVE
+    A = ctx.A
+    inside = A.logical_and(A.le(_num(x, -float(lambd)), x), A.le(x, _num(x, lambd)))
+    return A.where(inside, _num(x, 0), x)
+
+
+@handles(aten.threshold.default)
+def _threshold(ctx: Any, x: Tensor, threshold: Any, value: Any) -> Any:
+    """x <= threshold ? value : x."""
+    if _float_input(ctx, x) is None:
+        return NATIVE
+    A = ctx.A
+    return A.where(A.le(x, _num(x, threshold)), _num(x, value), x)
+
+
+@handles(aten.rrelu_with_noise.default)
+def _rrelu(ctx: Any, x: Tensor, noise: Tensor, lower: Any = 0.125, upper: Any = 1 / 3, training: bool = False,
+           generator: Any = None) -> Any:
+    """RReLU in eval mode: leaky ReLU with slope (lower + upper) / 2."""
+    if _float_input(ctx, x) is None:
+        return NATIVE
+    if training:
+        raise Refused("RReLU in training mode draws a random slope per element; call model.eval() (a fixed slope "
+                      "(lower + upper) / 2, which converts)")
+    return _leaky_relu(ctx, x, (float(lower) + float(upper)) / 2)
