@@ -176,8 +176,8 @@ def test_inplace_on_a_view_changes_its_base_as_in_torch():
 
 
 # ---------------------------------------------------------------- dtypes
-@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16, torch.float16])
-def test_non_float32_models_and_inputs_are_refused(dtype):
+def test_float64_models_and_inputs_are_refused():
+    dtype = torch.float64
     for api in (isp.exact.convert, isp.exact.reference):
         with pytest.raises(TypeError, match=r"model\.float\(\)"):
             api(nn.Linear(2, 2).to(dtype))

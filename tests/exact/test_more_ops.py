@@ -168,7 +168,7 @@ def test_refusals_name_an_alternative_that_converts():
     x = torch.randn(1, 1, 4, 4)
     with pytest.raises(isp.UnsupportedLayerError, match="'bilinear'"):
         isp.exact.convert(nn.Upsample(scale_factor=2, mode="bicubic"))(x)
-    with pytest.raises(isp.UnsupportedLayerError, match="folding a dimension into the batch"):
+    with pytest.raises(isp.UnsupportedLayerError, match="compute the layer outside"):
         isp.exact.convert(nn.Conv3d(1, 1, 1))(x[None])
 
 
@@ -197,3 +197,39 @@ def test_pooling_with_ceil_mode_and_dilation_matches_torch():
     ys, ns = check_bit_exact(model, x)
     for y, n in zip(torch.utils._pytree.tree_leaves(ys), torch.utils._pytree.tree_leaves(ns)):
         assert y.shape == n.shape and torch.allclose(y, n, atol=1e-6) and (y.dtype != torch.int64 or torch.equal(y, n))
+
+
+class _HalfBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.ln, self.a, self.b = nn.LayerNorm(8), nn.Linear(8, 8), nn.Linear(8, 4)
+
+    def forward(self, x):
+        h = F.gelu(self.a(self.ln(x))) + x * 0.1 - 0.3  # x * 0.1: torch multiplies by the float32 0.1
+        h = torch.softmax(h @ h.transpose(-1, -2) / 2.5, -1) @ h
+        return torch.sigmoid(self.b(h)).masked_fill(h[..., :4] > 0, 0.25) + h.sum(-1, keepdim=True), h.float().mean()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bfloat16", "float16"])
+def test_half_precision_models_run_their_format_and_equal_torch_here(dtype):
+    """Elementwise IEEE operations in the model's own format; products, reductions and pinned
+    functions on operands widened to float32, rounded once (torch's CPU rule): bit-identical to
+    the reference in that format, and here to native torch as well."""
+    torch.manual_seed(0)
+    model = _HalfBlock().to(dtype)
+    x = torch.randn(2, 3, 8).to(dtype)
+    ys, ns = check_bit_exact(model, x)
+    assert ys[0].dtype == dtype and ys[1].dtype == torch.float32
+    assert torch.equal(bits(ys[0]), bits(ns[0]))
+
+
+def test_half_precision_elementwise_operations_use_the_format_circuit():
+    x = torch.randn(64).bfloat16()
+    model = Fn(lambda s, x: x * x + x)
+    with isp.exact.counting() as c:
+        y = isp.exact.convert(model)(x)
+    assert torch.equal(bits(y), bits(model(x)))
+    conversions = [op for op in c.by_op if "_to_" in op]
+    assert not conversions and c.by_op["mul"].gate_evaluations == 64 * isp.exact.cost("mul", torch.bfloat16).neurons
+    with pytest.raises(TypeError, match=r"float64.*\.float\(\)"):
+        isp.exact.convert(nn.Linear(2, 2).double())

@@ -813,7 +813,7 @@ def group_norm(A: Arith, x: Tensor, groups: int, weight: Tensor | None, bias: Te
     return y, mean.reshape(n, groups), rstd.reshape(n, groups)
 
 
-def batch_stats(A: Arith, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def batch_stats(A: Arith, x: Tensor) -> tuple[Tensor, Tensor, int]:
     """Per channel (dim 1) of ``x`` [N, C, *]: (mean, biased variance, count) over the batch and
     every position, by pairwise trees (row-major over (N, *) ), as BatchNorm in training mode
     and InstanceNorm (which torch runs as a batch norm over N * C channels)."""

@@ -37,21 +37,26 @@ from isospike.exact.primitives import Arith
 CODING = "exact"
 
 
+FORMATS = (torch.float32, torch.bfloat16, torch.float16)
+
+
 def _check_float32_model(model: nn.Module, api: str) -> None:
-    """Refuse floating parameters/buffers other than float32: the pinned algorithms and their
-    constants (e.g. exp's rounding trick) are float32 algorithms."""
+    """Refuse floating parameters/buffers other than float32, bfloat16 and float16 (the formats
+    with circuits; float64 has none)."""
     for name, t in list(model.named_parameters()) + list(model.named_buffers()):
-        if t.is_floating_point() and t.dtype != torch.float32:
-            raise TypeError(f"isp.exact.{api}: {name!r} is {t.dtype}, but the exact circuits and their reference are "
-                            "pinned float32 algorithms; call model.float() first")
+        if t.is_floating_point() and t.dtype not in FORMATS:
+            raise TypeError(f"isp.exact.{api}: {name!r} is {t.dtype}, but the exact circuits and their reference compute "
+                            "float32, bfloat16 and float16; call model.float() (or .bfloat16() / .half()) first")
 
 
 def _check_float32_inputs(args: tuple, kwargs: dict) -> None:
-    """Refuse floating inputs other than float32 (integer inputs such as token ids pass)."""
+    """Refuse floating inputs other than float32, bfloat16 and float16 (integer inputs such as
+    token ids pass)."""
     leaves, _ = tree_flatten((args, kwargs))
     for v in leaves:
-        if isinstance(v, torch.Tensor) and v.is_floating_point() and v.dtype != torch.float32:
-            raise TypeError(f"exact networks compute in float32, got a {v.dtype} input; pass x.float()")
+        if isinstance(v, torch.Tensor) and v.is_floating_point() and v.dtype not in FORMATS:
+            raise TypeError(f"exact networks compute in float32, bfloat16 or float16, got a {v.dtype} input; pass "
+                            "x.float() (or the model's own dtype)")
 
 
 @contextlib.contextmanager

@@ -65,22 +65,29 @@ def _result_dtype(*vals: Any, int_to_float: bool = False) -> torch.dtype:
     return elementwise_dtypes(*[v for v in vals if v is not None], type_promotion_kind=kind)[1]
 
 
+HALF = (torch.bfloat16, torch.float16)
+FORMATS = (F32, *HALF)
+
+
 def _check_float32(dtype: torch.dtype) -> None:
-    if dtype != F32:
-        raise Refused(f"it computes in {dtype}; the pinned circuits and their reference compute float32: cast the "
-                      "model and its inputs with .float()")
+    """Refuse floating dtypes without circuits (float64 and beyond)."""
+    if dtype not in FORMATS:
+        raise Refused(f"it computes in {dtype}; the pinned circuits and their reference compute float32, bfloat16 and "
+                      "float16: cast the model and its inputs with .float() (or .bfloat16() / .half())")
 
 
 def as_float32(ctx: Any, v: Tensor) -> Tensor:
     """A tensor operand as float32: float32 as it is; a 0-dim tensor of another float dtype (a
-    Python constant torch wrapped) rounded once, as a constant; booleans exactly; integers by the
-    int -> float conversion circuit."""
+    Python constant torch wrapped) rounded once, as a constant; bfloat16/float16 tensors widened
+    by the (exact) conversion circuit; booleans exactly; integers by the int -> float conversion
+    circuit."""
     if v.dtype == F32:
         return v
     if v.is_floating_point():
         if v.dim() == 0:
             return v.to(F32)
         _check_float32(v.dtype)
+        return ctx.A.to_float32(v)
     if v.dtype == torch.bool:
         return v.to(F32)
     if v.is_complex():
@@ -88,10 +95,53 @@ def as_float32(ctx: Any, v: Tensor) -> Tensor:
     return ctx.A.from_int(v, F32)
 
 
-def floats(ctx: Any, *vals: Any, int_to_float: bool = False) -> list[Tensor] | None:
-    """The operands of an elementwise operation as float32 tensors broadcast to one shape, or
-    None when the operation's result is not floating (it runs natively). Python numbers become
-    float32 constants (rounded once: constants are wiring, not arithmetic)."""
+def narrow(ctx: Any, y: Tensor, dtype: torch.dtype) -> Tensor:
+    """A float32 result rounded once to ``dtype`` (bfloat16/float16) by the conversion circuit."""
+    if y.dtype == dtype or not y.is_floating_point():
+        return y
+    return ctx.A.to_bfloat16(y) if dtype == torch.bfloat16 else ctx.A.to_float16(y)
+
+
+def _in_format(ctx: Any, v: Any, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """An operand of an elementwise operation computed in the half format ``dtype``: tensors of
+    that dtype as they are, numbers and 0-dim tensors rounded to it (constants), booleans
+    exactly, integers through float32 (torch's conversion: int -> float32 -> ``dtype``)."""
+    if isinstance(v, Tensor):
+        if v.dtype == dtype:
+            return v
+        if v.is_floating_point() and v.dim() == 0:
+            return v.to(dtype)
+        if v.dtype == torch.bool:
+            return v.to(dtype)
+        return narrow(ctx, as_float32(ctx, v), dtype)
+    if isinstance(v, (bool, int, float)):
+        return torch.tensor(float(v), dtype=dtype, device=device)
+    raise Refused(f"an operand of type {type(v).__name__} has no circuit")
+
+
+def _exact_in(v: Any, dtype: torch.dtype) -> bool:
+    """Whether a scalar operand (a number or a 0-dim tensor) is exactly a value of ``dtype``."""
+    if isinstance(v, Tensor):
+        if v.dtype == dtype or not v.is_floating_point():
+            return True
+        value = v.to(torch.float64)
+    elif isinstance(v, (bool, int, float)):
+        value = torch.tensor(float(v), dtype=torch.float64)
+    else:
+        return True
+    back = value.to(dtype).to(torch.float64)
+    return bool((back == value) | (torch.isnan(back) & torch.isnan(value)))
+
+
+def floats(ctx: Any, *vals: Any, int_to_float: bool = False, opmath: bool = False,
+           wide: bool = False) -> list[Tensor] | None:
+    """The operands of an elementwise operation as tensors of one float format broadcast to one
+    shape, or None when the operation's result is not floating (it runs natively). The format
+    is torch's result dtype: float32, or bfloat16/float16, whose operations compute in the format
+    (numbers are rounded to it, as torch rounds them for +, - and comparisons). ``opmath``
+    (multiplication and division, where torch's CPU kernels take a scalar operand in float32
+    unrounded): with a scalar that the half format does not hold exactly, the operands are
+    float32 instead and the caller rounds the result (:func:`narrow`); ``wide``: float32 always."""
     dtype = _result_dtype(*vals, int_to_float=int_to_float)
     if not dtype.is_floating_point:
         return None
@@ -99,6 +149,9 @@ def floats(ctx: Any, *vals: Any, int_to_float: bool = False) -> list[Tensor] | N
     tensors = [v for v in vals if isinstance(v, Tensor)]
     shape = torch.broadcast_shapes(*(t.shape for t in tensors)) if tensors else torch.Size()
     device = tensors[0].device if tensors else torch.device("cpu")
+    scalars = [v for v in vals if not isinstance(v, Tensor) or v.dim() == 0]
+    if dtype in HALF and not wide and not (opmath and not all(_exact_in(v, dtype) for v in scalars)):
+        return [_in_format(ctx, v, dtype, device).expand(shape) for v in vals]
     out = []
     for v in vals:
         if isinstance(v, Tensor):
@@ -112,7 +165,7 @@ def floats(ctx: Any, *vals: Any, int_to_float: bool = False) -> list[Tensor] | N
 
 
 def _float_input(ctx: Any, x: Tensor) -> Tensor | None:
-    """``x`` for a unary operation: None for integer/boolean tensors (native), float32 checked."""
+    """``x`` for a unary operation: None for integer/boolean tensors (native), its format checked."""
     if not x.is_floating_point():
         return None
     _check_float32(x.dtype)
@@ -155,11 +208,23 @@ def _primitive_handler(p: Primitive, form: AtenForm) -> Callable:
             return NATIVE
         operands = list(args)
         at = [i for i, kind in enumerate(kinds) if kind is FLOAT]
-        converted = floats(ctx, *(args[i] for i in at), int_to_float=p.int_to_float)
+        result = _result_dtype(*(args[i] for i in at), int_to_float=p.int_to_float)
+        # torch's CPU kernels multiply and divide by a scalar operand, and scale by alpha, in float32
+        converted = floats(ctx, *(args[i] for i in at), int_to_float=p.int_to_float,
+                           opmath=p.name in ("mul", "div"), wide=alpha != 1)
         if converted is None:
             return NATIVE
+        if result in HALF and converted[0].dtype == F32:  # computed in float32, rounded once
+            wide = list(args)
+            for i, t in zip(at, converted):
+                wide[i] = t
+            return narrow(ctx, elementwise_in(ctx, wide, alpha), result)
         for i, t in zip(at, converted):
             operands[i] = t
+        return elementwise_in(ctx, operands, alpha)
+
+    def elementwise_in(ctx: Any, operands: list[Any], alpha: Any) -> Any:
+        at = [i for i, kind in enumerate(kinds) if kind is FLOAT]
         if len(at) < len(kinds):  # boolean conditions (where)
             for i, kind in enumerate(kinds):
                 if kind is BOOL and operands[i].dtype != torch.bool:
@@ -174,16 +239,31 @@ def _primitive_handler(p: Primitive, form: AtenForm) -> Callable:
     return elementwise
 
 
+IN_FORMAT: set[Callable] = set()
+"""Handlers that compute bfloat16/float16 operands in their own format (the elementwise IEEE
+operations, selections, conversions); every other handler gets them widened to float32 and its
+results rounded once (:func:`isospike.exact.capture.dispatch.widened`)."""
+
+
+
+def in_format(handler: Callable) -> Callable:
+    """Mark a handler as computing bfloat16/float16 operands in their own format (:data:`IN_FORMAT`)."""
+    IN_FORMAT.add(handler)
+    return handler
+
+
 for _p in PRIMITIVES.values():
     for _form in _p.aten:
-        handles(*_form.ops)(_primitive_handler(_p, _form))
+        in_format(handles(*_form.ops)(_primitive_handler(_p, _form)))
 
 
+@in_format
 @handles(aten.masked_fill.Scalar, aten.masked_fill.Tensor)
 def _masked_fill(ctx: Any, x: Tensor, mask: Tensor, value: Any) -> Any:
+    """where(mask, value, x) in x's format (the value rounded to it, a constant, as torch)."""
     if _float_input(ctx, x) is None:
         return NATIVE
-    v = value.to(F32) if isinstance(value, Tensor) else torch.tensor(float(value), dtype=F32, device=x.device)
+    v = value.to(x.dtype) if isinstance(value, Tensor) else torch.tensor(float(value), dtype=x.dtype, device=x.device)
     shape = torch.broadcast_shapes(x.shape, mask.shape)
     return ctx.A.where(mask.expand(shape), v.expand(shape), x.expand(shape))
 
@@ -321,6 +401,7 @@ def _pow_tensor(ctx: Any, base: Any, exponent: Any) -> Any:
 
 
 # ------------------------------------------------------------------------------ conversions
+@in_format
 @handles(aten._to_copy.default)
 def _to_copy(ctx: Any, x: Tensor, *, dtype: torch.dtype | None = None, **options: Any) -> Any:
     if dtype is None or dtype == x.dtype:
@@ -341,20 +422,17 @@ def _check_int32_range(x: Tensor, dtype: torch.dtype) -> None:
 
 
 def convert_dtype(ctx: Any, x: Tensor, dtype: torch.dtype) -> Tensor:
-    """``x`` converted to ``dtype`` through the conversion circuits: integer -> float32 (round to
-    nearest even), float32 -> integer (toward zero), float32 -> bool (x != 0), float32 ->
-    bfloat16/float16 (round to nearest even); integer/boolean conversions among themselves are
-    wiring."""
+    """``x`` converted to ``dtype`` through the conversion circuits: integer -> float (round to
+    nearest even; to bfloat16/float16 through float32, as torch), float -> integer (toward zero),
+    float -> bool (x != 0), between float formats by an exact widening to float32 and one
+    rounding; integer/boolean conversions among themselves are wiring."""
     A = ctx.A
     if not x.is_floating_point() and not (dtype.is_floating_point):
         return x.to(dtype)
     if not x.is_floating_point():
-        if dtype != F32:
-            _check_float32(dtype)
-        return as_float32(ctx, x)
-    if x.dtype != F32 and x.dim() != 0:
-        _check_float32(x.dtype)
-    x = x.to(F32) if x.dtype != F32 else x
+        _check_float32(dtype)
+        return narrow(ctx, as_float32(ctx, x), dtype)
+    _check_float32(x.dtype)
     if dtype == torch.bool:
         return A.logical_not(A.eq(x, _const(x, 0.0)))
     if not dtype.is_floating_point:
@@ -363,14 +441,13 @@ def convert_dtype(ctx: Any, x: Tensor, dtype: torch.dtype) -> Tensor:
         if dtype.itemsize > 4:
             _check_int32_range(x, dtype)
         return A.to_int(x).to(dtype)
-    if dtype == torch.bfloat16:
-        return A.to_bfloat16(x)
-    if dtype == torch.float16:
-        return A.to_float16(x)
     _check_float32(dtype)
-    return x
+    if dtype == x.dtype:
+        return x
+    return narrow(ctx, as_float32(ctx, x), dtype)
 
 
+@in_format
 @handles(aten.copy_.default)
 def _copy_(ctx: Any, dst: Tensor, src: Tensor, non_blocking: bool = False) -> Any:
     if src.dtype == dst.dtype or not (src.is_floating_point() or dst.is_floating_point()):
@@ -651,10 +728,10 @@ def _upsample_linear(ctx: Any, x: Tensor, output_size: Any, align_corners: bool,
         return NATIVE
     sizes = list(output_size)
     spatial = x.dim() - 2
-    scales = list(scales) + [None] * (spatial - len(scales))
+    per_dim: list[Any] = list(scales) + [None] * (spatial - len(scales))
     y = x
     for d in reversed(range(spatial)):
-        taps = _linear_taps(x.shape[2 + d], int(sizes[d]), bool(align_corners), scales[d])
+        taps = _linear_taps(x.shape[2 + d], int(sizes[d]), bool(align_corners), per_dim[d])
         y = _interp_last(ctx.A, y, taps, 2 + d)
     return y
 
@@ -856,7 +933,7 @@ def _batch_norm_batch_stats(ctx: Any, x: Tensor, weight: Tensor | None, bias: Te
     invstd = fn.rsqrt(A, A.add(var, fn.const(var, eps)))
     if running_mean is not None and running_var is not None:
         keep, take = fn.const(mean, 1.0 - momentum), fn.const(mean, momentum)
-        unbiased = A.div(A.mul(var, fn.const(var, float(count))), fn.const(var, float(max(count - 1, 0))))
+        unbiased = A.div(A.mul(var, fn.const(var, float(count))), fn.const(var, float(count - 1 if count > 1 else 0)))
         running_mean.copy_(A.add(A.mul(running_mean, keep), A.mul(mean, take)))
         running_var.copy_(A.add(A.mul(running_var, keep), A.mul(unbiased, take)))
     return y, mean, invstd
