@@ -233,3 +233,39 @@ def test_half_precision_elementwise_operations_use_the_format_circuit():
     assert not conversions and c.by_op["mul"].gate_evaluations == 64 * isp.exact.cost("mul", torch.bfloat16).neurons
     with pytest.raises(TypeError, match=r"float64.*\.float\(\)"):
         isp.exact.convert(nn.Linear(2, 2).double())
+
+
+def test_progress_bar_counts_gate_evaluations_and_is_off_by_default(capsys, monkeypatch):
+    from isospike.exact.progress import ENV, progress_of
+
+    monkeypatch.delenv(ENV, raising=False)
+    model = nn.Linear(3, 2)
+    x = torch.randn(2, 3)
+    quiet = isp.exact.convert(model)
+    quiet(x)
+    assert "gate evaluations" not in capsys.readouterr().err
+    loud = isp.exact.convert(model, progress=True, count=False)
+    with torch.no_grad():
+        loud(x)
+        loud(x)
+    bar = progress_of(loud)
+    assert bar.calls == 2 and bar.bar.n > 0
+    with isp.exact.counting() as c:
+        isp.exact.convert(model)(x)
+    assert bar.bar.n == 2 * c.gate_evaluations
+    bar.close()
+    monkeypatch.setenv(ENV, "1")
+    assert isp.exact.convert(model)._exact_progress
+
+
+def test_kernels_take_no_more_threads_than_their_work():
+    import numba
+
+    from isospike._threads import kept_threads
+
+    seen = []
+    with kept_threads(1):
+        seen.append(numba.get_num_threads())
+    with kept_threads():
+        seen.append(numba.get_num_threads())
+    assert seen[0] == 1 and seen[1] <= torch.get_num_threads()

@@ -33,6 +33,7 @@ from isospike.exact.arith import GateArith, TorchArith
 from isospike.exact.capture.dispatch import GateCapture, active_capture, module_path_hooks
 from isospike.exact.counting import ExactCounts
 from isospike.exact.primitives import Arith
+from isospike.exact.progress import progress_of, wanted
 
 CODING = "exact"
 
@@ -95,6 +96,7 @@ class ExactNetwork(nn.Module):
     _exact_base: type[nn.Module]
     _exact_arith: Arith
     _exact_count: bool
+    _exact_progress: bool = False
     _exact_counts: dict[str, ExactCounts]
     _exact_samples: int = 0  # samples of the last counted call (leading size of its first tensor input)
 
@@ -147,7 +149,11 @@ class ExactNetwork(nn.Module):
         _check_float32_inputs(args, kwargs)
         path_of = {id(m): name for name, m in self.named_modules() if name}
         counts: dict[str, ExactCounts] | None = {} if self._exact_count else None
-        capture = GateCapture(self._exact_arith, path_of, counts, self.source)
+        bar = None
+        if getattr(self, "_exact_progress", False):
+            bar = progress_of(self)
+            bar.call()
+        capture = GateCapture(self._exact_arith, path_of, counts, self.source, bar)
         try:
             with decomposed_kernels(), capture:
                 out = forward(self, *args, **kwargs)
@@ -192,7 +198,7 @@ def _carry_output_recording(source: type, exact: type) -> None:
         dict.__setitem__(registry, str(exact), dict.__getitem__(registry, str(source)))
 
 
-def _exact_copy(model: nn.Module, arith: Arith, count: bool) -> ExactNetwork:
+def _exact_copy(model: nn.Module, arith: Arith, count: bool, progress: bool = False) -> ExactNetwork:
     already = isinstance(model, ExactNetwork)
     base = model._exact_base if isinstance(model, ExactNetwork) else type(model)
     net = copy.deepcopy(model)
@@ -202,32 +208,36 @@ def _exact_copy(model: nn.Module, arith: Arith, count: bool) -> ExactNetwork:
     net._exact_arith = arith
     net._exact_count = bool(count) and arith.name == "gates"
     net._exact_counts = {}
+    net._exact_progress = progress
     if not already:
         module_path_hooks(net)
     return net.eval()
 
 
-def _convert(model: nn.Module, arith: Arith, count: bool, api: str) -> ExactNetwork:
+def _convert(model: nn.Module, arith: Arith, count: bool, api: str, progress: bool = False) -> ExactNetwork:
     if not isinstance(model, nn.Module):
         raise TypeError(f"isp.exact.{api}: model must be a torch.nn.Module, got {type(model).__name__}")
     _check_float32_model(model, api)
-    return _exact_copy(model, arith, count)
+    return _exact_copy(model, arith, count, progress)
 
 
 def convert(model: nn.Module, *, backend: str = "bitsliced", count: bool = True, shard: bool = False,
-            **options: Any) -> ExactNetwork:
+            progress: bool | None = None, **options: Any) -> ExactNetwork:
     """A copy of ``model`` (in eval mode) whose every floating-point operation is computed by
     integrate-and-fire threshold-gate circuits on spatial-bit spikes. It is called exactly like
     ``model`` and its outputs equal ``reference(model)``'s bit for bit. ``backend``/``options``:
     see :mod:`isospike.exact.ops` (e.g. backend="neuron", leak=..., noise=...). ``count``: record
     per-module gate activity (``layer_counts()``). ``shard``: split the matrix products by output
     columns across the ranks of the initialized ``torch.distributed`` process group
-    (:mod:`isospike.exact.distributed`; bit-identical to one process).
+    (:mod:`isospike.exact.distributed`; bit-identical to one process). ``progress``: a tqdm bar
+    of the gate evaluations, its description naming the forward call (the token, when
+    generating); None: on when the environment variable ``ISOSPIKE_EXACT_PROGRESS`` is 1.
 
     ``model`` must be float32 (TypeError otherwise: call ``model.float()``), and so must the
     floating inputs of the returned network. An operation without a circuit raises
     :class:`~isospike.UnsupportedLayerError` naming the ATen operation and the module path."""
-    return _convert(model, GateArith(backend=backend, api="isp.exact.convert", shard=shard, **options), count, "convert")
+    arith = GateArith(backend=backend, api="isp.exact.convert", shard=shard, **options)
+    return _convert(model, arith, count, "convert", wanted(progress))
 
 
 def reference(model: nn.Module) -> ExactNetwork:

@@ -237,7 +237,7 @@ def _pack_rows(x: Tensor, shape: torch.Size, width: int, out: np.ndarray | None 
     wl = (L + 63) // 64
     if out is None:
         out = np.empty((width, k * wl), dtype=np.uint64)
-    with kept_threads():
+    with kept_threads(max(1, wl // 64)):
         pack_gather(src.view({8: np.uint8, 16: np.uint16, 32: np.uint32, 64: np.uint64}[width]),
                     rows.astype(np.int64), width, out)
     return out, wl

@@ -104,12 +104,14 @@ class GateCapture(TorchDispatchMode):
 
     ``path_of``: module id -> dotted path, for the module stack that names where each operation
     runs; ``counts``: when given, path -> :class:`ExactCounts` of the gates each module's
-    operations evaluated. ``source``: the model's name, for errors."""
+    operations evaluated. ``source``: the model's name, for errors. ``progress``: a
+    :class:`~isospike.exact.progress.Progress` told the gate evaluations of each operation."""
 
     def __init__(self, arith: Arith, path_of: dict[int, str], counts: dict[str, ExactCounts] | None = None,
-                 source: str = "model") -> None:
+                 source: str = "model", progress: Any = None) -> None:
         super().__init__()
         self.A = arith
+        self.progress = progress  # an isospike.exact.progress.Progress, or None
         self.path_of = path_of
         self.counts = counts
         self.source = source
@@ -152,14 +154,17 @@ class GateCapture(TorchDispatchMode):
         if _has_half(args, kwargs) and handler not in IN_FORMAT:
             handler = functools.partial(widened, handler, func)
         try:
-            if self.counts is not None:
+            if self.counts is not None or self.progress is not None:
                 with counting() as c:
                     out = handler(self, *args, **kwargs)
                     if inplace and out is not NATIVE:
                         out = _into(self, out, args[0])
-                target = self.counts.setdefault(self.path, ExactCounts())
-                for op, oc in c.by_op.items():
-                    target.record(op, oc)
+                if self.counts is not None:
+                    target = self.counts.setdefault(self.path, ExactCounts())
+                    for op, oc in c.by_op.items():
+                        target.record(op, oc)
+                if self.progress is not None:
+                    self.progress.gates(c.gate_evaluations)
             else:
                 out = handler(self, *args, **kwargs)
                 if inplace and out is not NATIVE:
