@@ -269,3 +269,45 @@ def test_kernels_take_no_more_threads_than_their_work():
     with kept_threads():
         seen.append(numba.get_num_threads())
     assert seen[0] == 1 and seen[1] <= torch.get_num_threads()
+
+
+def test_exact_accumulation_is_correctly_rounded_and_identical_in_gates_and_reference():
+    gmpy2 = pytest.importorskip("gmpy2")
+    from isospike.exact.accumulate import exact_dot_gates, exact_dot_reference
+    from isospike.exact.ops import gate_options
+
+    torch.manual_seed(0)
+    inf, nan = float("inf"), float("nan")
+    a = torch.cat([torch.randn(6, 9),
+                   torch.randn(6, 9) * torch.pow(2.0, torch.randint(-140, 120, (6, 9)).float())])
+    b = torch.cat([torch.randn(6, 9), torch.randn(6, 9) * torch.pow(2.0, torch.randint(-140, 0, (6, 9)).float())])
+    a[0, :3], b[0, :3] = torch.tensor([1e30, 1.0, -1e30]), torch.tensor([1e8, 1.0, 1e8])  # cancellation: 9 terms
+    a[1], b[1] = 3e38, 10.0  # overflow
+    a[2], b[2] = 1e-45, 0.5  # subnormal products below float32's range, summed exactly
+    g, r = exact_dot_gates(a, b, gate_options("t", {})), exact_dot_reference(a, b)
+    assert torch.equal(bits(g), bits(r))
+    want = []
+    for ra, rb in zip(a.tolist(), b.tolist()):
+        with gmpy2.context(gmpy2.context(precision=1200)):
+            s = sum((gmpy2.mpfr(x) * gmpy2.mpfr(y) for x, y in zip(ra, rb)), gmpy2.mpfr(0))
+        with gmpy2.context(gmpy2.ieee(32)):
+            want.append(float(gmpy2.mpfr(s)))
+    assert torch.equal(bits(r), bits(torch.tensor(want, dtype=torch.float32)))
+    specials = exact_dot_gates(torch.tensor([[inf, -inf], [inf, 0.0], [-0.0, 0.0], [inf, 2.0], [nan, 1.0]]),
+                               torch.tensor([[1.0, 1.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 1.0], [1.0, 1.0]]),
+                               gate_options("t", {}))
+    assert torch.equal(bits(specials), bits(torch.tensor([nan, nan, 0.0, -inf, nan]).where(
+        torch.tensor([False, False, True, True, False]), torch.tensor(nan).abs())))
+
+
+def test_models_convert_with_exact_accumulation():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.Flatten(), nn.Linear(12, 4), nn.Softmax(-1))
+    x = torch.randn(2, 2, 4, 4)
+    snn, ref = isp.exact.convert(model, accumulate="exact"), isp.exact.reference(model, accumulate="exact")
+    y = snn(x)
+    assert torch.equal(bits(y), bits(ref(x))) and torch.equal(bits(snn.reference()(x)), bits(y))
+    assert torch.allclose(y, model(x), atol=1e-6)
+    assert snn.counts().by_op["kulisch_term"].lanes == 2 * 3 * 4 * 18 + 2 * 4 * 12  # every product a Kulisch term
+    with pytest.raises(ValueError, match="'pairwise'.*'exact'"):
+        isp.exact.convert(model, accumulate="kahan")

@@ -141,7 +141,7 @@ class ExactNetwork(nn.Module):
 
     def reference(self) -> ExactNetwork:
         """The float32 reference of this network (same weights, same pinned operation sequence)."""
-        return _exact_copy(self, TorchArith(), False)
+        return _exact_copy(self, TorchArith(getattr(self._exact_arith, "accumulate", "pairwise")), False)
 
     def _run_captured(self, forward: Callable, args: tuple, kwargs: dict) -> Any:
         if active_capture() is not None:  # called from inside a captured forward: already captured
@@ -222,7 +222,7 @@ def _convert(model: nn.Module, arith: Arith, count: bool, api: str, progress: bo
 
 
 def convert(model: nn.Module, *, backend: str = "bitsliced", count: bool = True, shard: bool = False,
-            progress: bool | None = None, **options: Any) -> ExactNetwork:
+            progress: bool | None = None, accumulate: str = "pairwise", **options: Any) -> ExactNetwork:
     """A copy of ``model`` (in eval mode) whose every floating-point operation is computed by
     integrate-and-fire threshold-gate circuits on spatial-bit spikes. It is called exactly like
     ``model`` and its outputs equal ``reference(model)``'s bit for bit. ``backend``/``options``:
@@ -232,16 +232,20 @@ def convert(model: nn.Module, *, backend: str = "bitsliced", count: bool = True,
     (:mod:`isospike.exact.distributed`; bit-identical to one process). ``progress``: a tqdm bar
     of the gate evaluations, its description naming the forward call (the token, when
     generating); None: on when the environment variable ``ISOSPIKE_EXACT_PROGRESS`` is 1.
+    ``accumulate``: "pairwise" (each product rounded, a pairwise tree of additions) or "exact"
+    (every dot product of matrix products, linear layers and convolutions through a Kulisch
+    accumulator, rounded once: correctly rounded; :mod:`isospike.exact.accumulate`); the
+    reference takes the same argument.
 
     ``model`` must be float32 (TypeError otherwise: call ``model.float()``), and so must the
     floating inputs of the returned network. An operation without a circuit raises
     :class:`~isospike.UnsupportedLayerError` naming the ATen operation and the module path."""
-    arith = GateArith(backend=backend, api="isp.exact.convert", shard=shard, **options)
+    arith = GateArith(backend=backend, api="isp.exact.convert", shard=shard, accumulate=accumulate, **options)
     return _convert(model, arith, count, "convert", wanted(progress))
 
 
-def reference(model: nn.Module) -> ExactNetwork:
+def reference(model: nn.Module, *, accumulate: str = "pairwise") -> ExactNetwork:
     """A copy of ``model`` running the same pinned float32 operation sequence as
     :func:`convert`, in plain PyTorch: the ANN the exact SNN provably equals. ``model`` and
     the floating inputs must be float32."""
-    return _convert(model, TorchArith(), False, "reference")
+    return _convert(model, TorchArith(accumulate), False, "reference")

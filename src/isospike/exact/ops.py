@@ -220,7 +220,7 @@ globals().update(PUBLIC)  # add, sub, mul, ..., where, to_bfloat16, from_int, to
 
 
 # ------------------------------------------------------------------ packed reductions
-def _pack_rows(x: Tensor, shape: torch.Size, width: int, out: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+def pack_rows(x: Tensor, shape: torch.Size, width: int, out: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """The operand ``x`` of a reduction over the last dimension of ``shape`` (``x`` broadcasts to
     it) as words [width, k * Wl]: column i (one reduced element) of every lane packed into its
     own Wl = ceil(L / 64) words, L = lanes (the leading dimensions), so columns pair word for
@@ -243,7 +243,7 @@ def _pack_rows(x: Tensor, shape: torch.Size, width: int, out: np.ndarray | None 
     return out, wl
 
 
-def _run_words(netlist: Netlist, op: str, words: np.ndarray, mask: np.ndarray, lanes: int) -> np.ndarray:
+def run_words(netlist: Netlist, op: str, words: np.ndarray, mask: np.ndarray, lanes: int) -> np.ndarray:
     counters = active_counters()
     out, (spikes, events) = bitsliced.evaluate_words(netlist, words, mask, count=bool(counters))
     if counters:
@@ -256,8 +256,11 @@ def _run_words(netlist: Netlist, op: str, words: np.ndarray, mask: np.ndarray, l
 def _tree_words(op: str, fmt: FloatFormat, words: np.ndarray, k: int, wl: int, L: int) -> np.ndarray:
     """Pairwise tree over the k row blocks of ``words`` (row 2i with 2i+1, an odd last row moves
     up unchanged), staying packed. Returns one block [width, wl]."""
-    netlist = _float_netlist(op, fmt)
-    width = fmt.width
+    return tree_words_of(_float_netlist(op, fmt), op, fmt.width, words, k, wl, L)
+
+
+def tree_words_of(netlist: Netlist, op: str, width: int, words: np.ndarray, k: int, wl: int, L: int) -> np.ndarray:
+    """:func:`_tree_words` for any two-input ``netlist`` on ``width``-line values (counted as ``op``)."""
     block_mask = bitsliced.lane_mask(L) if L else np.zeros(wl, np.uint64)
     while k > 1:
         half = k // 2
@@ -265,7 +268,7 @@ def _tree_words(op: str, fmt: FloatFormat, words: np.ndarray, k: int, wl: int, L
         pair = np.empty((2 * width, half, wl), dtype=np.uint64)  # left operands' lines, then right's
         pair[:width] = blocks[:, 0:2 * half:2, :]
         pair[width:] = blocks[:, 1:2 * half:2, :]
-        out = _run_words(netlist, op, pair.reshape(2 * width, half * wl), np.tile(block_mask, half), half * L)
+        out = run_words(netlist, op, pair.reshape(2 * width, half * wl), np.tile(block_mask, half), half * L)
         if k % 2:
             out = np.concatenate([out.reshape(width, half, wl), blocks[:, k - 1:k, :]], axis=1).reshape(width, -1)
         words, k = out, half + k % 2
@@ -300,7 +303,7 @@ def tree_with(op: str, x: Tensor, options: GateOptions) -> Tensor:
     fmt = format_of(x.dtype)
     k, lead = x.shape[-1], x.shape[:-1]
     L = math.prod(lead)
-    words, wl = _pack_rows(x, x.shape, fmt.width)
+    words, wl = pack_rows(x, x.shape, fmt.width)
     return _unpack_rows(_tree_words(op, fmt, words, k, wl, L), fmt, L, lead, x.device)
 
 
@@ -338,8 +341,8 @@ def dot_with(a: Tensor, b: Tensor, options: GateOptions) -> Tensor:
     L = math.prod(lead)
     wl = (L + 63) // 64
     operands = np.empty((2 * fmt.width, k * wl), dtype=np.uint64)  # a's spike lines, then b's
-    _pack_rows(a, shape, fmt.width, operands[:fmt.width])
-    _pack_rows(b, shape, fmt.width, operands[fmt.width:])
+    pack_rows(a, shape, fmt.width, operands[:fmt.width])
+    pack_rows(b, shape, fmt.width, operands[fmt.width:])
     block_mask = bitsliced.lane_mask(L) if L else np.zeros(wl, np.uint64)
-    products = _run_words(_float_netlist("mul", fmt), "mul", operands, np.tile(block_mask, k), k * L)
+    products = run_words(_float_netlist("mul", fmt), "mul", operands, np.tile(block_mask, k), k * L)
     return _unpack_rows(_tree_words("add", fmt, products, k, wl, L), fmt, L, lead, a.device)

@@ -296,11 +296,13 @@ class Arith(Protocol):
 
     Each decorated method is an exact primitive (the table); its body is the float32 reference.
     name: "gates", "torch" or "native"; native: the pinned functions run torch's kernels
-    instead; shard: matrix products split across torch.distributed ranks."""
+    instead; shard: matrix products split across torch.distributed ranks; accumulate: how
+    :meth:`dot` sums ("pairwise" or "exact", :mod:`isospike.exact.accumulate`)."""
 
     name: str
     native: bool
     shard: bool
+    accumulate: str  # dot products: "pairwise" (rounded products, pairwise tree) or "exact" (Kulisch)
 
     def run_primitive(self, p: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Compute the primitive ``p`` on ``args`` (operands, then parameters) and ``kwargs``."""
