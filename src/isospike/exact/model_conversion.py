@@ -237,8 +237,9 @@ def convert(model: nn.Module, *, backend: str = "bitsliced", count: bool = True,
     accumulator, rounded once: correctly rounded; :mod:`isospike.exact.accumulate`); the
     reference takes the same argument.
 
-    ``model`` must be float32 (TypeError otherwise: call ``model.float()``), and so must the
-    floating inputs of the returned network. An operation without a circuit raises
+    ``model`` and the floating inputs of the returned network must be float32, bfloat16 or
+    float16 (TypeError otherwise, e.g. for float64: call ``model.float()``); a half-precision
+    model runs its format's circuits with torch's CPU accumulation rule (docs/exact.md). An operation without a circuit raises
     :class:`~isospike.UnsupportedLayerError` naming the ATen operation and the module path."""
     arith = GateArith(backend=backend, api="isp.exact.convert", shard=shard, accumulate=accumulate, **options)
     return _convert(model, arith, count, "convert", wanted(progress))
@@ -247,5 +248,5 @@ def convert(model: nn.Module, *, backend: str = "bitsliced", count: bool = True,
 def reference(model: nn.Module, *, accumulate: str = "pairwise") -> ExactNetwork:
     """A copy of ``model`` running the same pinned float32 operation sequence as
     :func:`convert`, in plain PyTorch: the ANN the exact SNN provably equals. ``model`` and
-    the floating inputs must be float32."""
+    the floating inputs must be float32, bfloat16 or float16; ``accumulate`` as in :func:`convert`."""
     return _convert(model, TorchArith(accumulate), False, "reference")
