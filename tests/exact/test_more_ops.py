@@ -311,3 +311,35 @@ def test_models_convert_with_exact_accumulation():
     assert snn.counts().by_op["kulisch_term"].lanes == 2 * 3 * 4 * 18 + 2 * 4 * 12  # every product a Kulisch term
     with pytest.raises(ValueError, match="'pairwise'.*'exact'"):
         isp.exact.convert(model, accumulate="kahan")
+
+
+_X = torch.cat([torch.randn(2, 5) * 3, torch.tensor([[0.0, -0.0, 0.5, -0.5, 2.5], [-2.5, 1e10, float("nan"), float("inf"),
+                                                                                 -float("inf")]])])
+MORE = {  # name: (function, max ULP from torch: order and fusion differences)
+    "norms": (lambda x: (F.normalize(x[:2], dim=-1), torch.linalg.vector_norm(x, 1, -1), x.norm(float("inf"), -1),
+                         torch.linalg.vector_norm(x, 0, -1), torch.linalg.vector_norm(x[:2], 3, -1),
+                         F.cosine_similarity(x[:2], x[:2].flip(0))), 1),
+    "logsumexp": (lambda x: torch.logsumexp(x, -1), 1),
+    "rounding": (lambda x: (torch.round(x), torch.floor(x), torch.ceil(x), torch.trunc(x), torch.frac(x), torch.sign(x),
+                            torch.copysign(x, x.flip(0))), 0),
+    "tests": (lambda x: (torch.isinf(x), torch.isnan(x), torch.isfinite(x), torch.isposinf(x), torch.isneginf(x)), 0),
+    "products": (lambda x: (x.prod(-1), x[:2].prod(), torch.cumprod(x, -1)), 2),
+    "fused": (lambda x: (torch.addcmul(x, x, x.flip(0), value=0.5), torch.addcdiv(x, x, x.flip(0), value=0.3),
+                         torch.lerp(x, x.flip(0), 0.3), torch.var_mean(x[:2], -1)), 4),  # torch's lerp: fma
+    "order_statistics": (lambda x: (torch.kthvalue(x, 2), x.median(-1), x[:2].median()), 0),
+    "adaptive_max_pool": (lambda x: (F.adaptive_max_pool2d(x[None], (2, 3), return_indices=True),
+                                     F.adaptive_max_pool1d(x[:2, None], 2)), 0),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MORE))
+def test_norms_rounding_products_and_order_statistics(case):
+    from isospike.metrics import ulp_distance
+
+    f, tol = MORE[case]
+    ys, ns = check_bit_exact(Fn(lambda s, x: f(x)), _X)
+    for y, n in zip(torch.utils._pytree.tree_leaves(ys), torch.utils._pytree.tree_leaves(ns)):
+        if y.is_floating_point():
+            assert int(ulp_distance(y, n).max()) <= tol, case
+        else:
+            assert torch.equal(y, n), case

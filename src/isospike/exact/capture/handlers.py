@@ -1108,3 +1108,257 @@ def _rrelu(ctx: Any, x: Tensor, noise: Tensor, lower: Any = 0.125, upper: Any = 
         raise Refused("RReLU in training mode draws a random slope per element; call model.eval() (a fixed slope "
                       "(lower + upper) / 2, which converts)")
     return _leaky_relu(ctx, x, (float(lower) + float(upper)) / 2)
+
+
+# ------------------------------------------------------------------------------ rounding, tests, signs
+ROUND_LIMIT = 8388608.0  # 2^23: every float32 at or beyond it is an integer
+
+
+@handles(aten.round.default)
+def _round(ctx: Any, x: Tensor) -> Any:
+    """Round half to even: (|x| + 2^23) - 2^23 (the addition rounds to an integer, to nearest
+    even) with x's sign; |x| >= 2^23, infinities and NaN unchanged; zeros keep their sign."""
+    if _float_input(ctx, x) is None:
+        return NATIVE
+    A = ctx.A
+    big = _num(x, ROUND_LIMIT)
+    r = A.sub(A.add(A.abs(x), big), big)
+    y = A.where(A.lt(x, _num(x, 0)), A.neg(r), r)
+    y = A.where(A.eq(x, _num(x, 0)), x, y)
+    return A.where(A.lt(A.abs(x), big), y, x)
+
+
+def _trunc(A: Any, x: Tensor) -> Tensor:
+    """Toward zero: the float -> int32 -> float circuits below 2^23 (zeros with x's sign), x itself beyond."""
+    t = A.from_int(A.to_int(x), x.dtype)
+    t = A.where(A.eq(t, _num(x, 0)), A.mul(x, _num(x, 0)), t)
+    return A.where(A.lt(A.abs(x), _num(x, ROUND_LIMIT)), t, x)
+
+
+@handles(aten.trunc.default, aten.floor.default, aten.ceil.default, aten.frac.default)
+def _integral(ctx: Any, x: Tensor) -> Any:
+    """trunc (toward zero), floor (trunc - 1 where x < trunc), ceil (trunc + 1 where x > trunc),
+    frac (x - trunc(x)), as torch (signed zeros included)."""
+    if _float_input(ctx, x) is None:
+        return NATIVE
+    A = ctx.A
+    t = _trunc(A, x)
+    op = ctx.func.overloadpacket
+    if op is aten.floor:
+        return A.where(A.lt(x, t), A.sub(t, _num(x, 1)), t)
+    if op is aten.ceil:
+        return A.where(A.lt(t, x), A.add(t, _num(x, 1)), t)
+    if op is aten.frac:
+        return A.sub(x, t)
+    return t
+
+
+@handles(aten.sign.default, aten.sgn.default)
+def _sign(ctx: Any, x: Tensor) -> Any:
+    """1 for x > 0, -1 for x < 0, else +0 (zeros and NaN), as torch's CPU kernel."""
+    if _float_input(ctx, x) is None:
+        return NATIVE
+    A = ctx.A
+    zero = _num(x, 0)
+    return A.where(A.lt(zero, x), _num(x, 1), A.where(A.lt(x, zero), _num(x, -1), zero))
+
+
+@handles(aten.copysign.Tensor, aten.copysign.Scalar)
+def _copysign(ctx: Any, a: Any, b: Any) -> Any:
+    """|a| with the sign of b (the sign of a zero b from 1/b; a NaN b counts as positive)."""
+    converted = floats(ctx, a, b)
+    if converted is None:
+        return NATIVE
+    A = ctx.A
+    x, s = converted
+    m = A.abs(x)
+    return A.where(fn._signbit(A, s), A.neg(m), m)
+
+
+@handles(aten.isnan.default, aten.isinf.default, aten.isfinite.default, aten.isposinf.default,
+         aten.isneginf.default)
+def _classify(ctx: Any, x: Tensor) -> Any:
+    """NaN: x != x; infinity: |x| == inf (+inf / -inf: x == +-inf); finite: |x| < inf; by
+    comparison circuits."""
+    if not x.is_floating_point():
+        return NATIVE
+    A = ctx.A
+    op = ctx.func.overloadpacket
+    inf = _num(x, math.inf)
+    if op is aten.isnan:
+        return A.logical_not(A.eq(x, x))
+    if op is aten.isinf:
+        return A.eq(A.abs(x), inf)
+    if op is aten.isposinf:
+        return A.eq(x, inf)
+    if op is aten.isneginf:
+        return A.eq(x, _num(x, -math.inf))
+    return A.lt(A.abs(x), inf)
+
+
+# ------------------------------------------------------------------------------ fused arithmetic
+def _value(x: Tensor, v: Any) -> Tensor:
+    return v.to(x.dtype).expand_as(x) if isinstance(v, Tensor) else _num(x, v)
+
+
+@handles(aten.addcmul.default, aten.addcdiv.default)
+def _addc(ctx: Any, x: Tensor, t1: Tensor, t2: Tensor, value: Any = 1) -> Any:
+    """x + value * t1 * t2 / x + value * t1 / t2, left to right as torch's CPU kernel."""
+    converted = floats(ctx, x, t1, t2)
+    if converted is None:
+        return NATIVE
+    A = ctx.A
+    x, t1, t2 = converted
+    scaled = A.mul(_value(t1, value), t1)
+    op = A.mul if ctx.func.overloadpacket is aten.addcmul else A.div
+    return A.add(x, op(scaled, t2))
+
+
+@handles(aten.lerp.Scalar, aten.lerp.Tensor)
+def _lerp(ctx: Any, start: Tensor, end: Tensor, weight: Any) -> Any:
+    """weight < 0.5 ? start + weight (end - start) : end - (end - start) (1 - weight), as torch."""
+    converted = floats(ctx, start, end, weight)
+    if converted is None:
+        return NATIVE
+    A = ctx.A
+    s, e, w = converted
+    d = A.sub(e, s)
+    low = A.add(s, A.mul(w, d))
+    high = A.sub(e, A.mul(d, A.sub(_num(w, 1), w)))
+    return A.where(A.lt(A.abs(w), _num(w, 0.5)), low, high)
+
+
+# ------------------------------------------------------------------------------ more reductions
+@handles(aten.var_mean.correction, aten.std_mean.correction)
+def _var_mean(ctx: Any, x: Tensor, dim: Any = None, *, correction: Any = None, keepdim: bool = False) -> Any:
+    """(var or std, mean) over ``dim``: the pairwise-tree forms of var and mean."""
+    if _float_input(ctx, x) is None:
+        return NATIVE
+    A = ctx.A
+    v = fn.var_dims(A, x, dim, 1.0 if correction is None else float(correction), keepdim)
+    if ctx.func.overloadpacket is aten.std_mean:
+        v = A.sqrt(v)
+    return v, fn.mean_dims(A, x, dim, keepdim)
+
+
+@handles(aten.prod.default, aten.prod.dim_int)
+def _prod(ctx: Any, x: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: torch.dtype | None = None) -> Any:
+    """Product over ``dim`` (all: flattened) by a pairwise tree of multiplications."""
+    xf = _reduction_input(ctx, x, dtype)
+    if xf is None:
+        return NATIVE
+    flat, dims = fn._reduce_dims(xf, dim)
+    y = fn.tree_levels(ctx.A, "mul", flat) if flat.shape[-1] else flat.new_ones(flat.shape[:-1])
+    return fn._keepdim(y, xf, dims, keepdim)
+
+
+@handles(aten.cumprod.default)
+def _cumprod(ctx: Any, x: Tensor, dim: int, *, dtype: torch.dtype | None = None) -> Any:
+    """Running products in sequential order: y_0 = x_0, y_i = y_(i-1) x_i."""
+    xf = _reduction_input(ctx, x, dtype)
+    if xf is None:
+        return NATIVE
+    xm = xf.movedim(dim, -1)
+    if xm.shape[-1] == 0:
+        return xf.clone()
+    out = [xm[..., 0]]
+    for i in range(1, xm.shape[-1]):
+        out.append(ctx.A.mul(out[-1], xm[..., i]))
+    return torch.stack(out, -1).movedim(-1, dim)
+
+
+@handles(aten.logsumexp.default)
+def _logsumexp(ctx: Any, x: Tensor, dim: Any = (), keepdim: bool = False) -> Any:
+    """m + log(sum e^(x - m)) with m the maximum (an infinite maximum taken as 0), as torch."""
+    if _float_input(ctx, x) is None:
+        return NATIVE
+    A = ctx.A
+    flat, dims = fn._reduce_dims(x, dim if dim not in ((), []) else None)
+    m = fn.tree_max(A, flat, -1)
+    m = A.where(A.eq(A.abs(m), _num(m, math.inf)), _num(m, 0), m)
+    s = fn.tree_sum(A, fn.exp(A, A.sub(flat, m.unsqueeze(-1).expand_as(flat))), -1)
+    return fn._keepdim(A.add(fn.log(A, s), m), x, dims, keepdim)
+
+
+@handles(aten.linalg_vector_norm.default)
+def _vector_norm(ctx: Any, x: Tensor, ord: Any = 2, dim: Any = None, keepdim: bool = False, *,  # noqa: A002
+                 dtype: torch.dtype | None = None) -> Any:
+    """ord 2: sqrt of the pairwise-tree sum of squares; 1: tree sum of |x|; inf / -inf: tree
+    maximum / minimum of |x|; 0: count of nonzeros; other p: (sum |x|^p)^(1/p) by pow."""
+    xf = _reduction_input(ctx, x, dtype)
+    if xf is None:
+        return NATIVE
+    A = ctx.A
+    flat, dims = fn._reduce_dims(xf, dim)
+    a = A.abs(flat)
+    p = float(ord)
+    if p == 2:
+        y = A.sqrt(fn.tree_sum(A, A.mul(flat, flat), -1))
+    elif p == 1:
+        y = fn.tree_sum(A, a, -1)
+    elif p == math.inf:
+        y = fn.tree_max(A, a, -1)
+    elif p == -math.inf:
+        y = fn.tree_reduce(A, "minimum", a, -1)
+    elif p == 0:
+        y = fn.tree_sum(A, A.where(A.eq(flat, _num(flat, 0)), _num(flat, 0), _num(flat, 1)), -1)
+    else:
+        s = fn.tree_sum(A, fn.pow_tensor(A, a, _num(a, p)), -1)
+        y = fn.pow_tensor(A, s, _num(s, 1.0 / p))
+    return fn._keepdim(y, xf, dims, keepdim)
+
+
+@handles(aten.kthvalue.default)
+def _kthvalue(ctx: Any, x: Tensor, k: int, dim: int = -1, keepdim: bool = False) -> Any:
+    """The k-th smallest along ``dim`` (NaN largest) and its index, from the stable sort."""
+    if _float_input(ctx, x) is None:
+        return NATIVE
+    values, indices = fn.sort(ctx.A, x, dim)
+    v, i = values.select(dim, int(k) - 1), indices.select(dim, int(k) - 1)
+    return (v.unsqueeze(dim), i.unsqueeze(dim)) if keepdim else (v, i)
+
+
+@handles(aten.median.default, aten.median.dim)
+def _median(ctx: Any, x: Tensor, dim: int | None = None, keepdim: bool = False) -> Any:
+    """The lower median ((n - 1) // 2-th smallest) from the stable sort; a row with NaN gives
+    NaN and the index of its first NaN, as torch."""
+    if _float_input(ctx, x) is None:
+        return NATIVE
+    A = ctx.A
+    whole = dim is None
+    xm = x.reshape(-1) if whole else x
+    d = 0 if dim is None else dim
+    values, indices = fn.sort(A, xm, d)
+    n = xm.shape[d]
+    nan = A.logical_not(A.eq(values, values))
+    first_nan = torch.argmax(nan.to(torch.int8), dim=d)  # sorted NaNs are last; the first of them
+    has_nan = nan.any(d)
+    mid = values.select(d, (n - 1) // 2)
+    v = A.where(has_nan, _num(mid, math.nan), mid)
+    i = torch.where(has_nan, indices.gather(d, first_nan.unsqueeze(d)).squeeze(d), indices.select(d, (n - 1) // 2))
+    if whole:
+        return v
+    return (v.unsqueeze(d), i.unsqueeze(d)) if keepdim else (v, i)
+
+
+@handles(aten.adaptive_max_pool2d.default)
+def _adaptive_max_pool2d(ctx: Any, x: Tensor, output_size: Any) -> Any:
+    """Each output cell: the maximum of torch's adaptive window [floor(i H / oh), ceil((i + 1) H /
+    oh)) by the pairwise comparison tree (first maximum; NaN wins), and its flat index."""
+    if _float_input(ctx, x) is None:
+        return NATIVE
+    xb, unbatched = _pool_input(x)
+    h, w = xb.shape[-2:]
+    oh, ow = _pair(output_size)
+    values, indices = [], []
+    for i in range(oh):
+        r0, r1 = (i * h) // oh, -((-(i + 1) * h) // oh)
+        for j in range(ow):
+            c0, c1 = (j * w) // ow, -((-(j + 1) * w) // ow)
+            window = xb[..., r0:r1, c0:c1].reshape(*xb.shape[:2], (r1 - r0) * (c1 - c0))
+            v, k = fn.arg_extreme(ctx.A, window, -1, largest=True)
+            values.append(v)
+            indices.append((r0 + k // (c1 - c0)) * w + c0 + k % (c1 - c0))
+    y = torch.stack(values, -1).reshape(*xb.shape[:2], oh, ow)
+    idx = torch.stack(indices, -1).reshape(*xb.shape[:2], oh, ow)
+    return (y[0], idx[0]) if unbatched else (y, idx)
