@@ -176,8 +176,8 @@ def test_inplace_on_a_view_changes_its_base_as_in_torch():
 
 
 # ---------------------------------------------------------------- dtypes
-@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16, torch.float16])
-def test_non_float32_models_and_inputs_are_refused(dtype):
+def test_float64_models_and_inputs_are_refused():
+    dtype = torch.float64
     for api in (isp.exact.convert, isp.exact.reference):
         with pytest.raises(TypeError, match=r"model\.float\(\)"):
             api(nn.Linear(2, 2).to(dtype))
@@ -299,8 +299,8 @@ def test_functional_variants_that_change_the_value_are_refused():
     refused = {
         r"^aten\._to_copy at '<Cases>'.*float64": lambda x: F.softmax(x, dim=-1, dtype=torch.float64),
         r"^aten\.floor_divide at '<Cases>'": lambda x: x // 2,
-        r"^aten\.log at '<Cases>'.*no gate circuit": lambda x: torch.log(x),
-        r"^aten\.cumsum": lambda x: x.cumsum(-1),
+        r"^aten\.atan at '<Cases>'.*no gate circuit": lambda x: torch.atan(x),
+        r"^aten\.cumprod": lambda x: x.cumprod(-1),
     }
     x = torch.rand(3, 4) + 0.5
     for pattern, f in refused.items():

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from isospike.exact import ops as gate_ops
+from isospike.exact.accumulate import check_accumulate, exact_dot_gates, exact_dot_reference
 from isospike.exact.backends import GateOptions
 from isospike.exact.formats import canonical_nan as _canonical_nan
 from isospike.exact.primitives import Arith, Primitive, ieee_minmax
@@ -36,6 +37,9 @@ class TorchArith(Arith):
     name = "torch"
     native = False
     shard = False
+
+    def __init__(self, accumulate: str = "pairwise") -> None:
+        self.accumulate = check_accumulate(accumulate)
 
     def run_primitive(self, p: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return p.reference(self, *args, **kwargs)
@@ -60,7 +64,10 @@ class TorchArith(Arith):
         return _canonical_nan(x[..., 0])
 
     def dot(self, a: Tensor, b: Tensor) -> Tensor:
-        """Sum over the last dimension of a * b: products, then the pairwise add tree."""
+        """Sum over the last dimension of a * b: products, then the pairwise add tree (with
+        accumulate="exact": the correctly rounded sum, :mod:`isospike.exact.accumulate`)."""
+        if self.accumulate == "exact":
+            return exact_dot_reference(a, b)
         return self.tree("add", a * b)
 
 
@@ -74,15 +81,17 @@ class GateArith(Arith):
     name = "gates"
     native = False
 
-    def __init__(self, backend: str = "bitsliced", api: str = "GateArith", shard: bool = False, **options: Any) -> None:
+    def __init__(self, backend: str = "bitsliced", api: str = "GateArith", shard: bool = False,
+                 accumulate: str = "pairwise", **options: Any) -> None:
         self.options = gate_ops.gate_options(api, dict(backend=backend, **options))
         self.shard = bool(shard)  # matrix products split across torch.distributed ranks
+        self.accumulate = check_accumulate(accumulate)  # dot products: "pairwise" tree or "exact" (Kulisch)
 
     @classmethod
-    def using(cls, options: GateOptions, shard: bool = False) -> GateArith:
+    def using(cls, options: GateOptions, shard: bool = False, accumulate: str = "pairwise") -> GateArith:
         """A GateArith with already validated options."""
         arith = cls.__new__(cls)
-        arith.options, arith.shard = options, bool(shard)
+        arith.options, arith.shard, arith.accumulate = options, bool(shard), check_accumulate(accumulate)
         return arith
 
     @property
@@ -101,7 +110,10 @@ class GateArith(Arith):
         return gate_ops.tree_with(op, x, self.options)
 
     def dot(self, a: Tensor, b: Tensor) -> Tensor:
-        """Sum over the last dimension of a * b: products, then the pairwise add tree."""
+        """Sum over the last dimension of a * b: products, then the pairwise add tree (with
+        accumulate="exact": Kulisch accumulator circuits, rounded once)."""
+        if self.accumulate == "exact":
+            return exact_dot_gates(a, b, self.options)
         return gate_ops.dot_with(a, b, self.options)
 
 

@@ -165,6 +165,14 @@ def exp(A: Arith, x: Tensor) -> Tensor:
     exact for normal results, correctly placed subnormals). NaN -> NaN, +-inf -> inf / 0."""
     if A.native:
         return torch.exp(x)
+    q, kf = _exp_parts(A, x)
+    y = A.add(q, const(x, 1.0))
+    return A.ldexp(y, A.to_int(kf))
+
+
+def _exp_parts(A: Arith, x: Tensor) -> tuple[Tensor, Tensor]:
+    """(q, k) with e^x = 2^k (1 + q): x clamped to [EXP_LO, EXP_HI], k = round(x / ln 2), r = x - k
+    ln 2 (two fmas), q = r + r^2 P(r)."""
     x = A.minimum(A.maximum(x, const(x, EXP_LO)), const(x, EXP_HI))
     t = A.fma(x, const(x, INV_LN2), const(x, ROUND_MAGIC))
     kf = A.sub(t, const(x, ROUND_MAGIC))
@@ -173,9 +181,19 @@ def exp(A: Arith, x: Tensor) -> Tensor:
     p = const(x, EXP_P[-1])
     for c in reversed(EXP_P[:-1]):
         p = A.fma(p, r, const(x, c))
-    q = A.fma(A.mul(r, r), p, r)
-    y = A.add(q, const(x, 1.0))
-    return A.ldexp(y, A.to_int(kf))
+    return A.fma(A.mul(r, r), p, r), kf
+
+
+def expm1(A: Arith, x: Tensor) -> Tensor:
+    """e^x - 1 without cancellation: with e^x = 2^k (1 + q) (:func:`exp`'s reduction) and
+    t = 2^(k-1), e^x - 1 = 2 fma(t, q, t - 1/2) (t - 1/2 exact for k <= 25; one rounding, then an
+    exact doubling; k = 0 gives q itself). expm1(+-0) = +-0."""
+    if A.native:
+        return torch.expm1(x)
+    q, kf = _exp_parts(A, x)
+    t = A.ldexp(const(x, 1.0), A.to_int(A.sub(kf, const(x, 1.0))))
+    y = A.mul(A.fma(t, q, A.sub(t, const(x, 0.5))), const(x, 2.0))
+    return A.where(A.eq(x, const(x, 0.0)), x, y)
 
 
 def reciprocal(A: Arith, x: Tensor) -> Tensor:
@@ -556,3 +574,254 @@ def layer_norm_stats(A: Arith, x: Tensor, normalized_shape, weight: Tensor | Non
     stat_shape = tuple(x.shape[: x.dim() - nd]) + (1,) * nd
     return y, mean.reshape(stat_shape), r.reshape(stat_shape)
 
+
+
+# ---------------------------------------------------------------- logarithms
+SQRT2 = 1.4142135381698608  # float32(sqrt 2)
+LOG_LN2_HI = 0.693138122558593750  # 0x3f317180: ln 2 with its low bits zero
+LOG_LN2_LO = 9.0580006144591607e-06  # 0x3717f7d1
+LOG_LG = (0.66666662693023681640625, 0.400009721517562866210938, 0.284987866878509521484375,
+          0.242790788412094116210938)  # musl/fdlibm logf: log(1+f) = f - f^2/2 + s(f^2/2 + R(s^2)), s = f/(2+f)
+
+
+def _log_core(A: Arith, f: Tensor, dk: Tensor, c: Tensor | None) -> Tensor:
+    """log(2^k (1 + f)) + c for 1 + f in [sqrt(2)/2, sqrt(2)] (fdlibm's logf kernel):
+    s = f / (2 + f), R = z (Lg1 + w Lg3) + w (Lg2 + w Lg4) with z = s^2, w = z^2, then
+    s (f^2/2 + R) + (k ln2_lo + c) - f^2/2 + f + k ln2_hi, left to right."""
+    s = A.div(f, A.add(f, const(f, 2.0)))
+    z = A.mul(s, s)
+    w = A.mul(z, z)
+    t1 = A.mul(w, A.fma(w, const(f, LOG_LG[3]), const(f, LOG_LG[1])))
+    t2 = A.mul(z, A.fma(w, const(f, LOG_LG[2]), const(f, LOG_LG[0])))
+    r = A.add(t2, t1)
+    hfsq = A.mul(A.mul(f, const(f, 0.5)), f)
+    lo = A.mul(dk, const(f, LOG_LN2_LO))
+    if c is not None:
+        lo = A.add(lo, c)
+    y = A.add(A.mul(s, A.add(hfsq, r)), lo)
+    y = A.add(A.sub(y, hfsq), f)
+    return A.add(y, A.mul(dk, const(f, LOG_LN2_HI)))
+
+
+def _log_reduce(A: Arith, x: Tensor) -> tuple[Tensor, Tensor]:
+    """(f, k) with x = 2^k (1 + f), 1 + f in [sqrt(2)/2, sqrt(2)] (exact: logB, the significand, a
+    halving and Sterbenz' exact subtraction), for finite positive x."""
+    k = A.logb(x)
+    m = A.significand(x)
+    big = A.lt(const(x, SQRT2), m)
+    m = A.where(big, A.mul(m, const(x, 0.5)), m)
+    k = A.where(big, A.add(k, const(x, 1.0)), k)
+    return A.sub(m, const(x, 1.0)), k
+
+
+def _log_specials(A: Arith, x: Tensor, y: Tensor, at_zero: float = -math.inf, below: float = 0.0) -> Tensor:
+    """log's special values: x == below -> at_zero (-inf), x < below -> NaN, +inf -> +inf, NaN -> NaN."""
+    y = A.where(A.eq(x, const(x, below)), const(x, at_zero), y)
+    y = A.where(A.eq(x, const(x, math.inf)), x, y)
+    bad = A.logical_or(A.lt(x, const(x, below)), A.logical_not(A.eq(x, x)))
+    return A.where(bad, const(x, math.nan), y)
+
+
+def log(A: Arith, x: Tensor) -> Tensor:
+    """Natural logarithm: x = 2^k m (logB and significand: exact, subnormals included), m in
+    [sqrt(2)/2, sqrt(2)], then fdlibm's logf kernel (:func:`_log_core`). log(+-0) = -inf, x < 0:
+    NaN, log(inf) = inf, log(1) = +0."""
+    if A.native:
+        return torch.log(x)
+    f, k = _log_reduce(A, x)
+    return _log_specials(A, x, _log_core(A, f, k, None))
+
+
+def log1p(A: Arith, x: Tensor) -> Tensor:
+    """log(1 + x): u = 1 + x rounded, its exact rounding error c (Fast2Sum on the larger of 1 and
+    |x| first) corrects the logarithm by c / u (fdlibm's log1pf); where 1 + x lies in
+    [sqrt(2)/2, sqrt(2)) the kernel takes f = x itself; |x| < 2^-24 gives x (-0 kept)."""
+    if A.native:
+        return torch.log1p(x)
+    one = const(x, 1.0)
+    u = A.add(x, one)
+    f, k = _log_reduce(A, u)
+    small_x = A.le(A.abs(x), one)
+    err = A.where(small_x, A.sub(x, A.sub(u, one)), A.sub(one, A.sub(u, x)))
+    c = A.div(err, u)
+    c = A.where(A.lt(k, const(x, 25.0)), c, const(x, 0.0))  # beyond 2^25 the correction is below an ulp
+    near = A.logical_and(A.le(const(x, SQRT2 / 2 - 1), x), A.lt(x, const(x, SQRT2 - 1)))
+    f = A.where(near, x, f)
+    k = A.where(near, const(x, 0.0), k)
+    c = A.where(near, const(x, 0.0), c)
+    y = _log_core(A, f, k, c)
+    y = A.where(A.lt(A.abs(x), const(x, 2.0**-24)), x, y)
+    return _log_specials(A, x, y, -math.inf, -1.0)
+
+
+def log_softmax(A: Arith, x: Tensor, dim: int = -1) -> Tensor:
+    """(x - max) - log(sum e^(x - max)) along ``dim`` (max and sum by pairwise trees)."""
+    if A.native:
+        return torch.log_softmax(x, dim)
+    if x.numel() == 0:
+        return x.clone()
+    x = x.movedim(dim, -1)
+    m = tree_max(A, x, -1).unsqueeze(-1)
+    d = A.sub(x, m.expand_as(x))
+    s = tree_sum(A, exp(A, d), -1).unsqueeze(-1)
+    return A.sub(d, log(A, s).expand_as(d)).movedim(-1, dim)
+
+
+def softplus(A: Arith, x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """torch's softplus: x where beta x > threshold, else log1p(e^(beta x)) / beta (beta = 1: no
+    scaling operations)."""
+    if A.native:
+        return F.softplus(x, beta, threshold)
+    bx = x if beta == 1 else A.mul(x, const(x, beta))
+    y = log1p(A, exp(A, bx))
+    if beta != 1:
+        y = A.div(y, const(x, beta))
+    return A.where(A.lt(const(x, threshold), bx), x, y)
+
+
+# ---------------------------------------------------------------- powers with a tensor exponent
+def _signbit(A: Arith, x: Tensor) -> Tensor:
+    """x's sign bit as a bool tensor (-0 included): x < 0, or x == 0 and 1/x < 0."""
+    zero = const(x, 0.0)
+    return A.logical_or(A.lt(x, zero), A.logical_and(A.eq(x, zero), A.lt(A.div(const(x, 1.0), x), zero)))
+
+
+def pow_tensor(A: Arith, x: Tensor, y: Tensor) -> Tensor:
+    """x ** y (tensors, broadcast) as e^(y log|x|) with C99/torch special cases: x < 0 with an
+    integer y takes the sign of x^y (odd y: negative), with another finite y gives NaN;
+    x^(+-0) = 1 and 1^y = 1 for every y (NaN included); (-1)^(+-inf) = 1. The error grows with
+    |y log x| (log's relative error is multiplied by it): about |y ln x| / 2 ULP beyond exp's."""
+    if A.native:
+        return torch.pow(x, y)
+    x, y = torch.broadcast_tensors(x, y)
+    ax = A.abs(x)
+    r = exp(A, A.mul(y, log(A, ax)))
+    ay = A.abs(y)
+    yi = A.to_int(y)  # exact for |y| < 2^31; the parity is its lowest bit (wiring)
+    integral = A.logical_or(A.le(const(y, 2.0**24), ay), A.eq(y, A.from_int(yi, y.dtype)))
+    odd = A.logical_and((yi & 1).bool(), A.lt(ay, const(y, 2.0**24)))
+    negative = _signbit(A, x)
+    r = A.where(A.logical_and(negative, odd), A.neg(r), r)
+    finite_y = A.lt(ay, const(y, math.inf))
+    negative_finite = A.logical_and(A.lt(x, const(x, 0.0)), A.lt(const(x, -math.inf), x))
+    invalid = A.logical_and(A.logical_and(negative_finite, A.logical_not(integral)), finite_y)
+    r = A.where(invalid, const(x, math.nan), r)
+    one = A.logical_or(A.eq(y, const(y, 0.0)), A.eq(x, const(x, 1.0)))
+    one = A.logical_or(one, A.logical_and(A.eq(x, const(x, -1.0)), A.logical_not(finite_y)))
+    one = A.logical_and(one, A.logical_not(A.logical_and(A.logical_not(A.eq(y, y)), A.logical_not(A.eq(x, const(x, 1.0))))))
+    return A.where(one, const(x, 1.0), r)
+
+
+# ---------------------------------------------------------------- scans and sorting
+def cumsum(A: Arith, x: Tensor, dim: int) -> Tensor:
+    """Running sums along ``dim`` in sequential order: y_0 = x_0, y_i = y_(i-1) + x_i (one
+    addition per element; torch's CPU kernel accumulates in float64, so native results may
+    differ in the last bit on long scans)."""
+    if A.native:
+        return torch.cumsum(x, dim)
+    x = x.movedim(dim, -1)
+    if x.shape[-1] == 0:
+        return x.clone().movedim(-1, dim)
+    out = [x[..., 0]]
+    for i in range(1, x.shape[-1]):
+        out.append(A.add(out[-1], x[..., i]))
+    return torch.stack(out, -1).movedim(-1, dim)
+
+
+def _merge_rounds(n: int) -> list[tuple[list[int], list[int]]]:
+    """Batcher's odd-even merge sort network for n elements (any n): rounds of disjoint
+    compare-exchange pairs (lo, hi), lo < hi."""
+    rounds = []
+    p = 1
+    while p < n:
+        k = p
+        while k >= 1:
+            lo, hi = [], []
+            for j in range(k % p, n - k, 2 * k):
+                for i in range(min(k, n - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        lo.append(i + j)
+                        hi.append(i + j + k)
+            if lo:
+                rounds.append((lo, hi))
+            k //= 2
+        p *= 2
+    return rounds
+
+
+def sort(A: Arith, x: Tensor, dim: int = -1, descending: bool = False) -> tuple[Tensor, Tensor]:
+    """(values, indices) of a stable sort along ``dim``: NaN counts as the largest value, +0 and -0
+    as equal, equal values keep their order (torch.sort(stable=True); for the orders torch leaves
+    open -- stable=False on more than 16 elements, topk among equal values -- this is one of the
+    orders it allows). Batcher's odd-even merge network: every comparator is two ``lt`` circuits
+    on the pair (the NaN flags and the index comparison of a tie are wiring); the indices move
+    through the network and the values are gathered by them at the end (data movement)."""
+    if A.native:
+        return torch.sort(x, dim=dim, descending=descending, stable=True)
+    xm = x.movedim(dim, -1)
+    n = xm.shape[-1]
+    idx = torch.arange(n, device=x.device).expand(xm.shape).contiguous()
+    if n > 1:
+        nan = A.logical_not(A.eq(xm, xm))
+        v = xm
+        for lo, hi in _merge_rounds(n):
+            lo_t, hi_t = torch.tensor(lo, device=x.device), torch.tensor(hi, device=x.device)
+            va, vb = v[..., lo_t], v[..., hi_t]
+            na, nb = nan[..., lo_t], nan[..., hi_t]
+            ia, ib = idx[..., lo_t], idx[..., hi_t]
+            a_lt_b, b_lt_a = A.lt(va, vb), A.lt(vb, va)
+            # b goes first when it is larger (descending) / smaller, or NaN against a number
+            # (descending) / a number against NaN, or on a tie (equal, or both NaN) from further left
+            b_first = A.logical_or(a_lt_b, A.logical_and(nb, A.logical_not(na))) if descending else \
+                A.logical_or(b_lt_a, A.logical_and(na, A.logical_not(nb)))
+            differ = A.logical_or(A.logical_or(a_lt_b, b_lt_a), A.logical_not(A.logical_or(
+                A.logical_and(na, nb), A.logical_not(A.logical_or(na, nb)))))
+            swap = A.logical_or(b_first, A.logical_and(A.logical_not(differ), ib < ia))
+            order = torch.arange(n, device=x.device).expand(xm.shape).clone()
+            order[..., lo_t] = torch.where(swap, hi_t, lo_t)
+            order[..., hi_t] = torch.where(swap, lo_t, hi_t)
+            v, nan, idx = v.gather(-1, order), nan.gather(-1, order), idx.gather(-1, order)
+    values = xm.gather(-1, idx)
+    return values.movedim(-1, dim), idx.movedim(-1, dim)
+
+
+def topk(A: Arith, x: Tensor, k: int, dim: int = -1, largest: bool = True) -> tuple[Tensor, Tensor]:
+    """The first ``k`` of the stable :func:`sort` (descending when ``largest``): values sorted,
+    equal values in their original order."""
+    if A.native:
+        return torch.topk(x, k, dim, largest)
+    values, indices = sort(A, x, dim, descending=largest)
+    return values.narrow(dim, 0, k), indices.narrow(dim, 0, k)
+
+
+# ---------------------------------------------------------------- group and batch statistics
+def group_norm(A: Arith, x: Tensor, groups: int, weight: Tensor | None, bias: Tensor | None,
+               eps: float) -> tuple[Tensor, Tensor, Tensor]:
+    """GroupNorm of ``x`` [N, C, *]: per (sample, group) the pairwise-tree mean and variance over
+    its C/groups channels and every position (row-major), (x - mean) * rsqrt(var + eps), then
+    * weight[c] + bias[c]. Returns (y, mean, rstd) with mean/rstd [N, groups], as
+    aten.native_group_norm."""
+    n, c = x.shape[0], x.shape[1]
+    xg = x.reshape(n, groups, (c // groups) * math.prod(x.shape[2:]))
+    y, mean, rstd = layer_norm_stats(A, xg, [xg.shape[-1]], None, None, eps)
+    y = y.reshape(x.shape)
+    shape = (1, c) + (1,) * (x.dim() - 2)
+    if weight is not None:
+        y = A.mul(y, weight.reshape(shape).expand_as(y))
+    if bias is not None:
+        y = A.add(y, bias.reshape(shape).expand_as(y))
+    return y, mean.reshape(n, groups), rstd.reshape(n, groups)
+
+
+def batch_stats(A: Arith, x: Tensor) -> tuple[Tensor, Tensor, int]:
+    """Per channel (dim 1) of ``x`` [N, C, *]: (mean, biased variance, count) over the batch and
+    every position, by pairwise trees (row-major over (N, *) ), as BatchNorm in training mode
+    and InstanceNorm (which torch runs as a batch norm over N * C channels)."""
+    c = x.shape[1]
+    xc = x.transpose(0, 1).reshape(c, -1)
+    count = xc.shape[-1]
+    n = const(xc[:, 0], float(count))
+    mean = A.div(tree_sum(A, xc, -1), n)
+    d = A.sub(xc, mean.unsqueeze(-1).expand_as(xc))
+    var = A.div(tree_sum(A, A.mul(d, d), -1), n)
+    return mean, var, count

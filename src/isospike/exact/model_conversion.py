@@ -16,10 +16,11 @@ that are refused.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -32,25 +33,52 @@ from isospike.exact.arith import GateArith, TorchArith
 from isospike.exact.capture.dispatch import GateCapture, active_capture, module_path_hooks
 from isospike.exact.counting import ExactCounts
 from isospike.exact.primitives import Arith
+from isospike.exact.progress import progress_of, wanted
 
 CODING = "exact"
 
 
+FORMATS = (torch.float32, torch.bfloat16, torch.float16)
+
+
 def _check_float32_model(model: nn.Module, api: str) -> None:
-    """Refuse floating parameters/buffers other than float32: the pinned algorithms and their
-    constants (e.g. exp's rounding trick) are float32 algorithms."""
+    """Refuse floating parameters/buffers other than float32, bfloat16 and float16 (the formats
+    with circuits; float64 has none)."""
     for name, t in list(model.named_parameters()) + list(model.named_buffers()):
-        if t.is_floating_point() and t.dtype != torch.float32:
-            raise TypeError(f"isp.exact.{api}: {name!r} is {t.dtype}, but the exact circuits and their reference are "
-                            "pinned float32 algorithms; call model.float() first")
+        if t.is_floating_point() and t.dtype not in FORMATS:
+            raise TypeError(f"isp.exact.{api}: {name!r} is {t.dtype}, but the exact circuits and their reference compute "
+                            "float32, bfloat16 and float16; call model.float() (or .bfloat16() / .half()) first")
 
 
 def _check_float32_inputs(args: tuple, kwargs: dict) -> None:
-    """Refuse floating inputs other than float32 (integer inputs such as token ids pass)."""
+    """Refuse floating inputs other than float32, bfloat16 and float16 (integer inputs such as
+    token ids pass)."""
     leaves, _ = tree_flatten((args, kwargs))
     for v in leaves:
-        if isinstance(v, torch.Tensor) and v.is_floating_point() and v.dtype != torch.float32:
-            raise TypeError(f"exact networks compute in float32, got a {v.dtype} input; pass x.float()")
+        if isinstance(v, torch.Tensor) and v.is_floating_point() and v.dtype not in FORMATS:
+            raise TypeError(f"exact networks compute in float32, bfloat16 or float16, got a {v.dtype} input; pass "
+                            "x.float() (or the model's own dtype)")
+
+
+@contextlib.contextmanager
+def decomposed_kernels() -> Iterator[None]:
+    """PyTorch's fused CPU kernels off for the block, so that their steps reach the capture one by
+    one: scaled dot-product attention through its math decomposition (``SDPBackend.MATH``), the
+    fused attention fast path of ``nn.MultiheadAttention`` / ``nn.TransformerEncoderLayer`` off
+    (``torch.backends.mha.set_fastpath_enabled(False)``) and oneDNN off, so that ``nn.LSTM`` runs
+    its cells (linear, sigmoid, tanh, products) instead of ``aten.mkldnn_rnn_layer``. The
+    previous settings are restored afterwards. (The two switches are process-wide in PyTorch:
+    another thread running native code meanwhile also takes the unfused kernels.)"""
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    mkldnn = torch._C._get_mkldnn_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    torch._C._set_mkldnn_enabled(False)
+    try:
+        with sdpa_kernel([SDPBackend.MATH]):
+            yield
+    finally:
+        torch._C._set_mkldnn_enabled(mkldnn)
+        torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
 class ExactNetwork(nn.Module):
@@ -68,6 +96,7 @@ class ExactNetwork(nn.Module):
     _exact_base: type[nn.Module]
     _exact_arith: Arith
     _exact_count: bool
+    _exact_progress: bool = False
     _exact_counts: dict[str, ExactCounts]
     _exact_samples: int = 0  # samples of the last counted call (leading size of its first tensor input)
 
@@ -112,7 +141,7 @@ class ExactNetwork(nn.Module):
 
     def reference(self) -> ExactNetwork:
         """The float32 reference of this network (same weights, same pinned operation sequence)."""
-        return _exact_copy(self, TorchArith(), False)
+        return _exact_copy(self, TorchArith(getattr(self._exact_arith, "accumulate", "pairwise")), False)
 
     def _run_captured(self, forward: Callable, args: tuple, kwargs: dict) -> Any:
         if active_capture() is not None:  # called from inside a captured forward: already captured
@@ -120,9 +149,13 @@ class ExactNetwork(nn.Module):
         _check_float32_inputs(args, kwargs)
         path_of = {id(m): name for name, m in self.named_modules() if name}
         counts: dict[str, ExactCounts] | None = {} if self._exact_count else None
-        capture = GateCapture(self._exact_arith, path_of, counts, self.source)
+        bar = None
+        if getattr(self, "_exact_progress", False):
+            bar = progress_of(self)
+            bar.call()
+        capture = GateCapture(self._exact_arith, path_of, counts, self.source, bar)
         try:
-            with sdpa_kernel([SDPBackend.MATH]), capture:
+            with decomposed_kernels(), capture:
                 out = forward(self, *args, **kwargs)
         except Exception:
             if capture.refused is not None:  # whatever Python made of it on the way up
@@ -165,7 +198,7 @@ def _carry_output_recording(source: type, exact: type) -> None:
         dict.__setitem__(registry, str(exact), dict.__getitem__(registry, str(source)))
 
 
-def _exact_copy(model: nn.Module, arith: Arith, count: bool) -> ExactNetwork:
+def _exact_copy(model: nn.Module, arith: Arith, count: bool, progress: bool = False) -> ExactNetwork:
     already = isinstance(model, ExactNetwork)
     base = model._exact_base if isinstance(model, ExactNetwork) else type(model)
     net = copy.deepcopy(model)
@@ -175,36 +208,45 @@ def _exact_copy(model: nn.Module, arith: Arith, count: bool) -> ExactNetwork:
     net._exact_arith = arith
     net._exact_count = bool(count) and arith.name == "gates"
     net._exact_counts = {}
+    net._exact_progress = progress
     if not already:
         module_path_hooks(net)
     return net.eval()
 
 
-def _convert(model: nn.Module, arith: Arith, count: bool, api: str) -> ExactNetwork:
+def _convert(model: nn.Module, arith: Arith, count: bool, api: str, progress: bool = False) -> ExactNetwork:
     if not isinstance(model, nn.Module):
         raise TypeError(f"isp.exact.{api}: model must be a torch.nn.Module, got {type(model).__name__}")
     _check_float32_model(model, api)
-    return _exact_copy(model, arith, count)
+    return _exact_copy(model, arith, count, progress)
 
 
 def convert(model: nn.Module, *, backend: str = "bitsliced", count: bool = True, shard: bool = False,
-            **options: Any) -> ExactNetwork:
+            progress: bool | None = None, accumulate: str = "pairwise", **options: Any) -> ExactNetwork:
     """A copy of ``model`` (in eval mode) whose every floating-point operation is computed by
     integrate-and-fire threshold-gate circuits on spatial-bit spikes. It is called exactly like
     ``model`` and its outputs equal ``reference(model)``'s bit for bit. ``backend``/``options``:
     see :mod:`isospike.exact.ops` (e.g. backend="neuron", leak=..., noise=...). ``count``: record
     per-module gate activity (``layer_counts()``). ``shard``: split the matrix products by output
     columns across the ranks of the initialized ``torch.distributed`` process group
-    (:mod:`isospike.exact.distributed`; bit-identical to one process).
+    (:mod:`isospike.exact.distributed`; bit-identical to one process). ``progress``: a tqdm bar
+    of the gate evaluations, its description naming the forward call (the token, when
+    generating); None: on when the environment variable ``ISOSPIKE_EXACT_PROGRESS`` is 1.
+    ``accumulate``: "pairwise" (each product rounded, a pairwise tree of additions) or "exact"
+    (every dot product of matrix products, linear layers and convolutions through a Kulisch
+    accumulator, rounded once: correctly rounded; :mod:`isospike.exact.accumulate`); the
+    reference takes the same argument.
 
-    ``model`` must be float32 (TypeError otherwise: call ``model.float()``), and so must the
-    floating inputs of the returned network. An operation without a circuit raises
+    ``model`` and the floating inputs of the returned network must be float32, bfloat16 or
+    float16 (TypeError otherwise, e.g. for float64: call ``model.float()``); a half-precision
+    model runs its format's circuits with torch's CPU accumulation rule (docs/exact.md). An operation without a circuit raises
     :class:`~isospike.UnsupportedLayerError` naming the ATen operation and the module path."""
-    return _convert(model, GateArith(backend=backend, api="isp.exact.convert", shard=shard, **options), count, "convert")
+    arith = GateArith(backend=backend, api="isp.exact.convert", shard=shard, accumulate=accumulate, **options)
+    return _convert(model, arith, count, "convert", wanted(progress))
 
 
-def reference(model: nn.Module) -> ExactNetwork:
+def reference(model: nn.Module, *, accumulate: str = "pairwise") -> ExactNetwork:
     """A copy of ``model`` running the same pinned float32 operation sequence as
     :func:`convert`, in plain PyTorch: the ANN the exact SNN provably equals. ``model`` and
-    the floating inputs must be float32."""
-    return _convert(model, TorchArith(), False, "reference")
+    the floating inputs must be float32, bfloat16 or float16; ``accumulate`` as in :func:`convert`."""
+    return _convert(model, TorchArith(accumulate), False, "reference")

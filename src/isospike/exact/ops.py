@@ -65,13 +65,15 @@ def _bits_for(x: Tensor, width: int, backend: Backend) -> np.ndarray | Tensor:
 
 def _tensor_of(bits: np.ndarray | Tensor, dtype: torch.dtype, shape: torch.Size, width: int) -> Tensor:
     if isinstance(bits, Tensor):  # torch backend: stays on its device
+        if width == 64:
+            return bits.reshape(shape) if dtype == torch.int64 else bits.view(dtype).reshape(shape)
         wrapped = bits - ((bits >> (width - 1)) & 1) * (1 << width)  # two's complement of the low width bits
         ints = wrapped.to({8: torch.int8, 16: torch.int16, 32: torch.int32}[width])
         return (ints if dtype in (torch.int8, torch.int16, torch.int32) else ints.view(dtype)).reshape(shape)
-    np_uint = {8: np.uint8, 16: np.uint16, 32: np.uint32}[width]
-    np_int = {8: np.int8, 16: np.int16, 32: np.int32}[width]
+    np_uint = {8: np.uint8, 16: np.uint16, 32: np.uint32, 64: np.uint64}[width]
+    np_int = {8: np.int8, 16: np.int16, 32: np.int32, 64: np.int64}[width]
     ints = torch.from_numpy(bits.astype(np_uint).view(np_int).copy())
-    if dtype in (torch.int8, torch.int16, torch.int32):
+    if dtype in (torch.int8, torch.int16, torch.int32, torch.int64):
         return ints.reshape(shape)
     return ints.view(dtype).reshape(shape)
 
@@ -151,7 +153,7 @@ def apply(p: Primitive, operands: Sequence[Any], params: Mapping[str, Any], opti
     dtype = p.result_dtype(args)
     if dtype == torch.bool:
         return _bool_of(out, shape, device)
-    width = 32 if dtype == torch.int32 else format_of(dtype).width
+    width = {torch.int32: 32, torch.int64: 64}[dtype] if dtype in (torch.int32, torch.int64) else format_of(dtype).width
     return _tensor_of(out, dtype, shape, width).to(device)
 
 
@@ -218,7 +220,7 @@ globals().update(PUBLIC)  # add, sub, mul, ..., where, to_bfloat16, from_int, to
 
 
 # ------------------------------------------------------------------ packed reductions
-def _pack_rows(x: Tensor, shape: torch.Size, width: int, out: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+def pack_rows(x: Tensor, shape: torch.Size, width: int, out: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """The operand ``x`` of a reduction over the last dimension of ``shape`` (``x`` broadcasts to
     it) as words [width, k * Wl]: column i (one reduced element) of every lane packed into its
     own Wl = ceil(L / 64) words, L = lanes (the leading dimensions), so columns pair word for
@@ -235,13 +237,13 @@ def _pack_rows(x: Tensor, shape: torch.Size, width: int, out: np.ndarray | None 
     wl = (L + 63) // 64
     if out is None:
         out = np.empty((width, k * wl), dtype=np.uint64)
-    with kept_threads():
+    with kept_threads(max(1, wl // 64)):
         pack_gather(src.view({8: np.uint8, 16: np.uint16, 32: np.uint32, 64: np.uint64}[width]),
                     rows.astype(np.int64), width, out)
     return out, wl
 
 
-def _run_words(netlist: Netlist, op: str, words: np.ndarray, mask: np.ndarray, lanes: int) -> np.ndarray:
+def run_words(netlist: Netlist, op: str, words: np.ndarray, mask: np.ndarray, lanes: int) -> np.ndarray:
     counters = active_counters()
     out, (spikes, events) = bitsliced.evaluate_words(netlist, words, mask, count=bool(counters))
     if counters:
@@ -254,8 +256,11 @@ def _run_words(netlist: Netlist, op: str, words: np.ndarray, mask: np.ndarray, l
 def _tree_words(op: str, fmt: FloatFormat, words: np.ndarray, k: int, wl: int, L: int) -> np.ndarray:
     """Pairwise tree over the k row blocks of ``words`` (row 2i with 2i+1, an odd last row moves
     up unchanged), staying packed. Returns one block [width, wl]."""
-    netlist = _float_netlist(op, fmt)
-    width = fmt.width
+    return tree_words_of(_float_netlist(op, fmt), op, fmt.width, words, k, wl, L)
+
+
+def tree_words_of(netlist: Netlist, op: str, width: int, words: np.ndarray, k: int, wl: int, L: int) -> np.ndarray:
+    """:func:`_tree_words` for any two-input ``netlist`` on ``width``-line values (counted as ``op``)."""
     block_mask = bitsliced.lane_mask(L) if L else np.zeros(wl, np.uint64)
     while k > 1:
         half = k // 2
@@ -263,7 +268,7 @@ def _tree_words(op: str, fmt: FloatFormat, words: np.ndarray, k: int, wl: int, L
         pair = np.empty((2 * width, half, wl), dtype=np.uint64)  # left operands' lines, then right's
         pair[:width] = blocks[:, 0:2 * half:2, :]
         pair[width:] = blocks[:, 1:2 * half:2, :]
-        out = _run_words(netlist, op, pair.reshape(2 * width, half * wl), np.tile(block_mask, half), half * L)
+        out = run_words(netlist, op, pair.reshape(2 * width, half * wl), np.tile(block_mask, half), half * L)
         if k % 2:
             out = np.concatenate([out.reshape(width, half, wl), blocks[:, k - 1:k, :]], axis=1).reshape(width, -1)
         words, k = out, half + k % 2
@@ -298,7 +303,7 @@ def tree_with(op: str, x: Tensor, options: GateOptions) -> Tensor:
     fmt = format_of(x.dtype)
     k, lead = x.shape[-1], x.shape[:-1]
     L = math.prod(lead)
-    words, wl = _pack_rows(x, x.shape, fmt.width)
+    words, wl = pack_rows(x, x.shape, fmt.width)
     return _unpack_rows(_tree_words(op, fmt, words, k, wl, L), fmt, L, lead, x.device)
 
 
@@ -336,8 +341,8 @@ def dot_with(a: Tensor, b: Tensor, options: GateOptions) -> Tensor:
     L = math.prod(lead)
     wl = (L + 63) // 64
     operands = np.empty((2 * fmt.width, k * wl), dtype=np.uint64)  # a's spike lines, then b's
-    _pack_rows(a, shape, fmt.width, operands[:fmt.width])
-    _pack_rows(b, shape, fmt.width, operands[fmt.width:])
+    pack_rows(a, shape, fmt.width, operands[:fmt.width])
+    pack_rows(b, shape, fmt.width, operands[fmt.width:])
     block_mask = bitsliced.lane_mask(L) if L else np.zeros(wl, np.uint64)
-    products = _run_words(_float_netlist("mul", fmt), "mul", operands, np.tile(block_mask, k), k * L)
+    products = run_words(_float_netlist("mul", fmt), "mul", operands, np.tile(block_mask, k), k * L)
     return _unpack_rows(_tree_words("add", fmt, products, k, wl, L), fmt, L, lead, a.device)

@@ -44,7 +44,7 @@ from isospike.exact.fp.compare import build_compare, build_minmax, build_sign_op
 from isospike.exact.fp.convert import build_float_to_float, build_float_to_int, build_int_to_float
 from isospike.exact.fp.divsqrt import build_div, build_sqrt
 from isospike.exact.fp.mul import build_fma, build_mul
-from isospike.exact.fp.scale import build_ldexp, build_select
+from isospike.exact.fp.scale import build_ldexp, build_logb, build_select, build_significand
 from isospike.exact.netlist import Circuit, Netlist
 
 aten = torch.ops.aten
@@ -75,8 +75,8 @@ class Operand:
     kind: Kind
 
 
-Result = FloatFormat | Literal["same", "bool", "int32", "dtype"]
-"""The result-dtype rule: "same" (the float operands' format), "bool", "int32", "dtype" (the
+Result = FloatFormat | Literal["same", "bool", "int32", "int64", "dtype"]
+"""The result-dtype rule: "same" (the float operands' format), "bool", "int32", "int64", "dtype" (the
 format named by the ``dtype`` parameter) or a fixed format."""
 
 
@@ -175,6 +175,8 @@ class Primitive:
             return torch.bool
         if self.result == "int32":
             return torch.int32
+        if self.result == "int64":
+            return torch.int64
         return cast(FloatFormat, args[-1] if self.result != "same" else args[0]).dtype
 
     def cost_args(self, fmt: FloatFormat) -> tuple[Any, ...]:
@@ -294,11 +296,13 @@ class Arith(Protocol):
 
     Each decorated method is an exact primitive (the table); its body is the float32 reference.
     name: "gates", "torch" or "native"; native: the pinned functions run torch's kernels
-    instead; shard: matrix products split across torch.distributed ranks."""
+    instead; shard: matrix products split across torch.distributed ranks; accumulate: how
+    :meth:`dot` sums ("pairwise" or "exact", :mod:`isospike.exact.accumulate`)."""
 
     name: str
     native: bool
     shard: bool
+    accumulate: str  # dot products: "pairwise" (rounded products, pairwise tree) or "exact" (Kulisch)
 
     def run_primitive(self, p: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Compute the primitive ``p`` on ``args`` (operands, then parameters) and ``kwargs``."""
@@ -427,6 +431,24 @@ class Arith(Protocol):
         scale = torch.pow(2.0, k.clamp(-_POW_LIMIT, _POW_LIMIT).to(torch.float64))
         return canonical_nan((x.double() * scale).to(x.dtype))  # exact float64 product, one rounding
 
+    @primitive(build_logb)
+    def logb(self, x: Tensor) -> Tensor:
+        """IEEE 754 logB: floor(log2|x|) as a float for finite nonzero x (subnormals included);
+        -inf for zeros, +inf for infinities, NaN for NaN (exact: no rounding)."""
+        _, e = torch.frexp(x)
+        y = (e - 1).to(x.dtype)
+        y = torch.where(x == 0, torch.full_like(y, float("-inf")), y)
+        y = torch.where(torch.isinf(x), torch.full_like(y, float("inf")), y)
+        return canonical_nan(torch.where(torch.isnan(x), x, y))
+
+    @primitive(build_significand)
+    def significand(self, x: Tensor) -> Tensor:
+        """x * 2^-logB(x): x's significand in [1, 2) with x's sign (exact; subnormals normalized);
+        zeros and infinities unchanged, NaN canonical."""
+        m, _ = torch.frexp(x)
+        y = torch.where(torch.isfinite(x) & (x != 0), m * 2, x)
+        return canonical_nan(y)
+
     @primitive(_float_to(FLOAT32), result=FLOAT32, counted_as=_conversion_name)
     def to_float32(self, x: Tensor) -> Tensor:
         """Convert a float16/bfloat16/float32 tensor to float32 (exact)."""
@@ -455,3 +477,11 @@ class Arith(Protocol):
         -2^31 (x86's "integer indefinite", which is what numpy and torch give on x86)."""
         with np.errstate(invalid="ignore"):
             return torch.from_numpy(x.detach().float().numpy().astype(np.int32))
+
+    @primitive(lambda src: build_float_to_int(src, 64), result="int64", native=lambda x: x.to(torch.int64),
+               counted_as=lambda src: f"{src.name}_to_int64")
+    def to_int64(self, x: Tensor) -> Tensor:
+        """Float tensor -> int64, rounding toward zero; NaN, infinities and out-of-range values give
+        -2^63 (x86's "integer indefinite", what torch gives there)."""
+        with np.errstate(invalid="ignore"):
+            return torch.from_numpy(x.detach().float().numpy().astype(np.int64))

@@ -94,7 +94,7 @@ def pack(values: np.ndarray, width: int) -> np.ndarray:
     """uint64 [N] bit patterns -> uint64 [width, ceil(N/64)] packed spike lines."""
     values = np.ascontiguousarray(values, dtype=np.uint64)
     out = np.empty((width, (len(values) + 63) // 64), dtype=np.uint64)
-    with kept_threads():
+    with kept_threads(_tasks(out.shape[1])):
         pack_lanes(values, width, out)
     return out
 
@@ -102,9 +102,27 @@ def pack(values: np.ndarray, width: int) -> np.ndarray:
 def unpack(words: np.ndarray, n: int) -> np.ndarray:
     """uint64 [width, W] packed lines -> uint64 [n] bit patterns."""
     out = np.empty(n, dtype=np.uint64)
-    with kept_threads():
+    with kept_threads(_tasks(words.shape[1] if words.ndim == 2 else 1)):
         unpack_lanes(np.ascontiguousarray(words), n, out)
     return out
+
+
+PACK_GRAIN = 256  # packed words per thread in packing and unpacking (a few microseconds of work)
+
+
+def _tasks(nwords: int) -> int:
+    """Threads worth starting for a packing kernel over ``nwords`` words."""
+    return max(1, nwords // PACK_GRAIN)
+
+
+CHUNKS_PER_THREAD = 16  # a thread is started for every 16 chunks (65,536 lanes) of a circuit evaluation
+
+
+def _program_tasks(nchunks: int) -> int:
+    """Threads worth starting for a circuit over ``nchunks`` chunks: each must get enough work
+    (about a millisecond) to pay for the wait at the parallel region's end, which on a shared
+    machine can be a scheduler time slice when one of the threads is descheduled."""
+    return max(1, nchunks // CHUNKS_PER_THREAD)
 
 
 def lane_mask(n: int) -> np.ndarray:
@@ -139,7 +157,7 @@ def evaluate(netlist: Netlist, inputs: dict[str, np.ndarray],
     nchunks = (nwords + CHUNK - 1) // CHUNK
     counters = np.zeros((max(nchunks, 1), 2), dtype=np.int64)
     if nwords:
-        with kept_threads():
+        with kept_threads(_program_tasks(nchunks)):
             run_program(prog.kinds, prog.srcs, prog.dst, prog.n_slots, prog.in_slots, prog.out_slots,
                         words_in, words_out, count, lane_mask(n), prog.gate_fanout, prog.input_fanout, counters)
     outputs = {}
@@ -163,7 +181,7 @@ def evaluate_words(netlist: Netlist, words_in: np.ndarray, mask: np.ndarray,
     words_out = np.empty((len(prog.out_slots), nwords), dtype=np.uint64)
     counters = np.zeros((max((nwords + CHUNK - 1) // CHUNK, 1), 2), dtype=np.int64)
     if nwords:
-        with kept_threads():
+        with kept_threads(_program_tasks((nwords + CHUNK - 1) // CHUNK)):
             run_program(prog.kinds, prog.srcs, prog.dst, prog.n_slots, prog.in_slots, prog.out_slots,
                         np.ascontiguousarray(words_in), words_out, count, np.ascontiguousarray(mask), prog.gate_fanout,
                         prog.input_fanout, counters)

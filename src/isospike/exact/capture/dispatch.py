@@ -11,16 +11,17 @@ ones evaluated at the exact values (straight-through training for free).
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Any
 
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten, tree_map
+from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
 
 from isospike.errors import UnsupportedLayerError
-from isospike.exact.capture.handlers import NATIVE, Refused, handler_for
+from isospike.exact.capture.handlers import IN_FORMAT, NATIVE, Refused, convert_dtype, handler_for, narrow
 from isospike.exact.capture.passthrough import accumulates, passes_through
 from isospike.exact.counting import ExactCounts, counting
 from isospike.exact.primitives import Arith
@@ -39,6 +40,55 @@ def _touches_floats(args: tuple, kwargs: dict) -> bool:
     return any(isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex()) for t in leaves)
 
 
+_HALF = (torch.bfloat16, torch.float16)
+
+
+def _has_half(args: tuple, kwargs: dict) -> bool:
+    leaves, _ = tree_flatten((args, kwargs))
+    return any(isinstance(t, torch.Tensor) and t.dtype in _HALF for t in leaves)
+
+
+def _into(capture: GateCapture, out: Any, dst: torch.Tensor) -> Any:
+    """An in-place operation's result in its destination's dtype (rounded by the conversion
+    circuit when the out-of-place result is wider)."""
+    if isinstance(out, torch.Tensor) and out.dtype != dst.dtype and out.is_floating_point():
+        return convert_dtype(capture, out, dst.dtype)
+    return out
+
+
+def _meta(v: Any) -> Any:
+    return v.to("meta") if isinstance(v, torch.Tensor) else v
+
+
+def widened(handler: Any, func: Any, capture: GateCapture, *args: Any, **kwargs: Any) -> Any:
+    """A handler on bfloat16/float16 operands, by torch's CPU rule for them: every bfloat16 /
+    float16 operand is widened to float32 (exact, by the conversion circuit), the operation
+    computes in float32 (its pinned algorithm, accumulations included) and each floating result
+    is rounded once to the dtype torch gives it (found by running the operation on meta
+    tensors), by the conversion circuit."""
+    try:
+        expected = tree_flatten(func(*tree_map(_meta, args), **tree_map(_meta, kwargs)))[0]
+    except Exception:  # no meta kernel: the half dtype of the operands
+        half = next(t.dtype for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor) and t.dtype in _HALF)
+        expected = None
+
+    def widen(v: Any) -> Any:
+        if isinstance(v, torch.Tensor) and v.dtype in _HALF:
+            return v.to(torch.float32) if v.dim() == 0 else capture.A.to_float32(v)
+        if isinstance(v, torch.dtype) and v in _HALF:  # dtype= arguments: the float32 computation
+            return torch.float32
+        return v
+
+    out = handler(capture, *tree_map(widen, args), **tree_map(widen, kwargs))
+    if out is NATIVE:
+        return out
+    leaves, spec = tree_flatten(out)
+    dtypes = [getattr(e, "dtype", None) for e in expected] if expected is not None and len(expected) == len(leaves) \
+        else [half if isinstance(v, torch.Tensor) and v.is_floating_point() else None for v in leaves]
+    rounded = [narrow(capture, v, d) if isinstance(v, torch.Tensor) and d in _HALF else v for v, d in zip(leaves, dtypes)]
+    return tree_unflatten(rounded, spec)
+
+
 def _base_overload(func: Any) -> Any:
     """For an in-place overload (``add_.Tensor``) the out-of-place one (``add.Tensor``)."""
     name = func.overloadpacket.__name__
@@ -54,12 +104,14 @@ class GateCapture(TorchDispatchMode):
 
     ``path_of``: module id -> dotted path, for the module stack that names where each operation
     runs; ``counts``: when given, path -> :class:`ExactCounts` of the gates each module's
-    operations evaluated. ``source``: the model's name, for errors."""
+    operations evaluated. ``source``: the model's name, for errors. ``progress``: a
+    :class:`~isospike.exact.progress.Progress` told the gate evaluations of each operation."""
 
     def __init__(self, arith: Arith, path_of: dict[int, str], counts: dict[str, ExactCounts] | None = None,
-                 source: str = "model") -> None:
+                 source: str = "model", progress: Any = None) -> None:
         super().__init__()
         self.A = arith
+        self.progress = progress  # an isospike.exact.progress.Progress, or None
         self.path_of = path_of
         self.counts = counts
         self.source = source
@@ -99,15 +151,24 @@ class GateCapture(TorchDispatchMode):
         if "out" in kwargs:
             raise self.refusal(func, "its out= form is not captured; assign the result instead (y = f(x))")
         self.func = func
+        if _has_half(args, kwargs) and handler not in IN_FORMAT:
+            handler = functools.partial(widened, handler, func)
         try:
-            if self.counts is not None:
+            if self.counts is not None or self.progress is not None:
                 with counting() as c:
                     out = handler(self, *args, **kwargs)
-                target = self.counts.setdefault(self.path, ExactCounts())
-                for op, oc in c.by_op.items():
-                    target.record(op, oc)
+                    if inplace and out is not NATIVE:
+                        out = _into(self, out, args[0])
+                if self.counts is not None:
+                    target = self.counts.setdefault(self.path, ExactCounts())
+                    for op, oc in c.by_op.items():
+                        target.record(op, oc)
+                if self.progress is not None:
+                    self.progress.gates(c.gate_evaluations)
             else:
                 out = handler(self, *args, **kwargs)
+                if inplace and out is not NATIVE:
+                    out = _into(self, out, args[0])
         except Refused as exc:
             raise self.refusal(func, str(exc)) from None
         if out is NATIVE:

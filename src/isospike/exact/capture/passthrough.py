@@ -15,7 +15,8 @@ aten = torch.ops.aten
 _NAMES = """
 alias view _unsafe_view view_as reshape _reshape_alias t transpose permute expand expand_as squeeze unsqueeze select
 slice narrow as_strided unfold movedim diagonal contiguous clone copy detach lift_fresh lift_fresh_copy
-cat stack split split_with_sizes chunk unbind flip roll repeat repeat_interleave tile index index_select gather take
+cat stack split split_with_sizes chunk unsafe_split unsafe_split_with_sizes unsafe_chunk unbind flip roll repeat
+repeat_interleave tile index index_select gather take
 embedding masked_select nonzero tril triu constant_pad_nd pad im2col pixel_shuffle pixel_unshuffle
 empty empty_like empty_strided empty_permuted zeros zeros_like ones ones_like full full_like new_empty new_zeros
 new_ones new_full new_empty_strided scalar_tensor arange linspace eye fill zero _local_scalar_dense

@@ -1,11 +1,12 @@
-"""IEEE scaleB (x * 2^k with one rounding) and the word multiplexer (select)."""
+"""IEEE scaleB (x * 2^k with one rounding), logB and the significand, and the word multiplexer (select)."""
 
 from __future__ import annotations
 
-from isospike.exact.circuits.arith import add, greater_equal, mux_word, sign_extend, zero_extend
+from isospike.exact.circuits.arith import add, add_const, greater_equal, mux_word, negate, sign_extend, zero_extend
+from isospike.exact.circuits.shift import leading_zeros, shift_left
 from isospike.exact.formats import FloatFormat
-from isospike.exact.fp.common import const_word, exp_width, round_pack, unpack, with_specials
-from isospike.exact.netlist import ZERO, Circuit
+from isospike.exact.fp.common import const_word, exp_width, round_pack, sub_words, unpack, with_specials
+from isospike.exact.netlist import ZERO, Bits, Circuit
 
 
 def build_ldexp(fmt: FloatFormat, int_bits: int = 32) -> Circuit:
@@ -35,4 +36,42 @@ def build_select(fmt: FloatFormat) -> Circuit:
     s = c.input("cond", 1)[0]
     a, b = c.input("a", fmt.width), c.input("b", fmt.width)
     c.output("y", mux_word(c, s, a, b))
+    return c
+
+
+def _log2_floor(c: Circuit, x, fmt: FloatFormat) -> tuple[Bits, Bits]:
+    """(floor(log2|x|) as a two's complement word, leading zeros of the significand) for a
+    finite nonzero unpacked x: the effective exponent minus the bias minus the significand's
+    leading zeros (subnormals)."""
+    lz, _ = leading_zeros(c, x.sig)
+    X = exp_width(fmt) + 1
+    e = add_const(c, zero_extend(x.exp, X), -fmt.bias)
+    return sub_words(c, e, zero_extend(lz, X)), lz
+
+
+def build_logb(fmt: FloatFormat) -> Circuit:
+    """IEEE 754 logB with a float result: floor(log2|x|) for finite nonzero x (subnormals
+    included), -inf for zeros, +inf for infinities, NaN for NaN."""
+    c = Circuit(f"logb_{fmt.name}")
+    x = unpack(c, c.input("a", fmt.width), fmt)
+    e, _ = _log2_floor(c, x, fmt)
+    sign = e[-1]
+    mag = mux_word(c, sign, negate(c, e), e)
+    X = len(e) + 2
+    out, _ = round_pack(c, sign, Circuit.const(fmt.bias + len(mag) - 1, X), mag, ZERO, fmt)
+    out = with_specials(c, out, fmt, nan=x.nan, inf=c.or_(x.inf, x.zero), inf_sign=x.zero)
+    c.output("y", out)
+    return c
+
+
+def build_significand(fmt: FloatFormat) -> Circuit:
+    """x * 2^-logB(x): the significand of x in [1, 2) with x's sign (subnormals normalized);
+    zeros and infinities pass, NaN gives the canonical NaN."""
+    c = Circuit(f"significand_{fmt.name}")
+    x = unpack(c, c.input("a", fmt.width), fmt)
+    _, lz = _log2_floor(c, x, fmt)
+    norm = shift_left(c, x.sig, lz)
+    out = norm[:fmt.man_bits] + const_word(fmt.bias, fmt.exp_bits) + [x.sign]
+    out = with_specials(c, out, fmt, nan=x.nan, inf=x.inf, inf_sign=x.sign, zero=x.zero, zero_sign=x.sign)
+    c.output("y", out)
     return c
