@@ -141,11 +141,14 @@ def activity(model, batch: dict) -> dict:
                         for k, r in neurons.items()}
     samples = batch["input_ids"].shape[0]
     out["energy_per_token_j"], out["ann_energy_per_token_j"], out["by_category_per_token_j"] = {}, {}, {}
+    out["energy_notes"] = {}
     for hw in HARDWARE:
-        rep = isp.energy.estimate(model, batch, hardware=hw)
-        out["energy_per_token_j"][hw] = rep.total_j * samples / tokens
-        out["ann_energy_per_token_j"][hw] = rep.ann_total_j * samples / tokens
+        rep = isp.energy.estimate(model, batch, hardware=hw)  # weights beyond the chip's SRAM come from DRAM
+        assert rep.tokens == tokens
+        out["energy_per_token_j"][hw] = rep.per_token_j
+        out["ann_energy_per_token_j"][hw] = rep.ann_per_token_j
         out["by_category_per_token_j"][hw] = {k: v * samples / tokens for k, v in rep.by_category.items()}
+        out["energy_notes"][hw] = rep.notes
     return out
 
 
@@ -160,7 +163,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
-    config = {"examples": args.examples, "ppl_reviews": args.ppl_reviews, "distill_steps": args.distill_steps, "v": 3,
+    config = {"examples": args.examples, "ppl_reviews": args.ppl_reviews, "distill_steps": args.distill_steps, "v": 4,
               "sites": SITES}
     directory = CACHE / hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
     stages = Stages(directory, args.reuse)

@@ -202,3 +202,52 @@ def test_neurobench_agrees_on_the_split_and_sparsity_of_a_network_with_threshold
     sparsity = 1 - sum(s.spikes for s in neurons) / sum(s.neuron_updates for s in neurons)
     assert sparsity == pytest.approx(nb["ActivationSparsity"], abs=1e-9)
     assert torch.allclose(E.neurobench_model(snn).net(x), snn(x), atol=1e-5)  # the same function
+
+
+def _tiny_gpt2():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    return GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=50, n_positions=32,
+                                      bos_token_id=0, eos_token_id=0)).eval()
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_language_models_are_priced_per_token_of_their_attention_mask():
+    gpt = _tiny_gpt2()
+    mask = torch.ones(3, 10, dtype=torch.long)
+    mask[0, :4] = 0  # a left-padded row holds 6 tokens
+    batch = {"input_ids": torch.randint(0, 50, (3, 10)), "attention_mask": mask}
+    snn = isp.convert(gpt, coding="ttfs", calibration=batch)
+    for hw in ("horowitz45", "cim-memristor"):
+        r = isp.energy.estimate(snn, batch, hardware=hw)
+        assert r.tokens == 26 and r.samples == 3
+        assert r.per_token_j == pytest.approx(r.total_j * 3 / 26)
+        assert r.ann_per_token_j == pytest.approx(r.ann_total_j * 3 / 26)
+        assert r.as_dict()["per_token_j"] == r.per_token_j and "per token (26 tokens" in r.table()
+    # token ids without a mask: every position counts; an image model has no tokens
+    assert isp.energy.estimate(gpt, {"input_ids": batch["input_ids"]}).tokens == 30
+    assert isp.energy.estimate(gpt, batch["input_ids"]).tokens == 30
+    assert isp.energy.estimate(nn.Linear(4, 2), torch.randn(5, 4)).per_token_j is None
+
+
+def test_weights_that_do_not_fit_the_chip_are_read_from_dram():
+    from isospike.energy.hardware import HOROWITZ_DRAM_PJ_PER_64BIT
+
+    net = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 10))
+    x = torch.rand(8, 64)
+    held = {row.name: row.parameters * 4 for row in isp.energy.collect(net, x).layers}  # fp32 bytes per layer
+    fits = isp.energy.get_hardware("horowitz45")
+    spills = fits.with_(on_chip_weight_bytes=1024.0)
+    on_chip, off_chip = (isp.energy.estimate(net, x, hardware=hw) for hw in (fits, spills))
+    assert on_chip.total_j < off_chip.total_j and any("DRAM" in n for n in off_chip.notes)
+    # the difference is every weight read (one per MAC, 32 bits) at DRAM instead of its layer's SRAM
+    extra = 0.0
+    for layer in on_chip.layers:
+        extra += layer.macs * 32 * (HOROWITZ_DRAM_PJ_PER_64BIT / 64 - fits.memory_pj_per_bit_for(held[layer.name])) * 1e-12
+    assert off_chip.total_j - on_chip.total_j == pytest.approx(extra, rel=1e-9)
+    assert held["0"] > 64 * 256 * 4 - 1 and sum(held.values()) > 1024
+    # crossbars and multi-chip systems keep every weight where it is
+    assert isp.energy.get_hardware("cim-memristor").on_chip_weight_bytes == float("inf")
+    with pytest.raises(ValueError, match="on_chip_weight_bytes"):
+        fits.with_(on_chip_weight_bytes=-1.0)

@@ -57,7 +57,17 @@ def price(activity: NetworkActivity, hardware: str | Hardware = "horowitz45", mo
     ann_j = sum(r.energy_j for r in compute(baseline, hw)) if baseline is not None else None
     if activity.source == "exact":
         notes.append("exact circuits are modelled as fully spatial (each gate a physical neuron, wired weights)")
-    return EnergyReport(hw, mode, activity.samples, layers, ann_j, notes)
+    if activity.tokens:
+        notes.append(f"{activity.tokens} token positions in {activity.samples} samples: per_token_j is the run's "
+                     "energy per token")
+    if mode == "full" and any(row.kind in ("ann", "mac", "ac") for row in activity.layers):
+        from isospike.energy.model import network_weight_bytes
+
+        held = network_weight_bytes(activity, hw)
+        if held > hw.on_chip_weight_bytes:
+            notes.append(f"weights ({held / 2**20:.4g} MiB at {hw.weight_bits} bits) exceed the "
+                         f"{hw.on_chip_weight_bytes / 2**20:.4g} MiB on chip: every weight read comes from DRAM")
+    return EnergyReport(hw, mode, activity.samples, layers, ann_j, notes, activity.tokens)
 
 
 def _check_mode(mode: str) -> None:

@@ -35,6 +35,7 @@ class NetworkActivity:
     samples: int
     layers: list[LayerActivity]
     timesteps: int = 1
+    tokens: int | None = None  # token positions the samples held (decoders, encoders); None: not token inputs
 
     def totals(self) -> dict[str, float]:
         """Each count summed over the layers (macs and acs included), per inference."""
@@ -71,6 +72,20 @@ def _as_call(inputs: Any) -> tuple[tuple, dict]:
     return (inputs,), {}
 
 
+def _tokens(args: tuple, kwargs: dict) -> int | None:
+    """Token positions of one call of a language model: the attention mask's ones, else the
+    token ids' count; None when the call does not take token ids."""
+    mask, ids = kwargs.get("attention_mask"), kwargs.get("input_ids")
+    if ids is None and args and isinstance(args[0], Tensor) and args[0].dim() >= 2 and not args[0].is_floating_point() \
+            and args[0].dtype != torch.bool:
+        ids = args[0]
+    if not isinstance(ids, Tensor):
+        return None
+    if isinstance(mask, Tensor) and mask.shape == ids.shape:
+        return int(mask.bool().sum())
+    return int(ids.numel())
+
+
 def _calls(inputs: Any) -> Iterator[tuple[tuple, dict, int]]:
     """(args, kwargs, samples) of each call ``inputs`` asks for: one batch, or each batch of a
     DataLoader / LabelledData / other iterable (:func:`isospike.batches.model_calls`)."""
@@ -94,11 +109,14 @@ def collect(model: nn.Module, inputs: Any) -> NetworkActivity:
     if not isinstance(getattr(model, "_orig_mod", model), nn.Module):
         raise TypeError(f"cannot estimate the energy of {type(model).__name__}: pass an nn.Module")
     n = 0
+    tokens: int | None = 0
     with counting(model) as c:
         try:
             with torch.no_grad():
                 for args, kwargs, samples in _calls(inputs):
                     n += samples
+                    t = _tokens(args, kwargs)
+                    tokens = None if t is None or tokens is None else tokens + t
                     model(*args, **kwargs)
         except (IndexError, RuntimeError) as exc:
             if not c.layers or any(row.kind != "ann" for row in c.layers.values()):
@@ -112,7 +130,7 @@ def collect(model: nn.Module, inputs: Any) -> NetworkActivity:
     else:
         source = "ann"
         _warn_uncounted(getattr(model, "_orig_mod", model))
-    return NetworkActivity(source, n, layers, max((row.timesteps for row in layers), default=1))
+    return NetworkActivity(source, n, layers, max((row.timesteps for row in layers), default=1), tokens or None)
 
 
 def ann_activity(model: nn.Module, inputs: Any) -> NetworkActivity:
@@ -147,4 +165,4 @@ def ann_equivalent(activity: NetworkActivity) -> NetworkActivity:
             layers.append(LayerActivity(layer.name, "ann", synaptic_ops=layer.dense_ops / steps, samples=1,
                                         dense_ops=layer.dense_ops / steps, outputs=layer.outputs / steps,
                                         parameters=layer.parameters))
-    return NetworkActivity("ann", activity.samples, layers, 1)
+    return NetworkActivity("ann", activity.samples, layers, 1, activity.tokens)

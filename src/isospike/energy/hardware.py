@@ -48,6 +48,10 @@ class Hardware:
     :func:`sram_pj_per_bit` of the memory that holds them (its capacity decides the cost),
     unless ``memory_pj_per_bit`` fixes a single value; ``weight_bits``, ``state_bits``,
     ``activation_bits``, ``spike_bits`` (bits moved per spike event).
+    ``on_chip_weight_bytes``: the weight memory on the chip. A network whose weights fit is read
+    from banks sized per layer (as above); one whose weights do not (a decoder LLM) fetches every
+    weight from DRAM (Horowitz's 64-bit DRAM read, or ``memory_pj_per_bit`` when fixed).
+    ``math.inf``: every weight stays on chip (multi-chip systems, weights in place in crossbars).
     network on chip: ``neurons_per_core`` (placement), ``hop_pj`` (per spike per hop),
     ``local_spike_pj`` (per spike delivered within a core).
     analog compute-in-memory: ``compute_in_memory`` (weights never move), ``crossbar_cell_pj``
@@ -74,6 +78,7 @@ class Hardware:
     state_bits: int = 32
     activation_bits: int = 32
     spike_bits: int = 16
+    on_chip_weight_bytes: float = 8 * 1024 * 1024
     neurons_per_core: int = 1024
     hop_pj: float = 0.0
     local_spike_pj: float = 0.0
@@ -92,6 +97,8 @@ class Hardware:
             v = getattr(self, f.name)
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 continue
+            if f.name == "on_chip_weight_bytes" and v == math.inf:
+                continue
             if not math.isfinite(v) or v < 0:
                 raise ValueError(f"Hardware.{f.name} must be a finite number >= 0, got {v!r}")
         for name in ("neurons_per_core", "device_sharing", "weight_bits", "state_bits", "activation_bits", "spike_bits",
@@ -103,6 +110,14 @@ class Hardware:
         if self.memory_pj_per_bit is not None:
             return self.memory_pj_per_bit
         return sram_pj_per_bit(max(capacity_bytes, 1.0))
+
+    def weight_pj_per_bit(self, layer_bytes: float, network_bytes: float) -> float:
+        """Read energy per weight bit of a layer holding ``layer_bytes`` in a network holding
+        ``network_bytes`` of weights: its own SRAM bank when the network's weights fit on the chip
+        (``on_chip_weight_bytes``), else DRAM."""
+        if network_bytes <= self.on_chip_weight_bytes:
+            return self.memory_pj_per_bit_for(layer_bytes)
+        return self.memory_pj_per_bit if self.memory_pj_per_bit is not None else HOROWITZ_DRAM_PJ_PER_64BIT / 64.0
 
     def with_(self, **changes) -> Hardware:
         """A copy with some fields changed (e.g. ``hop_pj``, ``device_sharing``)."""
@@ -126,6 +141,8 @@ PRESETS: dict[str, Hardware] = {
                  "gate_pj": f"{_HOROWITZ}: an 8-bit integer add (0.03 pJ) as the cost of one 1-bit threshold gate "
                             "(assumption: a gate is cheaper than any add)",
                  "memory": f"{_HOROWITZ}: SRAM 64-bit read 10/20/100 pJ at 8 KB/32 KB/1 MB, DRAM 1.3 nJ",
+                 "on_chip_weight_bytes": "8 MiB of on-chip weight SRAM (assumption: an edge accelerator's budget); "
+                                         "larger networks (LLMs, BERT) read every weight from DRAM",
                  "hop_pj": "no network on chip modelled (single core)"},
     ),
     "loihi": Hardware(
@@ -133,7 +150,7 @@ PRESETS: dict[str, Hardware] = {
         description="Intel Loihi: all-in synaptic ops and neuron updates, mesh NoC",
         mac_pj=4.6, ac_pj=23.6, neuron_update_pj=52.0, gate_pj=23.6,
         ac_includes_weight_read=True, update_includes_state=True, neurons_per_core=1024,
-        hop_pj=3.5, local_spike_pj=1.7, spike_bits=16,
+        hop_pj=3.5, local_spike_pj=1.7, spike_bits=16, on_chip_weight_bytes=math.inf,
         sources={"ac_pj": f"{_LOIHI}: synaptic spike op 23.6 pJ (includes the synaptic memory read)",
                  "neuron_update_pj": f"{_LOIHI}: neuron update 52 pJ (inactive) .. 81 pJ (active); 52 used",
                  "local_spike_pj": f"{_LOIHI}: within-tile spike energy 1.7 pJ",
@@ -141,29 +158,35 @@ PRESETS: dict[str, Hardware] = {
                  "mac_pj": f"{_HOROWITZ}: non-spiking input layers run on an embedded core (assumption)",
                  "gate_pj": "a gate is one neuron with one or more synaptic events: its synaptic events are "
                             "charged at ac_pj; gate_pj counts the neuron update at the same all-in rate (assumption)",
-                 "neurons_per_core": f"{_LOIHI}: 1,024 neurons per core"},
+                 "neurons_per_core": f"{_LOIHI}: 1,024 neurons per core",
+                 "on_chip_weight_bytes": "unbounded: a multi-chip system keeps every weight in synaptic memory "
+                                         "(the all-in synaptic op includes its read)"},
     ),
     "truenorth": Hardware(
         name="truenorth",
         description="IBM TrueNorth: all-in synaptic events, 2-D mesh, 256 neurons per core",
         mac_pj=4.6, ac_pj=26.0, neuron_update_pj=0.0, gate_pj=0.0,
         ac_includes_weight_read=True, update_includes_state=True, neurons_per_core=256, hop_pj=2.3, spike_bits=16,
+        on_chip_weight_bytes=math.inf,
         sources={"ac_pj": f"{_TRUENORTH}: 26 pJ per synaptic event, all-in (neuron updates included)",
                  "hop_pj": f"{_TRUENORTH}: 2.3 pJ per spike per hop",
                  "neuron_update_pj": "included in the synaptic event figure",
                  "gate_pj": "a gate is a neuron: its synaptic events are charged at the all-in ac_pj, which "
                             "includes the neuron update",
                  "mac_pj": f"{_HOROWITZ}: non-spiking input layers on a host (assumption)",
-                 "neurons_per_core": f"{_TRUENORTH}: 256 neurons per core"},
+                 "neurons_per_core": f"{_TRUENORTH}: 256 neurons per core",
+                 "on_chip_weight_bytes": "unbounded: a multi-chip system keeps every weight in its crossbars"},
     ),
     "cim-memristor": Hardware(
         name="cim-memristor",
         description="analog memristive crossbars (weights in place), ADC per output, digital neurons",
         mac_pj=4.6, ac_pj=0.0, neuron_update_pj=1.8, gate_pj=0.03, compute_in_memory=True,
         crossbar_cell_pj=0.0018, dac_pj=0.39, adc_pj=1.56, neurons_per_core=128, hop_pj=0.0,
+        on_chip_weight_bytes=math.inf,
         sources={"crossbar_cell_pj": _ISAAC, "adc_pj": _ISAAC, "dac_pj": _ISAAC,
                  "neuron_update_pj": f"{_HOROWITZ}: two fp32 adds", "mac_pj": f"{_HOROWITZ}",
-                 "memory": f"{_HOROWITZ}: SRAM by capacity for membranes and spike buffers; no weight reads"},
+                 "memory": f"{_HOROWITZ}: SRAM by capacity for membranes and spike buffers; no weight reads",
+                 "on_chip_weight_bytes": "unbounded: every weight is programmed in place in the arrays"},
     ),
     "optoelectronic": Hardware(
         name="optoelectronic",
@@ -173,7 +196,8 @@ PRESETS: dict[str, Hardware] = {
         sources={"device_read_pj": f"{_ISAAC}: one 8-bit ADC conversion per device read (assumption: the "
                                    "optoelectronic device's own read energy is not published in the sources available)",
                  "ac_pj": f"{_HOROWITZ}: the digitized read is accumulated by an fp32 add",
-                 "hop_pj": f"{_LOIHI}: tile hop (assumption: a Loihi-like mesh)"},
+                 "hop_pj": f"{_LOIHI}: tile hop (assumption: a Loihi-like mesh)",
+                 "on_chip_weight_bytes": "8 MiB of on-chip weight SRAM (assumption, as horowitz45)"},
     ),
 }
 

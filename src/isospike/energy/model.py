@@ -7,8 +7,9 @@ Full model (default), per layer and per inference:
                     compute-in-memory hardware), neuron updates x neuron_update_pj, gate
                     evaluations x gate_pj, device reads x device_read_pj / device_sharing
     data movement   weight reads (one per operation, weight_bits each, at the cost of a memory
-                    sized to hold the layer's weights; none in a crossbar or when the hardware's
-                    synaptic-op figure includes them), membrane read + write per neuron update
+                    sized to hold the layer's weights, or of DRAM when the network's weights do
+                    not fit the chip's ``on_chip_weight_bytes``; none in a crossbar or when the
+                    hardware's synaptic-op figure includes them), membrane read + write per neuron update
                     (none when included or integrated in an analog array), spike events written and read (spike_bits each), ANN
                     activations written and read (activation_bits each)
     communication   spikes x hops to the next layer's cores x hop_pj, plus spikes x local_spike_pj
@@ -68,10 +69,20 @@ def _rows_driven(layer: LayerActivity) -> float:
     return layer.outputs * fan_in * fan_in / layer.parameters
 
 
-def layer_energy(layer: LayerActivity, hw: Hardware, hops: float = 0.0) -> LayerEnergy:
+def network_weight_bytes(activity: NetworkActivity, hw: Hardware) -> float:
+    """Bytes of weights the network's synapse layers hold at ``hw.weight_bits`` (exact gate
+    circuits wire theirs)."""
+    return sum(layer.parameters for layer in activity.layers if layer.kind in ("ann", "mac", "ac")) * hw.weight_bits / 8
+
+
+def layer_energy(layer: LayerActivity, hw: Hardware, hops: float = 0.0, network_bytes: float = 0.0) -> LayerEnergy:
+    """Energy of one layer per inference. ``network_bytes``: the weights of the whole network
+    (:func:`network_weight_bytes`), which decide whether weights are read on chip or from DRAM."""
     compute = data = comm = 0.0
     mem = hw.memory_pj_per_bit_for
     weight_bytes = layer.parameters * hw.weight_bits / 8
+    # a product of two activations (attention's QK^T) holds no weights: its operands stay on chip
+    weight_pj_per_bit = hw.weight_pj_per_bit(weight_bytes, network_bytes) if layer.parameters > 0 else mem(0.0)
     if layer.kind == "ann":
         if hw.compute_in_memory:
             # the ANN on the same crossbars, as in ISAAC: activations enter bit-serially through
@@ -81,19 +92,19 @@ def layer_energy(layer: LayerActivity, hw: Hardware, hops: float = 0.0) -> Layer
                                + layer.outputs * hw.adc_pj)
         else:
             compute += layer.dense_ops * hw.mac_pj
-            data += layer.dense_ops * hw.weight_bits * mem(weight_bytes)
+            data += layer.dense_ops * hw.weight_bits * weight_pj_per_bit
         act_bytes = max(layer.outputs, 1) * hw.activation_bits / 8
         data += 2 * layer.outputs * hw.activation_bits * mem(act_bytes)
     elif layer.kind == "mac":
         compute += layer.macs * hw.mac_pj
-        data += layer.macs * hw.weight_bits * mem(weight_bytes)
+        data += layer.macs * hw.weight_bits * weight_pj_per_bit
     elif layer.kind == "ac":
         if hw.compute_in_memory:
             compute += layer.acs * hw.crossbar_cell_pj + layer.input_events * hw.dac_pj + layer.outputs * hw.adc_pj
         else:
             compute += layer.acs * hw.ac_pj
             if not hw.ac_includes_weight_read:
-                data += layer.acs * hw.weight_bits * mem(weight_bytes)
+                data += layer.acs * hw.weight_bits * weight_pj_per_bit
     elif layer.kind == "neuron":
         compute += layer.neuron_updates * hw.neuron_update_pj
         if not (hw.update_includes_state or hw.analog_integration):
@@ -115,7 +126,8 @@ def layer_energy(layer: LayerActivity, hw: Hardware, hops: float = 0.0) -> Layer
 
 def full_energy(activity: NetworkActivity, hw: Hardware) -> list[LayerEnergy]:
     hops = _hops(activity, hw)
-    return [layer_energy(layer, hw, hops.get(layer.name, 0.0)) for layer in activity.layers]
+    network_bytes = network_weight_bytes(activity, hw)
+    return [layer_energy(layer, hw, hops.get(layer.name, 0.0), network_bytes) for layer in activity.layers]
 
 
 def ops_energy(activity: NetworkActivity, hw: Hardware) -> list[LayerEnergy]:

@@ -21,6 +21,8 @@ class EnergyReport:
     gate_evaluations, compute_j, data_movement_j, communication_j, energy_j);
     by_category: {"compute", "data_movement", "communication"} -> J; total_j;
     ann_total_j: the same-hardware ANN baseline (None when unknown); ratio_to_ann = ANN / this.
+    tokens: token positions the samples held, for language models (the attention mask's ones);
+    per_token_j / ann_per_token_j: the whole run's energy divided by them (None otherwise).
     """
 
     hardware: Hardware
@@ -29,6 +31,18 @@ class EnergyReport:
     layers: list[LayerEnergy]
     ann_total_j: float | None = None
     notes: list[str] = field(default_factory=list)
+    tokens: int | None = None
+
+    @property
+    def per_token_j(self) -> float | None:
+        """Joules per token position: energy per inference x samples / tokens (language models)."""
+        return self.total_j * self.samples / self.tokens if self.tokens else None
+
+    @property
+    def ann_per_token_j(self) -> float | None:
+        if not self.tokens or self.ann_total_j is None:
+            return None
+        return self.ann_total_j * self.samples / self.tokens
 
     @property
     def total_j(self) -> float:
@@ -68,6 +82,7 @@ class EnergyReport:
         return {
             "hardware": self.hardware.name, "mode": self.mode, "samples": self.samples, "total_j": self.total_j,
             "by_category": self.by_category, "ann_total_j": self.ann_total_j, "ratio_to_ann": self.ratio_to_ann,
+            "tokens": self.tokens, "per_token_j": self.per_token_j, "ann_per_token_j": self.ann_per_token_j,
             "layers": [{"name": r.name, "kind": r.kind, "macs": r.macs, "acs": r.acs, "neuron_updates": r.neuron_updates,
                         "spikes": r.spikes, "gate_evaluations": r.gate_evaluations, "compute_j": r.compute_j,
                         "data_movement_j": r.data_movement_j, "communication_j": r.communication_j,
@@ -88,6 +103,10 @@ class EnergyReport:
         out += f"\n\nhardware: {self.hardware.name} ({self.hardware.description}); mode: {self.mode}; per inference"
         if self.ann_total_j is not None and self.ratio_to_ann is not None:
             out += f"\nANN on the same hardware: {1e9 * self.ann_total_j:.4g} nJ; {self.comparison()}; {self.ann_pricing()}"
+        if self.per_token_j is not None:
+            out += f"\nper token ({self.tokens} tokens in {self.samples} samples): {1e9 * self.per_token_j:.4g} nJ"
+            if self.ann_per_token_j is not None:
+                out += f" (ANN {1e9 * self.ann_per_token_j:.4g} nJ)"
         return out
 
     def plot(self, path: str | Path) -> Path:
