@@ -104,11 +104,13 @@ def perplexity(model, batches: list[dict]) -> float:
 
 
 @torch.no_grad()
-def same_logits(a, b, tok, tasks: dict, held_out: list[dict], batch: int = 8) -> bool:
-    """Whether ``a`` and ``b`` give identical logits on every prompt of every task and every review."""
+def same_logits(a, b, tok, tasks: dict, held_out: list[dict], batch: int = 8, prompts: int = 16) -> bool:
+    """Whether ``a`` and ``b`` give identical logits on every held-out review and the first
+    ``prompts`` prompts of each task (the equality is a property of the construction, tested in
+    the suite; here it is checked on the real model without paying a full pass per network)."""
     batches = list(held_out)
     for texts, _, _ in tasks.values():
-        for i in range(0, len(texts), batch):
+        for i in range(0, min(prompts, len(texts)), batch):
             enc = tok(texts[i:i + batch], return_tensors="pt", padding=True)
             batches.append({"input_ids": enc.input_ids, "attention_mask": enc.attention_mask})
     return all(torch.equal(a(**x).logits, b(**x).logits) for x in batches)
@@ -163,7 +165,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
-    config = {"examples": args.examples, "ppl_reviews": args.ppl_reviews, "distill_steps": args.distill_steps, "v": 4,
+    config = {"examples": args.examples, "ppl_reviews": args.ppl_reviews, "distill_steps": args.distill_steps, "v": 5,
               "sites": SITES}
     directory = CACHE / hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
     stages = Stages(directory, args.reuse)
@@ -197,7 +199,7 @@ def main() -> None:
     networks["TTFS SNN distilled"] = distilled
 
     # the QNN and lossless M-TTFS compute what the TTFS SNN does: their logits are checked identical on
-    # every prompt of both tasks and on the held-out reviews, and they share its accuracy and perplexity
+    # the held-out reviews and the first 16 prompts of each task, and they share its accuracy and perplexity
     qnn = isp.equivalent(ttfs)
     mttfs0 = isp.convert(llm, coding="mttfs", calibration=calibration, **SITES)
     results: dict = {"sites": len(ttfs.sites()),
