@@ -45,6 +45,66 @@ def test_demo_writes_report_plot_and_json(tmp_path, capsys):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
     assert_reports(out, argv)
     assert results["provenance"]["command"] == "isospike " + shlex.join(argv)
+    # the trained ANN and every converted network are saved, and the other commands reuse them
+    assert {p.name for p in (out / "model").iterdir()} == {"model.json", "weights.safetensors"}
+    saved = {p.name for p in (out / "snn").iterdir()}
+    assert saved == {"rate.safetensors", "ttfs.safetensors", "mttfs.safetensors", "mttfs-dead-zone-2.safetensors",
+                     "sigma_delta.safetensors", "exact.safetensors"}
+    assert "## Saved networks" in (out / "report.md").read_text()
+    _reuse_demo_outputs(out, tmp_path, capsys, results)
+
+
+def _reuse_demo_outputs(out: Path, tmp_path: Path, capsys, results: dict) -> None:
+    """`convert`, `energy` and `verify` take what `demo` saved with --model: no training again."""
+    import isospike as isp
+
+    capsys.readouterr()
+    conv = tmp_path / "conv"
+    assert main(["convert", "--model", str(out / "model"), "--coding", "ttfs", "--samples", "450",
+                 "--out", str(conv)]) == 0
+    printed = capsys.readouterr().out
+    assert "training" not in printed
+    converted = json.loads((conv / "results.json").read_text())
+    assert converted["ann_accuracy"] == pytest.approx(results["ann_accuracy"])  # the same ANN, not a new one
+    codings = {r["coding"]: r for r in results["codings"]}
+    assert converted["snn_accuracy"] == pytest.approx(codings["ttfs"]["accuracy"])
+    # a saved spiking network is used as it is: its coding is the default, another one is refused
+    energy_out = tmp_path / "energy"
+    assert main(["energy", "--model", str(out / "snn" / "mttfs.safetensors"), "--samples", "8",
+                 "--hardware", "loihi", "--out", str(energy_out)]) == 0
+    assert json.loads((energy_out / "energy.json").read_text())["coding"] == "mttfs"
+    assert main(["convert", "--model", str(out / "snn" / "rate.safetensors"), "--coding", "ttfs",
+                 "--out", str(tmp_path / "no")]) == 1
+    assert "already converted with the rate coding" in capsys.readouterr().err
+    assert main(["verify", "--model", str(out / "snn" / "ttfs.safetensors"), "--samples", "16",
+                 "--out", str(tmp_path / "v")]) == 0
+    snn = isp.load(out / "snn" / "sigma_delta.safetensors")
+    assert snn.coding == "sigma_delta"
+
+
+def test_commands_without_model_reuse_the_ann_demo_saved(tmp_path, capsys, monkeypatch):
+    """No --model: runs/demo/model (written by `isospike demo`) is used when it is there."""
+    import torch
+
+    from isospike.models import SmallCNN
+    from isospike.train.nq import save_trained
+
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    save_trained(tmp_path / "runs" / "demo" / "model", SmallCNN(input_size=8).eval(),
+                 {"model": "small-cnn", "kwargs": {"in_channels": 1, "num_classes": 10, "input_size": 8},
+                  "dataset": "digits"})
+    assert main(["energy", "--samples", "4", "--timesteps", "2", "--hardware", "horowitz45", "--out", "e"]) == 0
+    printed = capsys.readouterr().out
+    assert "using the ANN `isospike demo` saved in runs/demo/model" in printed and "training" not in printed
+    assert json.loads((tmp_path / "e" / "energy.json").read_text())["model"] == "small-cnn from runs/demo/model"
+
+
+def test_verify_takes_one_network(tmp_path, capsys):
+    for argv in (["verify"], ["verify", "a.safetensors", "--model", "b.safetensors"]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2 and "verify takes one saved network" in capsys.readouterr().err
 
 
 USAGE_ERRORS = [

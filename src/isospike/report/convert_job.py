@@ -13,7 +13,7 @@ import isospike as isp
 from isospike._io import atomic_savefig, atomic_write_json
 from isospike.conversion import get_coding
 from isospike.report.document import Document, command_line, provenance_record
-from isospike.report.loading import convert_model, load_model
+from isospike.report.loading import convert_model, load_model, resolve_coding
 from isospike.tables import text_table
 
 # command-line flags that set a coding option of the same name, where the coding has it
@@ -68,12 +68,16 @@ def run_convert(args: argparse.Namespace, echo=print) -> Path:
 
         return run_convert_hf(args, echo)
     model, data, described = load_model(args.model, args.arch, args.dataset, echo)
+    resolve_coding(args, model)
     out = Path(args.out or f"runs/convert-{data.name}-{args.coding}")
     out.mkdir(parents=True, exist_ok=True)
     x, y = data.test.x[: args.samples], data.test.y[: args.samples]
     calibration = data.train.x[:512]
+    reused = getattr(model, "coding", None) is not None  # a saved spiking network, used as it is
     with torch.no_grad():
-        ann_acc = float((model(x).argmax(-1) == y).float().mean())
+        baseline = isp.equivalent(model) if reused else model  # its ANN is not in the file: the network it equals
+        ann_acc = float((baseline(x).argmax(-1) == y).float().mean())
+    baseline_name = "equivalent network (isospike.equivalent)" if reused else "ANN"
     doc = Document(f"isospike convert: {described}, {args.coding} coding")
     spec = get_coding(args.coding)
     snn = convert_model(model, args.coding, calibration, convert_options(args), described, args.model)
@@ -81,7 +85,7 @@ def run_convert(args: argparse.Namespace, echo=print) -> Path:
     res = isp.simulate(snn, x[:n])
     acc = float((res.output.argmax(-1) == y[:n]).float().mean())
     cert = isp.verify(snn, x[: min(n, 64 if spec.simulation_samples is None else 4)])
-    summary = [["ANN", 100 * ann_acc, len(x)], [f"SNN ({args.coding}, T={res.timesteps})", 100 * acc, n]]
+    summary = [[baseline_name, 100 * ann_acc, len(x)], [f"SNN ({args.coding}, T={res.timesteps})", 100 * acc, n]]
     stats_rows = [[_layer_label(snn, name), s.kind, s.neurons, s.spikes / res.samples, s.synaptic_ops / res.samples]
                   for name, s in res.layers.items() if s.kind != "gates"]
     try:
@@ -110,7 +114,7 @@ def run_convert(args: argparse.Namespace, echo=print) -> Path:
                 c.bound, f"{c.violations:,}/{c.entries:,}", "yes" if c.holds else "NO", _why(c)] for c in cert.layers])
     if stats_rows:
         doc.heading("Spikes and synaptic operations per sample").paragraph(
-            f"Simulated on {len(x)} test samples; per sample.")
+            f"Simulated on {n} test samples; per sample.")
         doc.table(["layer", "kind", "neurons", "spikes", "synaptic ops"], stats_rows)
         doc.image("spike_rates.png", "firing rate per layer")
     doc.heading("Energy per inference").paragraph(

@@ -24,6 +24,7 @@ from isospike.guarantees import BIT_EXACT
 from isospike.models import SmallCNN
 from isospike.tables import text_table
 from isospike.train import accuracy, fit_classifier
+from isospike.train.nq import save_trained
 
 DEFAULT_TIMESTEPS = (1, 2, 4, 8, 16, 32)
 
@@ -87,10 +88,17 @@ class CodingRow:
         return dict(self.__dict__)
 
 
+def network_file_name(label: str) -> str:
+    """The file a demo coding's network is saved to: ``rate.safetensors``,
+    ``mttfs-dead-zone-2.safetensors``."""
+    return label.replace(" (dead zone ", "-dead-zone-").replace(")", "").replace(" ", "-") + ".safetensors"
+
+
 def compare_codings(model: torch.nn.Module, data, samples: int, exact_samples: int, progress: bool = True,
-                    echo=print) -> list[CodingRow]:
+                    echo=print, save_dir: Path | None = None) -> list[CodingRow]:
     """Convert ``model`` under every coding (and to exact gate circuits), then measure, certify and
-    price each on the same test images."""
+    price each on the same test images; with ``save_dir``, save each network there
+    (``isospike.save``, one ``<coding>.safetensors`` each, atomically)."""
     from tqdm.auto import tqdm
 
     import isospike as isp
@@ -104,6 +112,8 @@ def compare_codings(model: torch.nn.Module, data, samples: int, exact_samples: i
         label = coding + (f" (dead zone {kw['dead_zone']})" if kw.get("dead_zone") else "")
         spec = isp.conversion.get_coding(coding)
         snn = isp.convert(model, coding=coding, calibration=cal, **kw)
+        if save_dir is not None:
+            isp.save(snn, save_dir / network_file_name(label))
         # codings slow to simulate (gate circuits) run on the first images, where the certificate
         # checks them; with a bit-exact guarantee the accuracy over the whole split is their
         # equivalent's (the same outputs, bit for bit)
@@ -173,6 +183,11 @@ def run_demo(
     ann_acc = accuracy(model, data.test)
     n_params = sum(p.numel() for p in model.parameters())
     echo(f"ANN (SmallCNN, {n_params} parameters): test accuracy {100 * ann_acc:.2f}%")
+    # the trained ANN in the folder format of `isospike train`: `isospike convert/energy/sweep --model
+    # <out>/model` (and their default when <out> is runs/demo) reuse it instead of training again
+    save_trained(out / "model", model, {"model": "small-cnn", "kwargs": {"in_channels": 1, "num_classes": 10,
+                                                                         "input_size": 8}, "levels": None,
+                                        "dataset": "digits"})
 
     snn = convert(model, coding="rate", timesteps=max(timesteps), calibration=data.train.x[:512])
     assert isinstance(snn, SpikingNetwork)  # the rate coding builds a SpikingNetwork
@@ -186,7 +201,7 @@ def run_demo(
     )
 
     echo("\nevery coding on the same network (energy per inference, nJ):")
-    coding_rows = compare_codings(model, data, len(data.test), exact_samples, progress, echo)
+    coding_rows = compare_codings(model, data, len(data.test), exact_samples, progress, echo, save_dir=out / "snn")
     c_headers = ["coding", "T", "accuracy (%)", "samples", "spikes / sample", "guarantee", "verified",
                  "horowitz45 (nJ)", "loihi (nJ)"]
     c_table = [[r.coding, r.timesteps, 100 * r.accuracy, r.samples, r.spikes_per_sample, r.guarantees,
@@ -229,6 +244,16 @@ def run_demo(
     doc.table(headers, table)
     doc.image("accuracy_vs_timesteps.png", "accuracy vs time steps")
     doc.paragraph("Thresholds per layer: " + ", ".join(f"`{k}` {v:.3f}" for k, v in snn.info["thresholds"].items()))
+    doc.heading("Saved networks, reused by the other commands")
+    saved = sorted(p.name for p in (out / "snn").glob("*.safetensors"))
+    doc.bullets([
+        f"`{out / 'model'}`: the trained ANN (`model.json` + `weights.safetensors`, the folder format of `isospike "
+        f"train`); `isospike convert/energy/sweep --model {out / 'model'}` convert it without training again (their "
+        "default when this folder is `runs/demo`).",
+        f"`{out / 'snn'}/`: every converted network, saved with `isospike.save` ({', '.join(f'`{n}`' for n in saved)}); "
+        f"`isospike.load(path)` rebuilds one, `isospike verify --model {out / 'snn' / 'rate.safetensors'}` certifies "
+        "it and `isospike energy --model ...` prices it as it is.",
+    ])
     doc.provenance(command)
     report_path, html_path = doc.write(out)
     atomic_write_json(out / "results.json", {
@@ -239,4 +264,6 @@ def run_demo(
     echo("")
     echo(f"report: {html_path} (and {report_path.name})")
     echo(f"plots:  {plot_path}, {codings_plot}")
+    echo(f"saved:  {out / 'model'} (the ANN), {out / 'snn'}/<coding>.safetensors (the converted networks); reuse them "
+         f"with --model, e.g. `isospike convert --model {out / 'model'} --coding ttfs`")
     return DemoResult(ann_acc, rows, report_path, plot_path, seconds)
