@@ -486,8 +486,10 @@ def test_the_convert_report_reads_right(tmp_path):
     assert "SNN / ANN = " in md and ("the SNN costs more" in md or "less" in md)
     assert "(IF neurons)" in md and "(Conv2d synapses)" in md
     for line in md.splitlines():
-        if "| NO |" in line:
-            assert "expected for rate coding" in line and "docs/verification.md" in line
+        assert "| NO |" not in line  # rate layers outside their bound are a bounded-error certificate, said so
+        if "| bounded: " in line:
+            assert "statistical certificate, expected for rate coding" in line and "docs/verification.md" in line
+            assert "| bounded-error |" in line
     assert "Simulated on 60 test samples" in md and "`isospike.verify` on " in md and "estimate` on " in md
     assert "ANN baseline on loihi: every MAC at" in md
     assert "e+0" not in md  # no scientific notation for numbers in the normal range

@@ -313,7 +313,8 @@ def _run(args: argparse.Namespace) -> int:
         from isospike.report.convert_job import run_verify
 
         if not run_verify(args):
-            print("isospike: some guarantees do not hold (see the table above)", file=sys.stderr)
+            print("isospike: some guarantees do not hold (see the table above; 'bounded:' rows are rate neurons outside "
+                  "their 1/T bound, a statistical certificate)", file=sys.stderr)
             return 3
     elif args.command == "sweep":
         from isospike.report.sweep_job import run_sweep

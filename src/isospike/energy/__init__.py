@@ -57,7 +57,7 @@ def price(activity: NetworkActivity, hardware: str | Hardware = "horowitz45", mo
     ann_j = sum(r.energy_j for r in compute(baseline, hw)) if baseline is not None else None
     if activity.source == "exact":
         notes.append("exact circuits are modelled as fully spatial (each gate a physical neuron, wired weights)")
-    return EnergyReport(hw, mode, activity.samples, layers, ann_j, notes)
+    return EnergyReport(hw, mode, activity.samples, layers, ann_j, notes, dict(activity.labels))
 
 
 def _check_mode(mode: str) -> None:
