@@ -20,11 +20,11 @@ _NAMES = {
     "UnsupportedLayerError": "isospike.errors", "Counting": "isospike.observe", "counting": "isospike.observe",
     "load": "isospike.serialize", "save": "isospike.serialize",
 }
-_SUBPACKAGES = ("coding", "conversion", "data", "devices", "energy", "exact", "metrics", "models", "neurons", "nir",
-                "train")
+_SUBPACKAGES = ("coding", "conversion", "data", "deploy", "devices", "energy", "exact", "metrics", "models", "neurons",
+                "nir", "train")
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
-    from isospike import coding, conversion, data, devices, energy, exact, metrics, models, neurons, nir, train
+    from isospike import coding, conversion, data, deploy, devices, energy, exact, metrics, models, neurons, nir, train
     from isospike.certificate import Certificate, verify
     from isospike.conversion import LayerStats, SimulationResult, SpikingNetwork, codings, convert, simulate
     from isospike.conversion.equivalent import equivalent
