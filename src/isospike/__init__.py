@@ -61,7 +61,7 @@ __version__ = _version()
 
 __all__ = [
     "Certificate", "Counting", "DatasetNotFoundError", "IsospikeError", "LayerStats", "SimulationResult",
-    "SpikingNetwork", "UnsupportedLayerError", "coding", "codings", "conversion", "convert", "counting", "data", "devices",
-    "energy",
+    "SpikingNetwork", "UnsupportedLayerError", "coding", "codings", "conversion", "convert", "counting", "data", "deploy",
+    "devices", "energy",
     "exact", "metrics", "models", "equivalent", "load", "neurons", "nir", "save", "simulate", "train", "verify",
 ]

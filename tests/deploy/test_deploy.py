@@ -89,3 +89,47 @@ def test_xylo_simulator_equals_isospikes_simulation_spike_for_spike(wine):
     assert agreement.float_snn_decisions_equal >= 0.9
     assert agreement.accuracy["xylo simulator"] >= 0.85
     assert "vendor simulator vs isospike" in agreement.table()
+
+
+SINABS = importlib.util.find_spec("sinabs") is not None
+NO_SINABS = "sinabs is not installed (`pip install --no-deps sinabs==3.1.3`; the Makefile installs it)"
+
+
+@pytest.fixture(scope="module")
+def digits_rate(trained_digits_cnn, digits):
+    return isp.convert(trained_digits_cnn, coding="rate", timesteps=8, calibration=digits.train.x[:256])
+
+
+@pytest.mark.skipif(not SINABS, reason=NO_SINABS)
+def test_speck_maps_the_cnn_to_cores_and_sinabs_equals_isospike_spike_for_spike(digits_rate, digits):
+    dep = isp.deploy(digits_rate, target="speck", calibration=digits.train.x[:256])
+    assert [p.path for p in dep.layers] == ["0", "3", "8", "10"]
+    assert all(p.where.startswith("core ") for p in dep.layers)  # sinabs' mapper placed every layer
+    assert len({p.where for p in dep.layers}) == 4
+    for op in dep.ops:
+        if op.weight is not None:
+            assert op.weight.abs().max() <= 127 and 1 <= op.threshold <= 2**15 - 1
+    x, y = digits.test.x[:24], digits.test.y[:24]
+    agreement = dep.check(x, y)
+    assert agreement.decisions_equal == 1.0 and agreement.spike_counts_equal == 1.0 and agreement.outputs_identical
+    assert agreement.float_snn_decisions_equal >= 0.85
+    assert "samna" not in __import__("sys").modules  # the placeholder is gone once sinabs is loaded
+
+
+@pytest.mark.skipif(not SINABS, reason=NO_SINABS)
+def test_speck_refuses_layers_no_core_holds_naming_the_memory():
+    big = nn.Sequential(nn.Conv2d(2, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 256, 5, padding=2), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(256 * 16 * 16, 2)).eval()
+    x = torch.rand(8, 2, 16, 16)
+    with pytest.raises(DeploymentError, match=r"layer '2' \(Conv2d \+ IF neurons\) needs .* kernel \(weight\) memory"):
+        isp.deploy(big, target="speck", calibration=x)
+
+
+def test_speck_refuses_what_the_cores_cannot_run():
+    maxpool = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                            nn.Linear(4 * 16, 2)).eval()
+    with pytest.raises((DeploymentError, isp.UnsupportedLayerError)):
+        isp.deploy(maxpool, target="speck", calibration=torch.rand(8, 1, 8, 8))
+    mlp = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)).eval()
+    with pytest.raises(DeploymentError, match=r"images \[N, C, H, W\]"):
+        isp.deploy(mlp, target="speck", calibration=torch.rand(8, 4))

@@ -127,7 +127,8 @@ class SpeckDeployment(Deployment):
             step_totals = []
             for i, op in enumerate(self.ops):
                 if op.kind == "pool":
-                    a = nn.functional.avg_pool2d(a, op.module.kernel_size) * _k2(op.module)  # type: ignore[union-attr]
+                    k = int(_k2(op.module) ** 0.5)
+                    a = nn.functional.avg_pool2d(a, k) * (k * k)
                     continue
                 if op.kind == "flatten":
                     a = a.reshape(n, -1)
@@ -168,14 +169,14 @@ class SpeckDeployment(Deployment):
                 if op.kind == "conv":
                     c = op.module
                     assert isinstance(c, nn.Conv2d)
-                    lin: nn.Module = nn.Conv2d(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding,
-                                               bias=op.bias is not None)
+                    lin: nn.Conv2d | nn.Linear = nn.Conv2d(c.in_channels, c.out_channels, c.kernel_size,  # type: ignore[arg-type]
+                                                           c.stride, c.padding, bias=op.bias is not None)  # type: ignore[arg-type]
                 else:
                     lin = nn.Linear(op.weight.shape[1], op.weight.shape[0], bias=op.bias is not None)
                 with torch.no_grad():
-                    lin.weight.copy_(op.weight.to(torch.float32))  # type: ignore[operator]
-                    if op.bias is not None:
-                        lin.bias.copy_(op.bias.to(torch.float32))  # type: ignore[union-attr]
+                    lin.weight.copy_(op.weight.to(torch.float32))
+                    if op.bias is not None and lin.bias is not None:
+                        lin.bias.copy_(op.bias.to(torch.float32))
                 layers.append(lin)
                 layers.append(sl.IAFSqueeze(batch_size=1, spike_threshold=float(op.threshold), min_v_mem=float(S_MIN)))
         return nn.Sequential(*layers)
@@ -197,7 +198,7 @@ class SpeckDeployment(Deployment):
                 layers[k].spk.reset_states()
             inp = sample[None].expand(self.timesteps, *sample.shape).contiguous()
             recorded: list[Tensor] = []
-            hooks = [layers[k].spk.register_forward_hook(lambda m, i, o: recorded.append(o.detach()))
+            hooks = [layers[k].spk.register_forward_hook(lambda m, i, o, into=recorded: into.append(o.detach()))
                      for k in sorted(layers)]
             with torch.no_grad():
                 out = net(inp)

@@ -288,7 +288,9 @@ def deploy_xylo(snn: nn.Module, calibration: Tensor, timesteps: int | None = Non
         thresholds[0] = W_MAX  # 15 input spikes x 127 per step: about 15 spikes per step once settled
 
     # input layer: its own shift; hidden layers 2..: one shared recurrent shift; read-out: its own
-    units, values, float_w = [], [], []
+    units: list[float] = []
+    values: list[Tensor] = []
+    float_w: list[Tensor] = []
     for i, (_, layer, neuron) in enumerate(hidden):
         theta = _value(neuron.threshold, layer.out_features)
         sv = _value(neuron.spike_value, layer.out_features)
