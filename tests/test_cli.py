@@ -9,7 +9,7 @@ import pytest
 from isospike.cli import build_parser, main
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
-COMMANDS = ("demo", "train", "energy", "convert", "verify", "sweep")
+COMMANDS = ("demo", "train", "energy", "convert", "verify", "sweep", "deploy")
 
 
 def assert_reports(out: Path, argv: list[str]) -> None:
@@ -494,3 +494,31 @@ def test_the_convert_report_reads_right(tmp_path):
     assert "ANN baseline on loihi: every MAC at" in md
     assert "e+0" not in md  # no scientific notation for numbers in the normal range
     assert (out / "energy_horowitz45.png").is_file() and (out / "energy_loihi.png").is_file()
+
+
+def test_deploy_checks_the_vendor_simulator_and_refuses_what_does_not_fit(tmp_path, capsys):
+    """speck: sinabs' simulation equals isospike's integer simulation; xylo: the digits CNN is
+    refused naming the layer and the constraint (exit 1, one line)."""
+    import importlib.util
+
+    import torch
+    from safetensors.torch import save_file
+
+    from isospike.models import SmallCNN
+
+    torch.manual_seed(0)
+    w = tmp_path / "w.safetensors"
+    save_file(SmallCNN(input_size=8).state_dict(), str(w))
+    assert main(["deploy", "--target", "xylo", "--model", str(w), "--arch", "small-cnn", "--out", str(tmp_path / "x")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Xylo: layer '0' (Conv2d) cannot be placed" in err[0]
+    if importlib.util.find_spec("sinabs") is None:
+        pytest.skip("sinabs is not installed")
+    out = tmp_path / "speck"
+    argv = ["deploy", "--target", "speck", "--model", str(w), "--arch", "small-cnn", "--samples", "6",
+            "--timesteps", "6", "--out", str(out)]
+    assert main(argv) == 0
+    result = json.loads((out / "deploy.json").read_text())
+    assert result["agreement"]["decisions_equal"] == 1.0 and result["agreement"]["outputs_identical"]
+    assert [layer["where"] for layer in result["layers"]][0].startswith("core ")
+    assert_reports(out, argv)

@@ -24,10 +24,11 @@ _SUBPACKAGES = ("coding", "conversion", "data", "deploy", "devices", "energy", "
                 "nir", "train")
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
-    from isospike import coding, conversion, data, deploy, devices, energy, exact, metrics, models, neurons, nir, train
+    from isospike import coding, conversion, data, devices, energy, exact, metrics, models, neurons, nir, train
     from isospike.certificate import Certificate, verify
     from isospike.conversion import LayerStats, SimulationResult, SpikingNetwork, codings, convert, simulate
     from isospike.conversion.equivalent import equivalent
+    from isospike.deploy import deploy  # the package, callable: isp.deploy(snn, target=...)
     from isospike.errors import DatasetNotFoundError, IsospikeError, UnsupportedLayerError
     from isospike.observe import Counting, counting
     from isospike.serialize import load, save

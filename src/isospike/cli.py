@@ -236,6 +236,25 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--samples", type=_positive_int, default=256, help="test samples (default: 256)")
     ver.add_argument("--out", type=_out_folder, default=None, help="output folder (default: next to the file, <name>-verify)")
 
+    dep = sub.add_parser(
+        "deploy",
+        help="quantize a rate network for a neuromorphic chip (xylo, speck) and check it in the vendor's simulator",
+        description="Convert (rate coding) and quantize a network to the chip's integer formats -- Xylo v1 through "
+        "rockpool's XyloSim (xylosim core), Speck through sinabs' DynapcnnNetwork (its core mapping and memory "
+        "constraints) -- refuse what does not fit naming the layer and the constraint, and compare the vendor "
+        "simulator with isospike's simulation of the same integer network and with the float SNN. Writes "
+        "report.html + report.md and deploy.json.",
+        epilog=EXIT_STATUS,
+    )
+    dep.add_argument("--target", required=True, choices=["xylo", "speck"], help="the chip")
+    dep.add_argument("--model", default=None, help=model_help)
+    dep.add_argument("--arch", default=None, help=arch_help)
+    dep.add_argument("--dataset", default=None, help="test data and calibration (default: digits)")
+    dep.add_argument("--timesteps", type=_positive_int, default=None,
+                     help="time steps (default: the network's T, 16 for an ANN, plus one per layer)")
+    dep.add_argument("--samples", type=_positive_int, default=64, help="test samples to run in both simulators (default: 64)")
+    dep.add_argument("--out", type=_out_folder, default=None, help="output folder (default: runs/deploy-<target>)")
+
     sw = sub.add_parser(
         "sweep",
         help="sweep time steps, the M-TTFS dead zone, or the membrane leak / synaptic noise of exact circuits",
@@ -316,6 +335,10 @@ def _run(args: argparse.Namespace) -> int:
             print("isospike: some guarantees do not hold (see the table above; 'bounded:' rows are rate neurons outside "
                   "their 1/T bound, a statistical certificate)", file=sys.stderr)
             return 3
+    elif args.command == "deploy":
+        from isospike.report.deploy_job import run_deploy
+
+        run_deploy(args)
     elif args.command == "sweep":
         from isospike.report.sweep_job import run_sweep
 
