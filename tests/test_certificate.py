@@ -50,6 +50,23 @@ def test_rate_certificate(trained_digits_cnn, digits):
         outside = int(((v < -1e-6) | (v > th + 1e-6)).sum())
         assert c.violations <= outside
         assert c.bound == pytest.approx(float(th.max()) / 2 / T)
+    # a miss of rate neurons is reported as the bounded-error certificate it is, never as "NO"
+    for c in rest:
+        assert c.status == "yes" if c.holds else c.status.startswith("bounded: ") and c.status.endswith(" within")
+    if not cert.holds:
+        assert cert.misses_only_bounds and cert.summary().startswith("bounded error: ")
+        assert "NO" not in cert.summary() and "bounded error" in cert.table().splitlines()[0]
+
+
+def test_bounded_share_never_rounds_a_miss_to_100_percent():
+    from isospike.guarantees import BOUNDED_ERROR, QNN_EQUIVALENT, Certificate, LayerCertificate
+
+    row = LayerCertificate("fc", BOUNDED_ERROR, 0.3, 0.1, False, violations=1, entries=100_000)
+    assert row.status == "bounded: 99.99% within"
+    cert = Certificate("rate", 4, [row])
+    assert cert.summary() == "bounded error: 99.99% within"
+    cert.layers.append(LayerCertificate("conv", QNN_EQUIVALENT, 1.0, 0.0, False, violations=3, entries=10))
+    assert not cert.misses_only_bounds and cert.summary().startswith("NO (")
 
 
 def test_exact_certificate_and_reference(trained_digits_cnn, digits):

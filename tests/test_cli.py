@@ -9,7 +9,7 @@ import pytest
 from isospike.cli import build_parser, main
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
-COMMANDS = ("demo", "train", "energy", "convert", "verify", "sweep")
+COMMANDS = ("demo", "train", "energy", "convert", "verify", "sweep", "deploy")
 
 
 def assert_reports(out: Path, argv: list[str]) -> None:
@@ -45,6 +45,66 @@ def test_demo_writes_report_plot_and_json(tmp_path, capsys):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
     assert_reports(out, argv)
     assert results["provenance"]["command"] == "isospike " + shlex.join(argv)
+    # the trained ANN and every converted network are saved, and the other commands reuse them
+    assert {p.name for p in (out / "model").iterdir()} == {"model.json", "weights.safetensors"}
+    saved = {p.name for p in (out / "snn").iterdir()}
+    assert saved == {"rate.safetensors", "ttfs.safetensors", "mttfs.safetensors", "mttfs-dead-zone-2.safetensors",
+                     "sigma_delta.safetensors", "exact.safetensors"}
+    assert "## Saved networks" in (out / "report.md").read_text()
+    _reuse_demo_outputs(out, tmp_path, capsys, results)
+
+
+def _reuse_demo_outputs(out: Path, tmp_path: Path, capsys, results: dict) -> None:
+    """`convert`, `energy` and `verify` take what `demo` saved with --model: no training again."""
+    import isospike as isp
+
+    capsys.readouterr()
+    conv = tmp_path / "conv"
+    assert main(["convert", "--model", str(out / "model"), "--coding", "ttfs", "--samples", "450",
+                 "--out", str(conv)]) == 0
+    printed = capsys.readouterr().out
+    assert "training" not in printed
+    converted = json.loads((conv / "results.json").read_text())
+    assert converted["ann_accuracy"] == pytest.approx(results["ann_accuracy"])  # the same ANN, not a new one
+    codings = {r["coding"]: r for r in results["codings"]}
+    assert converted["snn_accuracy"] == pytest.approx(codings["ttfs"]["accuracy"])
+    # a saved spiking network is used as it is: its coding is the default, another one is refused
+    energy_out = tmp_path / "energy"
+    assert main(["energy", "--model", str(out / "snn" / "mttfs.safetensors"), "--samples", "8",
+                 "--hardware", "loihi", "--out", str(energy_out)]) == 0
+    assert json.loads((energy_out / "energy.json").read_text())["coding"] == "mttfs"
+    assert main(["convert", "--model", str(out / "snn" / "rate.safetensors"), "--coding", "ttfs",
+                 "--out", str(tmp_path / "no")]) == 1
+    assert "already converted with the rate coding" in capsys.readouterr().err
+    assert main(["verify", "--model", str(out / "snn" / "ttfs.safetensors"), "--samples", "16",
+                 "--out", str(tmp_path / "v")]) == 0
+    snn = isp.load(out / "snn" / "sigma_delta.safetensors")
+    assert snn.coding == "sigma_delta"
+
+
+def test_commands_without_model_reuse_the_ann_demo_saved(tmp_path, capsys, monkeypatch):
+    """No --model: runs/demo/model (written by `isospike demo`) is used when it is there."""
+    import torch
+
+    from isospike.models import SmallCNN
+    from isospike.train.nq import save_trained
+
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    save_trained(tmp_path / "runs" / "demo" / "model", SmallCNN(input_size=8).eval(),
+                 {"model": "small-cnn", "kwargs": {"in_channels": 1, "num_classes": 10, "input_size": 8},
+                  "dataset": "digits"})
+    assert main(["energy", "--samples", "4", "--timesteps", "2", "--hardware", "horowitz45", "--out", "e"]) == 0
+    printed = capsys.readouterr().out
+    assert "using the ANN `isospike demo` saved in runs/demo/model" in printed and "training" not in printed
+    assert json.loads((tmp_path / "e" / "energy.json").read_text())["model"] == "small-cnn from runs/demo/model"
+
+
+def test_verify_takes_one_network(tmp_path, capsys):
+    for argv in (["verify"], ["verify", "a.safetensors", "--model", "b.safetensors"]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2 and "verify takes one saved network" in capsys.readouterr().err
 
 
 USAGE_ERRORS = [
@@ -426,9 +486,39 @@ def test_the_convert_report_reads_right(tmp_path):
     assert "SNN / ANN = " in md and ("the SNN costs more" in md or "less" in md)
     assert "(IF neurons)" in md and "(Conv2d synapses)" in md
     for line in md.splitlines():
-        if "| NO |" in line:
-            assert "expected for rate coding" in line and "docs/verification.md" in line
+        assert "| NO |" not in line  # rate layers outside their bound are a bounded-error certificate, said so
+        if "| bounded: " in line:
+            assert "statistical certificate, expected for rate coding" in line and "docs/verification.md" in line
+            assert "| bounded-error |" in line
     assert "Simulated on 60 test samples" in md and "`isospike.verify` on " in md and "estimate` on " in md
     assert "ANN baseline on loihi: every MAC at" in md
     assert "e+0" not in md  # no scientific notation for numbers in the normal range
     assert (out / "energy_horowitz45.png").is_file() and (out / "energy_loihi.png").is_file()
+
+
+def test_deploy_checks_the_vendor_simulator_and_refuses_what_does_not_fit(tmp_path, capsys):
+    """speck: sinabs' simulation equals isospike's integer simulation; xylo: the digits CNN is
+    refused naming the layer and the constraint (exit 1, one line)."""
+    import importlib.util
+
+    import torch
+    from safetensors.torch import save_file
+
+    from isospike.models import SmallCNN
+
+    torch.manual_seed(0)
+    w = tmp_path / "w.safetensors"
+    save_file(SmallCNN(input_size=8).state_dict(), str(w))
+    assert main(["deploy", "--target", "xylo", "--model", str(w), "--arch", "small-cnn", "--out", str(tmp_path / "x")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Xylo: layer '0' (Conv2d) cannot be placed" in err[0]
+    if importlib.util.find_spec("sinabs") is None:
+        pytest.skip("sinabs is not installed")
+    out = tmp_path / "speck"
+    argv = ["deploy", "--target", "speck", "--model", str(w), "--arch", "small-cnn", "--samples", "6",
+            "--timesteps", "6", "--out", str(out)]
+    assert main(argv) == 0
+    result = json.loads((out / "deploy.json").read_text())
+    assert result["agreement"]["decisions_equal"] == 1.0 and result["agreement"]["outputs_identical"]
+    assert [layer["where"] for layer in result["layers"]][0].startswith("core ")
+    assert_reports(out, argv)

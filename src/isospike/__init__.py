@@ -20,14 +20,15 @@ _NAMES = {
     "UnsupportedLayerError": "isospike.errors", "Counting": "isospike.observe", "counting": "isospike.observe",
     "load": "isospike.serialize", "save": "isospike.serialize",
 }
-_SUBPACKAGES = ("coding", "conversion", "data", "devices", "energy", "exact", "metrics", "models", "neurons", "nir",
-                "train")
+_SUBPACKAGES = ("coding", "conversion", "data", "deploy", "devices", "energy", "exact", "metrics", "models", "neurons",
+                "nir", "train")
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from isospike import coding, conversion, data, devices, energy, exact, metrics, models, neurons, nir, train
     from isospike.certificate import Certificate, verify
     from isospike.conversion import LayerStats, SimulationResult, SpikingNetwork, codings, convert, simulate
     from isospike.conversion.equivalent import equivalent
+    from isospike.deploy import deploy  # the package, callable: isp.deploy(snn, target=...)
     from isospike.errors import DatasetNotFoundError, IsospikeError, UnsupportedLayerError
     from isospike.observe import Counting, counting
     from isospike.serialize import load, save
@@ -61,7 +62,7 @@ __version__ = _version()
 
 __all__ = [
     "Certificate", "Counting", "DatasetNotFoundError", "IsospikeError", "LayerStats", "SimulationResult",
-    "SpikingNetwork", "UnsupportedLayerError", "coding", "codings", "conversion", "convert", "counting", "data", "devices",
-    "energy",
+    "SpikingNetwork", "UnsupportedLayerError", "coding", "codings", "conversion", "convert", "counting", "data", "deploy",
+    "devices", "energy",
     "exact", "metrics", "models", "equivalent", "load", "neurons", "nir", "save", "simulate", "train", "verify",
 ]

@@ -69,6 +69,14 @@ def verify(snn: nn.Module, x: Any, tolerance: float = 0.0) -> Certificate:
     their sites, exact networks), a tuple of positional arguments (exact networks) -- or a
     DataLoader, a list or any iterable of such batches (``(x, y)`` tuples give their ``x``): each
     batch is checked and the rows of a layer combined (:func:`~isospike.guarantees.merge_certificates`)."""
+    from isospike.layer_names import layer_labels
+
+    cert = _verify(snn, x, tolerance)
+    cert.labels = layer_labels(getattr(snn, "_orig_mod", snn), [c.layer for c in cert.layers])
+    return cert
+
+
+def _verify(snn: nn.Module, x: Any, tolerance: float) -> Certificate:
     from isospike.conversion.coding import coding_of
 
     if not (isinstance(tolerance, (int, float)) and math.isfinite(tolerance) and tolerance >= 0):
@@ -78,7 +86,7 @@ def verify(snn: nn.Module, x: Any, tolerance: float = 0.0) -> Certificate:
     coding = coding_of(snn, "isospike.verify")
     graph = isinstance(snn, SpikingNetwork)
     if not isinstance(snn, CodedNetwork) and (several_batches(x) or (graph and not isinstance(x, Tensor))):
-        return merge_certificates([verify(snn, one, tolerance) for one in _call_inputs(x, graph)])
+        return merge_certificates([_verify(snn, one, tolerance) for one in _call_inputs(x, graph)])
     if coding.verify is not None:
         cert = coding.verify(snn, x, float(tolerance))
         assert isinstance(cert, Certificate)  # what a coding's verify returns

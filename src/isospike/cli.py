@@ -158,8 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how long each image row is held, ms (default: 4)")
     gamma.add_argument("--dt", type=_positive_float, default=1.0, help="training time step, ms (default: 1)")
 
-    model_help = ("the network: a folder written by `isospike train`, or a .safetensors/.pt state dict with --arch "
-                  "(default: train the demo CNN on --dataset now)")
+    model_help = ("the network: a folder written by `isospike train` or `isospike demo` (runs/demo/model), a spiking "
+                  "network saved by `isospike demo`/`convert` (runs/demo/snn/rate.safetensors: used as it is), or a "
+                  ".safetensors/.pt state dict with --arch (default: runs/demo/model when `isospike demo` has saved it "
+                  "there, else the demo CNN trained on --dataset now)")
     arch_help = "architecture of a state-dict --model: small-cnn, vgg-small, vgg11, vgg16, resnet20"
     energy = sub.add_parser(
         "energy",
@@ -174,8 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     energy.add_argument("--model", default=None, help=model_help)
     energy.add_argument("--arch", default=None, help=arch_help)
     energy.add_argument("--dataset", default=None, help="dataset for inputs and calibration (default: the model's, else digits)")
-    energy.add_argument("--coding", type=_coding, default="rate",
-                        help="rate (default), ttfs, mttfs, sigma_delta, or exact (gate circuits)")
+    energy.add_argument("--coding", type=_coding, default=None,
+                        help="rate (default; a saved network's own with --model FILE), ttfs, mttfs, sigma_delta, or "
+                        "exact (gate circuits)")
     energy.add_argument("--timesteps", type=_positive_int, default=None,
                         help="time steps T (default: the coding's: rate 8, ttfs/mttfs 15, sigma_delta and exact 1)")
     energy.add_argument("--hardware", default="horowitz45,loihi,truenorth,cim-memristor",
@@ -201,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="decoder --hf models: tokens to generate greedily through the gates (default: 0)")
     conv.add_argument("--arch", default=None, help=arch_help)
     conv.add_argument("--dataset", default=None, help="digits (default), fashion-mnist, cifar10, cifar100")
-    conv.add_argument("--coding", type=_coding, default="rate", help="rate (default), ttfs, mttfs, sigma_delta, exact")
+    conv.add_argument("--coding", type=_coding, default=None,
+                      help="rate (default; a saved network's own with --model FILE), ttfs, mttfs, sigma_delta, exact")
     conv.add_argument("--timesteps", type=_positive_int, default=None,
                       help="time steps T (default: rate 8, ttfs/mttfs 15, sigma_delta 1)")
     conv.add_argument("--dead-zone", type=_nonnegative_int, default=0,
@@ -224,10 +228,32 @@ def build_parser() -> argparse.ArgumentParser:
         "certificate.json.",
         epilog=VERIFY_EXIT_STATUS,
     )
-    ver.add_argument("snn", help="a .safetensors file written by isospike.save / `isospike convert`")
+    ver.add_argument("snn", nargs="?", default=None,
+                     help="a .safetensors file written by isospike.save, `isospike convert` or `isospike demo` "
+                     "(runs/demo/snn/<coding>.safetensors)")
+    ver.add_argument("--model", default=None, metavar="SNN", help="the same file, named like the other commands' --model")
     ver.add_argument("--dataset", default="digits", help="test data to verify on (default: digits)")
     ver.add_argument("--samples", type=_positive_int, default=256, help="test samples (default: 256)")
     ver.add_argument("--out", type=_out_folder, default=None, help="output folder (default: next to the file, <name>-verify)")
+
+    dep = sub.add_parser(
+        "deploy",
+        help="quantize a rate network for a neuromorphic chip (xylo, speck) and check it in the vendor's simulator",
+        description="Convert (rate coding) and quantize a network to the chip's integer formats -- Xylo v1 through "
+        "rockpool's XyloSim (xylosim core), Speck through sinabs' DynapcnnNetwork (its core mapping and memory "
+        "constraints) -- refuse what does not fit naming the layer and the constraint, and compare the vendor "
+        "simulator with isospike's simulation of the same integer network and with the float SNN. Writes "
+        "report.html + report.md and deploy.json.",
+        epilog=EXIT_STATUS,
+    )
+    dep.add_argument("--target", required=True, choices=["xylo", "speck"], help="the chip")
+    dep.add_argument("--model", default=None, help=model_help)
+    dep.add_argument("--arch", default=None, help=arch_help)
+    dep.add_argument("--dataset", default=None, help="test data and calibration (default: digits)")
+    dep.add_argument("--timesteps", type=_positive_int, default=None,
+                     help="time steps (default: the network's T, 16 for an ANN, plus one per layer)")
+    dep.add_argument("--samples", type=_positive_int, default=64, help="test samples to run in both simulators (default: 64)")
+    dep.add_argument("--out", type=_out_folder, default=None, help="output folder (default: runs/deploy-<target>)")
 
     sw = sub.add_parser(
         "sweep",
@@ -259,6 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "verify":
+        if (args.snn is None) == (args.model is None):
+            parser.error("verify takes one saved network: `isospike verify FILE` or `isospike verify --model FILE` "
+                         "(e.g. runs/demo/snn/rate.safetensors, written by `isospike demo`)")
+        args.snn = args.snn or args.model
     args.command_line = "isospike " + shlex.join(argv)
     try:
         return _run(args)
@@ -301,8 +332,13 @@ def _run(args: argparse.Namespace) -> int:
         from isospike.report.convert_job import run_verify
 
         if not run_verify(args):
-            print("isospike: some guarantees do not hold (see the table above)", file=sys.stderr)
+            print("isospike: some guarantees do not hold (see the table above; 'bounded:' rows are rate neurons outside "
+                  "their 1/T bound, a statistical certificate)", file=sys.stderr)
             return 3
+    elif args.command == "deploy":
+        from isospike.report.deploy_job import run_deploy
+
+        run_deploy(args)
     elif args.command == "sweep":
         from isospike.report.sweep_job import run_sweep
 

@@ -67,7 +67,7 @@ def price(activity: NetworkActivity, hardware: str | Hardware = "horowitz45", mo
         if held > hw.on_chip_weight_bytes:
             notes.append(f"weights ({held / 2**20:.4g} MiB at {hw.weight_bits} bits) exceed the "
                          f"{hw.on_chip_weight_bytes / 2**20:.4g} MiB on chip: every weight read comes from DRAM")
-    return EnergyReport(hw, mode, activity.samples, layers, ann_j, notes, activity.tokens)
+    return EnergyReport(hw, mode, activity.samples, layers, ann_j, notes, activity.tokens, dict(activity.labels))
 
 
 def _check_mode(mode: str) -> None:

@@ -10,7 +10,7 @@ package imports neither the converters nor the training code.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -36,6 +36,7 @@ class NetworkActivity:
     layers: list[LayerActivity]
     timesteps: int = 1
     tokens: int | None = None  # token positions the samples held (decoders, encoders); None: not token inputs
+    labels: dict[str, str] = field(default_factory=dict)  # layer path -> "path (what it is)", for reports
 
     def totals(self) -> dict[str, float]:
         """Each count summed over the layers (macs and acs included), per inference."""
@@ -130,7 +131,10 @@ def collect(model: nn.Module, inputs: Any) -> NetworkActivity:
     else:
         source = "ann"
         _warn_uncounted(getattr(model, "_orig_mod", model))
-    return NetworkActivity(source, n, layers, max((row.timesteps for row in layers), default=1), tokens or None)
+    from isospike.layer_names import layer_labels
+
+    return NetworkActivity(source, n, layers, max((row.timesteps for row in layers), default=1), tokens or None,
+                           layer_labels(model, [row.name for row in layers]))
 
 
 def ann_activity(model: nn.Module, inputs: Any) -> NetworkActivity:

@@ -32,6 +32,7 @@ class EnergyReport:
     ann_total_j: float | None = None
     notes: list[str] = field(default_factory=list)
     tokens: int | None = None
+    labels: dict[str, str] = field(default_factory=dict)  # layer path -> "path (what it is)"
 
     @property
     def per_token_j(self) -> float | None:
@@ -43,6 +44,10 @@ class EnergyReport:
         if not self.tokens or self.ann_total_j is None:
             return None
         return self.ann_total_j * self.samples / self.tokens
+
+    def label(self, name: str) -> str:
+        """A layer's row name: its path with what it is (``3 (Conv2d synapses)``) where known."""
+        return self.labels.get(name, name)
 
     @property
     def total_j(self) -> float:
@@ -83,7 +88,8 @@ class EnergyReport:
             "hardware": self.hardware.name, "mode": self.mode, "samples": self.samples, "total_j": self.total_j,
             "by_category": self.by_category, "ann_total_j": self.ann_total_j, "ratio_to_ann": self.ratio_to_ann,
             "tokens": self.tokens, "per_token_j": self.per_token_j, "ann_per_token_j": self.ann_per_token_j,
-            "layers": [{"name": r.name, "kind": r.kind, "macs": r.macs, "acs": r.acs, "neuron_updates": r.neuron_updates,
+            "layers": [{"name": r.name, "label": self.label(r.name), "kind": r.kind, "macs": r.macs, "acs": r.acs,
+                        "neuron_updates": r.neuron_updates,
                         "spikes": r.spikes, "gate_evaluations": r.gate_evaluations, "compute_j": r.compute_j,
                         "data_movement_j": r.data_movement_j, "communication_j": r.communication_j,
                         "energy_j": r.energy_j} for r in self.layers],
@@ -92,7 +98,7 @@ class EnergyReport:
 
     def table(self) -> str:
         """A fixed-width per-layer table with totals (energies in nJ per inference)."""
-        rows = [[r.name, r.kind, f"{r.macs:.4g}", f"{r.acs:.4g}", f"{r.spikes:.4g}", f"{1e9 * r.compute_j:.4g}",
+        rows = [[self.label(r.name), r.kind, f"{r.macs:.4g}", f"{r.acs:.4g}", f"{r.spikes:.4g}", f"{1e9 * r.compute_j:.4g}",
                  f"{1e9 * r.data_movement_j:.4g}", f"{1e9 * r.communication_j:.4g}", f"{1e9 * r.energy_j:.4g}"]
                 for r in self.layers]
         c = self.by_category
@@ -116,10 +122,10 @@ class EnergyReport:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        names = [r.name for r in self.layers]
+        names = [self.label(r.name) for r in self.layers]
         parts = {"compute": [r.compute_j for r in self.layers], "data movement": [r.data_movement_j for r in self.layers],
                  "communication": [r.communication_j for r in self.layers]}
-        fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(names) + 3), 4))
+        fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(names) + 3), 4.6))
         bottom = [0.0] * len(names)
         for (label, vals), color in zip(parts.items(), ("tab:blue", "tab:orange", "tab:green")):
             ax.bar(names, [1e9 * v for v in vals], bottom=[1e9 * b for b in bottom], label=label, color=color)
@@ -130,8 +136,9 @@ class EnergyReport:
         if self.ann_total_j is not None and self.ratio_to_ann is not None:
             title += f"\nANN {1e9 * self.ann_total_j:.4g} nJ; {self.comparison()}"
         ax.set_title(title)
-        ax.tick_params(axis="x", rotation=60, labelsize=7)
-        ax.legend()
+        ax.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=8)
+        ax.set_xlabel("layer (path in the network, and what it is)")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # outside: hides no bar
         fig.tight_layout()
         out = atomic_savefig(fig, path, dpi=120)
         plt.close(fig)

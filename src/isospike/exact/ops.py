@@ -35,7 +35,8 @@ from isospike.exact.netlist import Netlist
 from isospike.exact.primitives import BOOL, FLOAT, INT, INT32, PRIMITIVES, Kind, Primitive
 
 __all__ = ["BackendName", "GateOptions", "apply", "dot", "dot_with", "gate_options", "public_operation", "run_netlist",
-           "tree", "tree_with", *PRIMITIVES]
+           "tree", "tree_with"]
+__all__ += PRIMITIVES.keys()  # one operation per primitive (PUBLIC below); a name list, not unpacked, for Griffe
 
 
 def _bits_of(x: Tensor, width: int) -> np.ndarray:

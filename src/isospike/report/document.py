@@ -36,6 +36,7 @@ code, pre { background: #f4f4f4; border-radius: 3px; font-size: 13px; }
 pre { padding: .6em; overflow-x: auto; }
 img { max-width: 100%; border: 1px solid #ddd; }
 .ok { color: #127a1f; font-weight: 600; } .bad { color: #b00020; font-weight: 600; }
+.bounded { color: #8a5a00; font-weight: 600; }
 footer { margin-top: 2em; color: #666; font-size: 12px; }
 """
 
@@ -156,6 +157,8 @@ def _cell(value: Any) -> str:
     text = fmt(value)
     if text in ("yes", "NO"):
         return f'<span class="{"ok" if text == "yes" else "bad"}">{text}</span>'
+    if text.startswith(("bounded: ", "bounded error: ")):  # a statistical certificate, not a failure
+        return f'<span class="bounded">{html.escape(text)}</span>'
     return html.escape(text)
 
 

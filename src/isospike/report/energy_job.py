@@ -14,7 +14,7 @@ from isospike import energy
 from isospike._io import atomic_write_json
 from isospike.energy.hardware import get_hardware
 from isospike.report.document import Document, command_line, provenance_record
-from isospike.report.loading import convert_model, load_model
+from isospike.report.loading import convert_model, load_model, resolve_coding
 from isospike.tables import text_table
 
 HEADERS = ["hardware", "total", "compute", "data movement", "communication", "data share", "short formula",
@@ -48,6 +48,7 @@ def run_energy(args: argparse.Namespace, echo=print) -> Path:
         raise ValueError("--hardware needs at least one preset, e.g. --hardware horowitz45,loihi")
     model, data, described = load_model(args.model, getattr(args, "arch", None), args.dataset, echo)
     echo(f"model: {described}")
+    resolve_coding(args, model)
     x = data.test.x[: args.samples]
     snn = _convert(model, args, data.train.x[:512], described)
     out = Path(args.out)

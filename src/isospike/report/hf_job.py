@@ -58,6 +58,8 @@ def _output(out: Any, decoder: bool) -> torch.Tensor:
 
 def run_convert_hf(args: argparse.Namespace, echo=print) -> Path:
     folder = args.hf or args.model
+    if args.coding is None:  # the only coding a Hugging Face folder converts with here
+        args.coding = "exact"
     if args.coding != "exact":
         raise ValueError("a Hugging Face model converts with --coding exact on the command line "
                          "(TTFS transformers are trained in Python: isospike.train.ttfs_bert)")

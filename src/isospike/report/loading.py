@@ -77,18 +77,53 @@ def load_weights(model: nn.Module, path: str | Path, what: str) -> nn.Module:
     return model
 
 
+# where `isospike demo` saves its trained ANN (the folder format of `isospike train`) and its
+# converted networks; the commands that take --model fall back to the ANN there before training one
+DEMO_FOLDER = Path("runs/demo")
+DEMO_MODEL = DEMO_FOLDER / "model"
+
+
+def is_saved_network(path: str | Path) -> bool:
+    """Whether ``path`` is a safetensors file written by :func:`isospike.save` (an isospike SNN,
+    not a state dict): its header's metadata has the ``isospike`` entry. Reads the header only."""
+    import json
+    import struct
+
+    path = Path(path)
+    if not path.is_file() or path.suffix != ".safetensors":
+        return False
+    try:
+        with path.open("rb") as f:
+            (size,) = struct.unpack("<Q", f.read(8))
+            if size > 100 * 2**20:
+                return False
+            header = json.loads(f.read(size))
+    except (OSError, ValueError, struct.error):
+        return False
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    return isinstance(meta, dict) and "isospike" in meta
+
+
 def load_model(model: str | None, arch: str | None, dataset: str | None, echo: Callable[[str], None] = print,
                epochs: int = 10) -> tuple[nn.Module, DatasetSplits, str]:
-    """(model in eval mode, dataset, description). See the module docstring for ``model``."""
+    """(model in eval mode, dataset, description). See the module docstring for ``model``; a file
+    written by :func:`isospike.save` (e.g. ``runs/demo/snn/rate.safetensors``) gives the saved
+    spiking network itself (callers use it as it is, see :func:`convert_model`). Without
+    ``model``, the ANN ``isospike demo`` saved in ``runs/demo/model`` is used when it is there
+    (and the dataset is digits); only then is the demo CNN trained on the spot."""
     from isospike.models import build
     from isospike.train import fit_classifier, load_trained
 
+    if model is None and dataset in (None, "digits") and (DEMO_MODEL / "model.json").is_file():
+        echo(f"no --model given: using the ANN `isospike demo` saved in {DEMO_MODEL} (pass --model to choose another)")
+        model = str(DEMO_MODEL)
     if model is None:
         data = load_dataset(dataset or "digits")
         torch.manual_seed(0)
         shape = data.input_shape
         net = build("small-cnn", in_channels=shape[0], num_classes=data.num_classes, input_size=shape[-1])
-        echo(f"no --model given: training the demo SmallCNN on {data.name} ({epochs} epochs)")
+        echo(f"no --model given: training the demo SmallCNN on {data.name} ({epochs} epochs; `isospike demo` "
+             f"saves one in {DEMO_MODEL} that later commands reuse)")
         fit_classifier(net, data.train, epochs=epochs, progress=False)
         return net.eval(), data, f"SmallCNN trained on {data.name}"
     path = Path(model)
@@ -105,6 +140,12 @@ def load_model(model: str | None, arch: str | None, dataset: str | None, echo: C
     if path.is_dir() and (path / "config.json").is_file():
         raise ValueError(f"{path} is a Hugging Face model folder: run it through the gate circuits with "
                          f"`isospike convert --model {path} --coding exact`; this command needs an image classifier")
+    if is_saved_network(path):
+        import isospike as isp
+
+        snn = isp.load(path)
+        data = load_dataset(dataset or "digits")
+        return snn, data, f"{getattr(snn, 'coding', 'spiking')} network saved in {path}"
     if path.is_file():
         if arch is None:
             raise ValueError(f"{path} is a state dict: also pass --arch (one of small-cnn, vgg-small, vgg11, vgg16, resnet20)")
@@ -121,6 +162,14 @@ def load_model(model: str | None, arch: str | None, dataset: str | None, echo: C
     raise ValueError(f"cannot read a model from {path}: not a regular file or folder")
 
 
+def resolve_coding(args: Any, model: nn.Module) -> str:
+    """``args.coding`` once the model is loaded: the coding given, else a saved network's own,
+    else rate (sets and returns it)."""
+    if getattr(args, "coding", None) is None:
+        args.coding = getattr(model, "coding", None) or "rate"
+    return args.coding
+
+
 def convert_model(model: nn.Module, coding: str, calibration: Any, options: dict[str, Any], described: str,
                   source: str | None = None) -> nn.Module:
     """``isospike.convert(model, coding, calibration=..., **options)``; a noise-aware quantized network
@@ -129,6 +178,13 @@ def convert_model(model: nn.Module, coding: str, calibration: Any, options: dict
     import isospike as isp
     from isospike.train.qcfs import NoisyQCFS
 
+    saved = getattr(model, "coding", None)
+    if saved is not None:  # a network isospike.save wrote: used as it is, never converted again
+        if saved != coding:
+            raise ValueError(f"{described} is already converted with the {saved} coding, not {coding}: pass "
+                             f"--coding {saved}, or the ANN it came from (e.g. --model {DEMO_MODEL}) to convert "
+                             f"it with {coding}")
+        return model
     try:
         return isp.convert(model, coding=coding, calibration=calibration, **options)
     except isp.UnsupportedLayerError as exc:

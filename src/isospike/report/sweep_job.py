@@ -59,7 +59,12 @@ def run_sweep(args: argparse.Namespace, echo=print) -> Path:
         model, data, described = load_model(args.model, args.arch, args.dataset, echo)
         x, y = data.test.x[: args.samples], data.test.y[: args.samples]
         cal = data.train.x[:512]
-        if args.param == "timesteps":
+        if args.param == "timesteps" and getattr(model, "coding", None) == "rate":
+            snn = model  # a saved rate network: simulated at every T of the grid
+        elif getattr(model, "coding", None) is not None:
+            raise ValueError(f"{described}: sweep --param {args.param} converts the ANN at every grid point; pass the "
+                             "ANN it came from (e.g. --model runs/demo/model)")
+        elif args.param == "timesteps":
             snn = isp.convert(model, coding="rate", timesteps=int(max(values)), calibration=cal)
         for v in tqdm(values, desc=f"sweep {args.param}", disable=args.no_progress):
             if args.param == "dead-zone":

@@ -146,7 +146,9 @@ def spiking_gamma(model: nn.Module, data: Any, *, epochs: int = 10, mode: str = 
         data: (frames ``[N, L, F]``, targets): class labels ``[N]`` (cross-entropy over the
             read-out window) or target frames ``[N, L, n_out]`` (mean squared error at every step).
         mode: "offline" (BPTT) or "online" (see the module docstring).
-        frame_ms, dt_ms, readout_ms: timing (see :class:`SequenceTiming`).
+        frame_ms: how long each frame is held, ms (see :class:`SequenceTiming`).
+        dt_ms: the simulation step, ms.
+        readout_ms: the read-out window at the end of each sequence, ms (None: its last quarter).
         validation: (frames, labels) evaluated after each epoch (classification).
     """
     if mode not in ("offline", "online"):

@@ -177,7 +177,9 @@ def noise_aware(
             pooling) or a network that already has NoisyQCFS activations. Not modified.
         train: (inputs, targets) tensors, LabelledData or a DataLoader of (inputs, targets) batches;
             targets are class indices [N].
-        epochs, levels (L), noise ("gaussian", "uniform", "none" = plain QCFS).
+        epochs: noise-aware training epochs.
+        levels: L, quantization levels above zero.
+        noise: "gaussian", "uniform" or "none" (plain QCFS).
         init_lambda: a number (the paper's 8), or "percentile": each layer's lambda starts at the
             ``init_percentile``-th percentile of its ReLU's activations on (up to 1,024) training
             inputs, which matters when the budget is a few epochs.
