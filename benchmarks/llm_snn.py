@@ -71,12 +71,16 @@ def prompts(task: str, n: int) -> tuple[list[str], list[int], list[str]]:
     else:
         data, words = load_bbc_news(), ["business", "entertainment", "politics", "sport", "tech"]
         field = "Article"
-    train = data.train
-    demos = [next(i for i in range(len(train)) if int(train.labels[i]) == c) for c in (1, 0)]
-    head = "".join(f"{field}: {train.texts[i][:200]}\nAnswer: {words[int(train.labels[i])]}\n\n" for i in demos)
     test = data.test
     g = torch.Generator().manual_seed(0)
     idx = torch.randperm(len(test), generator=g)[:n].tolist()
+    if task == "rotten_tomatoes":  # the two-shot prompt of benchmarks/exact_llm.py (native SmolLM2: 78.5% there)
+        from exact_llm import PROMPT
+
+        return [PROMPT.format(text=test.texts[i]) for i in idx], [int(test.labels[i]) for i in idx], words
+    train = data.train
+    demos = [next(i for i in range(len(train)) if int(train.labels[i]) == c) for c in (1, 0)]
+    head = "".join(f"{field}: {train.texts[i][:200]}\nAnswer: {words[int(train.labels[i])]}\n\n" for i in demos)
     return ([f"{head}{field}: {test.texts[i][:200]}\nAnswer:" for i in idx], [int(test.labels[i]) for i in idx], words)
 
 
@@ -165,7 +169,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
-    config = {"examples": args.examples, "ppl_reviews": args.ppl_reviews, "distill_steps": args.distill_steps, "v": 5,
+    config = {"examples": args.examples, "ppl_reviews": args.ppl_reviews, "distill_steps": args.distill_steps, "v": 6,
               "sites": SITES}
     directory = CACHE / hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
     stages = Stages(directory, args.reuse)
