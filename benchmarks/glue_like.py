@@ -44,7 +44,7 @@ from isospike.errors import DatasetNotFoundError
 from isospike.models.minilm import load_minilm
 from isospike.train.distill import BertClassifier, distill, encode_texts, evaluate, finetune
 from isospike.train.ttfs import mask_ttfs
-from isospike.train.ttfs_bert import TTFSBertClassifier
+from _ttfs_bert_legacy import TTFSBertClassifier
 from mttfs import (
     ENERGY_SENTENCES,
     PROBS_EXACT,
@@ -58,7 +58,8 @@ from mttfs import (
     sentences,
 )
 from mttfs import SEED as SEED_MATTERHORN
-from ttfs import CACHE, SEED_GLUE_AVG, noisy_accuracy, set_noise
+from _ttfs_bert_legacy import noisy_accuracy, set_noise
+from ttfs import CACHE, SEED_GLUE_AVG
 
 TASKS = {
     "rotten_tomatoes": lambda: load_movie_reviews("rotten_tomatoes"),

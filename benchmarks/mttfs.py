@@ -43,7 +43,7 @@ from isospike.devices import MemristiveCrossbar
 from isospike.models.minilm import load_minilm
 from isospike.train.distill import BertClassifier, distill, encode_texts, evaluate, finetune
 from isospike.train.ttfs import mask_ttfs
-from isospike.train.ttfs_bert import TTFSBertClassifier
+from _ttfs_bert_legacy import TTFSBertClassifier
 
 SEED = {"glue_gain_points": 1.42, "energy_efficiency_x": 2.31, "data_movement_share": 0.80,
         "silent_share_dead_zone_3": 0.952}  # the last one from summaries of the paper (unverified)

@@ -1,7 +1,7 @@
 """One record of what a network did, layer by layer: :class:`LayerActivity`.
 
-Whatever the network -- a converted :class:`~isospike.SpikingNetwork`, the TTFS transformer
-(:class:`isospike.train.ttfs_bert.TTFSBertClassifier`), an exact gate network from
+Whatever the network -- a converted :class:`~isospike.SpikingNetwork`, any model converted by the
+site front end (the TTFS transformer of :func:`isospike.train.ttfs_bert.ttfs_bert`), an exact gate network from
 :func:`isospike.exact.convert`, a plain ANN (kind "ann") -- one observer collects these rows:
 
     with isospike.counting(net) as c:

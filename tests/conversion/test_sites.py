@@ -198,6 +198,30 @@ def test_coded_products_and_their_refusal_under_fused_attention():
     with torch.no_grad():
         assert torch.equal(snn(**inputs).logits, isp.equivalent(snn)(**inputs).logits)
     assert "products" in isp.conversion.get_coding("ttfs").describe()
+    assert "'binary'" in isp.conversion.get_coding("ttfs").describe()["products"]
+
+
+def test_binary_products_code_the_left_operand_and_binarize_the_right_one_per_head():
+    inputs = tokens()
+    with pytest.raises(isp.UnsupportedLayerError, match="attn_implementation='eager'"):
+        isp.convert(llama("sdpa"), coding="ttfs", calibration=inputs, products="binary")
+    snn = isp.convert(llama("eager"), coding="ttfs", calibration=inputs, products="binary")
+    products = [s for s in snn.sites() if ".product" in s]
+    assert len(products) == 4 and all(s.endswith(".a") for s in products)  # Q and P coded; K, V binarized
+    with torch.no_grad():
+        assert torch.equal(snn(**inputs).logits, isp.equivalent(snn)(**inputs).logits)
+        with isp.counting(snn) as seen:
+            snn(**inputs)
+    rows = {n: r for n, r in seen.layers.items() if n.endswith(".product") or n.endswith(".product#1")}
+    assert len(rows) == 4 and all(r.kind == "ac" and r.synaptic_ops > 0 for r in rows.values())
+    # the rule on its own: the per-head-vector scale runs along each operand's feature axis
+    from isospike.conversion.sites.capture import binarize_per_head, feature_axis
+
+    k = torch.randn(2, 5, 4)  # [heads, tokens, features]
+    assert feature_axis(k) == -1 and feature_axis(k.transpose(-1, -2)) == -2
+    kt = binarize_per_head(k.transpose(-1, -2), feature_axis(k.transpose(-1, -2)))
+    assert torch.equal(kt, binarize_per_head(k).transpose(-1, -2))
+    assert torch.equal(kt.abs().amax(-2), k.abs().mean(-1))
 
 
 def test_calibration_forms_and_an_uncalibrated_path():

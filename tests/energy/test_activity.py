@@ -41,15 +41,15 @@ def tiny_bert_classifier():
     pytest.importorskip("transformers")
     from transformers import BertConfig, BertModel
 
-    from isospike.train.ttfs_bert import TTFSBertClassifier
+    from isospike.train.distill import BertClassifier
+    from isospike.train.ttfs_bert import ttfs_bert
 
     torch.manual_seed(0)
     cfg = BertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
                      max_position_embeddings=8)
     ids = torch.randint(0, 30, (3, 6))
-    model = TTFSBertClassifier(BertModel(cfg).eval(), nn.Linear(16, 2), timesteps=7)
-    model.init_scales(ids, torch.ones_like(ids))
-    return model.eval().spiking(True), (ids, torch.ones_like(ids))
+    model = ttfs_bert(BertClassifier(BertModel(cfg).eval(), 2), (ids, torch.ones_like(ids)), timesteps=7)
+    return model.eval(), (ids, torch.ones_like(ids))
 
 
 def test_the_record_is_the_same_for_spiking_transformer_and_exact_networks():

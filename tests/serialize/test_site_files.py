@@ -169,6 +169,10 @@ def test_coded_products_a_synapse_device_and_functional_weights_round_trip(tmp_p
     back = isp.load(isp.save(snn, tmp_path / "llama.safetensors"))
     assert list(back.sites()) == list(snn.sites()) and back.coded_products == "coded"
     assert torch.equal(bits(run(snn, x)), bits(run(back, x)))
+    snn = isp.convert(llama, coding="ttfs", calibration=x, products="binary")  # Otters' 1-bit K and V
+    back = isp.load(isp.save(snn, tmp_path / "binary.safetensors"))
+    assert list(back.sites()) == list(snn.sites()) and back.coded_products == "binary"
+    assert torch.equal(bits(run(snn, x)), bits(run(back, x)))
 
     device = OptoelectronicSynapse.in2o3()
     x = MODELS["cnn"][1]()

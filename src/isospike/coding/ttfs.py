@@ -54,9 +54,8 @@ def level_of(magnitude: Tensor, table: Tensor, rounding: Rounding = "round") -> 
     the level itself (``"floor"``). A neuron's membrane crossing its staircase threshold at step
     T - q is this rule run in time; NaN reaches no threshold (level 0, silence)."""
     thresholds = (table[1:] + table[:-1]) / 2 if rounding == "round" else table[1:]
-    q = torch.searchsorted(thresholds.contiguous(), magnitude.contiguous(), right=True)
-    q = q.clamp(0, table.shape[0] - 1)
-    return torch.where(torch.isnan(magnitude), torch.zeros_like(q), q) if magnitude.is_floating_point() else q
+    q = torch.searchsorted(thresholds.contiguous(), magnitude.contiguous(), right=True)  # in 0..T already
+    return q.masked_fill_(torch.isnan(magnitude), 0) if magnitude.is_floating_point() else q
 
 
 def encode(x: Tensor, timesteps: int = 15, scale: float | Tensor = 1.0, rounding: Rounding = "round") -> Tensor:

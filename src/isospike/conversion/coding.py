@@ -55,7 +55,7 @@ class CodingOptions:
 
 
 Front = Literal["auto", "graph", "sites"]
-Products = Literal["digital", "coded"]
+Products = Literal["digital", "coded", "binary"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,9 @@ class TimeCodingOptions(CodingOptions):
         converts, the sites otherwise.
     products: (sites) products of two activations -- attention's Q K^T and P V: ``"digital"``
         computes them as they are (counted as multiply-accumulates), ``"coded"`` codes both
-        operands with the coding's populations first.
+        operands with the coding's populations first, ``"binary"`` (Otters' 1-bit K / V) codes the
+        left operand (Q, the probabilities) and binarizes the right one (K^T, V) per head vector:
+        ``sign * mean|.|`` over its feature axis, so spikes drive sign-selected additions.
     channel_scales: (sites) one scale per input channel of a site (its largest |x| on the
         calibration data; the neurons of channel c code x / scale[c], the synapses decode it back):
         per-neuron thresholds, which LLM activations with outlier channels need. False: one scale
@@ -247,7 +249,10 @@ class Coding:
 PRODUCTS_RULE = ("products of two activations (attention's Q K^T and P V): 'digital' (default) computes them as "
                  "they are and counts their multiply-accumulates as non-spiking work; 'coded' first codes both "
                  "operands with the coding's populations (each at its own site), so the product multiplies "
-                 "decoded spike values. Softmax, norms, GELU/SiLU, RoPE and residual additions stay digital.")
+                 "decoded spike values; 'binary' (Otters' 1-bit K and V) codes the left operand (Q, the "
+                 "probabilities) at its site and binarizes the right one (K^T, V) per head vector -- sign times "
+                 "the mean magnitude over its feature axis -- so each spike drives sign-selected additions. "
+                 "Softmax, norms, GELU/SiLU, RoPE and residual additions stay digital.")
 
 
 def _keyword_calibration(calibration: Any) -> bool:

@@ -146,11 +146,15 @@ class TTFSPopulation(SpikingPopulation):
                 shape = slot.shape if var.granularity == "read" else slot.shape[1:] if var.granularity == "device" else ()
                 factors = var.factors(torch.Size(shape) if shape else torch.Size([1]), self.generator)
                 value = self.scale * T * reads[slot] * factors.to(reads.dtype)
-            else:
-                value = self.scale * T * reads[slot]
-            value = torch.where(slot < T, value, torch.zeros_like(value))
+                value = torch.where(slot < T, value, torch.zeros_like(value))
+            else:  # the same products, on the T + 1 slots (silence reads 0), then looked up: equal values
+                table = self.scale * T * reads
+                table[T] = 0.0
+                value = table[slot]
             if self.signed:
                 value = torch.sign(v.detach()) * value
+        if not (torch.is_grad_enabled() and v.requires_grad):  # no gradient to route: the values
+            return value.to(v.dtype)
         top = self.scale * T
         return straight_through(v, value.to(v.dtype), (v <= top) & (v >= (-top if self.signed else 0.0)))
 

@@ -62,7 +62,9 @@ def run_convert_hf(args: argparse.Namespace, echo=print) -> Path:
         args.coding = "exact"
     if args.coding != "exact":
         raise ValueError("a Hugging Face model converts with --coding exact on the command line "
-                         "(TTFS transformers are trained in Python: isospike.train.ttfs_bert)")
+                         "(TTFS transformers are converted and trained in Python: isospike.convert(model, "
+                         "coding='ttfs', front='sites', products='binary') and isospike.train.distill.distill; "
+                         "isospike.train.ttfs_bert for BERT classifiers)")
     tok, model, decoder = load_hf(folder)
     sentences = list(args.text) if args.text else list(DEFAULT_SENTENCES)
     out = Path(args.out or f"runs/convert-{Path(folder).name}-exact")

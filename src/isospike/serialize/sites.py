@@ -401,9 +401,9 @@ def load_sites(root: Field, tensors: dict[str, Tensor], source: str) -> nn.Modul
                                   f"'{ROOT}', then '#k' for a further call, or '<path>.product[#k].a' / '.b'")
         if name in sites:
             raise e["name"].error("the name of one site only (it is declared twice)")
-        if found[1] and products != "coded":
+        if found[1] and (products not in ("coded", "binary") or (products == "binary" and name.endswith(".b"))):
             raise e["name"].error("a site of a weight operation: the operands of products of two activations are "
-                                  "sites only under products='coded'")
+                                  "sites only under products='coded' (the left one also under 'binary')")
         f = e["population"]
         kind = f["type"].choice((placed,), f"population types of {coding.name} sites")
         own = dict(by_site.get(i, {}))

@@ -10,6 +10,7 @@ bounded random sample of its values (M-TTFS reads its most frequent level from i
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,13 +93,29 @@ class ChannelRecorder:
             kept.append(rows[torch.randperm(len(rows), generator=self.generator)[:take]].clone())
 
 
-def calibrate(net: CodedNetwork, calibration: Any, batch_size: int) -> tuple[ActivationSampler, ChannelRecorder]:
+def calibrate(net: CodedNetwork, calibration: Any, batch_size: int
+              ) -> tuple[ActivationSampler, ChannelRecorder, dict[str, str], list[str]]:
     """Run ``calibration`` through ``net`` (no grad) sampling every site's activation, and its
-    channels' ranges."""
+    channels' ranges. A site fed the very same tensor as an earlier site of the same call (the
+    Q, K and V projections of one input) is an alias of it: {site: the first site}; it gets the
+    first site's statistics, hence an equal population (one population drives both). Last: every
+    site's name in the order the forward first reached it."""
     sampler = ActivationSampler({}, max_samples=SAMPLES_PER_SITE * 8)
     channels = ChannelRecorder()
+    recent: list[tuple[Tensor, str, int]] = []  # the last activations recorded (kept alive: identity holds)
+    aliases: dict[str, str] = {}
+    order: dict[str, None] = {}
 
     def record(name: str, axis: int, x: Tensor) -> None:
+        order.setdefault(name, None)
+        if name in aliases:
+            return
+        first = next((n for t, n, a in recent if t is x and a == axis and n != name), None)
+        if first is not None:  # the same tensor as an earlier site: that site's statistics
+            aliases[name] = first
+            return
+        recent.append((x, name, axis))
+        del recent[:-RECENT]
         sampler.add(name, x)
         channels.add(name, axis, x)
 
@@ -106,10 +123,14 @@ def calibrate(net: CodedNetwork, calibration: Any, batch_size: int) -> tuple[Act
     try:
         with torch.no_grad():
             for args, kwargs in model_calls(calibration, batch_size):
+                recent.clear()
                 net(*args, **kwargs)
     finally:
         net._coded_record = None
-    return sampler, channels
+    return sampler, channels, aliases, list(order)
+
+
+RECENT = 8  # activations remembered for finding sites fed the very same tensor (Q, K, V projections)
 
 
 def _channel_site(stats: SiteStats, channels: ChannelRecorder, options: Any, site: SiteFactory) -> nn.Module:
@@ -133,8 +154,15 @@ def convert_sites(model: nn.Module, coding: str, options: Any, calibration: Any,
         raise ValueError(f"{coding}: each site's scale is measured on data: pass calibration=<a few batches of the "
                          "model's inputs> (a tensor, a dict of keyword arguments, or an iterable of them)")
     net = coded_copy(model, coding, options.timesteps, options.products)
-    sampler, channels = calibrate(net, calibration, options.calibration_batch_size)
-    stats = _stats(sampler, options.percentile)
+    sampler, channels, aliases, order = calibrate(net, calibration, options.calibration_batch_size)
+    measured = _stats(sampler, options.percentile)
+    measured.update({name: dataclasses.replace(measured[first], name=name) for name, first in aliases.items()
+                     if first in measured})
+    stats = {name: measured[name] for name in order if name in measured}
+    for name, first in aliases.items():
+        if first in channels.maxima:
+            channels.maxima[name], channels.rows[name] = channels.maxima[first], channels.rows[first]
+            channels.axis[name] = channels.axis[first]
     if not stats:
         raise ValueError(f"{coding}: the model ran no weight-bearing operation on an activation (Linear, convolution, "
                          "x @ W) during calibration: there is nothing to code")
@@ -145,7 +173,8 @@ def convert_sites(model: nn.Module, coding: str, options: Any, calibration: Any,
     net.coding_options = options
     net.info = {"front": "sites", "products": options.products, "percentile": options.percentile,
                 "channel_scales": options.channel_scales,
-                "sites": {name: {"span": s.span, "signed": s.signed} for name, s in stats.items()}}
+                "sites": {name: {"span": s.span, "signed": s.signed, **({"shares": aliases[name]} if name in aliases
+                                                                        else {})} for name, s in stats.items()}}
     return net
 
 

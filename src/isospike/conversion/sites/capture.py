@@ -12,7 +12,11 @@ tensor sharing storage with a parameter of the model (views and slices of weight
 
 Products of two activations (attention's Q K^T and P V, scaled-dot-product attention) follow the
 coding's rule: ``"digital"`` computes them as they are (counted as multiply-accumulates),
-``"coded"`` codes both operands at their own sites (``<path>.product#k.a`` / ``.b``).
+``"coded"`` codes both operands at their own sites (``<path>.product#k.a`` / ``.b``),
+``"binary"`` (Otters' 1-bit K and V) codes the left operand at its site (``<path>.product#k.a``:
+Q, the attention probabilities) and binarizes the right one (K^T, V) per head vector --
+``sign(b) * mean|b|`` over its feature axis (:func:`binarize_per_head`), straight-through
+gradient -- so each spike of the left operand drives sign-selected additions.
 Everything else -- softmax, norms, GELU / SiLU, RoPE, residual additions, embedding lookups --
 runs as it is; while observed it is counted as digital, non-spiking work (one operation per
 element produced). A contraction this mode cannot carry with a weight operand (``einsum``,
@@ -200,8 +204,11 @@ class SiteCapture(TorchFunctionMode):
         return out
 
     def _product(self, func: Any, args: tuple, kwargs: dict, kind: str) -> Any:
-        """A product of two activations: digital, or both operands coded (the coding's rule)."""
+        """A product of two activations: digital, both operands coded, or the left one coded and
+        the right one binarized per head vector (the coding's rule)."""
         a, b = (args[1], args[0]) if kind == "rmatmul" else (args[0], args[1])
+        if self.net.coded_products == "binary":
+            return self._binary_product(func, args, kwargs, kind, a, b)
         if self.net.coded_products == "coded":
             base = self.site_name(".product")
             for tag, idx, value in (("a", 1 if kind == "rmatmul" else 0, a), ("b", 0 if kind == "rmatmul" else 1, b)):
@@ -218,13 +225,32 @@ class SiteCapture(TorchFunctionMode):
             self.sink(("product", self.path, _macs(a, b, out), _rows(out)))
         return out
 
+    def _binary_product(self, func: Any, args: tuple, kwargs: dict, kind: str, a: Tensor, b: Tensor) -> Any:
+        """Otters' attention product: the left operand coded at ``<path>.product#k.a``, the right
+        one binarized per head vector (sign times the mean magnitude over its feature axis)."""
+        base = self.site_name(".product")
+        ia, ib = (1, 0) if kind == "rmatmul" else (0, 1)
+        axis = feature_axis(b)
+        binary = binarize_per_head(b, axis)
+        args, kwargs = _replace(args, kwargs, ib, binary)
+        if self.record is not None:
+            self.record(f"{base}.a", -1, a)
+            return func(*args, **kwargs)
+        module = self.net.site_module(f"{base}.a")
+        coded = module(a)
+        args, kwargs = _replace(args, kwargs, ia, coded)
+        out = func(*args, **kwargs)
+        if self.sink is not None:
+            self.sink(("binary", f"{base}.a", module, a, coded, b, out, self.path))
+        return out
+
     def _attention(self, args: tuple, kwargs: dict) -> Any:
         """Scaled-dot-product attention: digital (its two products counted); under the "coded"
         rule the model must show its products (transformers: attn_implementation="eager")."""
-        if self.net.coded_products == "coded":
-            raise self.refusal("F.scaled_dot_product_attention", "the 'coded' products rule codes both operands of "
-                               "attention's two products, which this fused function hides; load the model with "
-                               "attn_implementation='eager' (transformers) or use products='digital'")
+        if self.net.coded_products in ("coded", "binary"):
+            raise self.refusal("F.scaled_dot_product_attention", f"the {self.net.coded_products!r} products rule codes "
+                               "the operands of attention's two products, which this fused function hides; load the "
+                               "model with attn_implementation='eager' (transformers) or use products='digital'")
         out = ATTENTION(*args, **kwargs)
         if self.sink is not None:
             q, k = _get(args, kwargs, 0), _get(args, kwargs, 1)
@@ -239,6 +265,23 @@ class SiteCapture(TorchFunctionMode):
         if self.refused is None:
             self.refused = err
         return err
+
+
+def binarize_per_head(x: Tensor, axis: int = -1) -> Tensor:
+    """``sign(x) * mean|x|`` over ``axis`` (each head vector: one magnitude, one sign bit per entry;
+    0 counts as positive), with the straight-through gradient (Otters' 1-bit K and V)."""
+    scale = x.abs().mean(axis, keepdim=True)
+    b = torch.where(x >= 0, scale, -scale)
+    return x + (b - x).detach()
+
+
+def feature_axis(x: Tensor) -> int:
+    """The feature axis of a product's right operand: the innermost one in memory (-2 for a
+    transposed view such as attention's ``key.transpose(-1, -2)``, whose head features run along
+    the contracted axis; -1 otherwise, as for V)."""
+    if x.dim() >= 2 and x.stride(-2) == 1 and x.stride(-1) != 1 and x.shape[-2] > 1:
+        return -2
+    return -1
 
 
 def _channel_axis(geometry: tuple) -> int:

@@ -37,7 +37,7 @@ class CodedNetwork(nn.Module):
     original's methods, attributes, call signature and return type.
 
     Attributes: ``coding`` (name), ``timesteps`` (each site's window), ``coded_products`` (the rule
-    for products of two activations: "digital" or "coded"), ``info`` (conversion details, per site
+    for products of two activations: "digital", "coded" or "binary"), ``info`` (conversion details, per site
     its scale and sign), ``quantized`` (True for the equivalent QNN: sites are quantizers),
     ``coding_options`` (the coding's options it was converted with; ``isospike.save`` stores them).
     :meth:`sites` gives each site's module by name."""
@@ -129,7 +129,11 @@ class _Rows:
 
     * ``<site>`` (kind "ac"): the site's weight operation driven by spikes -- synaptic events =
       spikes of each input neuron x its nonzero weights (``device_reads`` as many on a device);
-    * ``<site>.input`` (kind "neuron"): the population coding the site's activation;
+    * ``<site>.input`` (kind "neuron"): the population coding the site's activation (once for
+      sites fed the very same tensor by equal populations -- the Q, K, V projections of one input:
+      one population drives them all, the row is the first site's);
+    * ``<path>.product#k`` (kind "ac", products="binary"): the sign-selected additions each spike of
+      the coded left operand drives (one per column of the binarized right operand);
     * ``<path>`` (kind "mac"): a weight operation fed the model's own input (direct coding);
     * ``<path>.digital`` (kind "mac"): the non-spiking work of the module at ``path``: products
       of two activations (multiply-accumulates) and every other operation that computes values
@@ -138,6 +142,17 @@ class _Rows:
     def __init__(self, net: CodedNetwork) -> None:
         self.net = net
         self.rows: dict[str, LayerActivity] = {}
+        self.coded: list[tuple[Tensor, nn.Module]] = []  # (activation, population) of the sites run so far
+
+    def _shared(self, x: Tensor, module: nn.Module) -> bool:
+        """Whether an earlier site of this call coded the very same tensor with an equal population
+        (the Q, K and V projections of one input): one population then drives every such site, and
+        its neurons and spikes are counted once, at the first site."""
+        for seen, population in self.coded:
+            if seen is x and _same_population(population, module):
+                return True
+        self.coded.append((x, module))
+        return False
 
     def _row(self, name: str, kind: str) -> LayerActivity:
         return self.rows.setdefault(name, LayerActivity(name, kind))
@@ -154,13 +169,32 @@ class _Rows:
             if not hasattr(module, "activity"):  # a quantizer (the QNN): every quantized value is multiplied
                 self._synapse(name, "mac", geometry, (coded.detach() != 0).to(torch.float64), x, w, out, reads=False)
                 return
-            self._add(f"{name}.input", module.activity((x,), coded))
+            if not self._shared(x, module):
+                self._add(f"{name}.input", module.activity((x,), coded))
             self._synapse(name, "ac", geometry, module.events(x), x, w, out,
                           reads=getattr(module, "device", None) is not None)
         elif what == "operand":
             _, name, module, x, coded = event
             if hasattr(module, "activity"):
                 self._add(f"{name}.input", module.activity((x,), coded))
+        elif what == "binary":  # Otters' product: spikes of the coded left operand, sign-selected additions
+            _, name, module, a, coded, b, out, path = event
+            columns = int(b.shape[-1]) if b.dim() else 1
+            if hasattr(module, "activity"):
+                self._add(f"{name}.input", module.activity((a,), coded))
+                events = module.events(a)
+            else:  # a quantizer (the QNN): every nonzero quantized value is added
+                events = (coded.detach() != 0).to(torch.float64)
+            spiking = hasattr(module, "activity")
+            ops = float(events.sum()) * columns
+            row = LayerActivity(name.removesuffix(".a"), "ac" if spiking else "mac", synaptic_ops=ops,
+                                dense_ops=float(a.numel() * columns), input_events=float(events.sum()),
+                                outputs=out.numel(), samples=a.shape[0] if a.dim() else 1,
+                                device_reads=ops if spiking and getattr(module, "device", None) is not None else 0)
+            self._add(row.name, row)
+            digital = self._row(f"{path or '<model>'}.digital", "mac")  # the binarization: |b|, its mean, the signs
+            digital.synaptic_ops += b.numel()
+            digital.dense_ops += b.numel()
         elif what == "input":
             _, path, geometry, x, w, out = event
             self._synapse(path or "<model>", "mac", geometry, (x.detach() != 0).to(torch.float64), x, w, out,
@@ -188,6 +222,20 @@ class _Rows:
                 row.samples = samples
             for sink in list(self.net._coded_sinks):
                 sink(row)
+
+
+def _same_population(a: nn.Module, b: nn.Module) -> bool:
+    """Same type, settings, buffers and synapse device, submodules included."""
+    plain = (int, float, bool, str, type(None))
+    for (na, ma), (nb, mb) in zip(a.named_modules(), b.named_modules()):
+        if na != nb or type(ma) is not type(mb) or getattr(ma, "device", None) is not getattr(mb, "device", None):
+            return False
+        if {k: v for k, v in vars(ma).items() if isinstance(v, plain)} != \
+                {k: v for k, v in vars(mb).items() if isinstance(v, plain)}:
+            return False
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa) and \
+        len(list(a.modules())) == len(list(b.modules()))
 
 
 def _connections(geometry: tuple, events: Tensor, x: Tensor, w: Tensor) -> tuple[float, float]:
