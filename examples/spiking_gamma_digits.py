@@ -2,7 +2,7 @@
 plain backpropagation (no surrogate gradient), defined in milliseconds so one set of weights runs
 at any time step (the README's SpikingGamma block).
 
-    python examples/spiking_gamma_digits.py     # ~2 minutes on 2 idle cores (~8 minutes when shared)
+    python examples/spiking_gamma_digits.py     # 20 epochs, 1-2 s each on 2 idle cores (far slower on shared cores)
 """
 
 import isospike as isp
