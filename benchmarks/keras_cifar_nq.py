@@ -9,13 +9,16 @@ QCFS + per-channel offset calibration, accuracy at T = 1, 2, 4, 8, 16, 32.
 
 Data: the 10,000 CIFAR-10 test images (never seen by the Keras model's training), a fixed
 stratified split: 8,000 for fine-tuning (10% of them held out as validation by QCFS / NQ, per
-seed), 2,000 for testing (isospike.data.load_cifar10_png / load_cifar10_folder, seed 0).
+seed), 2,000 for testing, of which a fixed 1,000 are used at this budget (isospike.data.
+load_cifar10_png / load_cifar10_folder, seed 0). bigbench==1.0.0 (the PNGs behind
+``cifar10-png``) is no longer served by PyPI: the committed results were measured with
+``--data folder:PATH`` on JPEG re-encodes copied by hand, and say so in their ``data_note``.
 
 Stages (each cached under runs/bench-cache/keras_cifar_nq/<data>-<config digest>/; --reuse
 continues an interrupted run, mid-training from the last finished epoch):
 
 1. the Keras CNN as published (max-pooling, BatchNorm after ReLU, ReLU on the logits): accuracy
-   on all 10,000 images and on the 2,000 test images;
+   on all 10,000 images and on the test images (``--keras-only``: only this);
 2. its ANN for conversion: BatchNorm folded into the next layer (exact here), max-pooling turned
    into average pooling (rate-coded spikes cannot be max-pooled), ReLU on the logits dropped,
    then fine-tuned as a ReLU ANN on the 8,000 images (AdamW, crop + flip): "its ANN" of the
