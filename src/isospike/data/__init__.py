@@ -6,7 +6,7 @@ epistemic reasoning and CIFAR-10 PNGs, fetched by ``make bench-setup``)."""
 from collections.abc import Callable
 
 from isospike.data.bigbench import load_cifar10_png, load_epistemic_reasoning, load_vitaminc
-from isospike.data.cifar import load_cifar10, load_cifar100
+from isospike.data.cifar import load_cifar10, load_cifar10_folder, load_cifar100
 from isospike.data.digits import load_digits
 from isospike.data.fashion_mnist import load_fashion_mnist, read_idx
 from isospike.data.splits import DatasetSplits, LabelledData, stratified_split, train_validation_split
@@ -26,12 +26,13 @@ DATASETS: dict[str, Callable[..., DatasetSplits]] = {
     "cifar10": load_cifar10,
     "cifar100": load_cifar100,
     "cifar10-png": load_cifar10_png,  # the CIFAR-10 test images from BIG-bench, split 8,000 / 2,000
+    "cifar10-folder": load_cifar10_folder,  # the same from a folder of per-class image files ($ISOSPIKE_CIFAR10_FOLDER)
 }
 
 
 def load_dataset(name: str, **kwargs) -> DatasetSplits:
     """Load a dataset by name: one of ``DATASETS`` ("digits", "fashion-mnist", "cifar10", "cifar100",
-    "cifar10-png")."""
+    "cifar10-png", "cifar10-folder")."""
     try:
         loader = DATASETS[name]
     except KeyError:
@@ -42,7 +43,7 @@ def load_dataset(name: str, **kwargs) -> DatasetSplits:
 __all__ = [
     "DATASETS", "DatasetSplits", "LabelledData", "TextDataset", "TextSplit", "TimeSeriesData", "TimeSeriesDataset",
     "load_basic_motions", "load_bbc_news", "load_glue", "load_japanese_vowels", "load_movie_reviews", "parse_ts",
-    "read_ts", "load_cifar10", "load_cifar100", "load_dataset", "load_digits", "load_fashion_mnist",
+    "read_ts", "load_cifar10", "load_cifar10_folder", "load_cifar100", "load_dataset", "load_digits", "load_fashion_mnist",
     "read_idx", "stratified_split", "train_validation_split", "load_cifar10_png", "load_epistemic_reasoning",
     "load_vitaminc",
 ]

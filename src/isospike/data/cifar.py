@@ -88,3 +88,55 @@ def load_cifar100(root: str | os.PathLike | None = None) -> DatasetSplits:
         test=LabelledData(_to_images(test[b"data"]), torch.tensor(test[b"fine_labels"], dtype=torch.int64)),
         classes=tuple(n.decode() for n in meta[b"fine_label_names"]),
     )
+
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+FOLDER_ENV_VAR = "ISOSPIKE_CIFAR10_FOLDER"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def load_cifar10_folder(root: str | os.PathLike | None = None, test_fraction: float = 0.2, seed: int = 0,
+                        max_examples: int | None = None) -> DatasetSplits:
+    """CIFAR-10 images kept as one file per image under ``<root>/<class name>/`` (the ten standard
+    class names; files read in sorted name order), as a fixed stratified train/test split like
+    :func:`isospike.data.load_cifar10_png`'s: float32 ``[N, 3, 32, 32]`` in [0, 1].
+
+    A stand-in for users without BIG-bench's archive, e.g. the test set of a clone of the
+    CIFAR-10-images repository (``root`` = its ``test/`` folder). Such copies may be JPEG
+    re-encodings: lossy, so accuracies differ from the original pixels -- say which copy a number
+    is measured on. ``root`` defaults to ``$ISOSPIKE_CIFAR10_FOLDER``."""
+    from PIL import Image
+
+    from isospike.data.splits import stratified_split
+
+    if root is None and os.environ.get(FOLDER_ENV_VAR):
+        root = os.environ[FOLDER_ENV_VAR]
+    base = Path(root) if root is not None else None
+    if base is None or not all((base / c).is_dir() for c in CIFAR10_CLASSES):
+        raise DatasetNotFoundError(
+            f"no CIFAR-10 image folder at {base}: expected one sub-folder per class ({', '.join(CIFAR10_CLASSES)}). "
+            f"Fix: pass root=<that folder> or set {FOLDER_ENV_VAR}")
+    files, labels = [], []
+    for k, c in enumerate(CIFAR10_CLASSES):
+        found = sorted(p for p in (base / c).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        files += found
+        labels += [k] * len(found)
+    if not files:
+        raise DatasetNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {base}/<class>/")
+    y = np.asarray(labels, dtype=np.int64)
+    if max_examples is not None and max_examples < len(y):
+        _, keep = stratified_split(y, max_examples / len(y), seed)
+        keep = np.sort(keep)
+    else:
+        keep = np.arange(len(y))
+    images = np.empty((len(keep), 3, 32, 32), dtype=np.float32)
+    for j, i in enumerate(keep):
+        with Image.open(files[i]) as im:
+            if im.size != (32, 32):
+                raise ValueError(f"{files[i]} is {im.size}, not 32x32")
+            images[j] = np.asarray(im.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255.0
+    y = y[keep]
+    tr, te = stratified_split(y, test_fraction, seed)
+    x, labels_t = torch.from_numpy(images), torch.from_numpy(y)
+    return DatasetSplits("cifar10-folder", LabelledData(x[tr], labels_t[tr]), LabelledData(x[te], labels_t[te]),
+                         CIFAR10_CLASSES)
