@@ -30,11 +30,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils._pytree import tree_flatten
 
 from isospike.activity import LayerActivity
-from isospike.opcount import connection_count, dense_connections
+from isospike.opcount import connection_count, dense_connections, inner_padding
 
 __all__ = ["ANN_LAYERS", "Countable", "Counting", "RecordsActivity", "counting", "leading_samples"]
 
@@ -136,9 +137,12 @@ def _ann_row(m: nn.Module, args: tuple, y: Any) -> LayerActivity | None:
         return None
     with torch.no_grad():
         active = (x != 0).to(torch.float64)
+        pad = inner_padding(m, x, y)  # a convolution that pads inside its own forward
+        if pad:
+            active = F.pad(active, pad)
         w = getattr(m, "weight", None)
         return LayerActivity("", "ann", synaptic_ops=float(connection_count(m, active).sum()),
-                             dense_ops=dense_connections(m, x) * (x.shape[0] if x.dim() else 1),
+                             dense_ops=dense_connections(m, x, pad) * (x.shape[0] if x.dim() else 1),
                              input_events=float(active.sum()), outputs=y.numel(),
                              parameters=int(w.numel()) if isinstance(w, Tensor) else 0,
                              samples=x.shape[0] if x.dim() else 1)

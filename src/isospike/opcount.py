@@ -61,8 +61,33 @@ def _prod(v) -> int:
     return math.prod(v) if isinstance(v, (tuple, list)) else int(v)
 
 
-def dense_connections(layer: nn.Module, x: Tensor) -> int:
+def dense_connections(layer: nn.Module, x: Tensor, inner_padding: tuple[int, ...] = ()) -> int:
     """Connections per sample if every input and weight were nonzero: the synapses that exist for
-    an input shaped like ``x[0]`` (padding contributes none, as in NeuroBench's "Dense")."""
+    an input shaped like ``x[0]`` (padding contributes none, as in NeuroBench's "Dense").
+    ``inner_padding``: zeros the layer adds inside its own ``forward`` (:func:`inner_padding`)."""
     ones = torch.ones((1, *x.shape[1:]), dtype=torch.float64, device=x.device)
+    if inner_padding:
+        ones = F.pad(ones, inner_padding)
     return int(connection_count(layer, ones, all_weights=True).round().item())
+
+
+def inner_padding(layer: nn.Module, x: Tensor, y: Tensor) -> tuple[int, ...]:
+    """The zero padding a convolution module adds to its input inside its own ``forward`` before
+    its stated ``padding`` (TensorFlow-style "same" convolutions, e.g. EfficientNet's
+    ``Conv2dStaticSamePadding``), read from the output shape it produced: per spatial dimension the
+    fewest extra zeros that give that output, split as TensorFlow splits them (the extra one
+    after). Returns ``F.pad``'s argument (last dimension first), empty when there is none."""
+    if not isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) or isinstance(layer.padding, str):
+        return ()
+    nd = layer.weight.dim() - 2
+    if x.dim() != nd + 2 or y.dim() != nd + 2:
+        return ()
+    pads: list[int] = []
+    extra_any = False
+    for d in reversed(range(nd)):
+        size, out = x.shape[2 + d], y.shape[2 + d]
+        k, s, dil, p = layer.kernel_size[d], layer.stride[d], layer.dilation[d], int(layer.padding[d])
+        extra = max((out - 1) * s + dil * (k - 1) + 1 - (size + 2 * p), 0)
+        extra_any |= extra > 0
+        pads += [extra // 2, extra - extra // 2]
+    return tuple(pads) if extra_any else ()

@@ -251,3 +251,29 @@ def test_weights_that_do_not_fit_the_chip_are_read_from_dram():
     assert isp.energy.get_hardware("cim-memristor").on_chip_weight_bytes == float("inf")
     with pytest.raises(ValueError, match="on_chip_weight_bytes"):
         fits.with_(on_chip_weight_bytes=-1.0)
+
+
+class _SamePaddingConv(nn.Conv2d):
+    """TensorFlow 'same' convolution that pads inside its own forward (as EfficientNet ports do)."""
+
+    def forward(self, x):
+        (ih, iw), (kh, kw), (sh, sw) = x.shape[-2:], self.weight.shape[-2:], self.stride
+        ph = max((-(-ih // sh) - 1) * sh + kh - ih, 0)
+        pw = max((-(-iw // sw) - 1) * sw + kw - iw, 0)
+        x = nn.functional.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+        return nn.functional.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def test_convolutions_that_pad_inside_their_forward_are_counted_on_what_they_convolve():
+    torch.manual_seed(0)
+    net = nn.Sequential(_SamePaddingConv(3, 4, 3, stride=2), nn.ReLU(), _SamePaddingConv(4, 2, 3)).eval()
+    x = torch.rand(2, 3, 7, 8)
+    rows = {row.name: row for row in isp.energy.collect(net, x).layers}
+    F_ = nn.functional
+    # NeuroBench's convention: connections from real inputs only (padded zeros drive none)
+    assert rows["0"].dense_ops == F_.conv2d(F_.pad(torch.ones(1, 3, 7, 8), [0, 1, 1, 1]), torch.ones(4, 3, 3, 3),
+                                             stride=2).sum()
+    h = net[1](net[0](x)).detach()
+    active = F_.pad((h != 0).double(), [1, 1, 1, 1])
+    assert rows["2"].synaptic_ops == F_.conv2d(active, (net[2].weight != 0).double()).sum() / 2
+    isp.energy.estimate(net, torch.rand(1, 3, 32, 32))  # small inputs counted too (this raised before)
