@@ -345,7 +345,7 @@ def test_norms_rounding_products_and_order_statistics(case):
             # torch's own sums change order with its thread count: results that cancel (|n| small)
             # are held to closeness, the rest to the ULP bound
             assert torch.allclose(y, n, rtol=1e-5, atol=1e-6, equal_nan=True), case
-            big = n.abs() > 1e-2
+            big = n.abs() > 0.1
             assert not big.any() or int(ulp_distance(y[big], n[big]).max()) <= tol, case
         else:
             assert torch.equal(y, n), case
