@@ -350,3 +350,23 @@ def test_norms_rounding_products_and_order_statistics(case):
                 assert int(ulp_distance(y, n).max()) == 0, case
         else:
             assert torch.equal(y, n), case
+
+
+def test_an_lstm_over_packed_variable_length_sequences_is_bit_exact():
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    class Tagger(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn, self.head = nn.LSTM(4, 5, batch_first=True), nn.Linear(5, 2)
+
+        def forward(self, x, lengths):
+            out, _ = self.rnn(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+            return self.head(pad_packed_sequence(out, batch_first=True)[0])
+
+    torch.manual_seed(0)
+    model, x, lengths = Tagger().eval(), torch.randn(3, 6, 4), torch.tensor([6, 3, 5])
+    with torch.no_grad():
+        y, r, n = isp.exact.convert(model)(x, lengths), isp.exact.reference(model)(x, lengths), model(x, lengths)
+    assert torch.equal(bits(y), bits(r)) and torch.allclose(y, n, atol=1e-6)
+    assert torch.equal(y[1, 3:], model.head.bias.expand(3, 2).detach())  # padded steps: zeros through the head

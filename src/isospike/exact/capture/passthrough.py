@@ -23,6 +23,7 @@ new_ones new_full new_empty_strided scalar_tensor arange linspace eye fill zero 
 sym_size sym_stride sym_numel sym_storage_offset is_nonzero is_same_size
 bernoulli rand randn rand_like randn_like randint randint_like randperm normal uniform
 masked_scatter slice_scatter select_scatter diagonal_scatter as_strided_scatter _to_dense set_ resize_ resize
+_pack_padded_sequence _pad_packed_sequence
 """
 
 
