@@ -65,11 +65,11 @@ def deploy(snn: nn.Module, target: str = "xylo", calibration: Any = None, **opti
 
 def _as_rate_network(net: nn.Module, calibration: Any) -> nn.Module:
     """A rate SpikingNetwork: ``net`` itself, or ``net`` converted when it is a plain ANN."""
-    import isospike as isp
+    from isospike.conversion import convert
 
     coding = getattr(net, "coding", None)
     if coding is None:
-        return isp.convert(net, coding="rate", calibration=calibration)
+        return convert(net, coding="rate", calibration=calibration)
     if coding != "rate":
         raise DeploymentError(f"the network is {coding}-coded; Xylo and Speck neurons integrate and fire with a "
                               "subtractive reset, which is the rate coding: deploy isospike.convert(ann, "

@@ -93,10 +93,10 @@ def ttfs_bert(teacher: nn.Module, calibration: Any, timesteps: int = 15, activat
 
     ``calibration``: an :class:`Encoded` set (its first 64 sentences), an ``(ids, mask)`` pair or
     a dict of keyword arguments. Train it with :func:`isospike.train.distill.distill`."""
-    import isospike as isp
+    from isospike.conversion import convert
 
     model = _prepare(teacher, activation)
-    net = isp.convert(model, coding="ttfs", timesteps=timesteps, calibration=bert_calibration(calibration),
+    net = convert(model, coding="ttfs", timesteps=timesteps, calibration=bert_calibration(calibration),
                       synapse=synapse, front="sites", products="binary" if binary_kv else "coded",
                       percentile=percentile)
     assert isinstance(net, CodedNetwork)  # front="sites" builds one

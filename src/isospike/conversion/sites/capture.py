@@ -27,8 +27,8 @@ element produced). A contraction this mode cannot carry with a weight operand (`
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -37,8 +37,18 @@ from torch.overrides import TorchFunctionMode
 
 from isospike.errors import UnsupportedLayerError
 
-if TYPE_CHECKING:
-    from isospike.conversion.sites.network import CodedNetwork
+
+class SiteHost(Protocol):
+    """What a capture reads of the network it runs (a
+    :class:`~isospike.conversion.sites.network.CodedNetwork`)."""
+
+    coding: str
+    coded_products: str
+    path_of: dict[int, str]
+
+    def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
+
+    def site_module(self, name: str) -> nn.Module: ...
 
 # function -> the kind of weight operation; the operand order is read per kind in _operands
 WEIGHT_OPS: dict[Any, str] = {
@@ -92,7 +102,7 @@ class SiteCapture(TorchFunctionMode):
     equivalent network), or is sampled (``record(name, channel axis, x)`` during calibration). ``inputs``: ids of the
     forward's own input tensors. ``sink``: while a network is observed, receives the rows."""
 
-    def __init__(self, net: CodedNetwork, inputs: set[int], record: Callable[[str, int, Tensor], None] | None = None,
+    def __init__(self, net: SiteHost, inputs: set[int], record: Callable[[str, int, Tensor], None] | None = None,
                  sink: Callable[[Any], None] | None = None) -> None:
         super().__init__()
         self.net = net
