@@ -3,6 +3,7 @@ of the vendor simulator against isospike's own simulation."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,3 +138,29 @@ def require(module: str, install: str, why: str) -> None:
 
     if importlib.util.find_spec(module) is None:
         raise ToolchainMissingError(f"{module} is not installed ({why}); install it with `{install}`")
+
+
+def graph_steps(snn: nn.Module, target: str, why: str) -> Iterator[tuple[str, nn.Module, Any, Any]]:
+    """(path, module, its ``layer``, its ``neuron``) of each step of a rate network's graph, in
+    order. Anything but a converted network is refused, and so is a step that is not a module
+    call, with ``why`` (the chip's reason) after "has no place on the chip"."""
+    from isospike.conversion.network import SpikingNetwork
+
+    if not isinstance(snn, SpikingNetwork):
+        raise DeploymentError(f"{target} deployment takes a rate network from isospike.convert, got {type(snn).__name__}")
+    gm = snn.graph_module
+    for node in gm.graph.nodes:
+        if node.op in ("placeholder", "output"):
+            continue
+        path = str(node.target)
+        if node.op != "call_module":
+            raise DeploymentError(f"{target}: the operation {path} ({node.op}) has no place on the chip{why}")
+        m = gm.get_submodule(path)
+        yield path, m, getattr(m, "layer", None), getattr(m, "neuron", None)
+
+
+def check_subtractive(neuron: Any, path: str, target: str, advice: str) -> None:
+    """Refuse neurons that reset to zero or leak: the chips' integrate-and-fire neurons subtract
+    the threshold. ``advice`` follows "reset to zero or leak; "."""
+    if getattr(neuron, "reset_mode", "subtract") != "subtract" or float(getattr(neuron, "leak", 1.0)) != 1.0:
+        raise DeploymentError(f"{target}: neurons {path!r} reset to zero or leak; {advice}")

@@ -28,7 +28,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from isospike.deploy.common import Deployment, DeploymentError, LayerPlan, Simulated, ToolchainMissingError
+from isospike.deploy.common import (
+    Deployment,
+    DeploymentError,
+    LayerPlan,
+    Simulated,
+    ToolchainMissingError,
+    check_subtractive,
+    graph_steps,
+)
 
 W_MAX = 127
 S_MAX, S_MIN = 2**15 - 1, -(2**15)
@@ -52,22 +60,9 @@ class _Op:
 
 def _ops(snn: nn.Module) -> list[tuple[str, nn.Module, Any]]:
     """(path, layer, the IF neuron after it or None) in order; anything else is refused."""
-    from isospike.conversion.network import SpikingNetwork
-
-    if not isinstance(snn, SpikingNetwork):
-        raise DeploymentError(f"Speck deployment takes a rate network from isospike.convert, got {type(snn).__name__}")
-    gm = snn.graph_module
     out: list[tuple[str, nn.Module, Any]] = []
-    for node in gm.graph.nodes:
-        if node.op in ("placeholder", "output"):
-            continue
-        path = str(node.target)
-        if node.op != "call_module":
-            raise DeploymentError(f"Speck: the operation {path} ({node.op}) has no place on the chip (residual additions "
-                                  "and other functions need a core of their own; Speck chains convolutional layers)")
-        m = gm.get_submodule(path)
-        layer = getattr(m, "layer", None)
-        neuron = getattr(m, "neuron", None)
+    for path, m, layer, neuron in graph_steps(snn, "Speck", " (residual additions and other functions need a core "
+                                              "of their own; Speck chains convolutional layers)"):
         if isinstance(m, nn.Flatten):
             out.append((path, m, None))
         elif isinstance(layer, (nn.Conv2d, nn.Linear)):
@@ -82,8 +77,7 @@ def _ops(snn: nn.Module) -> list[tuple[str, nn.Module, Any]]:
                                       "cores' sum pooling)")
             out.append((path, layer, None))
         elif neuron is not None and out and isinstance(out[-1][1], (nn.Conv2d, nn.Linear)) and out[-1][2] is None:
-            if getattr(neuron, "reset_mode", "subtract") != "subtract" or float(getattr(neuron, "leak", 1.0)) != 1.0:
-                raise DeploymentError(f"Speck: neurons {path!r} reset to zero or leak; convert with reset='subtract'")
+            check_subtractive(neuron, path, "Speck", "convert with reset='subtract'")
             out[-1] = (out[-1][0], out[-1][1], neuron)
         else:
             kind = type(layer).__name__ if isinstance(layer, nn.Module) else type(m).__name__

@@ -24,7 +24,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from isospike.deploy.common import Deployment, DeploymentError, LayerPlan, Simulated, ToolchainMissingError, require
+from isospike.deploy.common import (
+    Deployment,
+    DeploymentError,
+    LayerPlan,
+    Simulated,
+    ToolchainMissingError,
+    check_subtractive,
+    graph_steps,
+    require,
+)
 
 INPUTS, HIDDEN, OUTPUTS = 16, 1000, 8
 WEIGHT_BITS, STATE_BITS = 8, 16
@@ -39,22 +48,8 @@ S_MAX, S_MIN = 2 ** (STATE_BITS - 1) - 1, -(2 ** (STATE_BITS - 1))
 
 def _layers(snn: nn.Module) -> list[tuple[str, nn.Linear, Any]]:
     """(path, Linear, the IF neuron after it or None) in order; anything else is refused."""
-    from isospike.conversion.network import SpikingNetwork
-
-    if not isinstance(snn, SpikingNetwork):
-        raise DeploymentError(f"Xylo deployment takes a rate network from isospike.convert, got {type(snn).__name__}")
-    gm = snn.graph_module
     out: list[tuple[str, nn.Linear, Any]] = []
-    for node in gm.graph.nodes:
-        if node.op in ("placeholder", "output"):
-            continue
-        if node.op != "call_module":
-            raise DeploymentError(f"Xylo: the operation {node.target!s} ({node.op}) has no place on the chip, which runs "
-                                  "dense layers and integrate-and-fire neurons only")
-        path = str(node.target)
-        m = gm.get_submodule(path)
-        layer = getattr(m, "layer", None)
-        neuron = getattr(m, "neuron", None)
+    for path, m, layer, neuron in graph_steps(snn, "Xylo", ", which runs dense layers and integrate-and-fire neurons only"):
         if isinstance(m, nn.Flatten) and not out:
             continue
         if isinstance(layer, nn.Linear):
@@ -63,9 +58,8 @@ def _layers(snn: nn.Module) -> list[tuple[str, nn.Linear, Any]]:
                                       "them; the chip's synapses connect neurons")
             out.append((path, layer, None))
         elif neuron is not None and out and out[-1][2] is None:
-            if getattr(neuron, "reset_mode", "subtract") != "subtract" or float(getattr(neuron, "leak", 1.0)) != 1.0:
-                raise DeploymentError(f"Xylo: neurons {path!r} reset to zero or leak; Xylo's integrate-and-fire "
-                                      "neurons subtract the threshold (convert with reset='subtract')")
+            check_subtractive(neuron, path, "Xylo", "Xylo's integrate-and-fire neurons subtract the threshold "
+                              "(convert with reset='subtract')")
             out[-1] = (out[-1][0], out[-1][1], neuron)
         else:
             kind = type(layer).__name__ if isinstance(layer, nn.Module) else type(m).__name__
