@@ -10,7 +10,6 @@ Writes benchmarks/results/exact_accumulate.json.
 from __future__ import annotations
 
 import json
-import os
 import time
 import warnings
 
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 
 import isospike as isp
+from _common import write_results
 from isospike.exact.accumulate import exact_dot_gates, exact_dot_reference, netlists
 from isospike.exact.formats import FLOAT32
 from isospike.exact.ops import gate_options
@@ -110,9 +110,7 @@ def main() -> None:
     rng = np.random.default_rng(3)
     results = {"costs": costs(), "dot_products": dot_check(rng), "tiny_llama_prefill_logits": end_to_end()}
     print(json.dumps(results, indent=1))
-    os.makedirs(os.path.join(os.path.dirname(__file__), "results"), exist_ok=True)
-    with open(os.path.join(os.path.dirname(__file__), "results", "exact_accumulate.json"), "w") as f:
-        json.dump(results, f, indent=1)
+    print(f"written: {write_results('exact_accumulate', results)}")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 import isospike as isp
+from _common import write_results
 from isospike.metrics import ulp_distance
 
 warnings.filterwarnings("ignore")
@@ -75,8 +76,8 @@ def main() -> None:
             r = ref.generate(ids, **gen)
             ref_s = time.perf_counter() - t
             n = model.generate(ids, **gen)
-            rows.append({"prompt": prompt, "reference": tok.decode(r[0, ids.shape[1]:]), "native": tok.decode(n[0, ids.shape[1]:]),
-                         "tokens_equal": bool(torch.equal(r, n)), "reference_seconds": ref_s})
+            rows.append({"prompt": prompt, "reference": tok.decode(r[0, ids.shape[1]:]),
+                         "native": tok.decode(n[0, ids.shape[1]:]), "tokens_equal": bool(torch.equal(r, n)), "reference_seconds": ref_s})
         ids = tok(PROMPTS[0], return_tensors="pt").input_ids
         pinned, native = ref(input_ids=ids).logits, model(input_ids=ids).logits
         wide = torch.nn.Module.double(copy.deepcopy(model))  # transformers' .double() refuses GGUF-loaded models
@@ -107,9 +108,7 @@ def main() -> None:
                                 torch.equal(a.view(torch.int32), b.view(torch.int32)) for a, b in zip(g.logits, r.logits)),
                             "torch_threads": torch.get_num_threads()}
     print(json.dumps(results, indent=1))
-    os.makedirs(os.path.join(os.path.dirname(__file__), "results"), exist_ok=True)
-    with open(os.path.join(os.path.dirname(__file__), "results", "exact_gemma3.json"), "w") as f:
-        json.dump(results, f, indent=1)
+    print(f"written: {write_results('exact_gemma3', results)}")
 
 
 if __name__ == "__main__":
