@@ -77,7 +77,8 @@ def main() -> None:
             ref_s = time.perf_counter() - t
             n = model.generate(ids, **gen)
             rows.append({"prompt": prompt, "reference": tok.decode(r[0, ids.shape[1]:]),
-                         "native": tok.decode(n[0, ids.shape[1]:]), "tokens_equal": bool(torch.equal(r, n)), "reference_seconds": ref_s})
+                         "native": tok.decode(n[0, ids.shape[1]:]), "tokens_equal": bool(torch.equal(r, n)),
+                         "reference_seconds": ref_s})
         ids = tok(PROMPTS[0], return_tensors="pt").input_ids
         pinned, native = ref(input_ids=ids).logits, model(input_ids=ids).logits
         wide = torch.nn.Module.double(copy.deepcopy(model))  # transformers' .double() refuses GGUF-loaded models
