@@ -11,7 +11,7 @@ from torch import nn
 
 from isospike.energy.activity import LayerActivity, NetworkActivity, ann_activity, ann_equivalent, collect
 from isospike.energy.hardware import PRESETS, Hardware, crossbar_hardware, get_hardware, sram_pj_per_bit
-from isospike.energy.model import LayerEnergy, full_energy, ops_energy
+from isospike.energy.model import LayerEnergy, full_energy, network_weight_bytes, ops_energy
 from isospike.energy.neurobench import neurobench_differences, neurobench_model
 from isospike.energy.report import EnergyReport
 
@@ -61,8 +61,6 @@ def price(activity: NetworkActivity, hardware: str | Hardware = "horowitz45", mo
         notes.append(f"{activity.tokens} token positions in {activity.samples} samples: per_token_j is the run's "
                      "energy per token")
     if mode == "full" and any(row.kind in ("ann", "mac", "ac") for row in activity.layers):
-        from isospike.energy.model import network_weight_bytes
-
         held = network_weight_bytes(activity, hw)
         if held > hw.on_chip_weight_bytes:
             notes.append(f"weights ({held / 2**20:.4g} MiB at {hw.weight_bits} bits) exceed the "
