@@ -114,6 +114,18 @@ class LayerActivity:
         scaled = {k: getattr(self, k) / n for k in _TOTALS}
         return replace(self, samples=1, by_step=[v / n for v in self.by_step], **scaled)
 
+    def alongside(self, other: LayerActivity) -> LayerActivity:
+        """One row for two populations of the same layer on the same samples and window (a split
+        channel's two populations): neurons, parameters and every total add; ``by_step`` adds step
+        by step."""
+        if (other.kind, other.samples, other.timesteps) != (self.kind, self.samples, self.timesteps):
+            raise ValueError(f"cannot place a {other.kind} row of {other.samples} samples x {other.timesteps} steps "
+                             f"beside a {self.kind} row of {self.samples} x {self.timesteps}")
+        steps = [a + b for a, b in zip(self.by_step, other.by_step, strict=True)]
+        totals = {k: getattr(self, k) + getattr(other, k) for k in _TOTALS}
+        return replace(self, neurons=self.neurons + other.neurons, parameters=self.parameters + other.parameters,
+                       by_step=steps, **totals)
+
     def add(self, other: LayerActivity) -> None:
         """Add the counts of ``other`` (the same layer on more samples, e.g. another chunk of a batch)."""
         if (other.name, other.kind) != (self.name, self.kind):

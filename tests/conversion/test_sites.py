@@ -242,6 +242,88 @@ def test_calibration_forms_and_an_uncalibrated_path():
         isp.convert(model, coding="ttfs", front="sites")
 
 
+def _massive_channel_inputs(rows: int = 256, seed: int = 0) -> torch.Tensor:
+    """Activations with LLM-like massive values: channel 0 is ~N(0, 1) but 400 on one row in 128."""
+    x = torch.randn(rows, 8, generator=torch.Generator().manual_seed(seed))
+    x[::128, 0] = 400.0
+    return x
+
+
+@pytest.mark.parametrize("coding", CODINGS)
+def test_channel_split_keeps_massive_values_without_coarsening_the_rest(coding, tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 4))  # the first passes x on (identity): the second's input is a site
+    with torch.no_grad():
+        model[0].weight.copy_(torch.eye(8))
+        model[0].bias.zero_()
+    x = _massive_channel_inputs()
+    split = isp.convert(model, coding=coding, calibration=x, timesteps=15, channel_scales=True, channel_split=99.0)
+    plain = isp.convert(model, coding=coding, calibration=x, timesteps=15, channel_scales=True, percentile=100.0)
+    site = split.sites()["1"]
+    assert site.excess is not None and float(site.scale[0]) < 10 < float(site.excess_scale[0])
+    with torch.no_grad():
+        ann, y_split, y_plain = model(x), split(x), plain(x)
+        typical = torch.ones(len(x), dtype=torch.bool)
+        typical[::128] = False
+        err_split = float((y_split - ann)[typical].abs().mean())
+        err_plain = float((y_plain - ann)[typical].abs().mean())
+        assert err_split < 0.5 * err_plain  # the typical rows of channel 0 keep their resolution
+        w0 = model[1].weight[:, 0].abs().max()
+        assert float((y_split - ann)[~typical].abs().max()) < float(w0 * 400 / 15 + 1.0)  # the massive rows keep their size
+        assert torch.equal(y_split, isp.equivalent(split)(x))
+    rows = isp.simulate(split, x).layers
+    neuron = next(r for r in rows.values() if r.kind == "neuron")
+    single = next(r for r in isp.simulate(plain, x).layers.values() if r.kind == "neuron")
+    assert neuron.neurons == 2 * single.neurons  # the second population: one more neuron per channel (per sign)
+    with torch.no_grad():
+        beyond = site.excess.events((x - x.clamp(-site.scale, site.scale)) / site.excess_scale)
+    # channel 0's second population is silent on its typical rows, fires on the massive ones
+    assert float(beyond[typical, 0].sum()) == 0 and float(beyond[~typical, 0].sum()) > 0
+    path = isp.save(split, tmp_path / "split.safetensors")
+    with torch.no_grad():
+        assert torch.equal(isp.load(path)(x), y_split)
+    q_path = isp.save(isp.equivalent(split), tmp_path / "split_qnn.safetensors")
+    with torch.no_grad():
+        assert torch.equal(isp.load(q_path)(x), y_split)
+
+
+def test_split_headroom_keeps_values_beyond_the_calibration_maximum():
+    model = nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 4))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.eye(8))
+        model[0].bias.zero_()
+    x = _massive_channel_inputs()
+    unseen = torch.zeros(1, 8)
+    unseen[0, 0] = 1200.0  # three times the largest value calibration saw
+    kept = {}
+    for headroom in (1.0, 4.0):
+        snn = isp.convert(model, coding="ttfs", calibration=x, timesteps=15, channel_scales=True, channel_split=99.0,
+                          split_headroom=headroom)
+        site = snn.sites()["1"]
+        with torch.no_grad():
+            kept[headroom] = float(site(unseen)[0, 0])
+    assert kept[1.0] == pytest.approx(400.0, rel=0.01)  # clipped at the calibration's largest value
+    assert abs(kept[4.0] - 1200.0) <= (4 * 400.0) / 15 / 2 + 1  # within half a coarse step
+    with pytest.raises(ValueError, match="split_headroom"):
+        isp.convert(model, coding="ttfs", calibration=x, channel_scales=True, channel_split=99.0, split_headroom=0.5)
+    with pytest.raises(ValueError, match="channel_split"):
+        isp.convert(model, coding="ttfs", calibration=x, channel_scales=True, split_headroom=2.0)
+
+
+def test_site_only_options_are_honoured_or_refused():
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    x = torch.rand(32, 8)
+    with pytest.raises(ValueError, match="channel_scales=True"):
+        isp.convert(model, coding="ttfs", calibration=x, channel_split=99.0)
+    with pytest.raises(ValueError, match="channel_split"):
+        isp.convert(model, coding="ttfs", calibration=x, channel_scales=True, channel_split=100.0)
+    with pytest.raises(ValueError, match="front='sites'"):
+        isp.convert(model, coding="ttfs", calibration=x, front="graph", channel_scales=True)
+    # a traceable ReLU network that the graph front would take: channel scales send it to the sites
+    assert isinstance(isp.convert(model, coding="ttfs", calibration=x, channel_scales=True), CodedNetwork)
+    assert not isinstance(isp.convert(model, coding="ttfs", calibration=x), CodedNetwork)
+
+
 @pytest.mark.parametrize("coding", CODINGS)
 def test_channel_scales_code_each_input_channel_on_its_own_span(coding, tmp_path):
     model = llama()

@@ -81,11 +81,46 @@ class TimeCodingOptions(CodingOptions):
         calibration data; the neurons of channel c code x / scale[c], the synapses decode it back):
         per-neuron thresholds, which LLM activations with outlier channels need. False: one scale
         per site.
+    channel_split: (sites, with ``channel_scales``) a percentile (0-100) of each channel's |x| on
+        the calibration data where its range splits in two: one population codes the value clipped
+        there (its fine span), a second codes what lies beyond it on the coarse span (up to the
+        channel's largest |x|); the synapses decode the sum. The second population is silent unless
+        |x| exceeds the split, so the rare huge values of LLMs' outlier channels (a few tokens,
+        hundreds of times the rest) cost the other tokens no resolution and few spikes. None (default):
+        one population per channel, spanning its largest |x|. (With a split, ``percentile`` is not used:
+        the split is each channel's clip.)
+    split_headroom: (with ``channel_split``) the second population spans up to this multiple of the
+        channel's largest |x| on the calibration data (>= 1; default 1). Massive activations on
+        other inputs can exceed what calibration saw; headroom keeps them at a coarser step.
     """
 
     front: Front = "auto"
     products: Products = "digital"
     channel_scales: bool = False
+    channel_split: float | None = None
+    split_headroom: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.channel_split is not None:
+            if not 0.0 < self.channel_split < 100.0:
+                raise ValueError(f"channel_split must be a percentile in (0, 100), got {self.channel_split}")
+            if not self.channel_scales:
+                raise ValueError("channel_split splits each input channel's range: convert with channel_scales=True")
+        if not self.split_headroom >= 1.0:
+            raise ValueError(f"split_headroom must be >= 1 (a multiple of the calibration's largest |x|), got "
+                             f"{self.split_headroom}")
+        if self.split_headroom != 1.0 and self.channel_split is None:
+            raise ValueError("split_headroom widens the second population of a split channel: give channel_split too")
+        if self.front == "graph" and self.site_only():
+            raise ValueError(f"{', '.join(self.site_only())} code the sites of any model (front='sites'); the graph "
+                             "front codes each ReLU with one span: convert with front='sites' (or 'auto')")
+
+    def site_only(self) -> list[str]:
+        """The options given here that only the site front end honours (their names)."""
+        given = [("channel_scales", self.channel_scales), ("channel_split", self.channel_split is not None),
+                 ("products", self.products != "digital")]
+        return [name for name, on in given if on]
 
 
 def _checked(name: str, value: Any, kind: Any) -> Any:
@@ -214,7 +249,9 @@ class Coding:
         if isinstance(calibration, Iterator):  # a generator is read more than once (statistics, tracing)
             calibration = list(calibration)
         front = getattr(options, "front", "graph")
-        if front == "sites" or (front == "auto" and self.site is not None and _keyword_calibration(calibration)):
+        site_only = bool(options.site_only()) if isinstance(options, TimeCodingOptions) else False
+        if front == "sites" or (front == "auto" and self.site is not None
+                                and (site_only or _keyword_calibration(calibration))):
             return self._convert_sites(model, options, calibration)
         try:
             return self.build(model, options, calibration)

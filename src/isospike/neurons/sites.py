@@ -193,15 +193,31 @@ class ChannelScaled(nn.Module):
     (a span of 1 for every channel) and its synapses decode scale x what it sends -- per-neuron
     thresholds, as a neuromorphic core sets them, folding the channel's scale into its weights.
     LLM activations put most of their range in a few channels; one scale per site would spend the
-    levels on them."""
+    levels on them.
 
-    scale: Tensor  # buffer registered in __init__
+    Split channels (``excess`` given): the population codes x clipped to [-scale, scale] and a
+    second population, of the same coding, codes what lies beyond, (x - clip(x)) / excess_scale;
+    the synapses decode ``scale * first + excess_scale * second``. The second population is silent
+    unless |x| exceeds ``scale[c]``: the rare huge values of a channel (LLMs' massive activations)
+    keep their size without coarsening every other value of the channel.
+
+    scale, excess_scale: float32 ``[channels]``, > 0. axis: the channel axis of the activation."""
+
+    scale: Tensor  # buffers registered in __init__
+    excess_scale: Tensor | None
     population: Any  # a site population (TTFSPopulation, RateSite, SigmaDeltaSite) or its quantizer
+    excess: Any  # None, or a second population of the same kind for the values beyond ``scale``
 
-    def __init__(self, population: nn.Module, scale: Tensor, axis: int) -> None:
+    def __init__(self, population: nn.Module, scale: Tensor, axis: int, excess: nn.Module | None = None,
+                 excess_scale: Tensor | None = None) -> None:
         super().__init__()
+        if (excess is None) != (excess_scale is None):
+            raise ValueError("a split channel needs both its excess population and its excess scales, or neither")
         self.population = population
+        self.excess = excess
         self.register_buffer("scale", scale.detach().to(torch.float32).clone())
+        self.register_buffer("excess_scale", None if excess_scale is None
+                             else excess_scale.detach().to(torch.float32).clone())
         self.axis = int(axis)
 
     @property
@@ -217,27 +233,48 @@ class ChannelScaled(nn.Module):
         """The synapse device of the population (None: digital reads)."""
         return getattr(self.population, "device", None)
 
-    def _shaped(self, x: Tensor) -> Tensor:
+    def _shaped(self, scale: Tensor, x: Tensor) -> Tensor:
         axis = self.axis % x.dim()
-        return self.scale.to(x.dtype).reshape([-1 if d == axis else 1 for d in range(x.dim())])
+        return scale.to(x.dtype).reshape([-1 if d == axis else 1 for d in range(x.dim())])
+
+    def _parts(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        """What each population codes: x / scale (clipped to its span when split), and the excess
+        (x - clip(x)) / excess_scale (None when not split)."""
+        s = self._shaped(self.scale, x)
+        if self.excess_scale is None:
+            return x / s, None
+        inner = torch.maximum(torch.minimum(x, s), -s)
+        return inner / s, (x - inner) / self._shaped(self.excess_scale, x)
 
     def forward(self, x: Tensor) -> Tensor:
-        s = self._shaped(x)
-        return self.population(x / s) * s
+        first, beyond = self._parts(x)
+        out = self.population(first) * self._shaped(self.scale, x)
+        if beyond is not None:
+            assert self.excess_scale is not None
+            out = out + self.excess(beyond) * self._shaped(self.excess_scale, x)
+        return out
 
     def events(self, x: Tensor) -> Tensor:
-        return self.population.events(x.detach() / self._shaped(x))
+        """Spikes per neuron, ``x``'s shape; split: both populations' spikes reach the channel's synapses."""
+        first, beyond = self._parts(x.detach())
+        out = self.population.events(first)
+        return out if beyond is None else out + self.excess.events(beyond)
 
     def activity(self, args: tuple, output: Tensor) -> LayerActivity:
-        x = args[0]
-        s = self._shaped(x)
-        return self.population.activity((x.detach() / s,), output.detach() / s)
+        x = args[0].detach()
+        first, beyond = self._parts(x)
+        with torch.no_grad():
+            row = self.population.activity((first,), self.population(first))
+            if beyond is None:
+                return row
+            return row.alongside(self.excess.activity((beyond,), self.excess(beyond)))
 
     def equivalent(self, timesteps: int | None = None) -> nn.Module:
-        return ChannelScaled(self.population.equivalent(timesteps), self.scale, self.axis)
+        excess = None if self.excess is None else self.excess.equivalent(timesteps)
+        return ChannelScaled(self.population.equivalent(timesteps), self.scale, self.axis, excess, self.excess_scale)
 
     def extra_repr(self) -> str:
-        return f"channels={self.scale.numel()}, axis={self.axis}"
+        return f"channels={self.scale.numel()}, axis={self.axis}" + (", split" if self.excess is not None else "")
 
 
 __all__ = ["ChannelScaled", "RateSite", "RateSiteQuantizer", "SigmaDeltaSite", "SigmaDeltaSiteQuantizer"]

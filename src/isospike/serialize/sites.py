@@ -70,6 +70,8 @@ _FIX = ("save the source model's state dict (safetensors.torch.save_file(model.s
 _PLAIN = re.compile(r"(?P<path>[^#]{1,512})(?:#(?P<k>[1-9][0-9]{0,8}))?\Z")
 _PRODUCT = re.compile(r"(?P<path>[^#]{1,512})\.product(?:#[1-9][0-9]{0,8})?\.[ab]\Z")
 CHANNEL_SCALE = "channel_scale"  # the tensor of a site coded channel by channel (its scale per channel)
+EXCESS_SCALE = "channel_excess_scale"  # a split channel's scale beyond its split (channel_split)
+EXCESS_PREFIX = "excess__"  # the buffers of a split channel's second population
 MAX_AXIS = 8  # the largest |channel axis| a file may give
 _SITE_TENSOR = re.compile(r"sites\.(?P<i>0|[1-9][0-9]{0,5})\.(?P<key>[A-Za-z][A-Za-z0-9_]{0,63})\Z")
 
@@ -274,26 +276,31 @@ def save_sites(net: CodedNetwork, path: str | Path) -> Path:
                      if spec["kind"] == "fx" else "one of its modules: ")
             raise _refuse(f"its site {name!r} is not named by {where}{_FIX}")
         channels = module if isinstance(module, ChannelScaled) else None
-        if channels is not None:  # one scale per input channel around the population
-            module = channels.population
-        population = _quantized_population(module) if net.quantized else module
-        kind = classes.get(type(population))
-        if population is None or kind is None:
-            raise _refuse(f"the module at its site {name!r} is a {type(module).__name__}, not one of the site "
-                          f"populations a file holds ({', '.join(SITE_TYPES)})")
-        spec_i = SITE_TYPES[kind].write(population)
-        own = {k: v.detach().contiguous().clone() for k, v in population.state_dict().items()}
-        try:  # what load reads back (a window beyond the files' bounds, a buffer of another dtype)
-            _fill(SITE_TYPES[kind].read(Field(json.loads(json.dumps(spec_i)), f"sites[{i}]", "the network"), own.get),
-                  own, Field(spec_i, f"sites[{i}]", "the network"))
-        except FileFormatError as exc:
-            raise _refuse(f"its site {name!r} could not be read back ({one_line(exc, 300)})") from None
-        entry_i: dict[str, Any] = {"name": name, "population": spec_i}
+        parts = [("", channels.population if channels is not None else module)]
+        if channels is not None and channels.excess is not None:  # a split channel: its second population
+            parts.append((EXCESS_PREFIX, channels.excess))
+        entry_i: dict[str, Any] = {"name": name}
+        for prefix, part in parts:
+            population = _quantized_population(part) if net.quantized else part
+            kind = classes.get(type(population))
+            if population is None or kind is None:
+                raise _refuse(f"the module at its site {name!r} is a {type(part).__name__}, not one of the site "
+                              f"populations a file holds ({', '.join(SITE_TYPES)})")
+            spec_i = SITE_TYPES[kind].write(population)
+            own = {k: v.detach().contiguous().clone() for k, v in population.state_dict().items()}
+            try:  # what load reads back (a window beyond the files' bounds, a buffer of another dtype)
+                _fill(SITE_TYPES[kind].read(Field(json.loads(json.dumps(spec_i)), f"sites[{i}]", "the network"),
+                                            own.get), own, Field(spec_i, f"sites[{i}]", "the network"))
+            except FileFormatError as exc:
+                raise _refuse(f"its site {name!r} could not be read back ({one_line(exc, 300)})") from None
+            entry_i["excess" if prefix else "population"] = spec_i
+            tensors.update({f"sites.{i}.{prefix}{k}": v for k, v in own.items()})
         if channels is not None:
             entry_i["channel_axis"] = channels.axis
             tensors[f"sites.{i}.{CHANNEL_SCALE}"] = channels.scale.detach().contiguous().clone()
+            if channels.excess_scale is not None:
+                tensors[f"sites.{i}.{EXCESS_SCALE}"] = channels.excess_scale.detach().contiguous().clone()
         sites.append(entry_i)
-        tensors.update({f"sites.{i}.{k}": v for k, v in own.items()})
     from isospike.serialize import _json_default
 
     structure = {"format": FORMAT, "kind": KIND, "coding": net.coding,
@@ -347,6 +354,16 @@ def _fill(module: nn.Module, stored: dict[str, Tensor], f: Field) -> None:
     module.load_state_dict(stored, strict=True)
 
 
+def _read_population(f: Field, own: dict[str, Tensor], placed: str, coding: str, window: int) -> nn.Module:
+    """One site population from its spec ``f`` (of the type the coding places) and its buffers."""
+    kind = f["type"].choice((placed,), f"population types of {coding} sites")
+    module = SITE_TYPES[kind].read(f, own.get)
+    if getattr(module, "window", None) != window:
+        raise f.error(f"a population over the network's window of {window} steps")
+    _fill(module, own, f)
+    return module
+
+
 def load_sites(root: Field, tensors: dict[str, Tensor], source: str) -> nn.Module:
     """The site-coded network a file of kind ``"sites"`` describes (``root``: its 'isospike'
     metadata; see the module docstring)."""
@@ -393,7 +410,7 @@ def load_sites(root: Field, tensors: dict[str, Tensor], source: str) -> nn.Modul
     paths = _site_paths(model, r["source"].value)
     sites: dict[str, nn.Module] = {}
     for i, entry in enumerate(entries):
-        e = entry.object({"name", "population", "channel_axis"})
+        e = entry.object({"name", "population", "channel_axis", "excess"})
         name = e["name"].text(MAX_SITE_NAME)
         found = site_path(name, paths)
         if found is None:
@@ -404,25 +421,35 @@ def load_sites(root: Field, tensors: dict[str, Tensor], source: str) -> nn.Modul
         if found[1] and (products not in ("coded", "binary") or (products == "binary" and name.endswith(".b"))):
             raise e["name"].error("a site of a weight operation: the operands of products of two activations are "
                                   "sites only under products='coded' (the left one also under 'binary')")
-        f = e["population"]
-        kind = f["type"].choice((placed,), f"population types of {coding.name} sites")
         own = dict(by_site.get(i, {}))
         scale = own.pop(CHANNEL_SCALE, None)
-        module = SITE_TYPES[kind].read(f, own.get)
-        if getattr(module, "window", None) != T:
-            raise f.error(f"a population over the network's window of {T} steps")
-        _fill(module, own, f)
+        excess_scale = own.pop(EXCESS_SCALE, None)
+        excess_own = {k.removeprefix(EXCESS_PREFIX): own.pop(k) for k in list(own) if k.startswith(EXCESS_PREFIX)}
+        module = _read_population(e["population"], own, placed, coding.name, T)
+        excess_f = e.get("excess")
+        if (excess_f is None) != (excess_scale is None):
+            raise e["name"].error("a split channel with both its excess population and its excess scales, or neither")
+        excess = None
+        if excess_f is not None:
+            excess = _read_population(excess_f, excess_own, placed, coding.name, T)
+        elif excess_own:
+            raise FileFormatError(f"{source}: tensors of an excess population are stored for the site at "
+                                  f"{e['name'].where}, which declares none; the file is damaged")
         axis_f = e.get("channel_axis")
-        if (axis_f is None) != (scale is None):
+        if (axis_f is None) != (scale is None) or (excess is not None and axis_f is None):
             raise e["name"].error("a site with both a channel axis and its stored channel scales, or neither")
         if axis_f is not None and scale is not None:
             axis = axis_f.integer(-MAX_AXIS, MAX_AXIS)
-            if scale.dim() != 1 or scale.dtype != torch.float32 or scale.numel() > MAX_SIZE or not bool(
-                    torch.isfinite(scale).all()) or not bool((scale > 0).all()):
-                raise FileFormatError(f"{source}: the channel scales of the site at {e['name'].where} are "
-                                      f"{scale.dtype} {tuple(scale.shape)}; they are one positive finite float32 "
-                                      "value per channel")
-            module = ChannelScaled(module, scale, axis)
+            for what, values in (("channel scales", scale), ("excess scales", excess_scale)):
+                if values is None:
+                    continue
+                if values.dim() != 1 or values.dtype != torch.float32 or values.numel() > MAX_SIZE or not bool(
+                        torch.isfinite(values).all()) or not bool((values > 0).all()) or \
+                        values.shape != scale.shape:
+                    raise FileFormatError(f"{source}: the {what} of the site at {e['name'].where} are "
+                                          f"{values.dtype} {tuple(values.shape)}; they are one positive finite "
+                                          "float32 value per channel")
+            module = ChannelScaled(module, scale, axis, excess, excess_scale)
         sites[name] = module.eval()
     net = coded_copy(model, coding.name, T, products)
     net.set_sites(sites)

@@ -139,10 +139,30 @@ def _channel_site(stats: SiteStats, channels: ChannelRecorder, options: Any, sit
     name = stats.name
     span = channels.maxima[name].clamp_min(torch.finfo(torch.float32).tiny)
     span = torch.where(channels.maxima[name] > 0, span, torch.ones_like(span))
+    if options.channel_split is not None:
+        return _split_site(stats, channels, options, site, span)
     normalized = (torch.cat(channels.rows[name]) / span).flatten()
     unit = float(torch.quantile(normalized.abs().double(), options.percentile / 100)) if options.percentile < 100 else 1.0
     inner = SiteStats(name, unit if unit > 0 else 1.0, stats.signed, normalized)
     return ChannelScaled(site(inner, options), span, channels.axis[name])
+
+
+def _split_site(stats: SiteStats, channels: ChannelRecorder, options: Any, site: SiteFactory, top: Tensor) -> nn.Module:
+    """A site whose channels split at the ``channel_split`` percentile of their |x| (the fine
+    span, at most the channel's largest |x|, ``top``): one population codes the clipped value on
+    the fine span, a second codes the excess on the rest of the range (top - fine; a channel that
+    never exceeds its split keeps a silent second population on the fine span). The second
+    population reaches ``split_headroom`` x top."""
+    name = stats.name
+    rows = torch.cat(channels.rows[name])
+    fine = torch.quantile(rows.abs().double(), options.channel_split / 100, dim=0).to(torch.float32)
+    fine = torch.where(fine > 0, torch.minimum(fine, top), top)
+    rest = options.split_headroom * top - fine
+    coarse = torch.where(rest > 1e-6 * top, rest, fine)
+    inner = torch.maximum(torch.minimum(rows, fine), -fine)
+    first = SiteStats(name, 1.0, stats.signed, (inner / fine).flatten())
+    beyond = SiteStats(name, 1.0, stats.signed, ((rows - inner) / coarse).flatten())
+    return ChannelScaled(site(first, options), fine, channels.axis[name], site(beyond, options), coarse)
 
 
 SiteFactory = Callable[[SiteStats, Any], nn.Module]  # (statistics, coding options) -> site population
@@ -172,7 +192,8 @@ def convert_sites(model: nn.Module, coding: str, options: Any, calibration: Any,
         net.set_sites({name: site(s, options) for name, s in stats.items()})
     net.coding_options = options
     net.info = {"front": "sites", "products": options.products, "percentile": options.percentile,
-                "channel_scales": options.channel_scales,
+                "channel_scales": options.channel_scales, "channel_split": options.channel_split,
+                "split_headroom": options.split_headroom,
                 "sites": {name: {"span": s.span, "signed": s.signed, **({"shares": aliases[name]} if name in aliases
                                                                         else {})} for name, s in stats.items()}}
     return net
