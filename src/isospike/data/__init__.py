@@ -11,6 +11,7 @@ from isospike.data.cifar import load_cifar10, load_cifar10_folder, load_cifar100
 from isospike.data.cifar_npm import load_cifar10_npm
 from isospike.data.digits import load_digits
 from isospike.data.fashion_mnist import load_fashion_mnist, read_idx
+from isospike.data.snli import load_snli
 from isospike.data.splits import DatasetSplits, LabelledData, stratified_split, train_validation_split
 from isospike.data.text import TextDataset, TextSplit, load_bbc_news, load_glue, load_movie_reviews
 from isospike.data.timeseries import (
@@ -48,5 +49,5 @@ __all__ = [
     "load_basic_motions", "load_bbc_news", "load_glue", "load_japanese_vowels", "load_movie_reviews", "parse_ts",
     "read_ts", "load_cifar10", "load_cifar10_folder", "load_cifar100", "load_dataset", "load_digits", "load_fashion_mnist",
     "read_idx", "stratified_split", "train_validation_split", "load_cifar10_png", "load_epistemic_reasoning",
-    "load_vitaminc", "load_cifar10_npm",
+    "load_vitaminc", "load_cifar10_npm", "load_snli",
 ]
