@@ -256,11 +256,12 @@ def main() -> None:
         r = results[name]
         if "acc_rotten_tomatoes" not in r:
             continue
-        act = r.get("activity", {"energy_per_token_j": {hw: math.nan for hw in HARDWARE}})
+        act = r.get("activity", {})
+        energy = act.get("energy_per_token_j")
         rows.append([name, f"{r['acc_rotten_tomatoes']:.1f}", f"{r['acc_bbc_news']:.1f}", f"{r['perplexity']:.2f}",
-                     f"{act.get('spikes_per_token', 0):,.0f}", f"{100 * act.get('silent_share', 0):.1f}"]
-                    + [f"{1e6 * act['energy_per_token_j'][hw]:.2f} ({ann[hw] / act['energy_per_token_j'][hw]:.2f}x)"
-                       for hw in HARDWARE])
+                     f"{act['spikes_per_token']:,.0f}" if "spikes_per_token" in act else "-",
+                     f"{100 * act['silent_share']:.1f}" if "silent_share" in act else "-"]
+                    + [f"{1e6 * energy[hw]:.2f} ({ann[hw] / energy[hw]:.2f}x)" if energy else "-" for hw in HARDWARE])
     print_table(["network", "RT 2-shot %", "BBC 2-shot %", "IMDB ppl", "spikes/token", "silent %"]
                 + [f"uJ/token {hw} (ANN / it)" for hw in HARDWARE], rows)
     plot(results, list(networks), RESULTS / "llm_snn.png")
@@ -284,7 +285,7 @@ def plot(results: dict, names: list[str], path) -> None:
     a.set_xticks(list(xs), names, rotation=25, ha="right")
     a.set_ylabel("2-shot accuracy (%)")
     a.set_title("SmolLM2-135M: accuracy")
-    a.legend(loc="lower left", fontsize=8)
+    a.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=2)
     a.grid(alpha=0.3, axis="y")
     width = 0.8 / len(HARDWARE)
     for i, hw in enumerate(HARDWARE):
