@@ -54,7 +54,8 @@ def _pairs(tar: tarfile.TarFile, name: str, limit: int | None) -> TextSplit:
         raise ValueError(f"{name} is not a regular file of at most {MAX_MEMBER_BYTES >> 20} MiB")
     f = tar.extractfile(member)
     assert f is not None  # a regular file
-    texts, labels = [], []
+    texts: list[str] = []
+    labels: list[int] = []
     for number, line in enumerate(f, 1):
         if limit is not None and len(texts) >= limit:
             break
