@@ -9,6 +9,7 @@ from isospike.train.distill import distill
 from isospike.train.gamma import evaluate_sequences, gradient_alignment, spiking_gamma
 from isospike.train.nq import load_best, load_trained, measure_sigma, noise_aware, save_trained
 from isospike.train.qcfs import NoisyQCFS, quantize_relus
+from isospike.train.site_masking import mask_sites
 from isospike.train.spiking import finetune_spiking
 from isospike.train.ttfs import TTFSQuant, mask_ttfs, qnn_from, ttfs_layers
 
@@ -17,5 +18,5 @@ __all__ = [
     "load_best",
     "load_trained", "measure_sigma",
     "evaluate_sequences", "gradient_alignment", "noise_aware", "quantize_relus", "save_trained", "spiking_gamma",
-    "TTFSQuant", "mask_ttfs", "qnn_from", "ttfs_layers",
+    "TTFSQuant", "mask_ttfs", "mask_sites", "qnn_from", "ttfs_layers",
 ]
