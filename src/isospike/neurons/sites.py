@@ -263,10 +263,10 @@ class ChannelScaled(nn.Module):
     def activity(self, args: tuple, output: Tensor) -> LayerActivity:
         x = args[0].detach()
         first, beyond = self._parts(x)
-        with torch.no_grad():
+        if beyond is None:
+            return self.population.activity((first,), output.detach() / self._shaped(self.scale, x))
+        with torch.no_grad():  # split: each population's own output
             row = self.population.activity((first,), self.population(first))
-            if beyond is None:
-                return row
             return row.alongside(self.excess.activity((beyond,), self.excess(beyond)))
 
     def equivalent(self, timesteps: int | None = None) -> nn.Module:
