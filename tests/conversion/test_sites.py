@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import isospike as isp
 from isospike.conversion.sites.network import CodedNetwork
+from isospike.neurons.sites import ChannelScaled
 
 transformers = pytest.importorskip("transformers")
 CODINGS = ["rate", "ttfs", "mttfs", "sigma_delta"]
@@ -308,6 +309,20 @@ def test_split_headroom_keeps_values_beyond_the_calibration_maximum():
         isp.convert(model, coding="ttfs", calibration=x, channel_scales=True, channel_split=99.0, split_headroom=0.5)
     with pytest.raises(ValueError, match="channel_split"):
         isp.convert(model, coding="ttfs", calibration=x, channel_scales=True, split_headroom=2.0)
+
+
+@pytest.mark.parametrize("products", ["coded", "binary"])
+def test_channel_scales_leave_product_operands_one_span(products):
+    # P V's contracted axis runs over key positions: a scale per "channel" there broke generate() at another length
+    model = llama("eager")
+    inputs = tokens()
+    snn = isp.convert(model, coding="ttfs", calibration=inputs, channel_scales=True, channel_split=95.0,
+                      products=products)
+    operands = {n: m for n, m in snn.sites().items() if ".product" in n}
+    assert operands and not any(isinstance(m, ChannelScaled) for m in operands.values())
+    prompt = inputs["input_ids"][:1, :3]  # shorter than the calibration's 10 tokens
+    out = snn.generate(prompt, max_new_tokens=4, do_sample=False)
+    assert torch.equal(out, isp.equivalent(snn).generate(prompt, max_new_tokens=4, do_sample=False))
 
 
 def test_site_only_options_are_honoured_or_refused():

@@ -80,7 +80,9 @@ class TimeCodingOptions(CodingOptions):
     channel_scales: (sites) one scale per input channel of a site (its largest |x| on the
         calibration data; the neurons of channel c code x / scale[c], the synapses decode it back):
         per-neuron thresholds, which LLM activations with outlier channels need. False: one scale
-        per site.
+        per site. The operands of products of two activations (``products="coded"`` / ``"binary"``)
+        keep one scale per site: no weight takes their channel scales, and the contracted axis of
+        attention's P V runs over key positions.
     channel_split: (sites, with ``channel_scales``) a percentile (0-100) of each channel's |x| on
         the calibration data where its range splits in two: one population codes the value clipped
         there (its fine span), a second codes what lies beyond it on the coarse span (up to the

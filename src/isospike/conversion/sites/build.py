@@ -102,11 +102,11 @@ def calibrate(net: CodedNetwork, calibration: Any, batch_size: int
     site's name in the order the forward first reached it."""
     sampler = ActivationSampler({}, max_samples=SAMPLES_PER_SITE * 8)
     channels = ChannelRecorder()
-    recent: list[tuple[Tensor, str, int]] = []  # the last activations recorded (kept alive: identity holds)
+    recent: list[tuple[Tensor, str, int | None]] = []  # the last activations recorded (kept alive: identity holds)
     aliases: dict[str, str] = {}
     order: dict[str, None] = {}
 
-    def record(name: str, axis: int, x: Tensor) -> None:
+    def record(name: str, axis: int | None, x: Tensor) -> None:
         order.setdefault(name, None)
         if name in aliases:
             return
@@ -117,7 +117,8 @@ def calibrate(net: CodedNetwork, calibration: Any, batch_size: int
         recent.append((x, name, axis))
         del recent[:-RECENT]
         sampler.add(name, x)
-        channels.add(name, axis, x)
+        if axis is not None:  # an operand of a product of two activations has no channel axis
+            channels.add(name, axis, x)
 
     net._coded_record = record
     try:
@@ -186,8 +187,9 @@ def convert_sites(model: nn.Module, coding: str, options: Any, calibration: Any,
     if not stats:
         raise ValueError(f"{coding}: the model ran no weight-bearing operation on an activation (Linear, convolution, "
                          "x @ W) during calibration: there is nothing to code")
-    if options.channel_scales:
-        net.set_sites({name: _channel_site(s, channels, options, site) for name, s in stats.items()})
+    if options.channel_scales:  # weight sites; the operands of activation products keep one span
+        net.set_sites({name: _channel_site(s, channels, options, site) if name in channels.maxima else site(s, options)
+                       for name, s in stats.items()})
     else:
         net.set_sites({name: site(s, options) for name, s in stats.items()})
     net.coding_options = options

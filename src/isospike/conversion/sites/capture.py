@@ -102,7 +102,7 @@ class SiteCapture(TorchFunctionMode):
     equivalent network), or is sampled (``record(name, channel axis, x)`` during calibration). ``inputs``: ids of the
     forward's own input tensors. ``sink``: while a network is observed, receives the rows."""
 
-    def __init__(self, net: SiteHost, inputs: set[int], record: Callable[[str, int, Tensor], None] | None = None,
+    def __init__(self, net: SiteHost, inputs: set[int], record: Callable[[str, int | None, Tensor], None] | None = None,
                  sink: Callable[[Any], None] | None = None) -> None:
         super().__init__()
         self.net = net
@@ -223,7 +223,9 @@ class SiteCapture(TorchFunctionMode):
             base = self.site_name(".product")
             for tag, idx, value in (("a", 1 if kind == "rmatmul" else 0, a), ("b", 0 if kind == "rmatmul" else 1, b)):
                 if self.record is not None:
-                    self.record(f"{base}.{tag}", -1 if tag == "a" else -2, value)  # each operand's contracted axis
+                    # no channel axis: an operand's contracted axis can be the keys' positions (P V), and no
+                    # weight takes a per-channel scale; operands keep one span per site
+                    self.record(f"{base}.{tag}", None, value)
                 else:
                     module = self.net.site_module(f"{base}.{tag}")
                     coded = module(value)
@@ -244,7 +246,7 @@ class SiteCapture(TorchFunctionMode):
         binary = binarize_per_head(b, axis)
         args, kwargs = _replace(args, kwargs, ib, binary)
         if self.record is not None:
-            self.record(f"{base}.a", -1, a)
+            self.record(f"{base}.a", None, a)
             return func(*args, **kwargs)
         module = self.net.site_module(f"{base}.a")
         coded = module(a)

@@ -55,7 +55,7 @@ class CodedNetwork(nn.Module):
     _coded_index: dict[str, int]
     _coded_sinks: list[Callable[[LayerActivity], None]]
     # set while calibrating: receives (site name, its channel axis, activation) instead of coding it
-    _coded_record: Callable[[str, int, Tensor], None] | None = None
+    _coded_record: Callable[[str, int | None, Tensor], None] | None = None
 
     # ------------------------------------------------------------------ sites
     def sites(self) -> dict[str, nn.Module]:
