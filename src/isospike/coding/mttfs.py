@@ -57,7 +57,7 @@ def lowest_level(timesteps: int, signed: bool) -> int:
 
 def most_frequent_level(q: Tensor, channel_dim: int | None = None) -> Tensor:
     """The most frequent integer level of ``q`` (int64 scalar), or one per channel along
-    ``channel_dim`` (shape ``[C]``). Ties go to the level closest to 0, then the smaller."""
+    ``channel_dim`` (shape ``[C]``). Ties go to the level closest to 0, then the positive one."""
     if q.is_floating_point():
         raise TypeError("most_frequent_level expects integer levels (see isospike.coding.ttfs.levels)")
     if q.numel() == 0:
@@ -68,14 +68,25 @@ def most_frequent_level(q: Tensor, channel_dim: int | None = None) -> Tensor:
     return torch.stack([_mode(row) for row in flat])
 
 
+def most_frequent_counted_level(counts: Tensor, timesteps: int) -> Tensor:
+    """The most frequent level from ``counts`` of the signed levels q = -T..T (index q + T on the
+    last axis, 2T + 1 long; one level per row of any leading axes). Ties as
+    :func:`most_frequent_level`."""
+    return _most_frequent(counts, torch.arange(-timesteps, timesteps + 1, device=counts.device))
+
+
 def _mode(v: Tensor) -> Tensor:
     lo = int(v.min())
     counts = torch.bincount(v - lo)
-    values = torch.arange(len(counts), dtype=torch.int64, device=v.device) + lo
-    best = counts == counts.max()
-    # tie-break: smallest |level|, then smallest level
+    return _most_frequent(counts, torch.arange(len(counts), dtype=torch.int64, device=v.device) + lo)
+
+
+def _most_frequent(counts: Tensor, values: Tensor) -> Tensor:
+    """The value of the largest count along the last axis; ties go to the value nearest 0, then
+    the positive one."""
+    best = counts == counts.max(-1, keepdim=True).values
     key = torch.where(best, values.abs() * 2 + (values < 0).to(torch.int64), torch.iinfo(torch.int64).max)
-    return values[int(key.argmin())]
+    return values[key.argmin(-1)]
 
 
 def apply_dead_zone(q: Tensor, silent_level: Tensor | int, dead_zone: int) -> Tensor:

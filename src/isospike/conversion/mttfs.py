@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from isospike.coding.mttfs import most_frequent_counted_level
 from isospike.coding.ttfs import Rounding
 from isospike.conversion.calibration import calibration_batches
 from isospike.conversion.coding import Coding, TimeCodingOptions, register
@@ -70,10 +71,7 @@ def _level_histograms(snn: SpikingNetwork, calibration: Any, batch_size: int, pe
         def record(mod: TTFSPopulation, inputs, _output) -> None:
             v, T = inputs[0], mod.window
             ndims[name] = v.dim() - 1
-            q = T - mod.first_crossings(v)
-            if mod.signed:
-                q = torch.where(v < 0, -q, q)
-            idx = (q + T).to(torch.int64)
+            idx = mod.signed_levels(v) + T
             if per_channel and idx.dim() >= 2:
                 flat = idx.movedim(1, 0).reshape(idx.shape[1], -1)
                 h = torch.stack([torch.bincount(r, minlength=2 * T + 1) for r in flat])
@@ -91,14 +89,6 @@ def _level_histograms(snn: SpikingNetwork, calibration: Any, batch_size: int, pe
         for h in handles:
             h.remove()
     return hist, ndims
-
-
-def _mode(hist: Tensor, T: int) -> Tensor:
-    """Most frequent level from counts over q = -T..T; ties go to the level nearest 0."""
-    levels = torch.arange(-T, T + 1)
-    best = hist == hist.max(-1, keepdim=True).values
-    key = torch.where(best, levels.abs() * 2 + (levels < 0).to(torch.int64), torch.iinfo(torch.int64).max)
-    return levels[key.argmin(-1)]
 
 
 def build_mttfs(model: nn.Module, options: MTTFSOptions, calibration: Any) -> SpikingNetwork:
@@ -120,7 +110,7 @@ def build_mttfs(model: nn.Module, options: MTTFSOptions, calibration: Any) -> Sp
     for name, spec in specs.items():
         if name not in hist:  # a population the calibration data never reached
             continue
-        m = _mode(hist[name], spec["timesteps"])
+        m = most_frequent_counted_level(hist[name], spec["timesteps"])
         if not spec["signed"]:
             m = m.clamp_min(0)
         silent[name] = m.tolist()
@@ -146,11 +136,8 @@ def mttfs_site(stats: Any, o: MTTFSOptions) -> nn.Module:
                          "level each")
     T = o.timesteps
     plain = TTFSPopulation(T, stats.span / T, o.rounding, stats.signed)
-    v = stats.values
-    q = T - plain.first_crossings(v)
-    if stats.signed:
-        q = torch.where(v < 0, -q, q)
-    m = _mode(torch.bincount((q + T).to(torch.int64), minlength=2 * T + 1), T)
+    q = plain.signed_levels(stats.values)
+    m = most_frequent_counted_level(torch.bincount(q + T, minlength=2 * T + 1), T)
     if not stats.signed:
         m = m.clamp_min(0)
     return TTFSPopulation(T, stats.span / T, o.rounding, stats.signed, silent_level=int(m), dead_zone=o.dead_zone,

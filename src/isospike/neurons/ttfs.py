@@ -110,12 +110,15 @@ class TTFSPopulation(SpikingPopulation):
         mag = v.abs() if self.signed else v
         return self.window - level_of(mag.detach(), self.levels().to(mag.dtype), self.rounding)
 
+    def signed_levels(self, v: Tensor, slot: Tensor | None = None) -> Tensor:
+        """The level each neuron codes before any masking (int64, ``v``'s shape): T - its first
+        crossing (``slot``, computed when not given), negative where v < 0 on signed layers."""
+        q = self.window - (self.first_crossings(v) if slot is None else slot)
+        return torch.where(v < 0, -q, q) if self.signed else q
+
     def masked_levels(self, v: Tensor, slot: Tensor) -> Tensor:
         """The signed level each neuron sends (dead zone applied), from its first crossing ``slot``."""
-        q = self.window - slot
-        if self.signed:
-            q = torch.where(v < 0, -q, q)
-        return apply_dead_zone(q, self.silent_level, self.dead_zone)
+        return apply_dead_zone(self.signed_levels(v, slot), self.silent_level, self.dead_zone)
 
     def spike_slots(self, v: Tensor) -> Tensor:
         """The slot at which each neuron spikes, T when it is silent (under masked TTFS the silent

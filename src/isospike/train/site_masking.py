@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from isospike.batches import model_calls
-from isospike.coding.mttfs import Silence, check_silence, lowest_level
+from isospike.coding.mttfs import Silence, check_silence, lowest_level, most_frequent_counted_level
 from isospike.conversion.sites.network import CodedNetwork
 from isospike.neurons.sites import ChannelScaled
 from isospike.neurons.ttfs import TTFSPopulation
@@ -40,14 +40,6 @@ def _populations(net: CodedNetwork) -> list[tuple[str, TTFSPopulation]]:
                                  "front='sites')")
             out.append((label, pop))
     return out
-
-
-def _mode(hist: Tensor, T: int) -> int:
-    """Most frequent level of counts over q = -T..T; ties go to the level nearest 0 (then the positive one)."""
-    levels = torch.arange(-T, T + 1)
-    best = hist == hist.max()
-    key = torch.where(best, levels.abs() * 2 + (levels < 0).to(torch.int64), torch.iinfo(torch.int64).max)
-    return int(levels[key.argmin()])
 
 
 def mask_sites(net: nn.Module, calibration: Any = None, *, dead_zone: int = 0,
@@ -89,11 +81,8 @@ def mask_sites(net: nn.Module, calibration: Any = None, *, dead_zone: int = 0,
                              "model's inputs>")
 
         def record(pop: TTFSPopulation, inputs: tuple, _out: Any) -> None:
-            v = inputs[0].detach()
-            q = pop.window - pop.first_crossings(v)
-            if pop.signed:
-                q = torch.where(v < 0, -q, q)
-            h = torch.bincount((q + pop.window).flatten().to(torch.int64), minlength=2 * pop.window + 1)
+            q = pop.signed_levels(inputs[0].detach())
+            h = torch.bincount((q + pop.window).flatten(), minlength=2 * pop.window + 1)
             counts[id(pop)] = counts[id(pop)] + h if id(pop) in counts else h
 
         handles = [pop.register_forward_hook(record) for _, pop in unique.values()]
@@ -117,7 +106,7 @@ def mask_sites(net: nn.Module, calibration: Any = None, *, dead_zone: int = 0,
     for key, (label, pop) in unique.items():
         T = pop.window
         if silence == "mode":
-            level = _mode(counts[key], T)
+            level = int(most_frequent_counted_level(counts[key], T))
             level = max(level, 0) if not pop.signed else level
         else:
             level = lowest_level(T, pop.signed) if silence == "lowest" else 0
