@@ -237,34 +237,32 @@ class ChannelScaled(nn.Module):
         axis = self.axis % x.dim()
         return scale.to(x.dtype).reshape([-1 if d == axis else 1 for d in range(x.dim())])
 
-    def _parts(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
-        """What each population codes: x / scale (clipped to its span when split), and the excess
-        (x - clip(x)) / excess_scale (None when not split)."""
+    def _parts(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        """What each population codes and the scale decoding it, shaped for ``x``: x / scale
+        (x clipped to the span when split), and the excess (x - clip(x)) / excess_scale (None, None
+        when not split)."""
         s = self._shaped(self.scale, x)
         if self.excess_scale is None:
-            return x / s, None
-        inner = torch.maximum(torch.minimum(x, s), -s)
-        return inner / s, (x - inner) / self._shaped(self.excess_scale, x)
+            return x / s, s, None, None
+        inner = x.clamp(-s, s)
+        c = self._shaped(self.excess_scale, x)
+        return inner / s, s, (x - inner) / c, c
 
     def forward(self, x: Tensor) -> Tensor:
-        first, beyond = self._parts(x)
-        out = self.population(first) * self._shaped(self.scale, x)
-        if beyond is not None:
-            assert self.excess_scale is not None
-            out = out + self.excess(beyond) * self._shaped(self.excess_scale, x)
-        return out
+        first, s, beyond, c = self._parts(x)
+        out = self.population(first) * s
+        return out if beyond is None else out + self.excess(beyond) * c
 
     def events(self, x: Tensor) -> Tensor:
         """Spikes per neuron, ``x``'s shape; split: both populations' spikes reach the channel's synapses."""
-        first, beyond = self._parts(x.detach())
+        first, _, beyond, _ = self._parts(x.detach())
         out = self.population.events(first)
         return out if beyond is None else out + self.excess.events(beyond)
 
     def activity(self, args: tuple, output: Tensor) -> LayerActivity:
-        x = args[0].detach()
-        first, beyond = self._parts(x)
+        first, s, beyond, _ = self._parts(args[0].detach())
         if beyond is None:
-            return self.population.activity((first,), output.detach() / self._shaped(self.scale, x))
+            return self.population.activity((first,), output.detach() / s)
         with torch.no_grad():  # split: each population's own output
             row = self.population.activity((first,), self.population(first))
             return row.alongside(self.excess.activity((beyond,), self.excess(beyond)))

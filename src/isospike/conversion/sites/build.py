@@ -160,7 +160,7 @@ def _split_site(stats: SiteStats, channels: ChannelRecorder, options: Any, site:
     fine = torch.where(fine > 0, torch.minimum(fine, top), top)
     rest = options.split_headroom * top - fine
     coarse = torch.where(rest > 1e-6 * top, rest, fine)
-    inner = torch.maximum(torch.minimum(rows, fine), -fine)
+    inner = rows.clamp(-fine, fine)
     first = SiteStats(name, 1.0, stats.signed, (inner / fine).flatten())
     beyond = SiteStats(name, 1.0, stats.signed, ((rows - inner) / coarse).flatten())
     return ChannelScaled(site(first, options), fine, channels.axis[name], site(beyond, options), coarse)
@@ -187,11 +187,9 @@ def convert_sites(model: nn.Module, coding: str, options: Any, calibration: Any,
     if not stats:
         raise ValueError(f"{coding}: the model ran no weight-bearing operation on an activation (Linear, convolution, "
                          "x @ W) during calibration: there is nothing to code")
-    if options.channel_scales:  # weight sites; the operands of activation products keep one span
-        net.set_sites({name: _channel_site(s, channels, options, site) if name in channels.maxima else site(s, options)
-                       for name, s in stats.items()})
-    else:
-        net.set_sites({name: site(s, options) for name, s in stats.items()})
+    # channel scales at weight sites; the operands of activation products have no channel statistics
+    net.set_sites({name: _channel_site(s, channels, options, site) if options.channel_scales and name in channels.maxima
+                   else site(s, options) for name, s in stats.items()})
     net.coding_options = options
     net.info = {"front": "sites", "products": options.products, "percentile": options.percentile,
                 "channel_scales": options.channel_scales, "channel_split": options.channel_split,
