@@ -28,12 +28,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from isospike.data.archives import locate_archive
 from isospike.data.splits import DatasetSplits, LabelledData, stratified_split
 from isospike.data.text import TextDataset, TextSplit
 from isospike.errors import DatasetNotFoundError
 
 ENV_VAR = "ISOSPIKE_BIGBENCH"
-DEFAULT_ARCHIVE = Path.home() / ".cache" / "isospike" / "bigbench-1.0.0.tar.gz"
+ARCHIVE_NAME = "bigbench-1.0.0.tar.gz"
 FIX = ("make bench-setup (or: pip download --no-deps --no-binary :all: bigbench==1.0.0 -d ~/.cache/isospike), "
        f"or set ${ENV_VAR} to the archive")
 MAX_MEMBER_BYTES = 64 << 20  # the largest task read here is 34 MB
@@ -49,11 +50,7 @@ TASKS = {
 
 def archive_path(archive: str | os.PathLike | None = None) -> Path:
     """The BIG-bench archive: ``archive``, else ``$ISOSPIKE_BIGBENCH``, else the bench-setup cache."""
-    path = Path(archive) if archive is not None else Path(os.environ[ENV_VAR]) if os.environ.get(ENV_VAR) \
-        else DEFAULT_ARCHIVE
-    if not path.is_file():
-        raise DatasetNotFoundError(f"BIG-bench archive not found at {path}. Fix: {FIX}")
-    return path
+    return locate_archive(archive, ENV_VAR, ARCHIVE_NAME, "BIG-bench archive", FIX)
 
 
 def read_examples(task: str, archive: str | os.PathLike | None = None) -> tuple[list[str], np.ndarray]:

