@@ -250,13 +250,19 @@ def _massive_channel_inputs(rows: int = 256, seed: int = 0) -> torch.Tensor:
     return x
 
 
-@pytest.mark.parametrize("coding", CODINGS)
-def test_channel_split_keeps_massive_values_without_coarsening_the_rest(coding, tmp_path):
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 4))  # the first passes x on (identity): the second's input is a site
+def _identity_then_linear() -> nn.Sequential:
+    """Linear(8, 8) passing x on exactly (identity weights), then Linear(8, 4): site "1" codes x itself."""
+    model = nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 4))
     with torch.no_grad():
         model[0].weight.copy_(torch.eye(8))
         model[0].bias.zero_()
+    return model
+
+
+@pytest.mark.parametrize("coding", CODINGS)
+def test_channel_split_keeps_massive_values_without_coarsening_the_rest(coding, tmp_path):
+    torch.manual_seed(0)
+    model = _identity_then_linear()
     x = _massive_channel_inputs()
     split = isp.convert(model, coding=coding, calibration=x, timesteps=15, channel_scales=True, channel_split=99.0)
     plain = isp.convert(model, coding=coding, calibration=x, timesteps=15, channel_scales=True, percentile=100.0)
@@ -289,10 +295,7 @@ def test_channel_split_keeps_massive_values_without_coarsening_the_rest(coding, 
 
 
 def test_split_headroom_keeps_values_beyond_the_calibration_maximum():
-    model = nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 4))
-    with torch.no_grad():
-        model[0].weight.copy_(torch.eye(8))
-        model[0].bias.zero_()
+    model = _identity_then_linear()
     x = _massive_channel_inputs()
     unseen = torch.zeros(1, 8)
     unseen[0, 0] = 1200.0  # three times the largest value calibration saw
