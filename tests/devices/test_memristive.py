@@ -95,3 +95,30 @@ def test_crossbar_linear_over_token_sequences_adds_its_bias_per_output():
     assert isinstance(placed, isp.devices.memristive.CrossbarLayer)  # a bare layer is itself replaced
     assert placed(x).shape == (3, 7, 4)
     assert torch.allclose(placed(x), layer(x), atol=1e-2)
+
+
+def test_place_on_a_site_coded_transformer_keeps_its_sites_and_counts():
+    """A decoder converted by the site front end: the layers put on crossbars stay the sites they
+    were (same names, same populations); a fine crossbar reproduces the SNN's logits closely and
+    the spikes are those of the SNN."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    cfg = transformers.LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    cfg._attn_implementation = "eager"
+    model = transformers.LlamaForCausalLM(cfg).eval()
+    ids = torch.randint(0, 64, (3, 9), generator=torch.Generator().manual_seed(1))
+    snn = isp.convert(model, coding="mttfs", timesteps=15, calibration={"input_ids": ids}, front="sites")
+    xbar = MemristiveCrossbar(levels=4096, adc_bits=16, adc_percentile=100.0)
+    placed = xbar.place(snn, calibration=lambda m: m(input_ids=ids))
+    assert sum(isinstance(m, CrossbarLinear) for m in placed.modules()) == 2 * 7 + 1  # q k v o gate up down, head
+    with torch.no_grad():
+        a, b = snn(input_ids=ids).logits, placed(input_ids=ids).logits
+    assert type(placed) is type(snn)
+    # a fine crossbar moves a few values across a level boundary (one level each); most logits stay put
+    assert (a - b).abs().mean() < 0.01 * a.abs().mean()
+    assert (a.argmax(-1) == b.argmax(-1)).float().mean() > 0.9
+    s, p = isp.simulate(snn, {"input_ids": ids}), isp.simulate(placed, {"input_ids": ids})
+    assert p.spikes == pytest.approx(s.spikes, rel=0.02)
+    rep = isp.energy.estimate(placed, {"input_ids": ids}, hardware=isp.energy.crossbar_hardware(xbar))
+    assert rep.total_j > 0

@@ -111,7 +111,9 @@ class MemristiveCrossbar:
         """A copy of ``model`` whose synaptic layers run on crossbars.
 
         Converted SNNs (``isospike.convert``): every Linear/Conv synapse layer driven by spikes
-        (``only_spike_driven=False``: every one); plain modules: every Linear/Conv. With an ADC,
+        (``only_spike_driven=False``: every one); site-coded networks (any eager model) and plain
+        modules: every Linear/Conv (a site-coded layer stays the same site: its population codes its
+        input, the crossbar computes the product). With an ADC,
         ``calibration`` (required) sets each layer's full scale: inputs (tensor, pair, batches) or
         a function ``run(model)`` that feeds them (models with several inputs)."""
         model = copy.deepcopy(model)

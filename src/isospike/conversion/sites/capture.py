@@ -354,8 +354,10 @@ def _leave(module: nn.Module, args: Any, output: Any) -> None:
 
 def module_path_hooks(model: nn.Module) -> None:
     """Hooks on every submodule of ``model`` that keep the capture's module stack (they do nothing
-    outside a capture and hold no reference to ``model``: copies keep working)."""
+    outside a capture and hold no reference to ``model``: copies keep working). Submodules that
+    already have them are skipped, so calling it again adopts modules placed since (a layer put on
+    crossbars, a user's replacement) without doubling anyone's hooks."""
     for name, m in model.named_modules():
-        if name:
+        if name and _enter not in m._forward_pre_hooks.values():
             m.register_forward_pre_hook(_enter)
             m.register_forward_hook(_leave, always_call=True)
