@@ -141,6 +141,20 @@ def test_distilled_student_beats_chance_and_stays_its_qnn(tiny_bert):
         ttfs_bert(teacher, data, activation="tanh")
 
 
+def test_a_teacher_straight_from_training_converts(tiny_bert):
+    """After fine-tuning, a classifier's kept hidden states hang on the autograd graph (deepcopy
+    refuses them): the student starts without them and the teacher keeps its own."""
+    ids, mask, y = toy(32)
+    data = Encoded(ids, mask, y)
+    teacher = BertClassifier(copy.deepcopy(tiny_bert), 2)
+    finetune(teacher, data, epochs=1, lr=1e-3, batch_size=16, progress=False)
+    assert teacher.hidden and teacher.hidden[-1].grad_fn is not None
+    student = ttfs_bert(teacher, data, timesteps=7)
+    assert student.hidden is not teacher.hidden and teacher.hidden[-1].grad_fn is not None
+    with torch.no_grad():
+        assert student(ids, mask).shape == (32, 2)
+
+
 def test_the_removed_classes_point_to_the_general_path():
     import isospike.train.ttfs_bert as tb
 

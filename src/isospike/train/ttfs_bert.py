@@ -64,7 +64,10 @@ def _prepare(teacher: nn.Module, activation: str) -> nn.Module:
     (mean pooling) loses the BertModel's unused [CLS] pooler."""
     if activation not in ("relu", "gelu"):
         raise ValueError(f"activation must be 'relu' or 'gelu', got {activation!r}")
-    model = copy.deepcopy(teacher)
+    kept = getattr(teacher, "hidden", None)
+    # the hidden states a classifier kept from a training forward hang on its autograd graph, which
+    # deepcopy refuses: the copy starts without them
+    model = copy.deepcopy(teacher, memo={id(kept): []} if isinstance(kept, list) else None)
     for m in model.modules():
         config = getattr(m, "config", None)
         if config is not None and hasattr(config, "_attn_implementation"):
@@ -78,8 +81,6 @@ def _prepare(teacher: nn.Module, activation: str) -> nn.Module:
     bert = getattr(model, "bert", None)
     if isinstance(model, BertClassifier) and bert is not None and getattr(bert, "pooler", None) is not None:
         bert.pooler = None  # mean pooling: the [CLS] pooler's output is never read (it would be coded and counted)
-    if hasattr(model, "hidden"):
-        setattr(model, "hidden", [])  # noqa: B010  (a classifier keeps its last hidden states; none yet)
     return model
 
 
