@@ -131,23 +131,28 @@ def test_distilled_student_beats_chance_and_stays_its_qnn(tiny_bert):
         warnings.simplefilter("ignore")
         losses = distill(student, teacher, data, epochs=3, lr=1e-3, batch_size=16, progress=False,
                          noise=DeviceVariation(0.1))  # noise-aware: sampled device variation in the forward
-    assert losses[-1] < losses[0] and len(student.hidden) == 3  # embeddings + 2 layers: hidden-state MSE
+    assert losses[-1] < losses[0]
+    assert student.hidden == []  # the last training step's graph is not kept: copies work
+    copy.deepcopy(student)
     assert all(s.device.variation is None for s in student.sites().values())  # nominal devices afterwards
     assert evaluate(student, test) > 0.7  # two classes: chance is 0.5
     with torch.no_grad():
         ti, tm, _ = test.batch(torch.arange(len(test)))
         assert torch.equal(student(ti, tm), isp.equivalent(student)(ti, tm))
+        assert len(student.hidden) == 3  # embeddings + 2 layers: what the hidden-state MSE compares
     with pytest.raises(ValueError, match="activation"):
         ttfs_bert(teacher, data, activation="tanh")
 
 
 def test_a_teacher_straight_from_training_converts(tiny_bert):
-    """After fine-tuning, a classifier's kept hidden states hang on the autograd graph (deepcopy
-    refuses them): the student starts without them and the teacher keeps its own."""
+    """After a training forward, a classifier's kept hidden states hang on the autograd graph
+    (deepcopy refuses them): the student starts without them and the teacher keeps its own."""
     ids, mask, y = toy(32)
     data = Encoded(ids, mask, y)
     teacher = BertClassifier(copy.deepcopy(tiny_bert), 2)
     finetune(teacher, data, epochs=1, lr=1e-3, batch_size=16, progress=False)
+    assert teacher.hidden == []  # finetune keeps no graph
+    teacher(ids, mask).sum().backward()  # a user's own training step: the kept hidden states are on the graph
     assert teacher.hidden and teacher.hidden[-1].grad_fn is not None
     student = ttfs_bert(teacher, data, timesteps=7)
     assert student.hidden is not teacher.hidden and teacher.hidden[-1].grad_fn is not None

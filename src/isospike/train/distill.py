@@ -139,6 +139,10 @@ def _loop(model: nn.Module, batches: Callable[[int], Iterator[Batch]], steps_per
         if n:
             losses.append(total / n)
     model.eval()
+    if isinstance(getattr(model, "hidden", None), list):
+        # a classifier's kept hidden states of the last training step hang on its autograd graph (memory,
+        # and deepcopy refuses them): the trained model keeps none
+        setattr(model, "hidden", [])  # noqa: B010
     return losses
 
 
