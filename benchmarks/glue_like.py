@@ -458,6 +458,9 @@ def main() -> None:
                     help="1 epoch each, fewer examples and runs (a check that it runs; writes glue_like_quick.json)")
     ap.add_argument("--reuse", action="store_true", help="keep finished tasks and cached models of an earlier run")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--out", default=None,
+                    help="results name (default glue_like, --quick glue_like_quick): tasks run in parallel processes "
+                         "write their own files; a last run with --reuse and every task gathers them (cached phases)")
     args = ap.parse_args()
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
@@ -467,7 +470,10 @@ def main() -> None:
     unknown = set(args.tasks.split(",")) - set(TASKS)
     if unknown:
         raise SystemExit(f"unknown tasks {sorted(unknown)}; choose from {', '.join(TASKS)}")
-    name = "glue_like_quick" if args.quick else "glue_like"  # a quick check never overwrites the full results
+    if args.out is not None and not all(c.isalnum() or c in "_-" for c in args.out):
+        raise SystemExit(f"--out takes a file name of letters, digits, '_' and '-', got {args.out!r}")
+    # a quick check never overwrites the full results
+    name = args.out or ("glue_like_quick" if args.quick else "glue_like")
     out = RESULTS / f"{name}.json"
     budget = {"train": args.train, "test": args.test, "max_length": args.max_length, "noise_sigma": args.noise,
               "noisy_runs": args.runs,
