@@ -222,9 +222,14 @@ def run_task(task: str, args: argparse.Namespace, tok, bert, previous: dict | No
     clock = [t0]
 
     def lap(name: str) -> None:
+        """The phase's seconds: as first measured (kept in the stages: a resumed or gathering run
+        reuses the phase's results, so its own time would say nothing of the work)."""
         now = time.perf_counter()
-        phases[name] = now - clock[0]
-        clock[0] = now
+        took, clock[0] = now - clock[0], now
+        first = stages.done.get(f"seconds/{name}") if args.reuse else None
+        if first is None:
+            stages.put(f"seconds/{name}", took)
+        phases[name] = took if first is None else first
     torch.manual_seed(0)
     teacher = BertClassifier(copy.deepcopy(bert), ds.num_classes)
     from_cache = _cached(teacher, f"{tag}_teacher", lambda: finetune(teacher, train, epochs=ep_teacher), args.reuse)
@@ -293,7 +298,7 @@ def run_task(task: str, args: argparse.Namespace, tok, bert, previous: dict | No
             "snn_noise_free": acc_snn, "snn_logits_identical_to_qnn": identical,
             "spikes_per_token": spikes / int(mask.sum()),
             "noisy": {"sigma": args.noise, "runs": args.runs, "mean": noisy[0], "std": noisy[1]},
-            "extra_epoch": extra, "matterhorn": mh, "seconds": time.perf_counter() - t0, "seconds_by_phase": phases}
+            "extra_epoch": extra, "matterhorn": mh, "seconds": sum(phases.values()), "seconds_by_phase": phases}
 
 
 def _mean(done: dict, f) -> float:
