@@ -70,3 +70,23 @@ def test_rules_and_refusals(tmp_path):
         mask_sites(isp.equivalent(snn), x)
     with pytest.raises(TypeError, match="coding='ttfs'"):
         mask_sites(isp.convert(model, coding="rate", calibration=x, front="sites"), x)
+
+
+def test_distilling_with_the_dead_zone_on_then_choosing_again():
+    """The Matterhorn recipe of benchmarks/mttfs.py on any model: dead zone on, distill (spiking
+    forward, straight-through backward: the masked populations train), choose the silent levels
+    again for the moved weights; the result still equals its QNN and the distillation lowered
+    the loss against the float teacher."""
+    from isospike.train import distill
+
+    model, x = _llama(), _inputs(batch=8)
+    snn = isp.convert(model, coding="ttfs", calibration=x, front="sites")
+    mask_sites(snn, x, dead_zone=1)
+    weight = snn.model.layers[0].mlp.up_proj.weight.detach().clone()
+    losses = distill(snn, model, [x] * 6, epochs=3, lr=1e-3, batch_size=8, progress=False)
+    assert losses[-1] < losses[0]
+    assert not torch.equal(snn.model.layers[0].mlp.up_proj.weight, weight)  # the weights learned
+    assert all(p.dead_zone == 1 for p in snn.sites().values())  # training kept the masked populations
+    mask_sites(snn, x, dead_zone=1)
+    with torch.no_grad():
+        assert torch.equal(isp.equivalent(snn)(**x).logits, snn(**x).logits)
