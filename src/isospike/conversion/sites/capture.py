@@ -352,12 +352,18 @@ def _leave(module: nn.Module, args: Any, output: Any) -> None:
         cap.paths.pop()
 
 
-def module_path_hooks(model: nn.Module) -> None:
+def module_path_hooks(model: nn.Module) -> dict[int, str]:
     """Hooks on every submodule of ``model`` that keep the capture's module stack (they do nothing
     outside a capture and hold no reference to ``model``: copies keep working). Submodules that
     already have them are skipped, so calling it again adopts modules placed since (a layer put on
-    crossbars, a user's replacement) without doubling anyone's hooks."""
+    crossbars, a user's replacement) without doubling anyone's hooks. Returns each submodule's
+    path by ``id`` (what the stack names it)."""
+    paths: dict[int, str] = {}
     for name, m in model.named_modules():
-        if name and _enter not in m._forward_pre_hooks.values():
+        if not name:
+            continue
+        paths[id(m)] = name
+        if _enter not in m._forward_pre_hooks.values():
             m.register_forward_pre_hook(_enter)
             m.register_forward_hook(_leave, always_call=True)
+    return paths

@@ -93,8 +93,7 @@ class CodedNetwork(nn.Module):
         if outer is not None and outer.net is self:  # a nested call of its own forward: already captured
             return forward(self, *args, **kwargs)
         inputs = {id(t) for t in tree_flatten((args, kwargs))[0] if isinstance(t, Tensor)}
-        self.path_of = {id(m): name for name, m in self.named_modules() if name}
-        module_path_hooks(self)  # submodules placed after conversion (e.g. on crossbars) report their paths too
+        self.path_of = module_path_hooks(self)  # submodules placed since conversion (crossbars) are adopted too
         record = self._coded_record
         rows = _Rows(self) if self._coded_sinks and record is None else None
         capture = SiteCapture(self, inputs, record=record, sink=rows.event if rows is not None else None)
