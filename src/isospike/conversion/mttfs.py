@@ -71,12 +71,11 @@ def _level_histograms(snn: SpikingNetwork, calibration: Any, batch_size: int, pe
         def record(mod: TTFSPopulation, inputs, _output) -> None:
             v, T = inputs[0], mod.window
             ndims[name] = v.dim() - 1
-            idx = mod.signed_levels(v) + T
-            if per_channel and idx.dim() >= 2:
-                flat = idx.movedim(1, 0).reshape(idx.shape[1], -1)
+            if per_channel and v.dim() >= 2:
+                flat = (mod.signed_levels(v) + T).movedim(1, 0).reshape(v.shape[1], -1)
                 h = torch.stack([torch.bincount(r, minlength=2 * T + 1) for r in flat])
             else:
-                h = torch.bincount(idx.flatten(), minlength=2 * T + 1)
+                h = mod.level_counts(v)
             hist[name] = hist[name] + h if name in hist else h
         return record
 
@@ -136,8 +135,7 @@ def mttfs_site(stats: Any, o: MTTFSOptions) -> nn.Module:
                          "level each")
     T = o.timesteps
     plain = TTFSPopulation(T, stats.span / T, o.rounding, stats.signed)
-    q = plain.signed_levels(stats.values)
-    m = most_frequent_counted_level(torch.bincount(q + T, minlength=2 * T + 1), T)
+    m = most_frequent_counted_level(plain.level_counts(stats.values), T)
     if not stats.signed:
         m = m.clamp_min(0)
     return TTFSPopulation(T, stats.span / T, o.rounding, stats.signed, silent_level=int(m), dead_zone=o.dead_zone,

@@ -116,6 +116,12 @@ class TTFSPopulation(SpikingPopulation):
         q = self.window - (self.first_crossings(v) if slot is None else slot)
         return torch.where(v < 0, -q, q) if self.signed else q
 
+    def level_counts(self, v: Tensor) -> Tensor:
+        """How many neurons of ``v`` code each signed level q = -T..T before any masking (int64,
+        index q + T, 2T + 1 long): what :func:`isospike.coding.mttfs.most_frequent_counted_level`
+        reads."""
+        return torch.bincount((self.signed_levels(v) + self.window).flatten(), minlength=2 * self.window + 1)
+
     def masked_levels(self, v: Tensor, slot: Tensor) -> Tensor:
         """The signed level each neuron sends (dead zone applied), from its first crossing ``slot``."""
         return apply_dead_zone(self.signed_levels(v, slot), self.silent_level, self.dead_zone)

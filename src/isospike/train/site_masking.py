@@ -81,8 +81,7 @@ def mask_sites(net: nn.Module, calibration: Any = None, *, dead_zone: int = 0,
                              "model's inputs>")
 
         def record(pop: TTFSPopulation, inputs: tuple, _out: Any) -> None:
-            q = pop.signed_levels(inputs[0].detach())
-            h = torch.bincount((q + pop.window).flatten(), minlength=2 * pop.window + 1)
+            h = pop.level_counts(inputs[0].detach())
             counts[id(pop)] = counts[id(pop)] + h if id(pop) in counts else h
 
         handles = [pop.register_forward_hook(record) for _, pop in unique.values()]
