@@ -226,7 +226,7 @@ def run_task(task: str, args: argparse.Namespace, tok, bert, previous: dict | No
         reuses the phase's results, so its own time would say nothing of the work)."""
         now = time.perf_counter()
         took, clock[0] = now - clock[0], now
-        first = stages.done.get(f"seconds/{name}") if args.reuse else None
+        first = stages.done.get(f"seconds/{name}")  # (empty without --reuse)
         if first is None:
             stages.put(f"seconds/{name}", took)
         phases[name] = took if first is None else first
@@ -243,7 +243,6 @@ def run_task(task: str, args: argparse.Namespace, tok, bert, previous: dict | No
     acc_post = stages.run("qnn_post_hoc", lambda: evaluate(isp.equivalent(student), test))
     _cached(student, f"{tag}_sites_student", lambda: distill(student, teacher, train, epochs=ep_kd, lr=5e-5),
             args.reuse)
-    student.hidden = []  # the last training forward's hidden states (autograd graph): not kept
     qnn = isp.equivalent(student)
     acc_qnn = stages.run("qnn", lambda: evaluate(qnn, test))
     print(f"[{task}] QNN post hoc {100 * acc_post:.2f}%, distilled {100 * acc_qnn:.2f}%", flush=True)

@@ -116,7 +116,7 @@ def masked(base: torch.nn.Module, calibrate, **how) -> tuple[torch.nn.Module, di
     """A copy of ``base`` (digital reads) with its silent levels chosen by
     :func:`isospike.train.mask_sites` (``how``: silence, dead_zone, dead_zone_sites)."""
     model = copy.deepcopy(base)
-    chosen = mask_sites(model, calibrate if how.get("silence", "mode") == "mode" else None, **how)
+    chosen = mask_sites(model, calibrate, **how)  # the calibration is read by silence="mode" only
     return model, chosen
 
 
