@@ -94,8 +94,13 @@ def teacher_and_student(tok, bert, ds, quick: bool, reuse: bool) -> tuple[BertCl
     tag = "quick" if quick else "full"
     print(f"no cached student: fine-tuning a teacher and distilling a TTFS student ({tag} recipe of benchmarks/ttfs.py)")
     t0 = time.time()
-    finetune(teacher, train, epochs=1 if quick else 2)
-    save_model(teacher, "teacher", tag)
+    t_path = cache_path("teacher", tag)
+    if reuse and t_path.is_file():  # a run interrupted while distilling: its teacher was cached
+        teacher.load_state_dict(load_file(str(t_path)))
+        print(f"reusing the cached {tag} teacher")
+    else:
+        finetune(teacher, train, epochs=1 if quick else 2)
+        save_model(teacher, "teacher", tag)
     student = ttfs_bert(teacher, train, timesteps=15, synapse=OptoelectronicSynapse.in2o3())
     distill(student, teacher, train, epochs=1 if quick else 3, lr=5e-5)
     save_model(student, "student", tag)
