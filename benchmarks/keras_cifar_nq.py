@@ -32,6 +32,11 @@ continues an interrupted run, mid-training from the last finished epoch):
    channel's bias in the SNN is shifted by the mean gap (QCFS activation - SNN rate at that T)
    measured on 256 training images (binary spikes kept; the published recipes this stands for:
    bias / potential calibration, Li et al. ICML 2021; offset spikes, Hao et al. ICLR 2023).
+6. QCFS + offset calibration + spiking fine-tuning, at T = 4 (the target): the calibrated SNN trained
+   through its own spiking forward pass at that T (``isospike.train.finetune_spiking``: surrogate
+   gradients through the T steps, thresholds fixed, spikes binary) on the 8,000 images, 4 epochs,
+   AdamW lr 5e-4, crop + flip (hybrid conversion then spike-based fine-tuning: Rathi et al. ICLR
+   2020). Its "ANN" is the QCFS network it was converted from.
 
 Writes benchmarks/results/keras_cifar_nq.json and keras_cifar_nq.png.
 """
@@ -53,7 +58,7 @@ from isospike.conversion.evaluation import evaluate_over_time
 from isospike.data import load_cifar10_folder, load_cifar10_npm, load_cifar10_png
 from isospike.data.splits import DatasetSplits
 from isospike.models import keras_cifar
-from isospike.train import accuracy, crop_flip, noise_aware
+from isospike.train import accuracy, crop_flip, finetune_spiking, noise_aware
 from rate_conversion import TS, Stages, sj_available, sj_evaluate, train_ann
 
 CACHE = RESULTS.parents[1] / "runs" / "bench-cache" / "keras_cifar_nq"
@@ -64,6 +69,9 @@ NAME = "keras_cifar_nq"
 # and 1,000 of the 2,000 test images (a fixed random subset) for every curve.
 BUDGET = {"train_samples": 8000, "ann_epochs": 1, "ann_lr": 1e-4, "nq_epochs": 2, "nq_lr": 1e-4, "levels": 4,
           "calibration_images": 256, "augment": "crop 4 + flip", "test_samples": 1000}
+# 6. the spiking fine-tuning after offset calibration, at T = 4 (the cell the target is on; 4 epochs at T = 4
+# take about 15 minutes on one thread)
+SPIKING_FT = {"timesteps": [4], "epochs": 4, "lr": 5e-4, "augment": "crop 4 + flip"}
 QUICK = {"train_samples": 600, "ann_epochs": 1, "ann_lr": 1e-4, "nq_epochs": 1, "nq_lr": 1e-4, "levels": 4,
          "calibration_images": 64, "augment": "crop 4 + flip", "test_samples": 200}
 
@@ -179,7 +187,7 @@ def run(args, ds: DatasetSplits, data_label: str, progress=None) -> dict:
         return hit
 
     def show(key, accs):
-        print(f"   {key}: " + " / ".join(f"{100 * a:.2f}" for a in accs) + f"  (T = {TS})", flush=True)
+        print(f"   {key}: " + " / ".join("-" if a is None else f"{100 * a:.2f}" for a in accs) + f"  (T = {TS})", flush=True)
 
     # 1. the published network
     def keras_stage():
@@ -227,6 +235,27 @@ def run(args, ds: DatasetSplits, data_label: str, progress=None) -> dict:
         curve_stage(f"{kind}_s{seed}", lambda: curve(isp.convert(trained, coding="rate", timesteps=max(TS)), test))
         return trained
 
+    def spiking_finetuned(trained, seed: int):
+        """Offset calibration, then spiking fine-tuning at each T <= 4 (one cached stage per T)."""
+        key = f"qcfs_cal_ft_s{seed}"
+        ft = {**SPIKING_FT, "epochs": 1 if args.quick else SPIKING_FT["epochs"]}
+        tag = f"e{ft['epochs']}_lr{ft['lr']:g}"
+        accs: list = []
+        for t in TS:
+            if t not in ft["timesteps"]:
+                accs.append(None)
+                continue
+
+            def compute(t=t):
+                snn, _ = offset_calibrated(trained, t, x_cal)
+                finetune_spiking(snn, train, epochs=ft["epochs"], lr=ft["lr"], seed=seed, augment=augment,
+                                 progress=False)
+                return evaluate_over_time(snn, test, [t], count=False)[0].accuracy
+            accs.append(stage(f"spiking_ft/{tag}/{key}/T{t}", compute))
+            print(f"      {key} T={t}: {100 * accs[-1]:.2f}", flush=True)
+        out["spiking_ft"] = ft
+        curve_stage(key, lambda: accs)
+
     def calibrated(trained, key):
         def compute():
             accs = []
@@ -263,8 +292,16 @@ def run(args, ds: DatasetSplits, data_label: str, progress=None) -> dict:
     if args.calibrate_nq:
         for seed in seeds:
             calibrated(trained[("nq", seed)], f"nq_cal_s{seed}")
+    for seed in seeds:
+        spiking_finetuned(trained[("qcfs", seed)], seed)
     out["curves"] = rows
     return out
+
+
+def source_network(key: str) -> str:
+    """The QCFS / NQ network a row was converted from: "qcfs_cal_ft_s1" -> "qcfs_s1" (its ANN)."""
+    method, _, seed = key.rpartition("_s")
+    return f"{method.split('_cal')[0]}_s{seed}" if seed.isdigit() else key
 
 
 def summary(r: dict) -> dict:
@@ -275,13 +312,13 @@ def summary(r: dict) -> dict:
         groups.setdefault(base, []).append((key, accs))
     out = {}
     for base, items in groups.items():
-        a = np.array([acc for _, acc in items]) * 100
-        anns = [100 * r[f"{k}_ann"] for k, _ in items if f"{k}_ann" in r]
-        if base.endswith("_cal"):
-            anns = [100 * r[f"{k.replace('_cal', '')}_ann"] for k, _ in items if f"{k.replace('_cal', '')}_ann" in r]
+        a = np.array([[np.nan if v is None else v for v in acc] for _, acc in items], dtype=float) * 100
+        anns = [100 * r[f"{source_network(k)}_ann"] for k, _ in items if f"{source_network(k)}_ann" in r]
         if not anns:
             anns = [100 * r["ann"]]
-        out[base] = {"n": len(items), "mean": a.mean(0).tolist(), "std": a.std(0, ddof=1).tolist() if len(items) > 1 else None,
+        std = a.std(0, ddof=1) if len(items) > 1 else None
+        out[base] = {"n": len(items), "mean": [None if np.isnan(m) else float(m) for m in a.mean(0)],
+                     "std": None if std is None else [None if np.isnan(d) else float(d) for d in std],
                      "ann_mean": float(np.mean(anns)), "ann_std": float(np.std(anns, ddof=1)) if len(anns) > 1 else None}
     return out
 
@@ -290,7 +327,8 @@ LABELS = {"plain": "isospike, plain conversion (99.9th percentile)",
           "spikingjelly_99.9": "SpikingJelly 2.0 ann2snn, 99.9%",
           "spikingjelly_channelwise_half": "SpikingJelly 2.0 ann2snn, channel-wise, half threshold",
           "qcfs": "QCFS, L = 4", "nq": "NQ, L = 4 (residual as noise)",
-          "qcfs_cal": "QCFS + per-channel offset calibration (per T)", "nq_cal": "NQ + per-channel offset calibration (per T)"}
+          "qcfs_cal": "QCFS + per-channel offset calibration (per T)", "nq_cal": "NQ + per-channel offset calibration (per T)",
+          "qcfs_cal_ft": "QCFS + offset calibration + spiking fine-tuning (T = 4)"}
 
 
 def table(r: dict) -> str:
@@ -298,8 +336,11 @@ def table(r: dict) -> str:
     lines = ["| method | seeds | its ANN | " + " | ".join(f"T={t}" for t in TS) + " |", "|---|---|---|" + "---|" * len(TS)]
 
     def pm(m, sd):
+        if m is None:
+            return "-"
         return f"{m:.2f}" if sd is None else f"{m:.2f} ± {sd:.2f}"
-    for base in ("plain", "spikingjelly_99.9", "spikingjelly_channelwise_half", "qcfs", "nq", "qcfs_cal", "nq_cal"):
+    for base in ("plain", "spikingjelly_99.9", "spikingjelly_channelwise_half", "qcfs", "nq", "qcfs_cal", "nq_cal",
+                 "qcfs_cal_ft"):
         if base not in s:
             continue
         g = s[base]
@@ -319,13 +360,18 @@ def plot(r: dict, path: Path) -> None:
     s = summary(r)
     fig, ax = plt.subplots(figsize=(7.5, 5.6))
     styles = {"plain": "o-", "spikingjelly_99.9": "s--", "spikingjelly_channelwise_half": "s:", "qcfs": "^-",
-              "nq": "D-", "qcfs_cal": "v-", "nq_cal": "P-"}
+              "nq": "D-", "qcfs_cal": "v-", "nq_cal": "P-", "qcfs_cal_ft": "*-"}
     for base, style in styles.items():
         if base in s:
             g = s[base]
             label = LABELS[base] + (f" ({g['n']} seeds)" if g["n"] > 1 else "")
-            ax.errorbar(TS, g["mean"], yerr=g["std"], fmt=style, capsize=3, label=label)
+            mean = [np.nan if m is None else m for m in g["mean"]]
+            std = None if g["std"] is None else [np.nan if d is None else d for d in g["std"]]
+            ax.errorbar(TS, mean, yerr=std, fmt=style, capsize=3, label=label, ms=11 if base == "qcfs_cal_ft" else None)
     ax.axhline(100 * r["ann"], color="k", ls="--", lw=1, label=f"ReLU ANN (BN folded, avg-pool) {100 * r['ann']:.2f}%")
+    if "qcfs" in s:
+        ax.axhline(s["qcfs"]["ann_mean"], color="tab:red", ls="-.", lw=1,
+                   label=f"QCFS ANN, L = 4 (mean) {s['qcfs']['ann_mean']:.2f}%")
     ax.axhline(100 * r["keras"]["test"], color="0.5", ls=":", lw=1,
                label=f"Keras CNN as published (max-pool) {100 * r['keras']['test']:.2f}%")
     ax.set_xscale("log", base=2)
@@ -393,7 +439,8 @@ def main() -> None:
     r["summary"] = summary(r)
     path = write_results(name, {"result": r, "threads": args.threads})
     plot(r, RESULTS / f"{name}.png")
-    rows = [[LABELS.get(k, k), g["n"], f"{g['ann_mean']:.2f}"] + [f"{m:.2f}" for m in g["mean"]] for k, g in r["summary"].items()]
+    rows = [[LABELS.get(k, k), g["n"], f"{g['ann_mean']:.2f}"] + ["-" if m is None else f"{m:.2f}" for m in g["mean"]]
+            for k, g in r["summary"].items()]
     print_table(["method", "seeds", "its ANN"] + [f"T={t}" for t in TS], rows)
     print(table(r))
     print(f"written: {path}")
