@@ -69,13 +69,9 @@ def _level_histograms(snn: SpikingNetwork, calibration: Any, batch_size: int, pe
 
     def hook(name: str):
         def record(mod: TTFSPopulation, inputs, _output) -> None:
-            v, T = inputs[0], mod.window
+            v = inputs[0]
             ndims[name] = v.dim() - 1
-            if per_channel and v.dim() >= 2:
-                flat = (mod.signed_levels(v) + T).movedim(1, 0).reshape(v.shape[1], -1)
-                h = torch.stack([torch.bincount(r, minlength=2 * T + 1) for r in flat])
-            else:
-                h = mod.level_counts(v)
+            h = mod.level_counts(v, per_channel=per_channel and v.dim() >= 2)
             hist[name] = hist[name] + h if name in hist else h
         return record
 

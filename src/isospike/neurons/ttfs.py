@@ -116,11 +116,15 @@ class TTFSPopulation(SpikingPopulation):
         q = self.window - (self.first_crossings(v) if slot is None else slot)
         return torch.where(v < 0, -q, q) if self.signed else q
 
-    def level_counts(self, v: Tensor) -> Tensor:
+    def level_counts(self, v: Tensor, per_channel: bool = False) -> Tensor:
         """How many neurons of ``v`` code each signed level q = -T..T before any masking (int64,
         index q + T, 2T + 1 long): what :func:`isospike.coding.mttfs.most_frequent_counted_level`
-        reads."""
-        return torch.bincount((self.signed_levels(v) + self.window).flatten(), minlength=2 * self.window + 1)
+        reads. ``per_channel``: one histogram per channel of dim 1 of ``v`` [batch, C, ...], shape
+        [C, 2T + 1]."""
+        index, bins = self.signed_levels(v) + self.window, 2 * self.window + 1
+        if not per_channel:
+            return torch.bincount(index.flatten(), minlength=bins)
+        return torch.stack([torch.bincount(row, minlength=bins) for row in index.movedim(1, 0).reshape(v.shape[1], -1)])
 
     def masked_levels(self, v: Tensor, slot: Tensor) -> Tensor:
         """The signed level each neuron sends (dead zone applied), from its first crossing ``slot``."""
