@@ -218,11 +218,14 @@ def run(args, ds: DatasetSplits, data_label: str, progress=None) -> dict:
 
     rows: dict = {}
 
-    def curve_stage(key, compute):
-        rows[key] = stage(f"eval/{key}", compute)
-        show(key, rows[key])
+    def record_curve(key, accs):
+        rows[key] = accs
+        show(key, accs)
         if progress is not None:  # what has finished so far, in the results JSON
             progress({**out, "curves": dict(rows), "partial": True})
+
+    def curve_stage(key, compute):
+        record_curve(key, stage(f"eval/{key}", compute))
 
     # 4. QCFS and NQ: the rows that decide, seed by seed (the first seed before the baselines)
     def fine_tune(kind: str, seed: int):
@@ -254,10 +257,7 @@ def run(args, ds: DatasetSplits, data_label: str, progress=None) -> dict:
             accs.append(stage(f"spiking_ft/{tag}/{key}/T{t}", compute))
             print(f"      {key} T={t}: {100 * accs[-1]:.2f}", flush=True)
         out["spiking_ft"] = ft
-        rows[key] = accs  # assembled from the per-T stages, so a new T in SPIKING_FT is not masked by a cache
-        show(key, accs)
-        if progress is not None:
-            progress({**out, "curves": dict(rows), "partial": True})
+        record_curve(key, accs)  # assembled from the per-T stages: a T added to SPIKING_FT is not masked by a cache
 
     def calibrated(trained, key):
         def compute():

@@ -163,13 +163,13 @@ def load_gemma3() -> tuple:
     return tok, model
 
 
-# per model: its label, loader, the networks run (SmolLM2: all; Gemma-3: the T = 63 ones, which met the
-# accuracy target on SmolLM2) and whether accuracy asks for the last position's logits only
 # the networks in the order of the table and the plot
 ORDER = ["native", "TTFS SNN, no split", "TTFS SNN", "TTFS SNN distilled", "TTFS SNN T=63", "TTFS SNN T=63 distilled",
          "M-TTFS T=63 k=0", "M-TTFS T=63 k=1", "M-TTFS T=63 k=2"]
 # chance level of each task's 2-shot prompt (2 and 5 labels)
 CHANCE = {"rotten_tomatoes": 50.0, "bbc_news": 20.0}
+# per model: its label, loader, the networks run (SmolLM2: all; Gemma-3: the T = 63 ones, which met the
+# accuracy target on SmolLM2) and whether accuracy asks for the last position's logits only
 MODELS = {
     "smollm2": {"label": "SmolLM2-135M", "load": smollm2.load, "t15": True, "last_only": False, "out": "llm_snn"},
     "gemma3": {"label": "Gemma-3-270M", "load": load_gemma3, "t15": False, "last_only": True, "out": "llm_snn_gemma3"},
